@@ -1,0 +1,1 @@
+"""Tickets: a small SQLite ticket tracker served over MCP (stdio or streamable HTTP)."""

@@ -1,0 +1,219 @@
+"""Airlock worker: read settings, connect to Temporal (or start the embedded one), run.
+
+    python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
+    python worker.py --dev       # start the bundled `temporal server start-dev` first
+    python worker.py --demo      # --dev, then run the support agent through an approval
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import openai
+import structlog
+from temporalio.client import Client, TLSConfig
+from temporalio.service import RPCError
+from temporalio.worker import Worker
+
+from mcp_servers.registry import McpPool, load_servers
+from workflows import devserver, logs
+from workflows.activities import AirlockActivities
+from workflows.catalog import Catalog
+from workflows.errors import ConfigError
+from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
+from workflows.payloads import AgentRequest, AgentResult, RunStatus
+from workflows.runtime import build_worker
+from workflows.settings import PROJECT_ROOT, Settings
+
+log = structlog.get_logger("airlock.worker")
+
+DEMO_SCRIPT = PROJECT_ROOT / "agents" / "scripted.json"
+GRACEFUL_SHUTDOWN = timedelta(seconds=10)
+
+
+def model_backend(settings: Settings) -> ModelBackend:
+    """The model the `model` activity uses, chosen by settings; secrets stay on the worker."""
+    provider = settings.resolved_provider()
+    if provider == "openai":
+        if settings.openai_api_key is None:
+            raise ConfigError("AIRLOCK_MODEL_PROVIDER=openai needs OPENAI_API_KEY")
+        client = openai.AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url,
+            # Temporal retries model activities; a second retry loop inside would hide them.
+            max_retries=0,
+            timeout=settings.model_timeout.total_seconds(),
+        )
+        return OpenAIModel(client, settings.openai_api)
+    if provider == "scripted":
+        if settings.scripted_model_file is None:
+            raise ConfigError("AIRLOCK_MODEL_PROVIDER=scripted needs AIRLOCK_SCRIPTED_MODEL_FILE")
+        return ScriptedModel(load_script(settings.scripted_model_file))
+    raise ConfigError(
+        "no model configured: set OPENAI_API_KEY (optionally OPENAI_BASE_URL) for a real model, "
+        "or AIRLOCK_SCRIPTED_MODEL_FILE for the offline scripted one"
+    )
+
+
+def build_activities(settings: Settings) -> AirlockActivities:
+    """Load and check every configuration file; any mistake stops the worker here."""
+    servers = load_servers(settings.mcp_servers_file, os.environ)
+    catalog = Catalog.load(settings.agents_dir, set(servers))
+    return AirlockActivities(
+        catalog,
+        McpPool(servers),
+        model_backend(settings),
+        max_result_bytes=settings.max_result_bytes,
+        model_timeout_seconds=settings.model_timeout.total_seconds(),
+        webhook_url=settings.approval_webhook_url,
+    )
+
+
+async def connect(settings: Settings) -> Client:
+    """Connect to the configured Temporal service, failing fast with a readable message."""
+    tls: bool | TLSConfig = settings.temporal_tls
+    if settings.temporal_tls_cert and settings.temporal_tls_key:
+        tls = TLSConfig(
+            client_cert=settings.temporal_tls_cert.read_bytes(),
+            client_private_key=settings.temporal_tls_key.read_bytes(),
+        )
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    try:
+        return await asyncio.wait_for(
+            Client.connect(
+                settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
+                api_key=api_key, data_converter=devserver.data_converter(),
+            ),
+            timeout=15,
+        )
+    except (RPCError, RuntimeError, TimeoutError, OSError) as err:
+        raise ConfigError(
+            f"cannot reach Temporal at {settings.temporal_address} (namespace "
+            f"{settings.temporal_namespace}): {err}. Start one, or run `python worker.py --dev`."
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
+    """A Temporal client: the embedded dev server (`dev`) or the configured service."""
+    if not dev:
+        yield await connect(settings)
+        return
+    host, _, port = settings.temporal_address.rpartition(":")
+    db_file = settings.data_dir / "temporal.db"
+    log.info("starting embedded Temporal", address=settings.temporal_address, db=str(db_file),
+             ui=f"http://127.0.0.1:{settings.dev_ui_port}")
+    env = await devserver.start(db_file=db_file, port=int(port), ui_port=settings.dev_ui_port)
+    try:
+        yield env.client
+    finally:
+        await env.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+    """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
+    activities = build_activities(settings)
+    worker = build_worker(
+        client, settings.task_queue, activities, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
+    )
+    task = asyncio.create_task(worker.run())
+    log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents))
+    try:
+        yield worker
+    finally:
+        await worker.shutdown()
+        await asyncio.gather(task, return_exceptions=True)
+        await activities.pool.close()
+        log.info("worker stopped")
+
+
+async def serve(settings: Settings, dev: bool) -> None:
+    """Run until SIGINT or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with temporal(settings, dev) as client, running_worker(client, settings):
+        await stop.wait()
+        log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+
+
+async def demo(settings: Settings) -> None:
+    """Run the support agent to its approval gate, approve with the `temporal` CLI, show the result."""
+    async with temporal(settings, dev=True) as client, running_worker(client, settings):
+        workflow_id = f"demo-support-{int(time.time())}"
+        request = AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
+                               requester="demo")
+        handle = await client.start_workflow(
+            "AgentWorkflow", request, id=workflow_id, task_queue=settings.task_queue,
+            result_type=AgentResult,
+        )
+        say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
+        deadline = time.monotonic() + 60
+        while True:
+            status = await handle.query("status", result_type=RunStatus)
+            if status.state == "awaiting_approval" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)  # polling a query for the demo's walkthrough
+        pending = await handle.query("pending_approvals", result_type=list)
+        if not pending:
+            raise SystemExit(f"the run did not reach its approval gate (state: {status.state})")
+        call = pending[0]
+        say(f"⏸ paused at an approval gate: {call['server']}.{call['tool']} "
+            f"{json.dumps(call['arguments'])}")
+        say(f"  find waiting runs:  temporal workflow list --query 'AirlockState=\"awaiting_approval\"'")
+        command = [
+            str(devserver.temporal_binary()), "workflow", "signal",
+            "--address", settings.temporal_address, "--workflow-id", workflow_id,
+            "--name", "approve", "--input", json.dumps({"call_id": call["call_id"], "approver": "alice"}),
+        ]
+        say("✔ approving as alice with the temporal CLI:\n  temporal " + " ".join(
+            part if " " not in part and "{" not in part else f"'{part}'" for part in command[1:]))
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        result = await handle.result()
+        say(f"■ completed: {result.output}")
+        for record in result.approvals:
+            say(f"  {record.tool} {record.decision} by {record.decided_by} → outcome {record.outcome}")
+        say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}")
+        say(f"  history: temporal workflow show --workflow-id {workflow_id}\n")
+
+
+def say(line: str) -> None:
+    """Print a line of the demo walkthrough (stdout is the person's, logs go to stderr)."""
+    print(line, flush=True)
+
+
+def main() -> None:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(description="Airlock worker")
+    parser.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
+    parser.add_argument("--demo", action="store_true",
+                        help="start everything, run the support agent through an approval, exit")
+    args = parser.parse_args()
+    settings = Settings()
+    logs.configure(settings.log_level, settings.log_format)
+    if (args.dev or args.demo) and settings.resolved_provider() is None and DEMO_SCRIPT.exists():
+        # The embedded default: offline and deterministic when no key is set.
+        settings.model_provider = "scripted"
+        settings.scripted_model_file = DEMO_SCRIPT
+    try:
+        asyncio.run(demo(settings) if args.demo else serve(settings, dev=args.dev))
+    except ConfigError as err:
+        log.error("configuration error", error=str(err))
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,204 @@
+"""The activities a run schedules: prepare the plan, call the model, call a tool, notify."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import openai
+import structlog
+from mcp_types import CallToolResult, TextContent
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from mcp_servers.registry import McpPool, ServerUnavailable
+from workflows import policy
+from workflows.catalog import Catalog
+from workflows.errors import UnknownAgentError
+from workflows.models import ModelBackend, provider_failure
+from workflows.payloads import (
+    AgentPlan,
+    ApprovalNotice,
+    ModelCall,
+    ModelReply,
+    PrepareRequest,
+    RunPlan,
+    ToolCall,
+    ToolPlan,
+    ToolReply,
+)
+
+log = structlog.get_logger(__name__)
+
+IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
+
+
+def cap(text: str, limit: int) -> tuple[str, int]:
+    """Cut `text` to at most `limit` UTF-8 bytes, with a visible marker saying how much went."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text, 0
+    cut = len(data) - limit
+    kept = data[:limit].decode(errors="ignore")
+    return f"{kept}\n[airlock: result cut, {cut} of {len(data)} bytes not shown]", cut
+
+
+def result_text(result: CallToolResult) -> str:
+    """The model-facing text of an MCP tool result."""
+    parts: list[str] = []
+    for block in result.content:
+        if isinstance(block, TextContent):
+            parts.append(block.text)
+        else:
+            parts.append(f"[{block.type} content omitted]")
+    if not parts and result.structured_content is not None:
+        parts.append(json.dumps(result.structured_content))
+    return "\n".join(parts)
+
+
+class AirlockActivities:
+    """Activity implementations bound to one worker's catalog, MCP pool and model backend."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        pool: McpPool,
+        model: ModelBackend,
+        *,
+        max_result_bytes: int,
+        model_timeout_seconds: float = 120.0,
+        webhook_url: str | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.pool = pool
+        self.model_backend = model
+        self.max_result_bytes = max_result_bytes
+        self.model_timeout_seconds = model_timeout_seconds
+        self.webhook_url = webhook_url
+
+    @activity.defn(name="airlock.prepare")
+    async def prepare(self, request: PrepareRequest) -> RunPlan:
+        """Resolve the agent, the agents it may hand off to, and each one's tools and policies."""
+        if self.catalog.get(request.agent) is None:
+            known = ", ".join(sorted(self.catalog.agents))
+            raise UnknownAgentError(f"unknown agent {request.agent!r} (known: {known})")
+        plans: dict[str, AgentPlan] = {}
+        todo = [request.agent]
+        while todo:
+            name = todo.pop()
+            if name in plans:
+                continue
+            plans[name] = await self._plan(name)
+            todo.extend(plans[name].handoffs)
+        return RunPlan(
+            root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds
+        )
+
+    async def _plan(self, name: str) -> AgentPlan:
+        spec = self.catalog.agents[name]
+        tools: list[ToolPlan] = []
+        for server in spec.mcp_servers:
+            config = self.pool.servers[server]
+            try:
+                listed = await self.pool.connection(server).list_tools()
+            except ServerUnavailable as err:
+                raise ApplicationError(str(err), type="ToolUnavailable") from err
+            for tool in listed:
+                hints = tool.annotations
+                read_only = hints.read_only_hint if hints is not None else None
+                idempotent = hints.idempotent_hint if hints is not None else None
+                decided = policy.resolve(
+                    tool.name, server, spec.tools, trusted=config.trusted, read_only_hint=read_only
+                )
+                if decided == "deny":
+                    continue
+                tools.append(ToolPlan(
+                    name=tool.name,
+                    server=server,
+                    description=tool.description or "",
+                    input_schema=tool.input_schema,
+                    policy=decided,
+                    read_only=config.trusted and read_only is True,
+                    idempotent=policy.retry_safe(
+                        trusted=config.trusted, idempotent_hint=idempotent, read_only_hint=read_only,
+                        server_honours_keys=config.idempotency_keys,
+                    ),
+                    timeout_seconds=config.timeout_seconds,
+                ))
+        return AgentPlan(
+            name=spec.name,
+            model=spec.model,
+            instructions=spec.instructions,
+            handoffs=spec.handoffs,
+            handoff_description=spec.handoff_description,
+            tools=tools,
+            approval=spec.approval_config(),
+            max_turns=spec.max_turns,
+            max_tool_calls=spec.max_tool_calls,
+            max_total_tokens=spec.max_total_tokens,
+        )
+
+    @activity.defn(name="airlock.model")
+    async def model(self, call: ModelCall) -> ModelReply:
+        """One model turn."""
+        try:
+            return await self.model_backend.respond(call)
+        except openai.APIError as err:
+            raise provider_failure(err) from err
+
+    @activity.defn(name="airlock.read")
+    async def read(self, call: ToolCall) -> ToolReply:
+        """A read-only tool call: safe to retry, so a broken connection is a retryable failure."""
+        try:
+            result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None)
+        except ServerUnavailable as err:
+            raise ApplicationError(str(err), type="ToolUnavailable") from err
+        return self._reply(call, result)
+
+    @activity.defn(name="airlock.write")
+    async def write(self, call: ToolCall) -> ToolReply:
+        """A write tool call carrying its idempotency key.
+
+        A failure to connect means nothing was sent (`ToolNotSent`, always safe to retry). A
+        failure after sending is `OutcomeUnknown`: only the workflow may decide to resend it.
+        """
+        connection = self.pool.connection(call.server)
+        try:
+            await connection.client()
+        except ServerUnavailable as err:
+            raise ApplicationError(str(err), type="ToolNotSent") from err
+        meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
+        # Heartbeats let Temporal notice a dead worker in seconds rather than at the timeout.
+        beat = asyncio.create_task(_heartbeat_until_done())
+        try:
+            result = await connection.call_tool(call.tool, call.arguments, meta)
+        except ServerUnavailable as err:
+            raise ApplicationError(str(err), type="OutcomeUnknown") from err
+        finally:
+            beat.cancel()
+        return self._reply(call, result)
+
+    def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
+        text, cut = cap(result_text(result), self.max_result_bytes)
+        outcome = "error" if result.is_error else "ok"
+        log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
+                 cut_bytes=cut, attempt=activity.info().attempt)
+        return ToolReply(text=text, outcome=outcome, cut_bytes=cut)
+
+    @activity.defn(name="airlock.notify")
+    async def notify(self, notice: ApprovalNotice) -> None:
+        """POST a pending approval to the configured webhook; failures retry, never block a run."""
+        if not self.webhook_url:
+            return
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.post(self.webhook_url, json=notice.model_dump(mode="json"))
+        if response.status_code >= 300:
+            raise ApplicationError(f"approval webhook answered {response.status_code}", type="WebhookFailed")
+
+
+
+async def _heartbeat_until_done(every: float = 1.0) -> None:
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(every)

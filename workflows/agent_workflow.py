@@ -1,0 +1,297 @@
+"""`AgentWorkflow`: run one declared agent durably; pause at gated tools until a person decides."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from agents import Agent, RunConfig, Runner, RunState
+    from agents.exceptions import MaxTurnsExceeded
+    from pydantic import BaseModel, ValidationError
+
+    from workflows.approvals import ApprovalGate
+    from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
+    from workflows.errors import (
+        DOMAIN_ERRORS,
+        ApprovalTimedOutError,
+        BudgetExceededError,
+        InvalidInputError,
+        ModelError,
+        ToolUnavailableError,
+        UnknownAgentError,
+    )
+    from workflows.payloads import (
+        AgentRequest,
+        AgentResult,
+        ApprovalConfig,
+        ApprovalNotice,
+        ApprovalRecord,
+        Approve,
+        AuditEntry,
+        PendingApproval,
+        PrepareRequest,
+        Reject,
+        Review,
+        RunPlan,
+        RunStateName,
+        RunStatus,
+    )
+
+AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
+AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
+
+PREPARE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=500))
+NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1),
+                           maximum_interval=timedelta(minutes=1))
+RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False)
+
+
+def parse(model: type[BaseModel], raw: Any, what: str) -> Any:
+    """Validate a JSON payload, turning a mismatch into a clear, non-retryable failure."""
+    if isinstance(raw, model):
+        return raw
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in issue['loc']) or '(top level)'}: {issue['msg']}"
+            for issue in err.errors()[:5]
+        )
+        raise InvalidInputError(f"invalid {what}: {problems}") from None
+
+
+@workflow.defn(name="AgentWorkflow", failure_exception_types=DOMAIN_ERRORS)
+class AgentWorkflow:
+    """Run one declared agent; pause at gated tools until a person decides."""
+
+    def __init__(self) -> None:
+        self._state: RunStateName = "starting"
+        self._agent = ""
+        self._requester: str | None = None
+        self._plan: RunPlan | None = None
+        self._ledger = Ledger()
+        self._gate = ApprovalGate(self._approval_config)
+
+    @workflow.run
+    async def run(self, raw: dict[str, Any]) -> AgentResult:
+        """Plan the run, drive the Agents SDK runner, and stop at every gated call."""
+        request: AgentRequest = parse(AgentRequest, raw, "AgentWorkflow input")
+        self._agent = request.agent
+        self._requester = request.requester
+        plan = await self._prepare(request.agent)
+        self._plan = plan
+        workflow.upsert_search_attributes([AIRLOCK_AGENT.value_set(request.agent), AIRLOCK_STATE.value_set("running")])
+        self._state = "running"
+        agents = build_agents(plan, ToolRuntime(
+            workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
+            on_outcome=self._on_outcome,
+        ))
+        root = agents[plan.root]
+        spec = plan.agents[plan.root]
+        next_input: str | RunState[Any] = request.input
+        while True:
+            try:
+                result = await Runner.run(root, next_input, max_turns=spec.max_turns, run_config=RUN_CONFIG)
+            except BudgetStop:
+                self._fail_budget(self._ledger.exceeded or "budget exceeded")
+            except MaxTurnsExceeded:
+                self._fail_budget(f"max_turns ({spec.max_turns}) exceeded")
+            if not result.interruptions:
+                break
+            state = result.to_state()
+            await self._await_decisions(state, result.interruptions, agents)
+            next_input = state
+        self._state = "completed"
+        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("completed")])
+        return AgentResult(
+            output=str(result.final_output), approvals=self._gate.records,
+            tool_calls=self._ledger.tool_calls, usage=self._ledger.usage,
+        )
+
+    async def _prepare(self, agent: str) -> RunPlan:
+        try:
+            return await workflow.execute_local_activity(
+                "airlock.prepare", PrepareRequest(agent=agent), result_type=RunPlan,
+                start_to_close_timeout=timedelta(seconds=60), retry_policy=PREPARE_RETRY,
+                summary=f"{agent} / prepare",
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
+                raise UnknownAgentError(cause.message) from None
+            raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
+
+    async def _await_decisions(
+        self, state: RunState[Any], interruptions: list[Any], agents: dict[str, Agent[Any]]
+    ) -> None:
+        assert self._plan is not None
+        tools = {(a, t.name): t for a, spec in self._plan.agents.items() for t in spec.tools}
+        batch: list[tuple[Any, ApprovalRecord]] = []
+        for item in interruptions:
+            raw = item.raw_item
+            agent = item.agent.name
+            tool = tools[(agent, item.tool_name or raw.name)]
+            arguments = _json_object(getattr(raw, "arguments", None) or "{}")
+            record = self._gate.request(
+                call_id=raw.call_id, agent=agent, server=tool.server, tool=tool.name,
+                arguments=arguments, now=workflow.now(),
+            )
+            batch.append((item, record))
+            workflow.logger.info("approval requested", extra={
+                "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
+            self._notify(record)
+        self._state = "awaiting_approval"
+        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
+        while any(record.decision is None for _, record in batch):
+            deadline = self._gate.next_deadline()
+            timeout = max((deadline - workflow.now()).total_seconds(), 0.001) if deadline else None
+            try:
+                await workflow.wait_condition(
+                    lambda: all(record.decision is not None for _, record in batch),
+                    timeout=timedelta(seconds=timeout) if timeout is not None else None,
+                    timeout_summary="approval deadline",
+                )
+            except asyncio.TimeoutError:
+                self._expire_overdue()
+        for item, record in batch:
+            if record.decision == "approved":
+                state.approve(item)
+            else:
+                reason = record.reason or "no reason given"
+                who = f" by {record.decided_by}" if record.decided_by else ""
+                state.reject(item, rejection_message=(
+                    f"The call to {record.tool} was {record.decision.replace('_', ' ')}{who}: {reason}. "
+                    "It was not executed."))
+        self._state = "running"
+        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("running")])
+
+    def _expire_overdue(self) -> None:
+        for record in self._gate.overdue(workflow.now()):
+            self._gate.time_out(record.call_id, workflow.now())
+            workflow.logger.info("approval timed out", extra={"call_id": record.call_id, "tool": record.tool})
+            if self._approval_config(record.agent).on_timeout == "fail":
+                self._state = "failed"
+                raise ApprovalTimedOutError(
+                    f"no decision on {record.server}.{record.tool} (call {record.call_id}) before "
+                    f"{record.deadline.isoformat() if record.deadline else 'the deadline'}"
+                )
+
+    def _notify(self, record: ApprovalRecord) -> None:
+        pending = next(p for p in self._gate.pending() if p.call_id == record.call_id)
+        workflow.start_activity(
+            "airlock.notify",
+            ApprovalNotice(workflow_id=workflow.info().workflow_id, pending=pending,
+                           approve_command=approve_command(workflow.info().workflow_id, record.call_id)),
+            start_to_close_timeout=timedelta(seconds=15), retry_policy=NOTIFY_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.ABANDON,
+            summary=f"{record.agent} / notify {record.tool}",
+        )
+
+    def _on_outcome(self, call_id: str, outcome: str) -> None:
+        self._gate.record_outcome(call_id, outcome, workflow.now())  # type: ignore[arg-type]
+
+    def _approval_config(self, agent: str) -> ApprovalConfig:
+        assert self._plan is not None
+        return self._plan.agents[agent].approval
+
+    def _fail_budget(self, why: str) -> None:
+        self._state = "failed"
+        partial = AgentResult(
+            output="", approvals=self._gate.records, tool_calls=self._ledger.tool_calls,
+            usage=self._ledger.usage,
+        )
+        raise BudgetExceededError(f"run stopped: {why}", partial.model_dump(mode="json"))
+
+    # --- messages ------------------------------------------------------------------------------
+
+    @workflow.signal(name="approve")
+    def approve(self, raw: dict[str, Any]) -> None:
+        """Approve one pending call; refused attempts are logged and audited, never applied."""
+        self._decide_from_signal(raw, Approve, approved=True)
+
+    @workflow.signal(name="reject")
+    def reject(self, raw: dict[str, Any]) -> None:
+        """Reject one pending call; the model hears the reason and may re-plan."""
+        self._decide_from_signal(raw, Reject, approved=False)
+
+    def _decide_from_signal(self, raw: Any, model: type[Approve] | type[Reject], *, approved: bool) -> None:
+        now = workflow.now()
+        try:
+            message = model.model_validate(raw)
+        except ValidationError as err:
+            call_id = raw.get("call_id") if isinstance(raw, dict) else None
+            actor = raw.get("approver") if isinstance(raw, dict) else None
+            why = f"malformed payload: {err.errors()[0]['msg']}"
+            self._gate.refuse(str(call_id or ""), actor=str(actor or "?"), reason=why, now=now)
+            workflow.logger.warning("approval refused", extra={"call_id": call_id, "reason": why})
+            return
+        refusal = self._gate.refusal(message.call_id, message.approver, self._requester)
+        if refusal is not None:
+            self._gate.refuse(message.call_id, actor=message.approver, reason=refusal, now=now)
+            workflow.logger.warning("approval refused", extra={
+                "call_id": message.call_id, "approver": message.approver, "reason": refusal})
+            return
+        reason = message.comment if isinstance(message, Approve) else message.reason
+        self._gate.decide(message.call_id, approved=approved, approver=message.approver, reason=reason, now=now)
+        workflow.logger.info("approval decided", extra={
+            "call_id": message.call_id, "approver": message.approver, "approved": approved})
+
+    @workflow.update(name="review")
+    def review(self, raw: dict[str, Any]) -> ApprovalRecord:
+        """Decide one pending call and return the recorded decision."""
+        message: Review = parse(Review, raw, "review")
+        record = self._gate.decide(
+            message.call_id, approved=message.decision == "approve", approver=message.approver,
+            reason=message.reason, now=workflow.now(),
+        )
+        workflow.logger.info("approval decided", extra={
+            "call_id": message.call_id, "approver": message.approver, "decision": message.decision})
+        return record
+
+    @review.validator
+    def _validate_review(self, raw: dict[str, Any]) -> None:
+        message: Review = parse(Review, raw, "review")
+        refusal = self._gate.refusal(message.call_id, message.approver, self._requester)
+        if refusal is not None:
+            workflow.logger.warning("review refused", extra={
+                "call_id": message.call_id, "approver": message.approver, "reason": refusal})
+            raise InvalidInputError(f"review refused: {refusal}")
+
+    @workflow.query(name="pending_approvals")
+    def pending_approvals(self) -> list[PendingApproval]:
+        """Calls waiting for a decision."""
+        return self._gate.pending()
+
+    @workflow.query(name="status")
+    def status(self) -> RunStatus:
+        """Where the run is."""
+        return RunStatus(
+            state=self._state, agent=self._agent, turn=self._ledger.turns,
+            tool_calls=self._ledger.tool_calls, pending=len(self._gate.pending()),
+        )
+
+    @workflow.query(name="audit")
+    def audit(self) -> list[AuditEntry]:
+        """Every approval request, decision, refusal and outcome, in order."""
+        return self._gate.audit
+
+
+def approve_command(workflow_id: str, call_id: str) -> str:
+    """The exact `temporal` CLI command that approves one call."""
+    return (
+        f"temporal workflow signal --workflow-id {workflow_id} --name approve "
+        f"--input '{{\"call_id\": \"{call_id}\", \"approver\": \"<you>\"}}'"
+    )
+
+
+def _json_object(raw: str) -> dict[str, Any]:
+    import json
+
+    value = json.loads(raw)
+    return value if isinstance(value, dict) else {"value": value}

@@ -1,0 +1,107 @@
+"""The agent catalog: `agents/*.toml` loaded and validated once, at worker start."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from workflows.errors import ConfigError
+from workflows.payloads import ApprovalConfig, Policy
+from workflows.tomlfiles import parse_duration, read_toml, validate
+
+NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApprovalSection(_Strict):
+    """The `[approval]` table."""
+
+    approvers: list[str] = Field(default_factory=list)
+    timeout: str | float = "24h"
+    on_timeout: Literal["reject", "fail"] = "reject"
+    allow_self_approval: bool = True
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str | float) -> str | float:
+        parse_duration(value)
+        return value
+
+
+class AgentSpec(_Strict):
+    """One agent file, as declared."""
+
+    name: str
+    model: str = "gpt-4.1-mini"
+    instructions: str
+    handoff_description: str = ""
+    mcp_servers: list[str] = Field(default_factory=list)
+    handoffs: list[str] = Field(default_factory=list)
+    max_turns: int = Field(default=20, ge=1, le=10_000)
+    max_tool_calls: int = Field(default=50, ge=0, le=100_000)
+    max_total_tokens: int = Field(default=1_000_000, ge=1)
+    tools: dict[str, Policy] = Field(default_factory=dict)
+    approval: ApprovalSection = Field(default_factory=ApprovalSection)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME.match(value):
+            raise ValueError("must match [a-z][a-z0-9_]* (at most 64 characters)")
+        return value
+
+    def approval_config(self) -> ApprovalConfig:
+        """The approval settings in wire form."""
+        return ApprovalConfig(
+            approvers=self.approval.approvers,
+            timeout_seconds=parse_duration(self.approval.timeout),
+            on_timeout=self.approval.on_timeout,
+            allow_self_approval=self.approval.allow_self_approval,
+        )
+
+
+class Catalog:
+    """Every declared agent by name, cross-checked against the server registry."""
+
+    def __init__(self, agents: dict[str, AgentSpec], files: dict[str, Path]) -> None:
+        self.agents = agents
+        self.files = files
+
+    def get(self, name: str) -> AgentSpec | None:
+        """The agent called `name`, if declared."""
+        return self.agents.get(name)
+
+    @classmethod
+    def load(cls, directory: Path, server_names: set[str]) -> Catalog:
+        """Load `directory/*.toml`; any error names the file and the key, and nothing loads."""
+        if not directory.is_dir():
+            raise ConfigError(f"{directory}: agents directory not found (AIRLOCK_AGENTS_DIR)")
+        agents: dict[str, AgentSpec] = {}
+        files: dict[str, Path] = {}
+        for path in sorted(directory.glob("*.toml")):
+            data: dict[str, Any] = read_toml(path)
+            data.setdefault("name", path.stem)
+            spec = validate(AgentSpec, data, path=path)
+            if spec.name in agents:
+                raise ConfigError(f"{path}: key 'name': {spec.name!r} is also declared in {files[spec.name]}")
+            for index, server in enumerate(spec.mcp_servers):
+                if server not in server_names:
+                    known = ", ".join(sorted(server_names)) or "none"
+                    raise ConfigError(
+                        f"{path}: key 'mcp_servers[{index}]': unknown MCP server {server!r} (known: {known})"
+                    )
+            agents[spec.name] = spec
+            files[spec.name] = path
+        for name, spec in agents.items():
+            for index, target in enumerate(spec.handoffs):
+                if target not in agents:
+                    raise ConfigError(f"{files[name]}: key 'handoffs[{index}]': unknown agent {target!r}")
+        if not agents:
+            raise ConfigError(f"{directory}: no agent files (*.toml) found")
+        return cls(agents, files)

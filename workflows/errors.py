@@ -1,0 +1,55 @@
+"""Airlock's domain errors: one flat hierarchy, each type a stable `ApplicationError.type`."""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class AirlockError(ApplicationError):
+    """Base of every domain error; the class name is the failure type callers see."""
+
+    def __init__(self, message: str, *details: object, non_retryable: bool = True) -> None:
+        super().__init__(message, *details, type=type(self).__name__, non_retryable=non_retryable)
+
+
+class ConfigError(Exception):
+    """An agent, server or script file is invalid; raised at worker start, naming file and key."""
+
+
+class InvalidInputError(AirlockError):
+    """A workflow input or message payload does not match the contract."""
+
+
+class UnknownAgentError(AirlockError):
+    """The requested agent is not in the worker's catalog."""
+
+
+class BudgetExceededError(AirlockError):
+    """The run used up its turns, tool calls or tokens."""
+
+
+class ApprovalTimedOutError(AirlockError):
+    """An approval was not decided before its deadline and the agent says `on_timeout = "fail"`."""
+
+
+class ModelError(AirlockError):
+    """The model provider refused the request permanently (bad request, auth, script exhausted)."""
+
+
+class ToolUnavailableError(AirlockError):
+    """An MCP server could not be reached or its circuit is open."""
+
+
+class PipelineError(AirlockError):
+    """A pipeline definition or one of its steps failed."""
+
+
+DOMAIN_ERRORS: list[type[BaseException]] = [
+    InvalidInputError,
+    UnknownAgentError,
+    BudgetExceededError,
+    ApprovalTimedOutError,
+    ModelError,
+    ToolUnavailableError,
+    PipelineError,
+]

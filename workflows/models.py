@@ -1,0 +1,211 @@
+"""Model backends used by the `model` activity: the offline scripted model and OpenAI's APIs."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import openai
+from agents import FunctionTool, Handoff, ModelSettings, ModelTracing
+from agents.models.interface import Model
+from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
+from agents.models.openai_responses import OpenAIResponsesModel
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from temporalio.exceptions import ApplicationError
+
+from workflows.errors import ConfigError, ModelError
+from workflows.payloads import ModelCall, ModelReply, Usage
+
+# Settings the runner may change between turns; everything else is left at provider defaults.
+FORWARDED_SETTINGS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "max_tokens")
+
+
+class ModelBackend(Protocol):
+    """Answers one model turn."""
+
+    async def respond(self, call: ModelCall) -> ModelReply:
+        """Produce the model's output items for `call`."""
+        ...
+
+
+# --- scripted ---------------------------------------------------------------------------------
+
+
+class _ScriptedCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    arguments: dict[str, Any] | str = Field(default_factory=dict)
+
+
+class ScriptStep(BaseModel):
+    """One scripted model turn: a tool call, several tool calls, or a final message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tool_call: _ScriptedCall | None = None
+    tool_calls: list[_ScriptedCall] | None = None
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScriptStep:
+        given = [self.tool_call is not None, self.tool_calls is not None, self.message is not None]
+        if sum(given) != 1:
+            raise ValueError("a step has exactly one of 'tool_call', 'tool_calls', 'message'")
+        return self
+
+
+def load_script(path: Path) -> dict[str, list[ScriptStep]]:
+    """Read `AIRLOCK_SCRIPTED_MODEL_FILE`: agent name → list of steps."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: scripted model file not found (AIRLOCK_SCRIPTED_MODEL_FILE)") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path}: invalid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object mapping agent name to a list of steps")
+    script: dict[str, list[ScriptStep]] = {}
+    for agent, steps in data.items():
+        if not isinstance(steps, list):
+            raise ConfigError(f"{path}: key {agent!r}: expected a list of steps")
+        parsed = []
+        for index, step in enumerate(steps):
+            try:
+                parsed.append(ScriptStep.model_validate(step))
+            except ValidationError as err:
+                first = err.errors()[0]
+                raise ConfigError(f"{path}: key '{agent}[{index}]': {first['msg']}") from None
+        script[agent] = parsed
+    return script
+
+
+class ScriptedModel:
+    """The offline, deterministic model: the n-th turn of an agent plays step n of its script.
+
+    The turn number is counted from the conversation itself (ids this model gave its earlier
+    outputs), so a retried or replayed call gets the same answer.
+    """
+
+    def __init__(self, script: dict[str, list[ScriptStep]]) -> None:
+        self.script = script
+
+    @staticmethod
+    def turn_of(agent: str, items: list[dict[str, Any]]) -> int:
+        """How many turns `agent` has already played in this conversation."""
+        own = re.compile(rf"^(?:call|msg)-{re.escape(agent)}-(\d+)(?:-\d+)?$")
+        seen: set[int] = set()
+        for item in items:
+            for key in ("call_id", "id"):
+                value = item.get(key)
+                if isinstance(value, str) and (match := own.match(value)):
+                    seen.add(int(match.group(1)))
+        return max(seen) + 1 if seen else 0
+
+    async def respond(self, call: ModelCall) -> ModelReply:
+        """Play the next step of the agent's script."""
+        steps = self.script.get(call.agent)
+        if steps is None:
+            raise ModelError(f"the scripted model has no script for agent {call.agent!r}")
+        turn = self.turn_of(call.agent, call.input)
+        if turn >= len(steps):
+            raise ModelError(f"the script of agent {call.agent!r} has {len(steps)} steps; turn {turn + 1} has none")
+        step = steps[turn]
+        output: list[dict[str, Any]] = []
+        if step.message is not None:
+            output.append({
+                "type": "message", "id": f"msg-{call.agent}-{turn}", "role": "assistant",
+                "status": "completed",
+                "content": [{"type": "output_text", "text": step.message, "annotations": []}],
+            })
+        calls = [step.tool_call] if step.tool_call is not None else step.tool_calls or []
+        for index, scripted in enumerate(calls):
+            call_id = f"call-{call.agent}-{turn}" if len(calls) == 1 else f"call-{call.agent}-{turn}-{index}"
+            arguments = scripted.arguments if isinstance(scripted.arguments, str) else json.dumps(scripted.arguments)
+            output.append({
+                "type": "function_call", "id": f"fc-{call_id}", "call_id": call_id,
+                "name": scripted.name, "arguments": arguments, "status": "completed",
+            })
+        return ModelReply(output=output, usage=Usage(requests=1))
+
+
+# --- OpenAI -----------------------------------------------------------------------------------
+
+
+class OpenAIModel:
+    """Any OpenAI-compatible endpoint, through the Agents SDK's own model classes."""
+
+    def __init__(self, client: openai.AsyncOpenAI, api: Literal["responses", "chat_completions"]) -> None:
+        self.client = client
+        self.api = api
+
+    def _model(self, name: str) -> Model:
+        if self.api == "chat_completions":
+            return OpenAIChatCompletionsModel(model=name, openai_client=self.client)
+        return OpenAIResponsesModel(model=name, openai_client=self.client)
+
+    async def respond(self, call: ModelCall) -> ModelReply:
+        """Send one turn to the provider; transient failures raise retryable errors."""
+        tools = [_schema_tool(spec) for spec in call.tools]
+        handoffs = [_schema_handoff(spec) for spec in call.handoffs]
+        settings = ModelSettings(**{k: v for k, v in call.settings.items() if k in FORWARDED_SETTINGS})
+        response = await self._model(call.model).get_response(
+            call.instructions, call.input, settings, list(tools), None, handoffs,  # type: ignore[arg-type]
+            ModelTracing.DISABLED, previous_response_id=None, conversation_id=None, prompt=None,
+        )
+        usage = response.usage
+        return ModelReply(
+            output=[item.model_dump(mode="json", exclude_none=True) for item in response.output],
+            usage=Usage(requests=1, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens),
+            response_id=response.response_id,
+        )
+
+
+async def _never(*_: object) -> str:
+    raise RuntimeError("schema-only tool: tools run in the workflow, not in the model activity")
+
+
+def _schema_tool(spec: dict[str, Any]) -> FunctionTool:
+    return FunctionTool(
+        name=spec["name"], description=spec.get("description", ""),
+        params_json_schema=spec["parameters"], on_invoke_tool=_never,
+        strict_json_schema=spec.get("strict", False),
+    )
+
+
+def _schema_handoff(spec: dict[str, Any]) -> Handoff[Any, Any]:
+    return Handoff(
+        tool_name=spec["tool_name"], tool_description=spec["tool_description"],
+        input_json_schema=spec["input_json_schema"], on_invoke_handoff=_never,  # type: ignore[arg-type]
+        agent_name=spec["agent_name"], strict_json_schema=spec.get("strict", True),
+    )
+
+
+def provider_failure(err: openai.APIError) -> Exception:
+    """Map a provider error to a Temporal failure.
+
+    408/409/429/5xx and network errors retry (honouring `Retry-After`); other 4xx are permanent.
+    """
+    if isinstance(err, openai.APIStatusError):
+        status = err.status_code
+        if status in (408, 409, 429) or status >= 500:
+            delay = _retry_after(err.response.headers.get("retry-after"))
+            return ApplicationError(
+                f"model provider answered {status}; will retry",
+                type="ModelUnavailable",
+                next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
+            )
+        return ModelError(f"model provider refused the request ({status}): {err.message}")
+    return ApplicationError(f"model provider unreachable: {type(err).__name__}", type="ModelUnavailable")
+
+
+def _retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), 300.0)
+    except ValueError:
+        return None

@@ -1,0 +1,253 @@
+"""Everything that crosses the wire: workflow I/O, message payloads and activity I/O.
+
+All models forbid unknown fields so a typo is an error, not a silently ignored value; new
+fields always get defaults so older callers keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Policy = Literal["auto", "approve", "deny"]
+RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed"]
+
+
+class Wire(BaseModel):
+    """Base for every payload: strict about unknown fields, JSON-only values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- AgentWorkflow ---------------------------------------------------------------------------
+
+
+class AgentRequest(Wire):
+    """Input of `AgentWorkflow`."""
+
+    agent: str = Field(min_length=1, max_length=64)
+    input: str = Field(min_length=1, max_length=100_000)
+    requester: str | None = Field(default=None, max_length=200)
+    context: dict[str, Any] = Field(default_factory=dict)
+    # Set only by the workflow itself when it continues as new.
+    checkpoint: Checkpoint | None = None
+
+
+class Usage(Wire):
+    """Model usage summed over a run."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class AuditEntry(Wire):
+    """One approval request, decision, refused attempt or outcome, in the order it happened."""
+
+    at: datetime
+    event: Literal["requested", "approved", "rejected", "refused", "timed_out", "outcome"]
+    call_id: str
+    agent: str | None = None
+    server: str | None = None
+    tool: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    arguments_sha256: str | None = None
+    outcome: Literal["ok", "error", "outcome_unknown"] | None = None
+
+
+class ApprovalRecord(Wire):
+    """The decision on one gated call and what came of it; part of the run's result."""
+
+    call_id: str
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    arguments_sha256: str
+    requested_at: datetime
+    deadline: datetime | None = None
+    decision: Literal["approved", "rejected", "timed_out"] | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+    outcome: Literal["ok", "error", "outcome_unknown"] | None = None
+
+
+class AgentResult(Wire):
+    """Result of `AgentWorkflow`."""
+
+    status: Literal["completed"] = "completed"
+    output: str
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    tool_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Checkpoint(Wire):
+    """What a run carries into its next history when it continues as new."""
+
+    plan: RunPlan
+    run_state: str
+    gate: list[ApprovalRecord] = Field(default_factory=list)
+    audit: list[AuditEntry] = Field(default_factory=list)
+    tool_calls: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    turn: int = 0
+
+
+# --- Approval messages -----------------------------------------------------------------------
+
+
+class Approve(Wire):
+    """Payload of the `approve` signal."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    approver: str = Field(min_length=1, max_length=200)
+    comment: str = Field(default="", max_length=2_000)
+
+
+class Reject(Wire):
+    """Payload of the `reject` signal."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    approver: str = Field(min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2_000)
+
+
+class Review(Wire):
+    """Payload of the `review` update: one decision, validated before it is recorded."""
+
+    call_id: str = Field(min_length=1, max_length=200)
+    approver: str = Field(min_length=1, max_length=200)
+    decision: Literal["approve", "reject"]
+    reason: str = Field(default="", max_length=2_000)
+
+
+class PendingApproval(Wire):
+    """One gated call waiting for a decision, as returned by `pending_approvals`."""
+
+    call_id: str
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    arguments_sha256: str
+    requested_at: datetime
+    deadline: datetime | None
+
+
+class RunStatus(Wire):
+    """Answer of the `status` query."""
+
+    state: RunStateName
+    agent: str
+    turn: int
+    tool_calls: int
+    pending: int = 0
+
+
+# --- Activity I/O ----------------------------------------------------------------------------
+
+
+class ApprovalConfig(Wire):
+    """The `[approval]` table of an agent."""
+
+    approvers: list[str] = Field(default_factory=list)
+    timeout_seconds: float = 24 * 3600
+    on_timeout: Literal["reject", "fail"] = "reject"
+    allow_self_approval: bool = True
+
+
+class ToolPlan(Wire):
+    """One MCP tool as an agent sees it: schema, resolved policy and retry safety."""
+
+    name: str
+    server: str
+    description: str
+    input_schema: dict[str, Any]
+    policy: Literal["auto", "approve"]
+    read_only: bool
+    idempotent: bool
+    timeout_seconds: float = 30.0
+
+
+class AgentPlan(Wire):
+    """A declared agent resolved against live MCP servers, fixed for the whole run."""
+
+    name: str
+    model: str
+    instructions: str
+    handoffs: list[str] = Field(default_factory=list)
+    handoff_description: str = ""
+    tools: list[ToolPlan] = Field(default_factory=list)
+    approval: ApprovalConfig = Field(default_factory=ApprovalConfig)
+    max_turns: int = 20
+    max_tool_calls: int = 50
+    max_total_tokens: int = 1_000_000
+
+
+class RunPlan(Wire):
+    """Result of the `prepare` activity: the root agent and every agent it may hand off to."""
+
+    root: str
+    agents: dict[str, AgentPlan]
+    model_timeout_seconds: float = 120.0
+
+
+class PrepareRequest(Wire):
+    """Input of the `prepare` activity."""
+
+    agent: str
+
+
+class ModelCall(Wire):
+    """Input of the `model` activity: one model turn, provider-neutral."""
+
+    agent: str
+    model: str
+    instructions: str | None
+    input: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    handoffs: list[dict[str, Any]] = Field(default_factory=list)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class ModelReply(Wire):
+    """Output of the `model` activity, in OpenAI Responses output-item format."""
+
+    output: list[dict[str, Any]]
+    usage: Usage = Field(default_factory=Usage)
+    response_id: str | None = None
+
+
+class ToolCall(Wire):
+    """Input of the `read` and `write` activities."""
+
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    idempotency_key: str | None = None
+
+
+class ToolReply(Wire):
+    """Output of a tool activity: the text the model will see and how the call ended."""
+
+    text: str
+    outcome: Literal["ok", "error", "outcome_unknown"] = "ok"
+    cut_bytes: int = 0
+
+
+class ApprovalNotice(Wire):
+    """Input of the `notify` activity: a pending approval and the command that approves it."""
+
+    workflow_id: str
+    pending: PendingApproval
+    approve_command: str
+
+
+Checkpoint.model_rebuild()
+AgentRequest.model_rebuild()

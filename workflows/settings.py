@@ -1,0 +1,57 @@
+"""Worker settings: the one door for configuration (`AIRLOCK_*` environment variables)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Everything the worker reads from its environment, validated once at start."""
+
+    model_config = SettingsConfigDict(env_prefix="AIRLOCK_", extra="ignore")
+
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    task_queue: str = "airlock"
+
+    agents_dir: Path = PROJECT_ROOT / "agents"
+    mcp_servers_file: Path = PROJECT_ROOT / "mcp_servers" / "servers.toml"
+    data_dir: Path = Path(".airlock")
+
+    model_provider: Literal["openai", "scripted"] | None = None
+    scripted_model_file: Path | None = None
+    openai_api: Literal["responses", "chat_completions"] = "responses"
+    # Not AIRLOCK_-prefixed: the names every OpenAI client already honours.
+    openai_api_key: SecretStr | None = Field(default=None, validation_alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
+
+    model_timeout: timedelta = timedelta(seconds=120)
+    tool_timeout: timedelta = timedelta(seconds=30)
+    max_result_bytes: int = 64_000
+    approval_webhook_url: str | None = None
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    dev_ui_port: int = 8233
+    tracing: bool = False
+
+    def resolved_provider(self) -> Literal["openai", "scripted"] | None:
+        """The model provider to use: explicit setting, else `openai` when a key is set."""
+        if self.model_provider is not None:
+            return self.model_provider
+        if self.openai_api_key is not None:
+            return "openai"
+        if self.scripted_model_file is not None:
+            return "scripted"
+        return None
