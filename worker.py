@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,13 +66,14 @@ def model_backend(settings: Settings) -> ModelBackend:
     )
 
 
-def build_activities(settings: Settings) -> AirlockActivities:
+def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
     """Load and check every configuration file; any mistake stops the worker here."""
-    servers = load_servers(settings.mcp_servers_file, os.environ)
+    environ = os.environ if environ is None else environ
+    servers = load_servers(settings.mcp_servers_file, environ)
     catalog = Catalog.load(settings.agents_dir, set(servers))
     return AirlockActivities(
         catalog,
-        McpPool(servers),
+        McpPool(servers, environ),
         model_backend(settings),
         max_result_bytes=settings.max_result_bytes,
         model_timeout_seconds=settings.model_timeout.total_seconds(),

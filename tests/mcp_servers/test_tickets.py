@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +14,7 @@ from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, RequestParamsMeta, TextContent
 
 from mcp_servers.tickets.store import TicketStore, count_writes
+from tests.support.tickets_http import HttpServer, tickets_http_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
@@ -73,67 +71,11 @@ def _key(key: str) -> RequestParamsMeta:
     return meta
 
 
-@dataclass
-class HttpServer:
-    """A tickets server subprocess serving streamable HTTP."""
-
-    url: str
-    db_path: Path
-    stderr_lines: list[str] = field(default_factory=list[str])
-
-
-async def _wait_until_ready(stream: asyncio.StreamReader, lines: list[str]) -> str:
-    while line := (await stream.readline()).decode(errors="replace"):
-        lines.append(line)
-        if match := READY_LINE.search(line):
-            return match.group(1)
-    raise RuntimeError("tickets server exited before it was ready:\n" + "".join(lines))
-
-
-async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
-    # Keeps reading so a chatty server never blocks on a full stderr pipe.
-    while line := await stream.readline():
-        lines.append(line.decode(errors="replace"))
-
-
 @pytest.fixture
 async def http_server(tmp_path: Path) -> AsyncIterator[HttpServer]:
-    """Start `python -m mcp_servers.tickets --http` on a free port; stop it by pid afterwards."""
-    db_path = tmp_path / "tickets.db"
-    # Port 0: the server binds a free port itself and reports it, so no other process can take
-    # the port between choosing and binding it.
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mcp_servers.tickets",
-        "--http",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        cwd=REPO_ROOT,
-        env={**os.environ, **_server_env(db_path)},
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    assert proc.stderr is not None
-    lines: list[str] = []
-    drain: asyncio.Task[None] | None = None
-    try:
-        url = await asyncio.wait_for(_wait_until_ready(proc.stderr, lines), STARTUP_DEADLINE_S)
-        drain = asyncio.create_task(_drain(proc.stderr, lines))
-        yield HttpServer(url=url, db_path=db_path, stderr_lines=lines)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), SHUTDOWN_DEADLINE_S)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-        if drain is not None:
-            await drain
+    """A tickets server over streamable HTTP on a free loopback port."""
+    async with tickets_http_server(tmp_path / "tickets.db") as server:
+        yield server
 
 
 async def test_stdio_tools_declare_annotations_and_strict_inputs(tmp_path: Path) -> None:

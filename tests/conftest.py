@@ -1,0 +1,156 @@
+"""Shared fixtures: one real Temporal dev server per session, and Airlock workers per test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import textwrap
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from worker import build_activities
+from workflows import devserver
+from workflows.activities import AirlockActivities
+from workflows.runtime import build_worker, replayer
+from workflows.settings import Settings
+
+T = TypeVar("T")
+
+TICKETS_STDIO = """
+[servers.tickets]
+transport = "stdio"
+command = "python"
+args = ["-m", "mcp_servers.tickets"]
+env = ["TICKETS_DB"]
+trust = "trusted"
+idempotency_keys = true
+timeout = "10s"
+"""
+
+SUPPORT_AGENT = """
+name = "support"
+instructions = "You resolve support tickets."
+mcp_servers = ["tickets"]
+
+[tools]
+"get_*" = "auto"
+"search_*" = "auto"
+
+[approval]
+approvers = ["alice", "bob"]
+"""
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The bundled `temporal server start-dev` on a free loopback port, for the whole session."""
+    env = await devserver.start()
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture
+def client(temporal_env: WorkflowEnvironment) -> Client:
+    """A client of the session's Temporal server (pydantic JSON converter)."""
+    return temporal_env.client
+
+
+@dataclass
+class Project:
+    """A throwaway Airlock configuration: agents, servers, a scripted model, a tickets DB."""
+
+    root: Path
+    settings: Settings
+    environ: dict[str, str]
+
+    @property
+    def tickets_db(self) -> Path:
+        """The SQLite file the tickets server of this project writes."""
+        return Path(self.environ["TICKETS_DB"])
+
+
+def make_project(
+    root: Path,
+    *,
+    agents: dict[str, str] | None = None,
+    script: dict[str, list[dict[str, Any]]] | None = None,
+    servers: str = TICKETS_STDIO,
+    **settings: Any,
+) -> Project:
+    """Write agent files, `servers.toml` and a model script under `root`; return their settings."""
+    agents_dir = root / "agents"
+    agents_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in (agents or {"support": SUPPORT_AGENT}).items():
+        (agents_dir / f"{name}.toml").write_text(textwrap.dedent(text))
+    servers_file = root / "servers.toml"
+    servers_file.write_text(textwrap.dedent(servers))
+    script_file = root / "script.json"
+    script_file.write_text(json.dumps(script or {}))
+    options: dict[str, Any] = {
+        "agents_dir": agents_dir, "mcp_servers_file": servers_file, "model_provider": "scripted",
+        "scripted_model_file": script_file, "task_queue": f"airlock-test-{uuid.uuid4().hex[:8]}",
+        "data_dir": root / "data",
+    }
+    options.update(settings)
+    return Project(root, Settings(**options), {"TICKETS_DB": str(root / "tickets.db")})
+
+
+@contextlib.asynccontextmanager
+async def airlock_worker(client: Client, project: Project, **options: Any) -> AsyncIterator[AirlockActivities]:
+    """Run an in-process Airlock worker for `project` until the block ends."""
+    activities = build_activities(project.settings, environ=project.environ)
+    worker = build_worker(client, project.settings.task_queue, activities, **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield activities
+    finally:
+        await worker.shutdown()
+        await asyncio.gather(task, return_exceptions=True)
+        await activities.pool.close()
+
+
+async def wait_for(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def pending_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    """The run's pending approvals, as plain JSON."""
+    return await handle.query("pending_approvals", result_type=list)
+
+
+async def wait_pending(handle: WorkflowHandle[Any, Any], count: int = 1) -> list[dict[str, Any]]:
+    """Wait until `count` approvals are pending."""
+    async def check() -> list[dict[str, Any]] | None:
+        pending = await pending_of(handle)
+        return pending if len(pending) >= count else None
+    return await wait_for(check, what=f"{count} pending approval(s)")
+
+
+async def assert_replays(handle: WorkflowHandle[Any, Any]) -> None:
+    """The recorded history replays without non-determinism."""
+    history = await handle.fetch_history()
+    await replayer().replay_workflow(history)
+
+
+def workflow_id(prefix: str) -> str:
+    """A unique workflow id."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
