@@ -92,7 +92,8 @@ class AirlockActivities:
             plans[name] = await self._plan(name)
             todo.extend(plans[name].handoffs)
         return RunPlan(
-            root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds
+            root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
+            notify_approvals=self.webhook_url is not None,
         )
 
     async def _plan(self, name: str) -> AgentPlan:

@@ -145,7 +145,8 @@ class AgentWorkflow:
             batch.append((item, record))
             workflow.logger.info("approval requested", extra={
                 "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
-            self._notify(record)
+            if self._plan.notify_approvals:
+                self._notify(record)
         self._state = "awaiting_approval"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
         while any(record.decision is None for _, record in batch):

@@ -195,6 +195,7 @@ class RunPlan(Wire):
     root: str
     agents: dict[str, AgentPlan]
     model_timeout_seconds: float = 120.0
+    notify_approvals: bool = False
 
 
 class PrepareRequest(Wire):

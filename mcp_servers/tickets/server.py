@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NoReturn
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -107,7 +109,7 @@ def get_ticket(ctx: TicketContext, ticket_id: TicketId) -> Ticket:
     ),
     meta=_WRITE_TOOL_META,
 )
-def comment_on_ticket(
+async def comment_on_ticket(
     ctx: TicketContext,
     ticket_id: TicketId,
     text: Annotated[
@@ -117,9 +119,11 @@ def comment_on_ticket(
 ) -> CommentResult:
     """Add a comment to a ticket. Every call adds a new comment."""
     try:
-        return _store(ctx).comment(ticket_id, text, author, idempotency_key=_idempotency_key(ctx))
+        result = _store(ctx).comment(ticket_id, text, author, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
+    await _reply_delay()
+    return result
 
 
 @server.tool(
@@ -129,12 +133,14 @@ def comment_on_ticket(
     ),
     meta=_WRITE_TOOL_META,
 )
-def assign_ticket(ctx: TicketContext, ticket_id: TicketId, assignee: Person) -> AssignResult:
+async def assign_ticket(ctx: TicketContext, ticket_id: TicketId, assignee: Person) -> AssignResult:
     """Assign a ticket to a person, replacing the current assignee."""
     try:
-        return _store(ctx).assign(ticket_id, assignee, idempotency_key=_idempotency_key(ctx))
+        result = _store(ctx).assign(ticket_id, assignee, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
+    await _reply_delay()
+    return result
 
 
 @server.tool(
@@ -144,16 +150,26 @@ def assign_ticket(ctx: TicketContext, ticket_id: TicketId, assignee: Person) -> 
     ),
     meta=_WRITE_TOOL_META,
 )
-def close_ticket(
+async def close_ticket(
     ctx: TicketContext,
     ticket_id: TicketId,
     resolution: Annotated[Resolution, Field(description="Why the ticket is closed.")] = "fixed",
 ) -> CloseResult:
     """Close a ticket with a resolution. Closing a closed ticket only updates its resolution."""
     try:
-        return _store(ctx).close(ticket_id, resolution, idempotency_key=_idempotency_key(ctx))
+        result = _store(ctx).close(ticket_id, resolution, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
+    await _reply_delay()
+    return result
+
+
+async def _reply_delay() -> None:
+    # Fault injection for tests: hold the answer after a write committed, so a test can kill
+    # the caller between "the write reached the server" and "the caller heard back".
+    delay = float(os.environ.get("TICKETS_REPLY_DELAY_S", "0") or 0)
+    if delay > 0:
+        await anyio.sleep(delay)
 
 
 def _store(ctx: TicketContext) -> TicketStore:

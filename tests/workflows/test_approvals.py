@@ -1,0 +1,485 @@
+"""The approval gate end to end (issue 3): signals, the `review` update, the `temporal` CLI,
+refusals, timeouts and the audit trail — real Temporal, real MCP over stdio, scripted model."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+
+from mcp_servers.tickets.store import count_writes
+from tests.conftest import (
+    SUPPORT_AGENT,
+    Project,
+    airlock_worker,
+    assert_replays,
+    make_project,
+    pending_of,
+    wait_for,
+    wait_pending,
+    workflow_id,
+)
+from workflows.approvals import arguments_sha256
+from workflows.devserver import temporal_binary
+from workflows.models import ModelBackend
+from workflows.payloads import AgentRequest, AgentResult, ModelCall, ModelReply
+
+CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
+CLOSE_T2 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}}
+CLOSE_SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
+# Two gated writes in a row keep the run open after the first decision, so late messages about
+# the first call still reach a running workflow.
+TWO_WRITES_SCRIPT = {"support": [CLOSE_T1, CLOSE_T2, {"message": "Done."}]}
+
+CLI_TIMEOUT_S = 30.0
+
+
+def support_agent(approval: str, tools: str = '"get_*" = "auto"\n"search_*" = "auto"') -> str:
+    """The support agent with its own `[approval]` table (and `[tools]` rules, unless empty)."""
+    rules = f"[tools]\n{tools}\n" if tools else ""
+    return (
+        'name = "support"\ninstructions = "You resolve support tickets."\nmcp_servers = ["tickets"]\n'
+        f"{rules}\n[approval]\n{approval}\n"
+    )
+
+
+@dataclass
+class ModelSpy:
+    """Wraps the worker's scripted model and keeps every turn it was asked to play.
+
+    Model calls are local activities, so their inputs never reach history; this is the only
+    place to see the conversation the model received.
+    """
+
+    inner: ModelBackend
+    calls: list[ModelCall] = field(default_factory=list)
+
+    async def respond(self, call: ModelCall) -> ModelReply:
+        """Record the turn, then let the scripted model answer it."""
+        self.calls.append(call)
+        return await self.inner.respond(call)
+
+
+async def start(
+    client: Client, project: Project, prefix: str, *, requester: str | None = "carol",
+    text: str = "Close T-1, it is fixed.",
+) -> WorkflowHandle[Any, AgentResult]:
+    """Start a support run on the project's task queue."""
+    return await client.start_workflow(
+        "AgentWorkflow", AgentRequest(agent="support", input=text, requester=requester),
+        id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
+    )
+
+
+async def audit_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    """The run's audit trail, as plain JSON."""
+    return await handle.query("audit", result_type=list)
+
+
+async def wait_refused(handle: WorkflowHandle[Any, Any], count: int) -> list[dict[str, Any]]:
+    """Wait until the audit holds `count` refused attempts; return them in order."""
+    async def check() -> list[dict[str, Any]] | None:
+        refused = [e for e in await audit_of(handle) if e["event"] == "refused"]
+        return refused if len(refused) >= count else None
+    return await wait_for(check, what=f"{count} refused audit entries")
+
+
+def events_with(history: Any, attribute: str) -> list[Any]:
+    """History events that carry `attribute` (e.g. `workflow_task_failed_event_attributes`)."""
+    return [e for e in history.events if e.HasField(attribute)]
+
+
+def assert_no_task_failures(history: Any) -> None:
+    """No workflow task failed: nothing sent the workflow into a task-retry loop."""
+    assert events_with(history, "workflow_task_failed_event_attributes") == []
+
+
+def at(value: str) -> datetime:
+    """A timestamp from query/result JSON."""
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+# --- 1. reject ---------------------------------------------------------------------------------
+
+
+async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Client, tmp_path: Path) -> None:
+    reason = "T-1 is still broken for EU customers"
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project) as activities:
+        spy = ModelSpy(activities.model_backend)
+        activities.model_backend = spy
+        handle = await start(client, project, "reject")
+        [pending] = await wait_pending(handle)
+        await handle.signal("reject", {"call_id": pending["call_id"], "approver": "bob", "reason": reason})
+        result = await handle.result()
+        # Queries of a closed run are answered by a worker, so ask before it stops.
+        audit = await audit_of(handle)
+    assert count_writes(project.tickets_db) == 0
+    [record] = result.approvals
+    assert (record.decision, record.decided_by, record.reason, record.outcome) == ("rejected", "bob", reason, None)
+    assert result.output == "Done."
+    # The turn after the rejection carries the rejection, with its reason, as the call's output.
+    last_turn = spy.calls[-1].input
+    outputs = [i for i in last_turn if i.get("type") == "function_call_output" and i.get("call_id") == pending["call_id"]]
+    assert len(outputs) == 1, last_turn
+    assert reason in json.dumps(outputs[0]["output"])
+    assert "not executed" in json.dumps(outputs[0]["output"])
+    events = [(e["event"], e["actor"], e["reason"]) for e in audit]
+    assert events == [("requested", None, None), ("rejected", "bob", reason)]
+    await assert_replays(handle)
+
+
+# --- 2. temporal CLI ---------------------------------------------------------------------------
+
+
+async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
+    """Run the bundled `temporal` CLI against the session server; return its stdout."""
+    address = env.client.service_client.config.target_host
+    proc = await asyncio.create_subprocess_exec(
+        str(temporal_binary()), *args, "--address", address,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
+    assert proc.returncode == 0, f"temporal {' '.join(args)} failed: {stderr.decode()}"
+    return stdout.decode()
+
+
+def json_documents(text: str) -> list[Any]:
+    """CLI JSON output: one array, or one object per line."""
+    text = text.strip()
+    if not text:
+        return []
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return value if isinstance(value, list) else [value]
+
+
+async def listed(env: WorkflowEnvironment, query: str, wanted: str) -> bool:
+    """Whether `temporal workflow list --query` reports the workflow id `wanted`."""
+    out = await temporal_cli(env, "workflow", "list", "--query", query, "-o", "json")
+    return wanted in {doc["execution"]["workflowId"] for doc in json_documents(out)}
+
+
+async def test_approve_with_the_temporal_cli(
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "cli")
+        [pending] = await wait_pending(handle)
+        waiting = 'AirlockState="awaiting_approval"'
+        await wait_for(lambda: listed(temporal_env, waiting, handle.id),
+                       what="the run listed as awaiting_approval")
+        payload = json.dumps({"call_id": pending["call_id"], "approver": "alice"})
+        await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
+                           "--name", "approve", "--input", payload)
+        result = await handle.result()
+        await wait_for(lambda: listed(temporal_env, 'AirlockState="completed"', handle.id),
+                       what="the run listed as completed")
+        assert not await listed(temporal_env, waiting, handle.id)
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    [record] = result.approvals
+    assert (record.decision, record.decided_by, record.outcome) == ("approved", "alice", "ok")
+    await assert_replays(handle)
+
+
+# --- 3. review update --------------------------------------------------------------------------
+
+
+async def test_review_update_returns_the_recorded_decision(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "review")
+        [pending] = await wait_pending(handle)
+        recorded = await handle.execute_update(
+            "review", {"call_id": pending["call_id"], "approver": "bob", "decision": "approve",
+                       "reason": "verified fix"},
+            result_type=dict,
+        )
+        result = await handle.result()
+    assert recorded["call_id"] == pending["call_id"]
+    assert (recorded["decision"], recorded["decided_by"], recorded["reason"]) == ("approved", "bob", "verified fix")
+    assert recorded["arguments_sha256"] == pending["arguments_sha256"]
+    assert recorded["decided_at"] is not None
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    [record] = result.approvals
+    assert (record.decision, record.decided_by, record.outcome) == ("approved", "bob", "ok")
+    history = await handle.fetch_history()
+    assert len(events_with(history, "workflow_execution_update_accepted_event_attributes")) == 1
+    await assert_replays(handle)
+
+
+# --- 4. refusals -------------------------------------------------------------------------------
+
+NO_SELF_APPROVAL = support_agent('approvers = ["alice", "bob"]\nallow_self_approval = false')
+
+
+async def test_refused_signals_change_nothing_and_are_audited(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=TWO_WRITES_SCRIPT, agents={"support": NO_SELF_APPROVAL})
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "refuse-signal", requester="alice")
+        [first] = await wait_pending(handle)
+        attempts = [
+            ({"call_id": "call-nobody-7", "approver": "bob"}, "bob", "no approval is pending"),
+            ({"call_id": first["call_id"], "approver": "mallory"}, "mallory", "not an approver"),
+            ({"call_id": first["call_id"], "approver": "alice"}, "alice", "self-approval"),
+        ]
+        for payload, _, _ in attempts:
+            await handle.signal("approve", payload)
+        refused = await wait_refused(handle, 3)
+        assert [(e["actor"], e["call_id"]) for e in refused] == [(a, p["call_id"]) for p, a, _ in attempts]
+        for entry, (_, _, why) in zip(refused, attempts, strict=True):
+            assert why in entry["reason"]
+        assert [p["call_id"] for p in await pending_of(handle)] == [first["call_id"]]
+        assert count_writes(project.tickets_db) == 0, "refused approvals must not open the gate"
+
+        await handle.signal("approve", {"call_id": first["call_id"], "approver": "bob"})
+        [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
+                                  what="the second write to wait")
+        assert count_writes(project.tickets_db, "close_ticket") == 1
+        await handle.signal("approve", {"call_id": first["call_id"], "approver": "bob"})
+        duplicate = (await wait_refused(handle, 4))[-1]
+        assert (duplicate["actor"], duplicate["call_id"]) == ("bob", first["call_id"])
+        assert "already decided" in duplicate["reason"]
+        assert count_writes(project.tickets_db) == 1, "a duplicate approval must not write again"
+
+        await handle.signal("approve", {"call_id": second["call_id"], "approver": "bob"})
+        result = await handle.result()
+    assert count_writes(project.tickets_db, "close_ticket") == 2
+    assert [(r.decision, r.decided_by, r.outcome) for r in result.approvals] == [("approved", "bob", "ok")] * 2
+    await assert_replays(handle)
+
+
+async def _pending_other_than(handle: WorkflowHandle[Any, Any], call_id: str) -> list[dict[str, Any]]:
+    return [p for p in await pending_of(handle) if p["call_id"] != call_id]
+
+
+async def test_refused_reviews_fail_and_leave_no_trace(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=TWO_WRITES_SCRIPT, agents={"support": NO_SELF_APPROVAL})
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "refuse-review", requester="alice")
+        [first] = await wait_pending(handle)
+
+        async def refused_review(call_id: str, approver: str, why: str) -> None:
+            with pytest.raises(WorkflowUpdateFailedError) as failure:
+                await handle.execute_update(
+                    "review", {"call_id": call_id, "approver": approver, "decision": "approve"},
+                    result_type=dict,
+                )
+            cause = failure.value.cause
+            assert isinstance(cause, ApplicationError)
+            assert why in cause.message, cause.message
+
+        await refused_review("call-nobody-7", "bob", "no approval is pending")
+        await refused_review(first["call_id"], "mallory", "not an approver")
+        await refused_review(first["call_id"], "alice", "self-approval")
+        assert [p["call_id"] for p in await pending_of(handle)] == [first["call_id"]]
+        assert count_writes(project.tickets_db) == 0
+
+        await handle.execute_update(
+            "review", {"call_id": first["call_id"], "approver": "bob", "decision": "approve"}, result_type=dict)
+        [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
+                                  what="the second write to wait")
+        await refused_review(first["call_id"], "bob", "already decided")
+        assert count_writes(project.tickets_db) == 1
+
+        await handle.execute_update(
+            "review", {"call_id": second["call_id"], "approver": "bob", "decision": "approve"}, result_type=dict)
+        result = await handle.result()
+    assert count_writes(project.tickets_db, "close_ticket") == 2
+    assert [r.decided_by for r in result.approvals] == ["bob", "bob"]
+    history = await handle.fetch_history()
+    accepted = events_with(history, "workflow_execution_update_accepted_event_attributes")
+    assert len(accepted) == 2, "only the two valid reviews enter history"
+    assert "mallory" not in history.to_json() and "call-nobody-7" not in history.to_json()
+    assert_no_task_failures(history)
+    await assert_replays(handle)
+
+
+# --- 5. malformed signal -----------------------------------------------------------------------
+
+
+async def test_malformed_signal_changes_nothing(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "malformed")
+        [pending] = await wait_pending(handle)
+        await handle.signal("approve", {"call": 1})
+        await handle.signal("reject", {"call_id": pending["call_id"], "approver": "bob", "colour": "red"})
+        refused = await wait_refused(handle, 2)
+        assert all(e["reason"].startswith("malformed payload") for e in refused), refused
+        assert [e["actor"] for e in refused] == ["?", "bob"]
+        assert await pending_of(handle) == [pending]
+        status = await handle.query("status", result_type=dict)
+        assert status["state"] == "awaiting_approval"
+        assert count_writes(project.tickets_db) == 0
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert [(r.decision, r.decided_by) for r in result.approvals] == [("approved", "alice")]
+    history = await handle.fetch_history()
+    assert_no_task_failures(history)
+    await assert_replays(handle)
+
+
+# --- 6. timeouts -------------------------------------------------------------------------------
+
+
+async def test_timeout_rejects_when_on_timeout_is_reject(client: Client, tmp_path: Path) -> None:
+    agent = support_agent('approvers = ["alice"]\ntimeout = "1s"\non_timeout = "reject"')
+    project = make_project(tmp_path, script=CLOSE_SCRIPT, agents={"support": agent})
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "timeout-reject")
+        result = await asyncio.wait_for(handle.result(), 20)
+        audit = await audit_of(handle)
+    assert count_writes(project.tickets_db) == 0
+    [record] = result.approvals
+    assert (record.decision, record.decided_by, record.outcome) == ("timed_out", None, None)
+    assert record.decided_at is not None and record.deadline is not None
+    assert record.decided_at >= record.deadline
+    assert [e["event"] for e in audit] == ["requested", "timed_out"]
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+async def test_timeout_fails_the_run_when_on_timeout_is_fail(client: Client, tmp_path: Path) -> None:
+    agent = support_agent('approvers = ["alice"]\ntimeout = "1s"\non_timeout = "fail"')
+    project = make_project(tmp_path, script=CLOSE_SCRIPT, agents={"support": agent})
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "timeout-fail")
+        with pytest.raises(WorkflowFailureError) as failure:
+            await asyncio.wait_for(handle.result(), 20)
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == "ApprovalTimedOutError"
+    assert "close_ticket" in cause.message
+    assert count_writes(project.tickets_db) == 0
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+# --- 7. a read and a write in one turn ---------------------------------------------------------
+
+
+async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path: Path) -> None:
+    script = {"support": [
+        {"tool_calls": [
+            {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}},
+            {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}},
+        ]},
+        {"message": "Read and closed T-1."},
+    ]}
+    project = make_project(tmp_path, script=script)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "mixed")
+        [pending] = await wait_pending(handle)
+        assert (pending["tool"], pending["call_id"]) == ("close_ticket", "call-support-0-1")
+        status = await handle.query("status", result_type=dict)
+        assert status["state"] == "awaiting_approval"
+        assert status["tool_calls"] == 1, f"the read runs without waiting: {status}"
+        assert status["pending"] == 1
+        assert count_writes(project.tickets_db) == 0
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert result.output == "Read and closed T-1."
+    assert result.tool_calls == 2, "the read is not run again when the run resumes"
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    assert [(r.call_id, r.decision, r.outcome) for r in result.approvals] == [
+        ("call-support-0-1", "approved", "ok")]
+    await assert_replays(handle)
+
+
+# --- 8. untrusted servers ----------------------------------------------------------------------
+
+
+async def test_untrusted_server_read_only_hint_does_not_open_the_gate(client: Client, tmp_path: Path) -> None:
+    servers = """
+    [servers.tickets]
+    transport = "stdio"
+    command = "python"
+    args = ["-m", "mcp_servers.tickets"]
+    env = ["TICKETS_DB"]
+    trust = "untrusted"
+    timeout = "10s"
+    """
+    script = {"support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"message": "T-1 is about the login page."},
+    ]}
+    agent = support_agent('approvers = ["alice"]', tools="")
+    project = make_project(tmp_path, script=script, servers=servers, agents={"support": agent})
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "untrusted", text="What is T-1 about?")
+        [pending] = await wait_pending(handle)
+        assert (pending["server"], pending["tool"]) == ("tickets", "get_ticket")
+        status = await handle.query("status", result_type=dict)
+        assert (status["state"], status["tool_calls"]) == ("awaiting_approval", 0)
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert result.output == "T-1 is about the login page."
+    assert [(r.tool, r.decision, r.outcome) for r in result.approvals] == [("get_ticket", "approved", "ok")]
+    assert count_writes(project.tickets_db) == 0
+    await assert_replays(handle)
+
+
+# --- 9. pending approval fields ----------------------------------------------------------------
+
+
+async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
+    arguments = {"ticket_id": "T-2", "resolution": "duplicate"}
+    script = {"support": [{"tool_call": {"name": "close_ticket", "arguments": arguments}}, {"message": "Done."}]}
+    agent = support_agent('approvers = ["alice"]\ntimeout = "2h"')
+    project = make_project(tmp_path, script=script, agents={"support": agent})
+    async with airlock_worker(client, project):
+        before = datetime.now(timezone.utc)
+        handle = await start(client, project, "fields")
+        [pending] = await wait_pending(handle)
+        after = datetime.now(timezone.utc)
+        assert set(pending) == {"call_id", "agent", "server", "tool", "arguments", "arguments_sha256",
+                                "requested_at", "deadline"}
+        assert (pending["call_id"], pending["agent"], pending["server"], pending["tool"]) == (
+            "call-support-0", "support", "tickets", "close_ticket")
+        assert pending["arguments"] == arguments
+        assert pending["arguments_sha256"] == arguments_sha256(arguments)
+        requested = at(pending["requested_at"])
+        assert before - timedelta(seconds=5) <= requested <= after + timedelta(seconds=5)
+        assert at(pending["deadline"]) - requested == timedelta(hours=2)
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.result()
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    await assert_replays(handle)
+
+
+# --- 10. result and audit trail ----------------------------------------------------------------
+
+
+async def test_result_and_audit_record_request_decision_outcome_in_order(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "audit")
+        [pending] = await wait_pending(handle)
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice", "comment": "ok by me"})
+        result = await handle.result()
+        audit = await audit_of(handle)
+    [record] = result.approvals
+    assert (record.call_id, record.tool, record.server, record.agent) == (
+        pending["call_id"], "close_ticket", "tickets", "support")
+    assert (record.decision, record.decided_by, record.reason, record.outcome) == ("approved", "alice", "ok by me", "ok")
+    assert record.decided_at is not None and record.requested_at <= record.decided_at
+    assert [(e["event"], e["actor"], e["outcome"]) for e in audit] == [
+        ("requested", None, None), ("approved", "alice", None), ("outcome", None, "ok")]
+    assert all(e["call_id"] == pending["call_id"] and e["tool"] == "close_ticket" for e in audit)
+    assert all(e["arguments_sha256"] == pending["arguments_sha256"] for e in audit)
+    times = [at(e["at"]) for e in audit]
+    assert times == sorted(times)
+    assert times[0] == record.requested_at and times[1] == record.decided_at
+    await assert_replays(handle)

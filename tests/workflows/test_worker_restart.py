@@ -1,0 +1,120 @@
+"""Workers stopped or killed mid-run: runs complete, and no completed write happens twice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from mcp_servers.tickets.store import count_writes
+from tests.conftest import (
+    TICKETS_STDIO,
+    Project,
+    airlock_worker,
+    assert_replays,
+    make_project,
+    wait_for,
+    wait_pending,
+    workflow_id,
+)
+from tests.support.worker_process import worker_env, worker_process
+from workflows.payloads import AgentRequest, AgentResult
+
+AUTO_COMMENT_AGENT = """
+name = "support"
+instructions = "You resolve support tickets."
+mcp_servers = ["tickets"]
+
+[tools]
+"get_*" = "auto"
+comment_on_ticket = "auto"
+close_ticket = "approve"
+
+[approval]
+approvers = ["alice"]
+"""
+
+SCRIPT = {"support": [
+    {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "looking"}}},
+    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
+    {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "closed"}}},
+    {"message": "Closed T-2."},
+]}
+
+
+def env_of(project: Project, address: str, **extra: str) -> dict[str, str]:
+    """The environment that makes `python worker.py` run `project`."""
+    settings = project.settings
+    assert settings.scripted_model_file is not None
+    return worker_env(address, {
+        "AIRLOCK_TASK_QUEUE": settings.task_queue,
+        "AIRLOCK_AGENTS_DIR": str(settings.agents_dir),
+        "AIRLOCK_MCP_SERVERS_FILE": str(settings.mcp_servers_file),
+        "AIRLOCK_MODEL_PROVIDER": "scripted",
+        "AIRLOCK_SCRIPTED_MODEL_FILE": str(settings.scripted_model_file),
+        "AIRLOCK_DATA_DIR": str(settings.data_dir),
+        **project.environ,
+        **extra,
+    })
+
+
+async def test_worker_stopped_mid_run_resumes_without_repeating_writes(
+    client: Client, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=SCRIPT)
+    request = AgentRequest(agent="support", input="Close T-2", requester="carol")
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", request, id=workflow_id("restart"),
+            task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        [pending] = await wait_pending(handle)
+    # The first worker is gone, with one write done and one waiting for approval.
+    assert count_writes(project.tickets_db, "comment_on_ticket") == 1
+    async with airlock_worker(client, project):
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert result.output == "Closed T-2."
+    assert count_writes(project.tickets_db, "comment_on_ticket") == 2
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    await assert_replays(handle)
+
+
+async def test_worker_killed_after_write_reached_server_applies_it_once(
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    servers = TICKETS_STDIO.replace('env = ["TICKETS_DB"]', 'env = ["TICKETS_DB", "TICKETS_REPLY_DELAY_S"]')
+    script = {"support": [SCRIPT["support"][1], SCRIPT["support"][2], SCRIPT["support"][4]]}
+    project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=script, servers=servers)
+    address = temporal_env.client.service_client.config.target_host
+    handle = await client.start_workflow(
+        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2"),
+        id=workflow_id("sigkill"), task_queue=project.settings.task_queue, result_type=AgentResult,
+    )
+    # The server commits the approved close, then holds its answer long enough to kill the worker.
+    async with worker_process(env_of(project, address, TICKETS_REPLY_DELAY_S="30")) as first:
+        [pending] = await wait_pending(handle)
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+
+        async def close_applied() -> bool:
+            return count_writes(project.tickets_db, "close_ticket") == 1
+        await wait_for(close_applied, what="the approved close to reach the server")
+        first.kill()
+        await first.proc.wait()
+    async with worker_process(env_of(project, address)):
+        result = await handle.result()
+    assert result.output == "Closed T-2."
+    assert count_writes(project.tickets_db, "close_ticket") == 1, "the retried write was applied twice"
+    [record] = result.approvals
+    assert record.outcome == "ok"
+    history = json.loads((await handle.fetch_history()).to_json())
+    attempts = [
+        e["activityTaskStartedEventAttributes"]["attempt"] for e in history["events"]
+        if "activityTaskStartedEventAttributes" in e
+    ]
+    # close_ticket is the only regular activity (reads and model calls are local activities).
+    assert attempts[0] >= 2, f"the close should have been retried after the kill: {attempts}"
+    await assert_replays(handle)
