@@ -13,12 +13,10 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from pathlib import Path
 
 import openai
 import structlog
@@ -111,7 +109,7 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
     if not dev:
         yield await connect(settings)
         return
-    host, _, port = settings.temporal_address.rpartition(":")
+    port = settings.temporal_address.rpartition(":")[2]
     db_file = settings.data_dir / "temporal.db"
     log.info("starting embedded Temporal", address=settings.temporal_address, db=str(db_file),
              ui=f"http://127.0.0.1:{settings.dev_ui_port}")
@@ -174,7 +172,7 @@ async def demo(settings: Settings) -> None:
         call = pending[0]
         say(f"⏸ paused at an approval gate: {call['server']}.{call['tool']} "
             f"{json.dumps(call['arguments'])}")
-        say(f"  find waiting runs:  temporal workflow list --query 'AirlockState=\"awaiting_approval\"'")
+        say("  find waiting runs:  temporal workflow list --query 'AirlockState=\"awaiting_approval\"'")
         command = [
             str(devserver.temporal_binary()), "workflow", "signal",
             "--address", settings.temporal_address, "--workflow-id", workflow_id,
@@ -182,7 +180,9 @@ async def demo(settings: Settings) -> None:
         ]
         say("✔ approving as alice with the temporal CLI:\n  temporal " + " ".join(
             part if " " not in part and "{" not in part else f"'{part}'" for part in command[1:]))
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
+        if await proc.wait() != 0:
+            raise SystemExit("the temporal CLI could not send the approval")
         result = await handle.result()
         say(f"■ completed: {result.output}")
         for record in result.approvals:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Literal
 
 import httpx
 import openai
@@ -182,7 +183,7 @@ class AirlockActivities:
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
         text, cut = cap(result_text(result), self.max_result_bytes)
-        outcome = "error" if result.is_error else "ok"
+        outcome: Literal["ok", "error"] = "error" if result.is_error else "ok"
         log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
                  cut_bytes=cut, attempt=activity.info().attempt)
         return ToolReply(text=text, outcome=outcome, cut_bytes=cut)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -11,10 +10,10 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from agents import Agent, RunConfig, Runner, RunState
     from agents.exceptions import MaxTurnsExceeded
     from pydantic import BaseModel, ValidationError
 
+    from agents import Agent, RunConfig, Runner, RunState
     from workflows.approvals import ApprovalGate
     from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
     from workflows.errors import (
@@ -22,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
         ApprovalTimedOutError,
         BudgetExceededError,
         InvalidInputError,
-        ModelError,
         ToolUnavailableError,
         UnknownAgentError,
     )
@@ -116,11 +114,12 @@ class AgentWorkflow:
 
     async def _prepare(self, agent: str) -> RunPlan:
         try:
-            return await workflow.execute_local_activity(
+            plan: RunPlan = await workflow.execute_local_activity(
                 "airlock.prepare", PrepareRequest(agent=agent), result_type=RunPlan,
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=PREPARE_RETRY,
                 summary=f"{agent} / prepare",
             )
+            return plan
         except ActivityError as err:
             cause = err.cause
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
@@ -158,16 +157,17 @@ class AgentWorkflow:
                     timeout=timedelta(seconds=timeout) if timeout is not None else None,
                     timeout_summary="approval deadline",
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._expire_overdue()
         for item, record in batch:
             if record.decision == "approved":
                 state.approve(item)
             else:
+                decision = (record.decision or "rejected").replace("_", " ")
                 reason = record.reason or "no reason given"
                 who = f" by {record.decided_by}" if record.decided_by else ""
                 state.reject(item, rejection_message=(
-                    f"The call to {record.tool} was {record.decision.replace('_', ' ')}{who}: {reason}. "
+                    f"The call to {record.tool} was {decision}{who}: {reason}. "
                     "It was not executed."))
         self._state = "running"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("running")])

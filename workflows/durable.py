@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
-from agents import Usage as SdkUsage
 from agents.models.interface import Model
 from agents.tool_context import ToolContext
 from jsonschema import Draft202012Validator
@@ -23,6 +21,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
+from agents import Usage as SdkUsage
 from workflows.approvals import ApprovalGate, arguments_sha256
 from workflows.errors import ModelError
 from workflows.payloads import AgentPlan, ModelCall, ModelReply, RunPlan, ToolCall, ToolPlan, ToolReply, Usage
@@ -211,11 +211,12 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
     try:
-        return await workflow.execute_local_activity(
+        reply: ToolReply = await workflow.execute_local_activity(
             "airlock.read", call, result_type=ToolReply,
             start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
             retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
         )
+        return reply
     except ActivityError as err:
         return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
 
@@ -224,13 +225,14 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     summary = f"{call.agent} / {call.server}.{call.tool}"
     for attempt in range(NOT_SENT_RESENDS + 1):
         try:
-            return await workflow.execute_activity(
+            reply: ToolReply = await workflow.execute_activity(
                 "airlock.write", call, result_type=ToolReply,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=5),
                 retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
                 summary=summary,
             )
+            return reply
         except ActivityError as err:
             cause = err.cause
             not_sent = isinstance(cause, ApplicationError) and cause.type == "ToolNotSent"

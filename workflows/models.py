@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import openai
-from agents import FunctionTool, Handoff, ModelSettings, ModelTracing
 from agents.models.interface import Model
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.exceptions import ApplicationError
 
+from agents import FunctionTool, Handoff, ModelSettings, ModelTracing
 from workflows.errors import ConfigError, ModelError
 from workflows.payloads import ModelCall, ModelReply, Usage
 
@@ -179,7 +179,7 @@ def _schema_tool(spec: dict[str, Any]) -> FunctionTool:
 def _schema_handoff(spec: dict[str, Any]) -> Handoff[Any, Any]:
     return Handoff(
         tool_name=spec["tool_name"], tool_description=spec["tool_description"],
-        input_json_schema=spec["input_json_schema"], on_invoke_handoff=_never,  # type: ignore[arg-type]
+        input_json_schema=spec["input_json_schema"], on_invoke_handoff=_never,
         agent_name=spec["agent_name"], strict_json_schema=spec.get("strict", True),
     )
 

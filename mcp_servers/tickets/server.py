@@ -180,7 +180,7 @@ def _idempotency_key(ctx: TicketContext) -> str | None:
     meta = ctx.request_context.meta
     if meta is None or IDEMPOTENCY_META_KEY not in meta:
         return None
-    key: object = meta[IDEMPOTENCY_META_KEY]
+    key: object = dict(meta).get(IDEMPOTENCY_META_KEY)
     if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_LENGTH:
         raise ToolError(
             f"_meta[{IDEMPOTENCY_META_KEY!r}] must be a non-empty string of at most "

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
-    SUPPORT_AGENT,
     Project,
     airlock_worker,
     assert_replays,
@@ -440,10 +439,10 @@ async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
     agent = support_agent('approvers = ["alice"]\ntimeout = "2h"')
     project = make_project(tmp_path, script=script, agents={"support": agent})
     async with airlock_worker(client, project):
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
         handle = await start(client, project, "fields")
         [pending] = await wait_pending(handle)
-        after = datetime.now(timezone.utc)
+        after = datetime.now(UTC)
         assert set(pending) == {"call_id", "agent", "server", "tool", "arguments", "arguments_sha256",
                                 "requested_at", "deadline"}
         assert (pending["call_id"], pending["agent"], pending["server"], pending["tool"]) == (

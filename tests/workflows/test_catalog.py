@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SUPPORT_AGENT, TICKETS_STDIO, make_project
+from tests.conftest import TICKETS_STDIO, make_project
 from worker import build_activities, model_backend
 from workflows.devserver import free_port
 from workflows.errors import ConfigError

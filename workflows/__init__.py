@@ -1,0 +1,1 @@
+"""Temporal side of Airlock: workflows, the activities they schedule, and the durable runner glue."""
