@@ -76,6 +76,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         max_result_bytes=settings.max_result_bytes,
         model_timeout_seconds=settings.model_timeout.total_seconds(),
         webhook_url=settings.approval_webhook_url,
+        max_history_events=settings.max_history_events,
     )
 
 
@@ -121,9 +122,10 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
 
 
 @contextlib.asynccontextmanager
-async def running_worker(client: Client, settings: Settings) -> AsyncIterator[Worker]:
+async def running_worker(
+    client: Client, settings: Settings, activities: AirlockActivities
+) -> AsyncIterator[Worker]:
     """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
-    activities = build_activities(settings)
     worker = build_worker(
         client, settings.task_queue, activities, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
     )
@@ -144,14 +146,16 @@ async def serve(settings: Settings, dev: bool) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with temporal(settings, dev) as client, running_worker(client, settings):
+    activities = build_activities(settings)  # configuration errors stop us before any connection
+    async with temporal(settings, dev) as client, running_worker(client, settings, activities):
         await stop.wait()
         log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
 
 
 async def demo(settings: Settings) -> None:
     """Run the support agent to its approval gate, approve with the `temporal` CLI, show the result."""
-    async with temporal(settings, dev=True) as client, running_worker(client, settings):
+    activities = build_activities(settings)
+    async with temporal(settings, dev=True) as client, running_worker(client, settings, activities):
         workflow_id = f"demo-support-{int(time.time())}"
         request = AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
                                requester="demo")

@@ -16,7 +16,9 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, Tool
+from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workflows.errors import ConfigError
@@ -226,9 +228,11 @@ class Connection:
 
 
 def _is_protocol_error(err: Exception) -> bool:
-    from mcp.shared.exceptions import MCPError
-
-    return isinstance(err, MCPError) and getattr(err, "code", 0) not in (-32000, -32001)
+    """An error answer from a live server, as opposed to a broken or expired connection."""
+    if not isinstance(err, MCPError) or err.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
+        return False
+    # An unknown session id (the server restarted) means: open a new session.
+    return not (err.code == INVALID_REQUEST and "session" in err.error.message.lower())
 
 
 class McpPool:

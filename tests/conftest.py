@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import textwrap
@@ -149,6 +150,25 @@ async def assert_replays(handle: WorkflowHandle[Any, Any]) -> None:
     """The recorded history replays without non-determinism."""
     history = await handle.fetch_history()
     await replayer().replay_workflow(history)
+
+
+async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
+    """The run's history as JSON plus every payload in it decoded (`to_json` keeps them base64)."""
+    raw = (await handle.fetch_history()).to_json()
+    decoded: list[str] = [raw]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("data"), str) and "metadata" in node:
+                decoded.append(base64.b64decode(node["data"]).decode(errors="replace"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(raw))
+    return "\n".join(decoded)
 
 
 def workflow_id(prefix: str) -> str:

@@ -70,6 +70,7 @@ class AirlockActivities:
         max_result_bytes: int,
         model_timeout_seconds: float = 120.0,
         webhook_url: str | None = None,
+        max_history_events: int = 10_000,
     ) -> None:
         self.catalog = catalog
         self.pool = pool
@@ -77,6 +78,7 @@ class AirlockActivities:
         self.max_result_bytes = max_result_bytes
         self.model_timeout_seconds = model_timeout_seconds
         self.webhook_url = webhook_url
+        self.max_history_events = max_history_events
 
     @activity.defn(name="airlock.prepare")
     async def prepare(self, request: PrepareRequest) -> RunPlan:
@@ -94,7 +96,7 @@ class AirlockActivities:
             todo.extend(plans[name].handoffs)
         return RunPlan(
             root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
-            notify_approvals=self.webhook_url is not None,
+            notify_approvals=self.webhook_url is not None, max_history_events=self.max_history_events,
         )
 
     async def _plan(self, name: str) -> AgentPlan:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalRecord,
         Approve,
         AuditEntry,
+        Checkpoint,
         PendingApproval,
         PrepareRequest,
         Reject,
@@ -82,7 +83,16 @@ class AgentWorkflow:
         request: AgentRequest = parse(AgentRequest, raw, "AgentWorkflow input")
         self._agent = request.agent
         self._requester = request.requester
-        plan = await self._prepare(request.agent)
+        checkpoint = request.checkpoint
+        if checkpoint is not None and workflow.info().continued_run_id is None:
+            # A checkpoint holds approvals; only a run of ours that continued as new may carry one.
+            raise InvalidInputError("invalid AgentWorkflow input: checkpoint is set only by Airlock itself")
+        if checkpoint is not None:
+            plan = checkpoint.plan
+            self._gate = ApprovalGate(self._approval_config, checkpoint.gate, checkpoint.audit)
+            self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
+        else:
+            plan = await self._prepare(request.agent)
         self._plan = plan
         workflow.upsert_search_attributes([AIRLOCK_AGENT.value_set(request.agent), AIRLOCK_STATE.value_set("running")])
         self._state = "running"
@@ -93,6 +103,8 @@ class AgentWorkflow:
         root = agents[plan.root]
         spec = plan.agents[plan.root]
         next_input: str | RunState[Any] = request.input
+        if checkpoint is not None:
+            next_input = await RunState.from_string(root, checkpoint.run_state)
         while True:
             try:
                 result = await Runner.run(root, next_input, max_turns=spec.max_turns, run_config=RUN_CONFIG)
@@ -104,6 +116,12 @@ class AgentWorkflow:
                 break
             state = result.to_state()
             await self._await_decisions(state, result.interruptions, agents)
+            if self._history_is_long(plan):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(request.model_copy(update={"checkpoint": Checkpoint(
+                    plan=plan, run_state=state.to_string(), gate=self._gate.records, audit=self._gate.audit,
+                    tool_calls=self._ledger.tool_calls, usage=self._ledger.usage, turn=self._ledger.turns,
+                )}))
             next_input = state
         self._state = "completed"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("completed")])
@@ -111,6 +129,11 @@ class AgentWorkflow:
             output=str(result.final_output), approvals=self._gate.records,
             tool_calls=self._ledger.tool_calls, usage=self._ledger.usage,
         )
+
+    @staticmethod
+    def _history_is_long(plan: RunPlan) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= plan.max_history_events
 
     async def _prepare(self, agent: str) -> RunPlan:
         try:
@@ -177,7 +200,7 @@ class AgentWorkflow:
             self._gate.time_out(record.call_id, workflow.now())
             workflow.logger.info("approval timed out", extra={"call_id": record.call_id, "tool": record.tool})
             if self._approval_config(record.agent).on_timeout == "fail":
-                self._state = "failed"
+                self._mark_failed()
                 raise ApprovalTimedOutError(
                     f"no decision on {record.server}.{record.tool} (call {record.call_id}) before "
                     f"{record.deadline.isoformat() if record.deadline else 'the deadline'}"
@@ -201,8 +224,13 @@ class AgentWorkflow:
         assert self._plan is not None
         return self._plan.agents[agent].approval
 
-    def _fail_budget(self, why: str) -> None:
+    def _mark_failed(self) -> None:
+        # Approvers list runs by AirlockState: a failed run must stop showing as waiting.
         self._state = "failed"
+        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("failed")])
+
+    def _fail_budget(self, why: str) -> None:
+        self._mark_failed()
         partial = AgentResult(
             output="", approvals=self._gate.records, tool_calls=self._ledger.tool_calls,
             usage=self._ledger.usage,
@@ -212,12 +240,12 @@ class AgentWorkflow:
     # --- messages ------------------------------------------------------------------------------
 
     @workflow.signal(name="approve")
-    def approve(self, raw: dict[str, Any]) -> None:
+    def approve(self, raw: Any) -> None:
         """Approve one pending call; refused attempts are logged and audited, never applied."""
         self._decide_from_signal(raw, Approve, approved=True)
 
     @workflow.signal(name="reject")
-    def reject(self, raw: dict[str, Any]) -> None:
+    def reject(self, raw: Any) -> None:
         """Reject one pending call; the model hears the reason and may re-plan."""
         self._decide_from_signal(raw, Reject, approved=False)
 

@@ -196,6 +196,7 @@ class RunPlan(Wire):
     agents: dict[str, AgentPlan]
     model_timeout_seconds: float = 120.0
     notify_approvals: bool = False
+    max_history_events: int = 10_000
 
 
 class PrepareRequest(Wire):

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     tool_timeout: timedelta = timedelta(seconds=30)
     max_result_bytes: int = 64_000
     approval_webhook_url: str | None = None
+    # Continue-as-new once a run's history reaches this many events (or Temporal suggests it).
+    max_history_events: int = 10_000
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

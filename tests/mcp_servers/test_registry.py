@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import sys
 import textwrap
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -19,6 +22,8 @@ from workflows.activities import result_text
 from workflows.devserver import free_port
 
 EXIT_DEADLINE_S = 10.0
+
+T = TypeVar("T")
 
 # A server nobody configured for us: it reports what its own process sees.
 PROBE_SERVER = '''
@@ -47,6 +52,51 @@ if __name__ == "__main__":
 '''
 
 
+# A session-based (handshake-era) server over streamable HTTP, as every mcp 1.x server is. The
+# bundled SDK also speaks the sessionless 2026 protocol; this gate turns that off the way an older
+# server would, so the client falls back to `initialize` and a server-side session.
+SESSION_SERVER = '''
+import json
+import os
+import sys
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
+
+server = MCPServer("legacy")
+
+
+@server.tool()
+def pid() -> int:
+    """This process's id."""
+    return os.getpid()
+
+
+app = server.streamable_http_app(host="127.0.0.1")
+MISSING_SESSION = json.dumps({
+    "jsonrpc": "2.0", "id": "server-error",
+    "error": {"code": -32600, "message": "Bad Request: Missing session ID"},
+}).encode()
+
+
+async def handshake_era_only(scope, receive, send):
+    if scope["type"] == "http":
+        version = dict(scope["headers"]).get(b"mcp-protocol-version", b"").decode()
+        if version and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            # What an mcp 1.x server answers to `server/discover`: it knows no such era.
+            await send({"type": "http.response.start", "status": 400,
+                        "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": MISSING_SESSION})
+            return
+    await app(scope, receive, send)
+
+
+if __name__ == "__main__":
+    uvicorn.run(handshake_era_only, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+'''
+
+
 def registry(root: Path, text: str, environ: Mapping[str, str]) -> dict[str, ServerConfig]:
     """Write `servers.toml` under `root` and load it as the worker does."""
     path = root / "servers.toml"
@@ -67,6 +117,37 @@ def probe_registry(root: Path, environ: Mapping[str, str]) -> dict[str, ServerCo
     trust = "trusted"
     timeout = "10s"
     """, environ)
+
+
+@contextlib.asynccontextmanager
+async def python_server(script: Path, port: int, log: Path) -> AsyncIterator[int]:
+    """Run `python script port` until the block ends; yield its pid once the port accepts."""
+    with log.open("wb") as stderr:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), str(port),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+        )
+    try:
+        async def accepts() -> bool:
+            if proc.returncode is not None:
+                raise AssertionError(f"{script.name} exited early (code {proc.returncode}); see {log}")
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                return False
+            writer.close()
+            await writer.wait_closed()
+            return True
+        await wait_for(accepts, timeout=15, what=f"{script.name} to listen on {port}")
+        yield proc.pid
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), EXIT_DEADLINE_S)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
 
 
 async def get_title(pool: McpPool, ticket_id: str = "T-1") -> str:
@@ -90,27 +171,86 @@ async def test_pool_reuses_one_session_for_many_calls(tmp_path: Path) -> None:
         await pool.close()
 
 
-async def test_reconnects_after_http_server_restart(tmp_path: Path) -> None:
-    db = tmp_path / "tickets.db"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/mcp"
-    text = f'[servers.tickets]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\ntimeout = "5s"\n'
-    pool = McpPool(registry(tmp_path, text, {}), {})
+def http_registry(root: Path, port: int, name: str = "tickets") -> dict[str, ServerConfig]:
+    """A registry with one trusted server `name` over HTTP on 127.0.0.1:`port`."""
+    return registry(root, f"""
+    [servers.{name}]
+    transport = "http"
+    url = "http://127.0.0.1:{port}/mcp"
+    trust = "trusted"
+    timeout = "5s"
+    """, {})
+
+
+async def call_after_restart(pool: McpPool, call: Callable[[McpPool], Awaitable[T]]) -> T:
+    """`call` until it succeeds; the first call after a restart may fail cleanly, never hang."""
+    async def attempt() -> T | None:
+        try:
+            return await call(pool)
+        except ServerUnavailable:
+            return None
+    return await wait_for(attempt, timeout=30, what="a successful call after the restart")
+
+
+async def test_survives_http_server_restart(tmp_path: Path) -> None:
+    db, port = tmp_path / "tickets.db", free_port()
+    pool = McpPool(http_registry(tmp_path, port), {})
     connection = pool.connection("tickets")
     try:
-        async with tickets_http_server(db, port=port) as first:
-            assert first.url == url
+        async with tickets_http_server(db, port=port) as server:
+            assert server.url == f"http://127.0.0.1:{port}/mcp"
             await get_title(pool)
         assert connection.connects == 1
         async with tickets_http_server(db, port=port):
-            async def call_succeeds() -> str | None:
-                # The first call may still ride the dead session; it must fail cleanly, not hang.
-                try:
-                    return await get_title(pool)
-                except ServerUnavailable:
-                    return None
-            await wait_for(call_succeeds, timeout=30, what="a call after the restart")
-            assert connection.connects == 2
+            title = await call_after_restart(pool, get_title)
+        assert title == "Login page returns 500 after password reset"
+        # MCP 2026-07-28 over HTTP has no server-side session: the restarted server serves the
+        # existing client as it is, so nothing had to be reopened.
+        assert connection.connects == 1
+    finally:
+        await pool.close()
+
+
+async def test_reconnects_after_http_server_outage(tmp_path: Path) -> None:
+    db, port = tmp_path / "tickets.db", free_port()
+    pool = McpPool(http_registry(tmp_path, port), {})
+    connection = pool.connection("tickets")
+    try:
+        async with tickets_http_server(db, port=port):
+            await get_title(pool)
+        # A call while the server is down fails at once with the registry's own error ...
+        with pytest.raises(ServerUnavailable):
+            await asyncio.wait_for(get_title(pool), timeout=10)
+        # ... and the next session is opened once the server is back.
+        async with tickets_http_server(db, port=port):
+            title = await call_after_restart(pool, get_title)
+        assert title == "Login page returns 500 after password reset"
+        assert connection.connects == 2
+    finally:
+        await pool.close()
+
+
+async def test_reconnects_after_session_server_restart(tmp_path: Path) -> None:
+    # Servers on mcp 1.x (and other handshake-era stacks) keep a session per client; after a
+    # restart they answer the old session id with 404 "Session not found", and the client must
+    # open a new session (MCP spec, streamable HTTP, session management).
+    port = free_port()
+    script = tmp_path / "session_server.py"
+    script.write_text(SESSION_SERVER)
+    pool = McpPool(http_registry(tmp_path, port, "legacy"), {})
+    connection = pool.connection("legacy")
+
+    async def server_pid(pool: McpPool) -> int:
+        result = await pool.connection("legacy").call_tool("pid", {}, None)
+        assert not result.is_error, result_text(result)
+        return int(result_text(result))
+
+    try:
+        async with python_server(script, port, tmp_path / "first.log") as first:
+            assert await server_pid(pool) == first
+        async with python_server(script, port, tmp_path / "second.log") as second:
+            assert await call_after_restart(pool, server_pid) == second
+        assert connection.connects == 2
     finally:
         await pool.close()
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
@@ -39,6 +40,8 @@ CLOSE_SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
 TWO_WRITES_SCRIPT = {"support": [CLOSE_T1, CLOSE_T2, {"message": "Done."}]}
 
 CLI_TIMEOUT_S = 30.0
+# Spelled out here rather than imported: the search attribute's name is API (DESIGN §3).
+AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 
 
 def support_agent(approval: str, tools: str = '"get_*" = "auto"\n"search_*" = "auto"') -> str:
@@ -127,7 +130,10 @@ async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Clie
     assert result.output == "Done."
     # The turn after the rejection carries the rejection, with its reason, as the call's output.
     last_turn = spy.calls[-1].input
-    outputs = [i for i in last_turn if i.get("type") == "function_call_output" and i.get("call_id") == pending["call_id"]]
+    outputs = [
+        item for item in last_turn
+        if item.get("type") == "function_call_output" and item.get("call_id") == pending["call_id"]
+    ]
     assert len(outputs) == 1, last_turn
     assert reason in json.dumps(outputs[0]["output"])
     assert "not executed" in json.dumps(outputs[0]["output"])
@@ -330,6 +336,36 @@ async def test_malformed_signal_changes_nothing(client: Client, tmp_path: Path) 
     await assert_replays(handle)
 
 
+@pytest.mark.parametrize(
+    "payload", ["call-support-0", ["call-support-0", "alice"], 7], ids=["string", "array", "number"]
+)
+async def test_non_object_signal_payload_is_audited_as_refused(
+    client: Client, tmp_path: Path, payload: object
+) -> None:
+    project = make_project(tmp_path, script=CLOSE_SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await start(client, project, "not-object")
+        [pending] = await wait_pending(handle)
+        await handle.signal("approve", payload)
+        # Signals are handled in the order they arrive: once this marker is audited, the
+        # payload above has been handled too, so no waiting on an absence is needed.
+        await handle.signal("approve", {"call_id": "marker", "approver": "alice"})
+        refused = await wait_for(lambda: _refused_for(handle, "marker"), what="the marker refusal")
+        assert await pending_of(handle) == [pending]
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert [e["call_id"] for e in refused] == ["", "marker"], f"the {payload!r} payload left no audit entry"
+    assert refused[0]["reason"].startswith("malformed payload")
+    assert [(r.decision, r.decided_by) for r in result.approvals] == [("approved", "alice")]
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+async def _refused_for(handle: WorkflowHandle[Any, Any], marker: str) -> list[dict[str, Any]] | None:
+    refused = [e for e in await audit_of(handle) if e["event"] == "refused"]
+    return refused if any(e["call_id"] == marker for e in refused) else None
+
+
 # --- 6. timeouts -------------------------------------------------------------------------------
 
 
@@ -357,11 +393,16 @@ async def test_timeout_fails_the_run_when_on_timeout_is_fail(client: Client, tmp
         handle = await start(client, project, "timeout-fail")
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 20)
+        status = await handle.query("status", result_type=dict)
     cause = failure.value.cause
     assert isinstance(cause, ApplicationError)
     assert cause.type == "ApprovalTimedOutError"
     assert "close_ticket" in cause.message
     assert count_writes(project.tickets_db) == 0
+    assert (status["state"], status["pending"]) == ("failed", 0)
+    # Describe reads the run's own record, so unlike a visibility list it is current at once.
+    listed_as = (await handle.describe()).typed_search_attributes.get(AIRLOCK_STATE)
+    assert listed_as != "awaiting_approval", "a failed run must not stay listed as waiting for approval"
     assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)
 
@@ -472,7 +513,8 @@ async def test_result_and_audit_record_request_decision_outcome_in_order(client:
     [record] = result.approvals
     assert (record.call_id, record.tool, record.server, record.agent) == (
         pending["call_id"], "close_ticket", "tickets", "support")
-    assert (record.decision, record.decided_by, record.reason, record.outcome) == ("approved", "alice", "ok by me", "ok")
+    assert (record.decision, record.decided_by, record.reason, record.outcome) == (
+        "approved", "alice", "ok by me", "ok")
     assert record.decided_at is not None and record.requested_at <= record.decided_at
     assert [(e["event"], e["actor"], e["outcome"]) for e in audit] == [
         ("requested", None, None), ("approved", "alice", None), ("outcome", None, "ok")]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from temporalio.client import Client
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
@@ -118,3 +120,56 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
     # close_ticket is the only regular activity (reads and model calls are local activities).
     assert attempts[0] >= 2, f"the close should have been retried after the kill: {attempts}"
     await assert_replays(handle)
+
+
+async def test_approvals_survive_continue_as_new(client: Client, tmp_path: Path) -> None:
+    script = {"support": [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"tool_call": {"name": "assign_ticket", "arguments": {"ticket_id": "T-2", "assignee": "dana"}}},
+        {"message": "Closed and assigned T-2."},
+    ]}
+    gated = 'close_ticket = "approve"\nassign_ticket = "approve"'
+    agent = AUTO_COMMENT_AGENT.replace('close_ticket = "approve"', gated)
+    # Any history is "long": the run continues as new after every approval round.
+    project = make_project(tmp_path, agents={"support": agent}, script=script, max_history_events=1)
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Close and assign T-2", requester="carol"),
+            id=workflow_id("can"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        first_run = (await handle.describe()).run_id
+        [close] = await wait_pending(handle)
+        await handle.signal("approve", {"call_id": close["call_id"], "approver": "alice"})
+
+        async def assign_pending() -> list[dict[str, object]] | None:
+            pending = await handle.query("pending_approvals", result_type=list)
+            return pending if pending and pending[0]["tool"] == "assign_ticket" else None
+        [assign] = await wait_for(assign_pending, what="the second approval, in the continued run")
+        assert (await handle.describe()).run_id != first_run, "the run should have continued as new"
+        await handle.signal("approve", {"call_id": assign["call_id"], "approver": "alice"})
+        result = await handle.result()
+        audit = await handle.query("audit", result_type=list)
+    assert [(r.tool, r.decision, r.decided_by, r.outcome) for r in result.approvals] == [
+        ("close_ticket", "approved", "alice", "ok"), ("assign_ticket", "approved", "alice", "ok")]
+    assert [e["event"] for e in audit] == ["requested", "approved", "outcome"] * 2
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    assert count_writes(project.tickets_db, "assign_ticket") == 1
+    assert result.tool_calls == 2 and result.usage.requests == 3
+    await assert_replays(handle)
+    await assert_replays(client.get_workflow_handle(handle.id, run_id=first_run))
+
+
+async def test_client_supplied_checkpoint_is_refused(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=SCRIPT)
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow",
+            {"agent": "support", "input": "x", "checkpoint": {
+                "plan": {"root": "support", "agents": {}}, "run_state": "{}"}},
+            id=workflow_id("forged"), task_queue=project.settings.task_queue,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+    assert isinstance(failure.value.cause, ApplicationError)
+    assert failure.value.cause.type == "InvalidInputError"
+    assert "checkpoint" in failure.value.cause.message
