@@ -24,6 +24,7 @@ from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
+from agents import set_tracing_disabled
 from mcp_servers.registry import McpPool, load_servers
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
@@ -67,6 +68,8 @@ def model_backend(settings: Settings) -> ModelBackend:
 def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
     """Load and check every configuration file; any mistake stops the worker here."""
     environ = os.environ if environ is None else environ
+    # The Agents SDK would export traces to OpenAI by default; Airlock exports nothing unasked.
+    set_tracing_disabled(not settings.tracing)
     servers = load_servers(settings.mcp_servers_file, environ)
     catalog = Catalog.load(settings.agents_dir, set(servers))
     return AirlockActivities(

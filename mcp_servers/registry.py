@@ -21,6 +21,7 @@ from mcp_types import CallToolResult, Tool
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mcp_servers.limits import CircuitBreaker, RateLimiter
 from workflows.errors import ConfigError
 from workflows.tomlfiles import parse_duration, read_toml, validate
 
@@ -101,6 +102,10 @@ class ServerUnavailable(Exception):
     """The server could not be reached, or the connection broke during a call."""
 
 
+class NotSent(ServerUnavailable):
+    """The server could not be reached, so the request was never sent."""
+
+
 class Connection:
     """One long-lived MCP session to one server, reopened when it breaks.
 
@@ -117,6 +122,11 @@ class Connection:
         self._closing: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self.connects = 0
+        self.breaker = CircuitBreaker()
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+        self._rate = RateLimiter(config.rate_limit) if config.rate_limit else None
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def _target(self) -> Any:
         config = self.config
@@ -208,18 +218,39 @@ class Connection:
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None
     ) -> CallToolResult:
-        """Call one tool; a broken connection raises `ServerUnavailable` and is reopened next time."""
-        client = await self.client()
-        try:
-            return await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
-        except TimeoutError as err:
-            self.invalidate(client)
-            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
-        except Exception as err:
-            if _is_protocol_error(err):
-                raise
-            self.invalidate(client)
-            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
+        """Call one tool within the server's concurrency and rate limits.
+
+        Raises `CircuitOpen` or `NotSent` when the request never left (safe to resend), and
+        `ServerUnavailable` when the connection broke after sending (it is reopened next time).
+        """
+        async with self._slots:
+            if self._rate is not None:
+                await self._rate.acquire()
+            self.breaker.check()
+            try:
+                client = await self.client()
+            except ServerUnavailable as err:
+                self.breaker.failure()
+                raise NotSent(str(err)) from err
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
+            except TimeoutError as err:
+                self.breaker.failure()
+                self.invalidate(client)
+                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+            except Exception as err:
+                if _is_protocol_error(err):
+                    self.breaker.success()
+                    raise
+                self.breaker.failure()
+                self.invalidate(client)
+                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
+            finally:
+                self.in_flight -= 1
+            self.breaker.success()
+            return result
 
     async def close(self) -> None:
         """End the session (and the stdio child process)."""

@@ -13,7 +13,8 @@ from mcp_types import CallToolResult, TextContent
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from mcp_servers.registry import McpPool, ServerUnavailable
+from mcp_servers.limits import CircuitOpen
+from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from workflows import policy
 from workflows.catalog import Catalog
 from workflows.errors import UnknownAgentError
@@ -156,6 +157,11 @@ class AirlockActivities:
         """A read-only tool call: safe to retry, so a broken connection is a retryable failure."""
         try:
             result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None)
+        except CircuitOpen as err:
+            # Retrying against an open circuit only burns the retry budget: tell the model now.
+            raise ApplicationError(
+                f"MCP server {call.server!r}: {err}", type="CircuitOpen", non_retryable=True
+            ) from err
         except ServerUnavailable as err:
             raise ApplicationError(str(err), type="ToolUnavailable") from err
         return self._reply(call, result)
@@ -164,19 +170,18 @@ class AirlockActivities:
     async def write(self, call: ToolCall) -> ToolReply:
         """A write tool call carrying its idempotency key.
 
-        A failure to connect means nothing was sent (`ToolNotSent`, always safe to retry). A
-        failure after sending is `OutcomeUnknown`: only the workflow may decide to resend it.
+        A refused or failed connection means nothing was sent (`ToolNotSent`, always safe to
+        resend). A failure after sending is `OutcomeUnknown`: it is resent only when the tool is
+        idempotent (the workflow's retry policy decides).
         """
         connection = self.pool.connection(call.server)
-        try:
-            await connection.client()
-        except ServerUnavailable as err:
-            raise ApplicationError(str(err), type="ToolNotSent") from err
         meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
         # Heartbeats let Temporal notice a dead worker in seconds rather than at the timeout.
         beat = asyncio.create_task(_heartbeat_until_done())
         try:
             result = await connection.call_tool(call.tool, call.arguments, meta)
+        except (CircuitOpen, NotSent) as err:
+            raise ApplicationError(f"MCP server {call.server!r}: {err}", type="ToolNotSent") from err
         except ServerUnavailable as err:
             raise ApplicationError(str(err), type="OutcomeUnknown") from err
         finally:

@@ -1,0 +1,86 @@
+"""Per-server protection shared by every run on a worker: circuit breaker and rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class CircuitOpen(Exception):
+    """Calls to this server are refused for now because it kept failing."""
+
+
+class CircuitBreaker:
+    """Opens after `threshold` failures within `window` seconds; after `cooldown` one probe call
+    is let through (half-open), and its success closes the circuit again."""
+
+    def __init__(
+        self, threshold: int = 5, window: float = 30.0, cooldown: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.window = window
+        self.cooldown = cooldown
+        self._clock = clock
+        self._failures: deque[float] = deque()
+        self._opened_at: float | None = None
+        self._probing = False
+
+    @property
+    def state(self) -> str:
+        """`closed`, `open` or `half_open`."""
+        if self._opened_at is None:
+            return "closed"
+        if self._probing or self._clock() - self._opened_at >= self.cooldown:
+            return "half_open"
+        return "open"
+
+    def check(self) -> None:
+        """Raise `CircuitOpen` unless a call may go through now."""
+        if self._opened_at is None:
+            return
+        waited = self._clock() - self._opened_at
+        if waited < self.cooldown:
+            raise CircuitOpen(f"circuit open after repeated failures; next try in {self.cooldown - waited:.1f}s")
+        if self._probing:
+            raise CircuitOpen("circuit half-open; a probe call is in flight")
+        self._probing = True
+
+    def success(self) -> None:
+        """A call worked: close the circuit."""
+        self._failures.clear()
+        self._opened_at = None
+        self._probing = False
+
+    def failure(self) -> None:
+        """A call failed because the server is unwell (not because of bad arguments)."""
+        now = self._clock()
+        if self._probing:
+            self._opened_at, self._probing = now, False
+            return
+        self._failures.append(now)
+        while self._failures and now - self._failures[0] > self.window:
+            self._failures.popleft()
+        if len(self._failures) >= self.threshold:
+            self._opened_at = now
+
+
+class RateLimiter:
+    """At most `per_second` calls start per second, spaced evenly; waiters queue in order."""
+
+    def __init__(self, per_second: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.interval = 1.0 / per_second
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait for this call's turn."""
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            self._next = max(now, self._next) + self.interval
+        if wait > 0:
+            await asyncio.sleep(wait)

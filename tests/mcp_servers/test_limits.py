@@ -1,0 +1,61 @@
+"""Circuit breaker and rate limiter, on a controlled clock."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mcp_servers.limits import CircuitBreaker, CircuitOpen, RateLimiter
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_opens_after_threshold_failures_in_window() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=3, window=10, cooldown=5, clock=clock)
+    breaker.failure()
+    clock.now += 11  # the first failure falls out of the window
+    breaker.failure()
+    breaker.failure()
+    breaker.check()
+    assert breaker.state == "closed"
+    breaker.failure()
+    assert breaker.state == "open"
+    with pytest.raises(CircuitOpen, match="next try in 5.0s"):
+        breaker.check()
+
+
+def test_breaker_half_open_probe_closes_on_success_and_reopens_on_failure() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=1, window=10, cooldown=5, clock=clock)
+    breaker.failure()
+    clock.now += 5
+    breaker.check()  # the probe goes through
+    assert breaker.state == "half_open"
+    with pytest.raises(CircuitOpen, match="probe"):
+        breaker.check()  # only one probe at a time
+    breaker.failure()
+    assert breaker.state == "open", "a failed probe opens the circuit for another cooldown"
+    clock.now += 5
+    breaker.check()
+    breaker.success()
+    assert breaker.state == "closed"
+    breaker.check()
+
+
+async def test_rate_limiter_spaces_calls() -> None:
+    limiter = RateLimiter(per_second=20)
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.acquire() for _ in range(6)))
+    # Six calls at 20/s: the last may start 5 intervals (250 ms) after the first.
+    assert time.monotonic() - started >= 0.24

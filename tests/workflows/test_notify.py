@@ -1,0 +1,103 @@
+"""The approval webhook: told about every pending approval, retried, never in the run's way."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+
+from mcp_servers.tickets.store import count_writes
+from tests.conftest import airlock_worker, assert_replays, make_project, wait_for, wait_pending, workflow_id
+from workflows.payloads import AgentRequest, AgentResult
+
+SCRIPT = {"support": [
+    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-4"}}},
+    {"message": "Closed T-4."},
+]}
+
+
+class Webhook:
+    """A loopback HTTP endpoint that fails its first `failures` POSTs, then records them."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts = 0
+        self.received: list[dict[str, Any]] = []
+        hook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                hook.attempts += 1
+                if hook.attempts <= hook.failures:
+                    self.send_response(503)
+                else:
+                    hook.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/approvals"
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    hook = Webhook(failures=2)
+    thread = threading.Thread(target=hook.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield hook
+    finally:
+        hook.server.shutdown()
+        hook.server.server_close()
+        thread.join(5)
+
+
+async def test_webhook_gets_pending_approval_after_retries(client: Client, tmp_path: Path, webhook: Webhook) -> None:
+    project = make_project(tmp_path, script=SCRIPT, approval_webhook_url=webhook.url)
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Close T-4"),
+            id=workflow_id("hook"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        [pending] = await wait_pending(handle)
+
+        async def delivered() -> bool:
+            return bool(webhook.received)
+        await wait_for(delivered, what="the webhook to accept the notice")
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "bob"})
+        result = await handle.result()
+    assert webhook.attempts == 3, "two failed deliveries, then one that worked"
+    [notice] = webhook.received
+    assert notice["workflow_id"] == handle.id
+    assert notice["pending"]["call_id"] == pending["call_id"]
+    assert notice["pending"]["tool"] == "close_ticket"
+    assert f"--workflow-id {handle.id} --name approve" in notice["approve_command"]
+    assert pending["call_id"] in notice["approve_command"]
+    assert result.output == "Closed T-4."
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    await assert_replays(handle)
+
+
+async def test_unreachable_webhook_never_blocks_the_run(client: Client, tmp_path: Path) -> None:
+    project = make_project(tmp_path, script=SCRIPT, approval_webhook_url="http://127.0.0.1:9/nothing-listens")
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Close T-4"),
+            id=workflow_id("nohook"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        [pending] = await wait_pending(handle)
+        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        result = await handle.result()
+    assert result.output == "Closed T-4."
+    assert count_writes(project.tickets_db, "close_ticket") == 1
+    await assert_replays(handle)
