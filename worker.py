@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
+from typing import Any
 
 import openai
 import structlog
@@ -126,12 +127,11 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
 
 @contextlib.asynccontextmanager
 async def running_worker(
-    client: Client, settings: Settings, activities: AirlockActivities
+    client: Client, settings: Settings, activities: AirlockActivities, **options: Any
 ) -> AsyncIterator[Worker]:
     """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
-    worker = build_worker(
-        client, settings.task_queue, activities, graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
-    )
+    options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
+    worker = build_worker(client, settings.task_queue, activities, **options)
     task = asyncio.create_task(worker.run())
     log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents))
     try:

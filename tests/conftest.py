@@ -18,10 +18,10 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from worker import build_activities
+from worker import build_activities, running_worker
 from workflows import devserver
 from workflows.activities import AirlockActivities
-from workflows.runtime import build_worker, replayer
+from workflows.runtime import replayer
 from workflows.settings import Settings
 
 T = TypeVar("T")
@@ -111,14 +111,8 @@ def make_project(
 async def airlock_worker(client: Client, project: Project, **options: Any) -> AsyncIterator[AirlockActivities]:
     """Run an in-process Airlock worker for `project` until the block ends."""
     activities = build_activities(project.settings, environ=project.environ)
-    worker = build_worker(client, project.settings.task_queue, activities, **options)
-    task = asyncio.create_task(worker.run())
-    try:
+    async with running_worker(client, project.settings, activities, **options):
         yield activities
-    finally:
-        await worker.shutdown()
-        await asyncio.gather(task, return_exceptions=True)
-        await activities.pool.close()
 
 
 async def wait_for(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:

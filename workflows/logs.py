@@ -7,6 +7,7 @@ import sys
 from typing import Literal
 
 import structlog
+from temporalio import workflow
 
 
 def configure(level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto") -> None:
@@ -37,6 +38,8 @@ def configure(level: str = "INFO", fmt: Literal["auto", "json", "console"] = "au
             renderer,
         ],
     ))
+    # Workflow ids travel as structured fields (`temporal_workflow`), not glued onto the message.
+    workflow.logger.workflow_info_on_message = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
