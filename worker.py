@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -216,11 +217,18 @@ def main() -> None:
         # The embedded default: offline and deterministic when no key is set.
         settings.model_provider = "scripted"
         settings.scripted_model_file = DEMO_SCRIPT
+    code = 0
     try:
         asyncio.run(demo(settings) if args.demo else serve(settings, dev=args.dev))
     except ConfigError as err:
         log.error("configuration error", error=str(err))
-        sys.exit(2)
+        code = 2
+    # Everything is shut down by now. Skipping interpreter teardown avoids a known abort when
+    # Temporal's Rust threads outlive finalization (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":
