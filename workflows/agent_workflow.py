@@ -10,7 +10,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from agents.exceptions import MaxTurnsExceeded
+    from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import BaseModel, ValidationError
 
     from agents import Agent, RunConfig, Runner, RunState
@@ -108,10 +108,13 @@ class AgentWorkflow:
         while True:
             try:
                 result = await Runner.run(root, next_input, max_turns=spec.max_turns, run_config=RUN_CONFIG)
-            except BudgetStop:
-                self._fail_budget(self._ledger.exceeded or "budget exceeded")
             except MaxTurnsExceeded:
                 self._fail_budget(f"max_turns ({spec.max_turns}) exceeded")
+            except (BudgetStop, AgentsException):
+                # The SDK wraps errors raised inside tools (UserError); the ledger knows why.
+                if self._ledger.exceeded is None:
+                    raise
+                self._fail_budget(self._ledger.exceeded)
             if not result.interruptions:
                 break
             state = result.to_state()
