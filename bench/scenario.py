@@ -58,9 +58,9 @@ class Scenario:
     ks: tuple[int, ...]
 
 
-def _reader_toml(k: int) -> str:
+def _reader_toml(name: str, k: int) -> str:
     return textwrap.dedent(f"""
-        name = "{reader_agent(k)}"
+        name = "{name}"
         instructions = "Read the tickets you are asked about, then summarise them."
         mcp_servers = ["tickets"]
         max_turns = {max_turns_of(k)}
@@ -109,9 +109,9 @@ def build(root: Path, ks: tuple[int, ...]) -> Scenario:
     """Write agents, `servers.toml` and the model script under `root`."""
     agents_dir = root / "agents"
     agents_dir.mkdir(parents=True, exist_ok=True)
-    for k in (*ks, 0):
-        name = TINY_AGENT if k == 0 else reader_agent(k)
-        (agents_dir / f"{name}.toml").write_text(_reader_toml(k).replace(reader_agent(0), TINY_AGENT))
+    readers = {reader_agent(k): k for k in ks} | {TINY_AGENT: 0}
+    for name, k in readers.items():
+        (agents_dir / f"{name}.toml").write_text(_reader_toml(name, k))
     (agents_dir / f"{WRITER_AGENT}.toml").write_text(_writer_toml())
     servers_file = root / "servers.toml"
     servers_file.write_text(SERVERS_TOML)

