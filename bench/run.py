@@ -1,6 +1,6 @@
 """Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor (issue 6).
 
-    python bench/run.py            # full: about 2-5 minutes on a 2-core machine
+    python bench/run.py            # full: about 2 minutes on a 2-core machine (hard limit 330 s)
     python bench/run.py --quick    # small counts, under a minute
     python bench/run.py --profile  # also record the worker with py-spy (bench/results/worker-profile.txt)
 
