@@ -22,11 +22,11 @@ from typing import Any
 
 import openai
 import structlog
+from agents import set_tracing_disabled
 from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError
 from temporalio.worker import Worker
 
-from agents import set_tracing_disabled
 from mcp_servers.registry import McpPool, load_servers
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities

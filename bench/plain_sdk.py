@@ -8,20 +8,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from agents import Agent, ModelResponse, RunConfig, Runner
 from agents.mcp import MCPServerStdio
 from agents.models.interface import Model
 from mcp.client.stdio import get_default_environment
-from openai.types.responses import ResponseOutputItem
-from pydantic import TypeAdapter
 from scenario import Scenario, max_turns_of, reader_agent
 
-from agents import Agent, ModelResponse, RunConfig, Runner, Usage
+from workflows.durable import input_items, model_response
 from workflows.models import ScriptedModel
 from workflows.payloads import ModelCall
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_CONFIG = RunConfig(tracing_disabled=True)
-_OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 
 
 class PlainScriptedModel(Model):
@@ -38,17 +36,11 @@ class PlainScriptedModel(Model):
         prompt: Any = None,
     ) -> ModelResponse:
         """Play the next scripted step; the output is rebuilt the way `workflows.durable` does."""
-        items = [{"role": "user", "content": input}] if isinstance(input, str) else [
-            item if isinstance(item, dict) else item.model_dump(mode="json", exclude_none=True)
-            for item in input
-        ]
         reply = await self.backend.respond(ModelCall(
-            agent=self.agent, model="scripted", instructions=system_instructions, input=items,
+            agent=self.agent, model="scripted", instructions=system_instructions,
+            input=input_items(input),
         ))
-        return ModelResponse(
-            output=[_OUTPUT_ITEM.validate_python(item) for item in reply.output],
-            usage=Usage(requests=1), response_id=None,
-        )
+        return model_response(reply)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
         """Not used by the benchmark."""

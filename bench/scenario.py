@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workflows.models import ScriptStep, load_script
+from workflows.settings import PROJECT_ROOT
 
 TICKET_IDS = ("T-1", "T-2", "T-3", "T-4", "T-5")
 TINY_AGENT = "tiny"
@@ -16,17 +17,8 @@ WRITER_AGENT = "writer"
 APPROVER = "alice"
 GATED_TOOL = "comment_on_ticket"
 
-# Same shape as the tests' stdio registry: the bundled server, trusted, honouring keys.
-SERVERS_TOML = """
-[servers.tickets]
-transport = "stdio"
-command = "python"
-args = ["-m", "mcp_servers.tickets"]
-env = ["TICKETS_DB"]
-trust = "trusted"
-idempotency_keys = true
-timeout = "30s"
-"""
+# The registry the project ships: the tickets server over stdio, trusted, honouring keys.
+BUNDLED_SERVERS = PROJECT_ROOT / "mcp_servers" / "servers.toml"
 
 
 def reader_agent(k: int) -> str:
@@ -106,19 +98,17 @@ def _raw_script(ks: tuple[int, ...]) -> dict[str, list[dict[str, Any]]]:
 
 
 def build(root: Path, ks: tuple[int, ...]) -> Scenario:
-    """Write agents, `servers.toml` and the model script under `root`."""
+    """Write agents and the model script under `root`; the servers are the bundled registry."""
     agents_dir = root / "agents"
     agents_dir.mkdir(parents=True, exist_ok=True)
     readers = {reader_agent(k): k for k in ks} | {TINY_AGENT: 0}
     for name, k in readers.items():
         (agents_dir / f"{name}.toml").write_text(_reader_toml(name, k))
     (agents_dir / f"{WRITER_AGENT}.toml").write_text(_writer_toml())
-    servers_file = root / "servers.toml"
-    servers_file.write_text(SERVERS_TOML)
     script_file = root / "script.json"
     script_file.write_text(json.dumps(_raw_script(ks)))
     return Scenario(
-        root=root, agents_dir=agents_dir, servers_file=servers_file, script_file=script_file,
+        root=root, agents_dir=agents_dir, servers_file=BUNDLED_SERVERS, script_file=script_file,
         durable_db=root / "durable-tickets.db", plain_db=root / "plain-tickets.db",
         script=load_script(script_file), ks=ks,
     )

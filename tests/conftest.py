@@ -15,27 +15,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowHistory
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from worker import build_activities, running_worker
 from workflows import devserver
 from workflows.activities import AirlockActivities
 from workflows.runtime import replayer
-from workflows.settings import Settings
+from workflows.settings import PROJECT_ROOT, Settings
 
 T = TypeVar("T")
 
-TICKETS_STDIO = """
-[servers.tickets]
-transport = "stdio"
-command = "python"
-args = ["-m", "mcp_servers.tickets"]
-env = ["TICKETS_DB"]
-trust = "trusted"
-idempotency_keys = true
-timeout = "10s"
-"""
+# The registry the project ships: the tickets server over stdio, trusted, honouring keys.
+TICKETS_STDIO = (PROJECT_ROOT / "mcp_servers" / "servers.toml").read_text()
 
 SUPPORT_AGENT = """
 name = "support"
@@ -163,6 +156,25 @@ async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
 
     walk(json.loads(raw))
     return "\n".join(decoded)
+
+
+async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
+    """The typed failure a run ended with; the test fails if the run completed."""
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    return cause
+
+
+def events_with(history: WorkflowHistory, attribute: str) -> list[Any]:
+    """History events that carry `attribute` (e.g. `workflow_task_failed_event_attributes`)."""
+    return [e for e in history.events if e.HasField(attribute)]
+
+
+def assert_no_task_failures(history: WorkflowHistory) -> None:
+    """No workflow task failed: nothing sent the workflow into a task-retry loop."""
+    assert events_with(history, "workflow_task_failed_event_attributes") == []
 
 
 def workflow_id(prefix: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -10,11 +11,11 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from agents import RunConfig, Runner, RunState
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import BaseModel, ValidationError
 
-    from agents import Agent, RunConfig, Runner, RunState
-    from workflows.approvals import ApprovalGate
+    from workflows.approvals import ApprovalGate, as_pending
     from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
     from workflows.errors import (
         DOMAIN_ERRORS,
@@ -118,7 +119,7 @@ class AgentWorkflow:
             if not result.interruptions:
                 break
             state = result.to_state()
-            await self._await_decisions(state, result.interruptions, agents)
+            await self._await_decisions(state, result.interruptions)
             if self._history_is_long(plan):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={"checkpoint": Checkpoint(
@@ -152,9 +153,7 @@ class AgentWorkflow:
                 raise UnknownAgentError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
-    async def _await_decisions(
-        self, state: RunState[Any], interruptions: list[Any], agents: dict[str, Agent[Any]]
-    ) -> None:
+    async def _await_decisions(self, state: RunState[Any], interruptions: list[Any]) -> None:
         assert self._plan is not None
         tools = {(a, t.name): t for a, spec in self._plan.agents.items() for t in spec.tools}
         batch: list[tuple[Any, ApprovalRecord]] = []
@@ -162,7 +161,8 @@ class AgentWorkflow:
             raw = item.raw_item
             agent = item.agent.name
             tool = tools[(agent, item.tool_name or raw.name)]
-            arguments = _json_object(getattr(raw, "arguments", None) or "{}")
+            # Gated calls passed schema validation (`needs_approval`), so this is a JSON object.
+            arguments = json.loads(raw.arguments or "{}")
             record = self._gate.request(
                 call_id=raw.call_id, agent=agent, server=tool.server, tool=tool.name,
                 arguments=arguments, now=workflow.now(),
@@ -210,10 +210,9 @@ class AgentWorkflow:
                 )
 
     def _notify(self, record: ApprovalRecord) -> None:
-        pending = next(p for p in self._gate.pending() if p.call_id == record.call_id)
         workflow.start_activity(
             "airlock.notify",
-            ApprovalNotice(workflow_id=workflow.info().workflow_id, pending=pending,
+            ApprovalNotice(workflow_id=workflow.info().workflow_id, pending=as_pending(record),
                            approve_command=approve_command(workflow.info().workflow_id, record.call_id)),
             start_to_close_timeout=timedelta(seconds=15), retry_policy=NOTIFY_RETRY,
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
@@ -321,9 +320,3 @@ def approve_command(workflow_id: str, call_id: str) -> str:
         f"--input '{{\"call_id\": \"{call_id}\", \"approver\": \"<you>\"}}'"
     )
 
-
-def _json_object(raw: str) -> dict[str, Any]:
-    import json
-
-    value = json.loads(raw)
-    return value if isinstance(value, dict) else {"value": value}

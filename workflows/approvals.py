@@ -23,6 +23,15 @@ def arguments_sha256(arguments: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def as_pending(record: ApprovalRecord) -> PendingApproval:
+    """The `pending_approvals` view of a gated call."""
+    return PendingApproval(
+        call_id=record.call_id, agent=record.agent, server=record.server, tool=record.tool,
+        arguments=record.arguments, arguments_sha256=record.arguments_sha256,
+        requested_at=record.requested_at, deadline=record.deadline,
+    )
+
+
 class ApprovalGate:
     """Every gated call of one run, keyed by the model's call id."""
 
@@ -60,15 +69,7 @@ class ApprovalGate:
 
     def pending(self) -> list[PendingApproval]:
         """The calls still waiting for a decision."""
-        return [
-            PendingApproval(
-                call_id=r.call_id, agent=r.agent, server=r.server, tool=r.tool,
-                arguments=r.arguments, arguments_sha256=r.arguments_sha256,
-                requested_at=r.requested_at, deadline=r.deadline,
-            )
-            for r in self._records.values()
-            if r.decision is None
-        ]
+        return [as_pending(r) for r in self._records.values() if r.decision is None]
 
     def get(self, call_id: str) -> ApprovalRecord | None:
         """The record of `call_id`, if it was ever gated."""

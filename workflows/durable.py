@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
+from agents import Usage as SdkUsage
 from agents.models.interface import Model
 from agents.tool_context import ToolContext
 from jsonschema import Draft202012Validator
@@ -21,11 +23,19 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
-from agents import Usage as SdkUsage
 from workflows.approvals import ApprovalGate, arguments_sha256
 from workflows.errors import ModelError
-from workflows.payloads import AgentPlan, ModelCall, ModelReply, RunPlan, ToolCall, ToolPlan, ToolReply, Usage
+from workflows.payloads import (
+    FORWARDED_MODEL_SETTINGS,
+    AgentPlan,
+    ModelCall,
+    ModelReply,
+    RunPlan,
+    ToolCall,
+    ToolPlan,
+    ToolReply,
+    Usage,
+)
 
 _OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 
@@ -77,10 +87,9 @@ class DurableModel(Model):
         prompt: Any = None,
     ) -> ModelResponse:
         """Run one model turn as an activity and rebuild the SDK response from its result."""
-        items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
         call = ModelCall(
             agent=self.plan.name, model=self.plan.model, instructions=system_instructions,
-            input=items,
+            input=input_items(input),
             tools=[
                 {"name": t.name, "description": t.description, "parameters": t.params_json_schema,
                  "strict": t.strict_json_schema}
@@ -94,7 +103,7 @@ class DurableModel(Model):
             ],
             settings={
                 k: v for k, v in model_settings.to_json_dict().items()
-                if v is not None and k in ("temperature", "top_p", "tool_choice", "parallel_tool_calls")
+                if v is not None and k in FORWARDED_MODEL_SETTINGS
             },
         )
         self.ledger.turns += 1
@@ -116,19 +125,31 @@ class DurableModel(Model):
         if usage.input_tokens + usage.output_tokens > self.plan.max_total_tokens:
             self.ledger.exceeded = f"max_total_tokens ({self.plan.max_total_tokens}) exceeded"
             raise BudgetStop(self.ledger.exceeded)
-        return ModelResponse(
-            output=[_OUTPUT_ITEM.validate_python(item) for item in reply.output],
-            usage=SdkUsage(
-                requests=reply.usage.requests, input_tokens=reply.usage.input_tokens,
-                output_tokens=reply.usage.output_tokens,
-                total_tokens=reply.usage.input_tokens + reply.usage.output_tokens,
-            ),
-            response_id=reply.response_id,
-        )
+        return model_response(reply)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
         """Streaming is not offered: a durable turn is one recorded result."""
         raise NotImplementedError("Airlock runs models without streaming")
+
+
+def input_items(input: str | list[Any]) -> list[dict[str, Any]]:
+    """The SDK's model input as Responses-format JSON items."""
+    if isinstance(input, str):
+        return [{"role": "user", "content": input}]
+    return [item if isinstance(item, dict) else item.model_dump(mode="json", exclude_none=True) for item in input]
+
+
+def model_response(reply: ModelReply) -> ModelResponse:
+    """The SDK response rebuilt from a provider-neutral model reply."""
+    return ModelResponse(
+        output=[_OUTPUT_ITEM.validate_python(item) for item in reply.output],
+        usage=SdkUsage(
+            requests=reply.usage.requests, input_tokens=reply.usage.input_tokens,
+            output_tokens=reply.usage.output_tokens,
+            total_tokens=reply.usage.input_tokens + reply.usage.output_tokens,
+        ),
+        response_id=reply.response_id,
+    )
 
 
 def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:

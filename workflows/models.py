@@ -9,18 +9,15 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import openai
+from agents import FunctionTool, Handoff, ModelSettings, ModelTracing
 from agents.models.interface import Model
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.exceptions import ApplicationError
 
-from agents import FunctionTool, Handoff, ModelSettings, ModelTracing
 from workflows.errors import ConfigError, ModelError
-from workflows.payloads import ModelCall, ModelReply, Usage
-
-# Settings the runner may change between turns; everything else is left at provider defaults.
-FORWARDED_SETTINGS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "max_tokens")
+from workflows.payloads import FORWARDED_MODEL_SETTINGS, ModelCall, ModelReply, Usage
 
 
 class ModelBackend(Protocol):
@@ -151,7 +148,7 @@ class OpenAIModel:
         """Send one turn to the provider; transient failures raise retryable errors."""
         tools = [_schema_tool(spec) for spec in call.tools]
         handoffs = [_schema_handoff(spec) for spec in call.handoffs]
-        settings = ModelSettings(**{k: v for k, v in call.settings.items() if k in FORWARDED_SETTINGS})
+        settings = ModelSettings(**{k: v for k, v in call.settings.items() if k in FORWARDED_MODEL_SETTINGS})
         response = await self._model(call.model).get_response(
             call.instructions, call.input, settings, list(tools), None, handoffs,  # type: ignore[arg-type]
             ModelTracing.DISABLED, previous_response_id=None, conversation_id=None, prompt=None,

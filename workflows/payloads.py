@@ -205,6 +205,11 @@ class PrepareRequest(Wire):
     agent: str
 
 
+# Model settings the runner may change between turns and the model activity passes on; every
+# other setting stays at the provider's default.
+FORWARDED_MODEL_SETTINGS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "max_tokens")
+
+
 class ModelCall(Wire):
     """Input of the `model` activity: one model turn, provider-neutral."""
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import openai
 import pytest
+from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
 from openai.types.chat import ChatCompletion
 from openai.types.responses import Response, ResponseFunctionToolCall, ResponseOutputMessage
 
-from agents import Agent, OpenAIChatCompletionsModel, RunConfig, Runner, function_tool
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
 
 Serve = Callable[[list[Reply]], OpenAIStub]

@@ -5,13 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
     airlock_worker,
+    assert_no_task_failures,
     assert_replays,
+    failure_of,
     history_text,
     make_project,
     wait_pending,
@@ -100,10 +101,7 @@ async def test_unknown_agent_fails_with_typed_error(client: Client, tmp_path: Pa
             "AgentWorkflow", {"agent": "nobody", "input": "hi"},
             id=workflow_id("unknown"), task_queue=project.settings.task_queue,
         )
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
+        cause = await failure_of(handle)
     assert cause.type == "UnknownAgentError"
     assert "nobody" in cause.message and "support" in cause.message
     await assert_replays(handle)
@@ -122,12 +120,8 @@ async def test_malformed_input_fails_once_with_clear_error(
         handle = await client.start_workflow(
             "AgentWorkflow", payload, id=workflow_id("bad"), task_queue=project.settings.task_queue,
         )
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
+        cause = await failure_of(handle)
     assert cause.type == "InvalidInputError"
     assert "invalid AgentWorkflow input" in cause.message
-    history = await handle.fetch_history()
-    failed_tasks = [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
-    assert failed_tasks == [], "a bad input must not put the workflow into a task-retry loop"
+    # A bad input must not put the workflow into a task-retry loop.
+    assert_no_task_failures(await handle.fetch_history())

@@ -18,9 +18,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
+    TICKETS_STDIO,
     Project,
     airlock_worker,
+    assert_no_task_failures,
     assert_replays,
+    events_with,
     make_project,
     pending_of,
     wait_for,
@@ -92,16 +95,6 @@ async def wait_refused(handle: WorkflowHandle[Any, Any], count: int) -> list[dic
         refused = [e for e in await audit_of(handle) if e["event"] == "refused"]
         return refused if len(refused) >= count else None
     return await wait_for(check, what=f"{count} refused audit entries")
-
-
-def events_with(history: Any, attribute: str) -> list[Any]:
-    """History events that carry `attribute` (e.g. `workflow_task_failed_event_attributes`)."""
-    return [e for e in history.events if e.HasField(attribute)]
-
-
-def assert_no_task_failures(history: Any) -> None:
-    """No workflow task failed: nothing sent the workflow into a task-retry loop."""
-    assert events_with(history, "workflow_task_failed_event_attributes") == []
 
 
 def at(value: str) -> datetime:
@@ -442,15 +435,7 @@ async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path
 
 
 async def test_untrusted_server_read_only_hint_does_not_open_the_gate(client: Client, tmp_path: Path) -> None:
-    servers = """
-    [servers.tickets]
-    transport = "stdio"
-    command = "python"
-    args = ["-m", "mcp_servers.tickets"]
-    env = ["TICKETS_DB"]
-    trust = "untrusted"
-    timeout = "10s"
-    """
+    servers = TICKETS_STDIO.replace('trust = "trusted"', 'trust = "untrusted"')
     script = {"support": [
         {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
         {"message": "T-1 is about the login page."},

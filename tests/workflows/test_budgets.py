@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 
-from tests.conftest import SUPPORT_AGENT, airlock_worker, assert_replays, make_project, workflow_id
+from tests.conftest import (
+    SUPPORT_AGENT,
+    airlock_worker,
+    assert_no_task_failures,
+    assert_replays,
+    failure_of,
+    make_project,
+    workflow_id,
+)
 
 READS = {"support": [
     {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{n}"}}} for n in range(1, 5)
@@ -29,14 +36,10 @@ async def test_budget_ends_run_with_partial_result(
             "AgentWorkflow", {"agent": "support", "input": "read everything"},
             id=workflow_id("budget"), task_queue=project.settings.task_queue,
         )
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
+        cause = await failure_of(handle)
     assert cause.type == "BudgetExceededError"
     assert expected in cause.message
     [partial] = cause.details
     assert partial["tool_calls"] == 2, "the partial result says how far the run got"
-    history = await handle.fetch_history()
-    assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+    assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)

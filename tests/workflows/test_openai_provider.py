@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowHandle
 
-from tests.conftest import Project, airlock_worker, assert_replays, history_text, make_project, workflow_id
+from tests.conftest import Project, airlock_worker, assert_replays, failure_of, history_text, make_project, workflow_id
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -136,11 +135,7 @@ async def test_bad_request_fails_at_once_with_model_error(
     project = openai_project(tmp_path, stub, api)
     async with airlock_worker(client, project):
         handle = await start_support(client, project, f"openai-400-{api}")
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-
-    cause = failure.value.cause
-    assert isinstance(cause, ApplicationError)
+        cause = await failure_of(handle)
     assert cause.type == "ModelError"
     assert "400" in cause.message
     assert len(stub.requests) == 1, "a permanent error is not retried"

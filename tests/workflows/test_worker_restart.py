@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from temporalio.client import Client, WorkflowFailureError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
@@ -16,6 +14,7 @@ from tests.conftest import (
     Project,
     airlock_worker,
     assert_replays,
+    failure_of,
     make_project,
     wait_for,
     wait_pending,
@@ -168,8 +167,6 @@ async def test_client_supplied_checkpoint_is_refused(client: Client, tmp_path: P
                 "plan": {"root": "support", "agents": {}}, "run_state": "{}"}},
             id=workflow_id("forged"), task_queue=project.settings.task_queue,
         )
-        with pytest.raises(WorkflowFailureError) as failure:
-            await handle.result()
-    assert isinstance(failure.value.cause, ApplicationError)
-    assert failure.value.cause.type == "InvalidInputError"
-    assert "checkpoint" in failure.value.cause.message
+        cause = await failure_of(handle)
+    assert cause.type == "InvalidInputError"
+    assert "checkpoint" in cause.message
