@@ -11,7 +11,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from agents import RunConfig, Runner, RunState
+    from agents import RunConfig, Runner, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import BaseModel, ValidationError
 
@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         RunPlan,
         RunStateName,
         RunStatus,
+        ToolPlan,
     )
 
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
@@ -99,7 +100,7 @@ class AgentWorkflow:
         self._state = "running"
         agents = build_agents(plan, ToolRuntime(
             workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
-            on_outcome=self._on_outcome,
+            on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
         ))
         root = agents[plan.root]
         spec = plan.agents[plan.root]
@@ -119,7 +120,12 @@ class AgentWorkflow:
             if not result.interruptions:
                 break
             state = result.to_state()
-            await self._await_decisions(state, result.interruptions)
+            gated = [item for item in result.interruptions if self._tool_of(item).policy == "approve"]
+            for item in result.interruptions:
+                if item not in gated:
+                    state.approve(item)  # an auto call that paused only so the run can checkpoint
+            if gated:
+                await self._await_decisions(state, gated)
             if self._history_is_long(plan):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(request.model_copy(update={"checkpoint": Checkpoint(
@@ -134,10 +140,12 @@ class AgentWorkflow:
             tool_calls=self._ledger.tool_calls, usage=self._ledger.usage,
         )
 
-    @staticmethod
-    def _history_is_long(plan: RunPlan) -> bool:
+    def _history_is_long(self, plan: RunPlan) -> bool:
         info = workflow.info()
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() >= plan.max_history_events
+        # Local activity markers are written only when the workflow task completes, so the
+        # length Temporal reports can miss a long stretch of them: count them all on top.
+        length = info.get_current_history_length() + self._ledger.local_steps
+        return info.is_continue_as_new_suggested() or length >= plan.max_history_events
 
     async def _prepare(self, agent: str) -> RunPlan:
         try:
@@ -153,18 +161,20 @@ class AgentWorkflow:
                 raise UnknownAgentError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
-    async def _await_decisions(self, state: RunState[Any], interruptions: list[Any]) -> None:
+    def _tool_of(self, item: ToolApprovalItem) -> ToolPlan:
         assert self._plan is not None
-        tools = {(a, t.name): t for a, spec in self._plan.agents.items() for t in spec.tools}
-        batch: list[tuple[Any, ApprovalRecord]] = []
+        return next(t for t in self._plan.agents[item.agent.name].tools if t.name == item.name)
+
+    async def _await_decisions(self, state: RunState[Any], interruptions: list[ToolApprovalItem]) -> None:
+        assert self._plan is not None
+        batch: list[tuple[ToolApprovalItem, ApprovalRecord]] = []
         for item in interruptions:
-            raw = item.raw_item
             agent = item.agent.name
-            tool = tools[(agent, item.tool_name or raw.name)]
+            tool = self._tool_of(item)
             # Gated calls passed schema validation (`needs_approval`), so this is a JSON object.
-            arguments = json.loads(raw.arguments or "{}")
+            arguments = json.loads(item.arguments or "{}")
             record = self._gate.request(
-                call_id=raw.call_id, agent=agent, server=tool.server, tool=tool.name,
+                call_id=item.call_id or "", agent=agent, server=tool.server, tool=tool.name,
                 arguments=arguments, now=workflow.now(),
             )
             batch.append((item, record))

@@ -70,6 +70,8 @@ class Ledger:
     tool_calls: int = 0
     usage: Usage = field(default_factory=Usage)
     exceeded: str | None = None
+    # Local activities started in this run (not carried over by continue-as-new).
+    local_steps: int = 0
 
 
 class DurableModel(Model):
@@ -107,6 +109,7 @@ class DurableModel(Model):
             },
         )
         self.ledger.turns += 1
+        self.ledger.local_steps += 1
         try:
             reply = await workflow.execute_local_activity(
                 "airlock.model", call, result_type=ModelReply,
@@ -179,18 +182,23 @@ def parse_arguments(raw: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | 
 
 @dataclass
 class ToolRuntime:
-    """What a tool needs from its run: identity, the gate and the ledger."""
+    """What a tool needs from its run: identity, the gate, the ledger and when to checkpoint."""
 
     workflow_id: str
     gate: ApprovalGate
     ledger: Ledger
     on_outcome: Callable[[str, str], None]
+    # True when the run should continue as new; an auto tool call then interrupts the runner
+    # so that even a run with no gated calls reaches a point where its state can be carried.
+    checkpoint_due: Callable[[], bool]
 
 
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
     """An SDK function tool whose call is an activity, behind the gate when its policy says so."""
 
     async def needs_approval(_ctx: RunContextWrapper[Any], params: dict[str, Any], _call_id: str) -> bool:
+        if tool.policy == "auto":
+            return runtime.checkpoint_due()
         # Invalid arguments never reach an approver: the model hears about them instead.
         return not schema_errors(tool.input_schema, params)
 
@@ -212,6 +220,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
                 return f"Error: {tool.name} was not called: the arguments differ from the approved ones."
         call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments)
         if tool.read_only:
+            ledger.local_steps += 1
             reply = await _read(call, tool)
         else:
             call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
@@ -226,7 +235,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         params_json_schema=tool.input_schema,
         on_invoke_tool=invoke,
         strict_json_schema=False,
-        needs_approval=needs_approval if tool.policy == "approve" else False,
+        needs_approval=needs_approval,
     )
 
 
