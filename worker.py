@@ -34,6 +34,7 @@ from workflows.catalog import Catalog
 from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
+from workflows.pipelines import load_pipelines
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
 
@@ -74,6 +75,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
     set_tracing_disabled(not settings.tracing)
     servers = load_servers(settings.mcp_servers_file, environ)
     catalog = Catalog.load(settings.agents_dir, set(servers))
+    pipelines = load_pipelines(settings.resolved_pipelines_dir(), catalog.agents)
     return AirlockActivities(
         catalog,
         McpPool(servers, environ),
@@ -82,6 +84,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         model_timeout_seconds=settings.model_timeout.total_seconds(),
         webhook_url=settings.approval_webhook_url,
         max_history_events=settings.max_history_events,
+        pipelines=pipelines,
     )
 
 
@@ -134,7 +137,8 @@ async def running_worker(
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
     worker = build_worker(client, settings.task_queue, activities, **options)
     task = asyncio.create_task(worker.run())
-    log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents))
+    log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
+             pipelines=sorted(activities.pipelines))
     try:
         yield worker
     finally:

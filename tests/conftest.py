@@ -80,13 +80,16 @@ def make_project(
     agents: dict[str, str] | None = None,
     script: dict[str, list[dict[str, Any]]] | None = None,
     servers: str = TICKETS_STDIO,
+    pipelines: dict[str, str] | None = None,
     **settings: Any,
 ) -> Project:
-    """Write agent files, `servers.toml` and a model script under `root`; return their settings."""
+    """Write agent and pipeline files, `servers.toml` and a model script under `root`."""
     agents_dir = root / "agents"
-    agents_dir.mkdir(parents=True, exist_ok=True)
+    (agents_dir / "pipelines").mkdir(parents=True, exist_ok=True)
     for name, text in (agents or {"support": SUPPORT_AGENT}).items():
         (agents_dir / f"{name}.toml").write_text(textwrap.dedent(text))
+    for name, text in (pipelines or {}).items():
+        (agents_dir / "pipelines" / f"{name}.toml").write_text(textwrap.dedent(text))
     servers_file = root / "servers.toml"
     servers_file.write_text(textwrap.dedent(servers))
     script_file = root / "script.json"
@@ -180,3 +183,14 @@ def assert_no_task_failures(history: WorkflowHistory) -> None:
 def workflow_id(prefix: str) -> str:
     """A unique workflow id."""
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
+    """Run the bundled `temporal` CLI against the test server; return its stdout."""
+    proc = await asyncio.create_subprocess_exec(
+        str(devserver.temporal_binary()), *args, "--address", env.client.service_client.config.target_host,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, f"temporal {' '.join(args)} failed: {stderr.decode()}"
+    return stdout.decode()

@@ -17,19 +17,22 @@ from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from workflows import policy
 from workflows.catalog import Catalog
-from workflows.errors import UnknownAgentError
+from workflows.errors import InvalidInputError, UnknownAgentError
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
     ModelCall,
     ModelReply,
+    PipelineDefinition,
+    PipelineLookup,
     PrepareRequest,
     RunPlan,
     ToolCall,
     ToolPlan,
     ToolReply,
 )
+from workflows.pipelines import problems
 
 log = structlog.get_logger(__name__)
 
@@ -72,8 +75,10 @@ class AirlockActivities:
         model_timeout_seconds: float = 120.0,
         webhook_url: str | None = None,
         max_history_events: int = 10_000,
+        pipelines: dict[str, PipelineDefinition] | None = None,
     ) -> None:
         self.catalog = catalog
+        self.pipelines = pipelines or {}
         self.pool = pool
         self.model_backend = model
         self.max_result_bytes = max_result_bytes
@@ -99,6 +104,22 @@ class AirlockActivities:
             root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
             notify_approvals=self.webhook_url is not None, max_history_events=self.max_history_events,
         )
+
+    @activity.defn(name="airlock.pipeline")
+    async def pipeline(self, lookup: PipelineLookup) -> PipelineDefinition:
+        """A declared pipeline by name, or inline steps checked against the agent catalog."""
+        if lookup.definition is None:
+            found = self.pipelines.get(lookup.name or "")
+            if found is None:
+                known = ", ".join(sorted(self.pipelines)) or "none"
+                raise InvalidInputError(f"unknown pipeline {lookup.name!r} (known: {known})")
+            return found
+        mistakes = problems(lookup.definition, self.catalog.agents)
+        if mistakes:
+            raise InvalidInputError(
+                "invalid PipelineWorkflow input: " + "; ".join(f"{key}: {message}" for key, message in mistakes)
+            )
+        return lookup.definition
 
     async def _plan(self, name: str) -> AgentPlan:
         spec = self.catalog.agents[name]

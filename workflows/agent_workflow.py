@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from agents import RunConfig, Runner, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import BaseModel, ValidationError
 
-    from workflows.approvals import ApprovalGate, as_pending
+    from workflows.approvals import ApprovalGate, as_pending, decision_command
     from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
     from workflows.errors import (
         DOMAIN_ERRORS,
@@ -34,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Approve,
         AuditEntry,
         Checkpoint,
+        ChildPending,
         PendingApproval,
         PrepareRequest,
         Reject,
@@ -79,10 +82,21 @@ class AgentWorkflow:
         self._ledger = Ledger()
         self._gate = ApprovalGate(self._approval_config)
 
+    # `raw: Any`, not a model: input that is not even a JSON object must fail the run with
+    # InvalidInputError; a payload that cannot decode would retry the workflow task forever.
     @workflow.run
-    async def run(self, raw: dict[str, Any]) -> AgentResult:
+    async def run(self, raw: Any) -> AgentResult:
         """Plan the run, drive the Agents SDK runner, and stop at every gated call."""
         request: AgentRequest = parse(AgentRequest, raw, "AgentWorkflow input")
+        try:
+            return await self._run(request)
+        except asyncio.CancelledError:
+            # Approvers list runs by AirlockState: a cancelled run must stop showing as waiting.
+            self._state = "cancelled"
+            workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("cancelled")])
+            raise
+
+    async def _run(self, request: AgentRequest) -> AgentResult:
         self._agent = request.agent
         self._requester = request.requester
         checkpoint = request.checkpoint
@@ -184,17 +198,26 @@ class AgentWorkflow:
                 self._notify(record)
         self._state = "awaiting_approval"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
-        while any(record.decision is None for _, record in batch):
+        await self._report_pending()
+
+        def undecided() -> int:
+            return sum(record.decision is None for _, record in batch)
+
+        def fewer_than(count: int) -> Callable[[], bool]:
+            return lambda: undecided() < count
+
+        while undecided():
             deadline = self._gate.next_deadline()
             timeout = max((deadline - workflow.now()).total_seconds(), 0.001) if deadline else None
             try:
                 await workflow.wait_condition(
-                    lambda: all(record.decision is not None for _, record in batch),
+                    fewer_than(undecided()),
                     timeout=timedelta(seconds=timeout) if timeout is not None else None,
                     timeout_summary="approval deadline",
                 )
             except TimeoutError:
                 self._expire_overdue()
+            await self._report_pending()
         for item, record in batch:
             if record.decision == "approved":
                 state.approve(item)
@@ -207,6 +230,18 @@ class AgentWorkflow:
                     "It was not executed."))
         self._state = "running"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("running")])
+
+    async def _report_pending(self) -> None:
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        # A pipeline cannot query its children, so a child tells it what it waits for.
+        try:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                "child_pending", ChildPending(workflow_id=workflow.info().workflow_id, pending=self._gate.pending()),
+            )
+        except FailureError as err:
+            workflow.logger.warning("could not tell the parent run", extra={"error": str(err)})
 
     def _expire_overdue(self) -> None:
         for record in self._gate.overdue(workflow.now()):
@@ -223,7 +258,7 @@ class AgentWorkflow:
         workflow.start_activity(
             "airlock.notify",
             ApprovalNotice(workflow_id=workflow.info().workflow_id, pending=as_pending(record),
-                           approve_command=approve_command(workflow.info().workflow_id, record.call_id)),
+                           approve_command=decision_command(workflow.info().workflow_id, record.call_id, "approve")),
             start_to_close_timeout=timedelta(seconds=15), retry_policy=NOTIFY_RETRY,
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
             summary=f"{record.agent} / notify {record.tool}",
@@ -321,12 +356,4 @@ class AgentWorkflow:
     def audit(self) -> list[AuditEntry]:
         """Every approval request, decision, refusal and outcome, in order."""
         return self._gate.audit
-
-
-def approve_command(workflow_id: str, call_id: str) -> str:
-    """The exact `temporal` CLI command that approves one call."""
-    return (
-        f"temporal workflow signal --workflow-id {workflow_id} --name approve "
-        f"--input '{{\"call_id\": \"{call_id}\", \"approver\": \"<you>\"}}'"
-    )
 

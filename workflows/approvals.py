@@ -150,3 +150,12 @@ class ApprovalGate:
             tool=record.tool, actor=actor, reason=reason, outcome=outcome,
             arguments_sha256=record.arguments_sha256,
         ))
+
+
+def decision_command(workflow_id: str, call_id: str, signal: Literal["approve", "reject"]) -> str:
+    """The exact `temporal` CLI command that approves or rejects one call."""
+    who = '"approver": "<you>"' if signal == "approve" else '"approver": "<you>", "reason": "<why>"'
+    return (
+        f"temporal workflow signal --workflow-id {workflow_id} --name {signal} "
+        f"--input '{{\"call_id\": \"{call_id}\", {who}}}'"
+    )

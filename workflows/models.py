@@ -39,7 +39,11 @@ class _ScriptedCall(BaseModel):
 
 
 class ScriptStep(BaseModel):
-    """One scripted model turn: a tool call, several tool calls, or a final message."""
+    """One scripted model turn: a tool call, several tool calls, or a final message.
+
+    `{input}` in a message stands for the run's latest user message, so a scripted agent can
+    show what it was given (a pipeline's templated input, for example).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -113,10 +117,11 @@ class ScriptedModel:
         step = steps[turn]
         output: list[dict[str, Any]] = []
         if step.message is not None:
+            text = step.message.replace("{input}", _last_user_text(call.input))
             output.append({
                 "type": "message", "id": f"msg-{call.agent}-{turn}", "role": "assistant",
                 "status": "completed",
-                "content": [{"type": "output_text", "text": step.message, "annotations": []}],
+                "content": [{"type": "output_text", "text": text, "annotations": []}],
             })
         calls = [step.tool_call] if step.tool_call is not None else step.tool_calls or []
         for index, scripted in enumerate(calls):
@@ -127,6 +132,18 @@ class ScriptedModel:
                 "name": scripted.name, "arguments": arguments, "status": "completed",
             })
         return ModelReply(output=output, usage=Usage(requests=1))
+
+
+def _last_user_text(items: list[dict[str, Any]]) -> str:
+    """The text of the conversation's latest user message (what `{input}` stands for in a script)."""
+    for item in reversed(items):
+        if item.get("role") == "user":
+            content = item.get("content")
+            if isinstance(content, str):
+                return content
+            if isinstance(content, list):
+                return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""
 
 
 # --- OpenAI -----------------------------------------------------------------------------------

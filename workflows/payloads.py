@@ -9,10 +9,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Policy = Literal["auto", "approve", "deny"]
-RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed"]
+RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+PipelineState = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+StepState = Literal["pending", "running", "awaiting_approval", "completed", "failed", "skipped", "cancelled"]
 
 
 class Wire(BaseModel):
@@ -149,6 +151,115 @@ class RunStatus(Wire):
     pending: int = 0
 
 
+# --- PipelineWorkflow ------------------------------------------------------------------------
+
+STEP_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+class StepCondition(Wire):
+    """`when`: run a step only if an earlier step's output or state passes exactly one test."""
+
+    step: str
+    contains: str | None = None
+    not_contains: str | None = None
+    equals: str | None = None
+    status: Literal["completed", "failed", "skipped"] | None = None
+
+    @model_validator(mode="after")
+    def _one_test(self) -> StepCondition:
+        tests = [self.contains, self.not_contains, self.equals, self.status]
+        if sum(t is not None for t in tests) != 1:
+            raise ValueError("give exactly one of 'contains', 'not_contains', 'equals', 'status'")
+        return self
+
+
+class PipelineStep(Wire):
+    """One step of a pipeline: an agent, its templated input, and what a failure does."""
+
+    name: str = Field(pattern=STEP_NAME)
+    agent: str = Field(min_length=1, max_length=64)
+    input: str = Field(default="{{ input }}", min_length=1, max_length=100_000)
+    on_failure: Literal["stop", "continue"] = "stop"
+    when: StepCondition | None = None
+
+
+class PipelineDefinition(Wire):
+    """A pipeline: steps run in order, each a child `AgentWorkflow`."""
+
+    name: str = Field(default="inline", pattern=STEP_NAME)
+    description: str = ""
+    steps: list[PipelineStep] = Field(min_length=1, max_length=20)
+
+
+class PipelineRequest(Wire):
+    """Input of `PipelineWorkflow`: a declared pipeline by name, or inline steps."""
+
+    pipeline: str | None = Field(default=None, max_length=64)
+    steps: list[PipelineStep] | None = Field(default=None, min_length=1, max_length=20)
+    input: str = Field(default="", max_length=100_000)
+    requester: str | None = Field(default=None, max_length=200)
+    context: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PipelineRequest:
+        if (self.pipeline is None) == (self.steps is None):
+            raise ValueError("give exactly one of 'pipeline' (a declared name) and 'steps' (inline)")
+        return self
+
+
+class StepResult(Wire):
+    """Where one step is, and what it produced."""
+
+    name: str
+    agent: str
+    workflow_id: str
+    status: StepState = "pending"
+    output: str = ""
+    error: str | None = None
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    tool_calls: int = 0
+
+
+class PipelineResult(Wire):
+    """Result of `PipelineWorkflow`: the last completed step's output and every step."""
+
+    status: Literal["completed"] = "completed"
+    pipeline: str
+    output: str
+    steps: list[StepResult]
+
+
+class PipelinePending(Wire):
+    """An approval waiting in one of the pipeline's child runs, with the commands that decide it."""
+
+    step: str
+    workflow_id: str
+    call_id: str
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    approve_command: str
+    reject_command: str
+
+
+class PipelineStatus(Wire):
+    """Answer of the pipeline's `status` query."""
+
+    state: PipelineState
+    pipeline: str
+    current: str | None
+    steps: list[StepResult]
+    pending: list[PipelinePending] = Field(default_factory=list)
+
+
+class ChildPending(Wire):
+    """Payload of `child_pending`: a child run tells its parent which approvals it waits for."""
+
+    workflow_id: str
+    pending: list[PendingApproval]
+
+
 # --- Activity I/O ----------------------------------------------------------------------------
 
 
@@ -203,6 +314,13 @@ class PrepareRequest(Wire):
     """Input of the `prepare` activity."""
 
     agent: str
+
+
+class PipelineLookup(Wire):
+    """Input of the `pipeline` activity: a declared pipeline's name, or inline steps to check."""
+
+    name: str | None = None
+    definition: PipelineDefinition | None = None
 
 
 # Model settings the runner may change between turns and the model activity passes on; every

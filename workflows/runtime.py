@@ -13,8 +13,9 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workflows.activities import AirlockActivities
 from workflows.agent_workflow import AgentWorkflow
 from workflows.devserver import data_converter
+from workflows.pipeline_workflow import PipelineWorkflow
 
-WORKFLOWS: list[type] = [AgentWorkflow]
+WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]
 
 # Pure libraries the workflow code uses. Passing them through skips re-importing them into
 # every workflow sandbox (a large start-up and memory cost); none of them is used for I/O or
@@ -37,7 +38,10 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 def activity_list(activities: AirlockActivities) -> Sequence[Any]:
     """Every activity a worker registers."""
-    return [activities.prepare, activities.model, activities.read, activities.write, activities.notify]
+    return [
+        activities.prepare, activities.pipeline, activities.model, activities.read, activities.write,
+        activities.notify,
+    ]
 
 
 def build_worker(client: Client, task_queue: str, activities: AirlockActivities, **options: Any) -> Worker:

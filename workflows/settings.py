@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     task_queue: str = "airlock"
 
     agents_dir: Path = PROJECT_ROOT / "agents"
+    # Pipelines live next to the agents they run unless told otherwise.
+    pipelines_dir: Path | None = None
     mcp_servers_file: Path = PROJECT_ROOT / "mcp_servers" / "servers.toml"
     data_dir: Path = Path(".airlock")
 
@@ -47,6 +49,10 @@ class Settings(BaseSettings):
 
     dev_ui_port: int = 8233
     tracing: bool = False
+
+    def resolved_pipelines_dir(self) -> Path:
+        """Where pipeline files are read: `AIRLOCK_PIPELINES_DIR`, else `<agents dir>/pipelines`."""
+        return self.pipelines_dir if self.pipelines_dir is not None else self.agents_dir / "pipelines"
 
     def resolved_provider(self) -> Literal["openai", "scripted"] | None:
         """The model provider to use: explicit setting, else `openai` when a key is set."""

@@ -27,12 +27,12 @@ from tests.conftest import (
     history_text,
     make_project,
     pending_of,
+    temporal_cli,
     wait_for,
     wait_pending,
     workflow_id,
 )
 from workflows.approvals import arguments_sha256
-from workflows.devserver import temporal_binary
 from workflows.models import ModelBackend
 from workflows.payloads import AgentRequest, AgentResult, ModelCall, ModelReply
 
@@ -43,7 +43,6 @@ CLOSE_SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
 # the first call still reach a running workflow.
 TWO_WRITES_SCRIPT = {"support": [CLOSE_T1, CLOSE_T2, {"message": "Done."}]}
 
-CLI_TIMEOUT_S = 30.0
 # Spelled out here rather than imported: the search attribute's name is API (DESIGN §3).
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 
@@ -137,18 +136,6 @@ async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Clie
 
 
 # --- 2. temporal CLI ---------------------------------------------------------------------------
-
-
-async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
-    """Run the bundled `temporal` CLI against the session server; return its stdout."""
-    address = env.client.service_client.config.target_host
-    proc = await asyncio.create_subprocess_exec(
-        str(temporal_binary()), *args, "--address", address,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), CLI_TIMEOUT_S)
-    assert proc.returncode == 0, f"temporal {' '.join(args)} failed: {stderr.decode()}"
-    return stdout.decode()
 
 
 def json_documents(text: str) -> list[Any]:

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import airlock_worker, assert_replays, make_project, workflow_id
-from workflows.devserver import temporal_binary
+from tests.conftest import airlock_worker, assert_replays, make_project, temporal_cli, workflow_id
 
 SCRIPT = {"support": [
     {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}},
     {"message": "T-3 is open."},
 ]}
-
-
-async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
-    """Run the bundled `temporal` CLI against the test server; return its stdout."""
-    proc = await asyncio.create_subprocess_exec(
-        str(temporal_binary()), *args, "--address", env.client.service_client.config.target_host,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0, stderr.decode()
-    return stdout.decode()
 
 
 async def test_cli_starts_run_and_reads_result(

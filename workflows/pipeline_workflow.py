@@ -1,0 +1,166 @@
+"""`PipelineWorkflow`: run declared steps in order, each a child `AgentWorkflow` with its own gate."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
+    from workflows.agent_workflow import parse
+    from workflows.approvals import decision_command
+    from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
+    from workflows.payloads import (
+        AgentResult,
+        ChildPending,
+        PendingApproval,
+        PipelineDefinition,
+        PipelineLookup,
+        PipelinePending,
+        PipelineRequest,
+        PipelineResult,
+        PipelineState,
+        PipelineStatus,
+        PipelineStep,
+        StepResult,
+    )
+    from workflows.pipelines import holds, render
+
+LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["InvalidInputError"])
+
+
+@workflow.defn(name="PipelineWorkflow", failure_exception_types=DOMAIN_ERRORS)
+class PipelineWorkflow:
+    """Run a pipeline's steps in order; later steps see earlier outputs through templates."""
+
+    def __init__(self) -> None:
+        self._state: PipelineState = "starting"
+        self._name = ""
+        self._steps: list[StepResult] = []
+        # Pending approvals of each child run, by child workflow id, as the children report them.
+        self._pending: dict[str, list[PendingApproval]] = {}
+
+    # `raw: Any`, not a model: input that is not even a JSON object must fail the run with
+    # InvalidInputError; a payload that cannot decode would retry the workflow task forever.
+    @workflow.run
+    async def run(self, raw: Any) -> PipelineResult:
+        """Resolve the definition, then run each step as a child `AgentWorkflow`."""
+        request: PipelineRequest = parse(PipelineRequest, raw, "PipelineWorkflow input")
+        definition = await self._definition(request)
+        self._name = definition.name
+        me = workflow.info().workflow_id
+        self._steps = [StepResult(name=s.name, agent=s.agent, workflow_id=f"{me}/{s.name}") for s in definition.steps]
+        self._state = "running"
+        try:
+            for spec, step in zip(definition.steps, self._steps, strict=True):
+                if spec.when is not None and not holds(spec.when, self._by_name()):
+                    step.status = "skipped"
+                    workflow.logger.info("pipeline step skipped", extra={"step": step.name})
+                    continue
+                await self._run_step(spec, step, request)
+                if step.status == "failed" and spec.on_failure == "stop":
+                    self._state = "failed"
+                    raise PipelineError(
+                        f"pipeline {self._name!r} stopped at step {step.name!r}: {step.error}",
+                        self._result().model_dump(mode="json"),
+                    )
+        except asyncio.CancelledError:
+            self._state = "cancelled"
+            for step in self._steps:
+                if step.status in ("running", "awaiting_approval"):
+                    step.status = "cancelled"
+            raise
+        self._state = "completed"
+        return self._result()
+
+    async def _definition(self, request: PipelineRequest) -> PipelineDefinition:
+        lookup = PipelineLookup(
+            name=request.pipeline,
+            definition=PipelineDefinition(steps=request.steps) if request.steps is not None else None,
+        )
+        try:
+            definition: PipelineDefinition = await workflow.execute_local_activity(
+                "airlock.pipeline", lookup, result_type=PipelineDefinition,
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=LOOKUP_RETRY,
+                summary=f"pipeline / {request.pipeline or 'inline'}",
+            )
+            return definition
+        except ActivityError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise InvalidInputError(message) from None
+
+    async def _run_step(self, spec: PipelineStep, step: StepResult, request: PipelineRequest) -> None:
+        step.status = "running"
+        # A plain JSON object: the child validates it, so a bad rendered input fails that step only.
+        child_input = {
+            "agent": spec.agent, "input": render(spec.input, request.input, self._by_name()),
+            "requester": request.requester, "context": request.context,
+        }
+        workflow.logger.info("pipeline step started", extra={"step": step.name, "agent": spec.agent})
+        try:
+            result: AgentResult = await workflow.execute_child_workflow(
+                "AgentWorkflow", child_input, id=step.workflow_id, result_type=AgentResult,
+                static_summary=f"{self._name} / {step.name} ({spec.agent})",
+            )
+        except ChildWorkflowError as err:
+            if workflow.cancellation_reason() is not None:
+                # The pipeline was cancelled and took its running child with it: end as cancelled.
+                raise asyncio.CancelledError from None
+            cause = err.cause
+            step.status = "failed"
+            step.error = f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) else str(cause)
+            workflow.logger.warning("pipeline step failed", extra={"step": step.name, "error": step.error})
+            return
+        finally:
+            self._pending.pop(step.workflow_id, None)
+        step.status = "completed"
+        step.output = result.output
+        step.approvals = result.approvals
+        step.tool_calls = result.tool_calls
+
+    def _by_name(self) -> dict[str, StepResult]:
+        return {step.name: step for step in self._steps}
+
+    def _result(self) -> PipelineResult:
+        done = [step for step in self._steps if step.status == "completed"]
+        return PipelineResult(pipeline=self._name, output=done[-1].output if done else "", steps=self._steps)
+
+    # --- messages ------------------------------------------------------------------------------
+
+    @workflow.signal(name="child_pending")
+    def child_pending(self, raw: Any) -> None:
+        """A child run reports the approvals it now waits for (an empty list once decided)."""
+        try:
+            message = ChildPending.model_validate(raw)
+        except ValidationError as err:
+            workflow.logger.warning("child_pending refused", extra={"reason": err.errors()[0]["msg"]})
+            return
+        step = next((s for s in self._steps if s.workflow_id == message.workflow_id), None)
+        if step is None or step.status not in ("running", "awaiting_approval"):
+            workflow.logger.warning("child_pending refused", extra={"workflow": message.workflow_id})
+            return
+        self._pending[message.workflow_id] = message.pending
+        step.status = "awaiting_approval" if message.pending else "running"
+
+    @workflow.query(name="status")
+    def status(self) -> PipelineStatus:
+        """Every step's state and output so far, and the approvals its children wait for."""
+        pending = [
+            PipelinePending(
+                step=step.name, workflow_id=step.workflow_id, call_id=p.call_id, agent=p.agent,
+                server=p.server, tool=p.tool, arguments=p.arguments,
+                approve_command=decision_command(step.workflow_id, p.call_id, "approve"),
+                reject_command=decision_command(step.workflow_id, p.call_id, "reject"),
+            )
+            for step in self._steps for p in self._pending.get(step.workflow_id, [])
+        ]
+        state = "awaiting_approval" if pending and self._state == "running" else self._state
+        current = next((s.name for s in self._steps if s.status in ("running", "awaiting_approval")), None)
+        return PipelineStatus(state=state, pipeline=self._name, current=current, steps=self._steps, pending=pending)
