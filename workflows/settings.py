@@ -39,7 +39,6 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
 
     model_timeout: timedelta = timedelta(seconds=120)
-    tool_timeout: timedelta = timedelta(seconds=30)
     max_result_bytes: int = 64_000
     approval_webhook_url: str | None = None
     # Continue-as-new once a run's history reaches this many events (or Temporal suggests it).
