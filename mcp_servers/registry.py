@@ -30,6 +30,30 @@ log = structlog.get_logger(__name__)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
+def _positive_duration(value: str | float) -> str | float:
+    if parse_duration(value) <= 0:
+        raise ValueError("must be a positive duration")
+    return value
+
+
+class BreakerConfig(BaseModel):
+    """One `[servers.<name>.breaker]` table: when the server's circuit opens, and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures: int = Field(default=5, ge=1, le=10_000)
+    window: str | float = "30s"
+    cooldown: str | float = "10s"
+
+    _durations = field_validator("window", "cooldown")(_positive_duration)
+
+    def build(self) -> CircuitBreaker:
+        """A fresh breaker with these thresholds."""
+        return CircuitBreaker(
+            threshold=self.failures, window=parse_duration(self.window), cooldown=parse_duration(self.cooldown)
+        )
+
+
 class ServerConfig(BaseModel):
     """One `[servers.<name>]` table."""
 
@@ -47,12 +71,9 @@ class ServerConfig(BaseModel):
     timeout: str | float = "30s"
     max_concurrency: int = Field(default=16, ge=1, le=10_000)
     rate_limit: float | None = Field(default=None, gt=0)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
-    @field_validator("timeout")
-    @classmethod
-    def _duration(cls, value: str | float) -> str | float:
-        parse_duration(value)
-        return value
+    _timeout = field_validator("timeout")(_positive_duration)
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:
@@ -122,7 +143,7 @@ class Connection:
         self._closing: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self.connects = 0
-        self.breaker = CircuitBreaker()
+        self.breaker = config.breaker.build()
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._rate = RateLimiter(config.rate_limit) if config.rate_limit else None
         self.in_flight = 0
@@ -230,27 +251,40 @@ class Connection:
             try:
                 client = await self.client()
             except ServerUnavailable as err:
-                self.breaker.failure()
+                self._failed()
                 raise NotSent(str(err)) from err
+            except asyncio.CancelledError:
+                self.breaker.release()
+                raise
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
             except TimeoutError as err:
-                self.breaker.failure()
+                self._failed()
                 self.invalidate(client)
                 raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+            except asyncio.CancelledError:
+                self.breaker.release()
+                raise
             except Exception as err:
                 if _is_protocol_error(err):
                     self.breaker.success()
                     raise
-                self.breaker.failure()
+                self._failed()
                 self.invalidate(client)
                 raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
             finally:
                 self.in_flight -= 1
             self.breaker.success()
             return result
+
+    def _failed(self) -> None:
+        opened = self.breaker.opened
+        self.breaker.failure()
+        if self.breaker.opened > opened:
+            log.warning("mcp_circuit_opened", server=self.name, failures=self.breaker.threshold,
+                        cooldown_seconds=self.breaker.cooldown)
 
     async def close(self) -> None:
         """End the session (and the stdio child process)."""
