@@ -93,6 +93,15 @@ class ServerConfig(BaseModel):
         """Per-request timeout in seconds."""
         return parse_duration(self.timeout)
 
+    @property
+    def call_deadline_seconds(self) -> float:
+        """How long one tool call may take end to end, as the activity's start-to-close timeout.
+
+        Connecting and the request each get `timeout`, plus a second: the registry's own timeouts,
+        which the circuit breaker counts, must fire before the activity's, which it never sees.
+        """
+        return 2 * self.timeout_seconds + 1.0
+
 
 class _RegistryFile(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -50,14 +50,14 @@ class RecordingModel:
         return await self.inner.respond(call)
 
     def tool_outputs(self) -> list[str]:
-        """Every tool result the model was shown, in order, without repeats."""
-        seen: list[str] = []
+        """Every tool result the model was shown, once per tool call, in order."""
+        seen: dict[str, str] = {}
         for call in self.calls:
             for item in call.input:
                 output = item.get("output")
-                if item.get("type") == "function_call_output" and isinstance(output, str) and output not in seen:
-                    seen.append(output)
-        return seen
+                if item.get("type") == "function_call_output" and isinstance(output, str):
+                    seen.setdefault(str(item.get("call_id")), output)
+        return list(seen.values())
 
 
 def record_model(activities: AirlockActivities) -> RecordingModel:
