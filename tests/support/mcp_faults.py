@@ -60,6 +60,17 @@ class RecordingModel:
         return list(seen.values())
 
 
+    def fresh_tool_outputs(self) -> list[str]:
+        """For each model turn that follows tool calls, the result it was answering (its last input).
+
+        Unlike `tool_outputs`, this counts across runs, whose scripted call ids repeat.
+        """
+        return [
+            str(call.input[-1].get("output")) for call in self.calls
+            if call.input and call.input[-1].get("type") == "function_call_output"
+        ]
+
+
 def record_model(activities: AirlockActivities) -> RecordingModel:
     """Make the worker's model activity record what it is sent; returns the recorder."""
     recorder = RecordingModel(activities.model_backend)
