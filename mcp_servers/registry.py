@@ -28,6 +28,7 @@ from workflows.tomlfiles import parse_duration, read_toml, validate
 log = structlog.get_logger(__name__)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CONNECT_TIMEOUT_FLOOR_S = 10.0
 
 
 def _positive_duration(value: str | float) -> str | float:
@@ -94,13 +95,22 @@ class ServerConfig(BaseModel):
         return parse_duration(self.timeout)
 
     @property
+    def connect_timeout_seconds(self) -> float:
+        """How long opening a session may take: `timeout`, but never less than the floor.
+
+        A stdio server is a fresh interpreter importing the MCP SDK, which takes a second or more
+        on a busy host; a short request timeout must not make such a server unreachable.
+        """
+        return max(self.timeout_seconds, CONNECT_TIMEOUT_FLOOR_S)
+
+    @property
     def call_deadline_seconds(self) -> float:
         """How long one tool call may take end to end, as the activity's start-to-close timeout.
 
-        Connecting and the request each get `timeout`, plus a second: the registry's own timeouts,
-        which the circuit breaker counts, must fire before the activity's, which it never sees.
+        Connecting, then the request, plus a second: the registry's own timeouts, which the
+        circuit breaker counts, must fire before the activity's, which it never sees.
         """
-        return 2 * self.timeout_seconds + 1.0
+        return self.connect_timeout_seconds + self.timeout_seconds + 1.0
 
 
 class _RegistryFile(BaseModel):
@@ -186,7 +196,7 @@ class Connection:
             self._closing = asyncio.Event()
             self._owner = asyncio.create_task(self._own(ready, self._closing), name=f"mcp:{self.name}")
             try:
-                self._client = await asyncio.wait_for(ready, self.config.timeout_seconds)
+                self._client = await asyncio.wait_for(ready, self.config.connect_timeout_seconds)
             except TimeoutError:
                 await self._stop_owner()
                 raise ServerUnavailable(f"MCP server {self.name!r} did not answer in time") from None
@@ -200,6 +210,9 @@ class Connection:
     async def _own(self, ready: asyncio.Future[Client], closing: asyncio.Event) -> None:
         try:
             async with Client(self._target(), read_timeout_seconds=self.config.timeout_seconds) as client:
+                if ready.done():
+                    # The caller stopped waiting (connect timeout); nobody will use this session.
+                    return
                 ready.set_result(client)
                 await closing.wait()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it

@@ -41,7 +41,9 @@ async def test_a_server_that_never_answers_times_out_trips_the_breaker_and_the_r
     outputs = model.tool_outputs()
     print(f"hang: elapsed={elapsed:.2f}s opened={opened} rejected={rejected} state={state} outputs={outputs}")
     assert result.output == "The tickets server is not answering."
-    assert elapsed < 6 * TIMEOUT_S + 4, "the run must end soon after the timeouts, not hang"
+    # Two timeouts, two process starts and the retry backoff; without the breaker each read
+    # would run five attempts (about 13 s each).
+    assert elapsed < 15, "the run must end soon after the timeouts, not hang"
     assert (opened, state) == (1, "open")
     assert rejected >= 2
     assert len(outputs) == 2
