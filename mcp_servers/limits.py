@@ -40,10 +40,10 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
-    def check(self) -> None:
-        """Raise `CircuitOpen` unless a call may go through now."""
+    def check(self) -> bool:
+        """Raise `CircuitOpen` unless a call may go through now; True when that call is the probe."""
         if self._opened_at is None:
-            return
+            return False
         waited = self._clock() - self._opened_at
         if waited < self.cooldown:
             self.rejected += 1
@@ -52,6 +52,7 @@ class CircuitBreaker:
             self.rejected += 1
             raise CircuitOpen("circuit half-open; a probe call is in flight")
         self._probing = True
+        return True
 
     def success(self) -> None:
         """A call worked: close the circuit."""
@@ -60,7 +61,7 @@ class CircuitBreaker:
         self._probing = False
 
     def release(self) -> None:
-        """A call ended without a verdict (it was cancelled): a probe slot it held is free again.
+        """The probe call ended without a verdict (it was cancelled): the next call may probe.
 
         Without this, a cancelled probe would leave the circuit half-open with "a probe call in
         flight" for ever, refusing every later call.

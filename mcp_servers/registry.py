@@ -269,14 +269,15 @@ class Connection:
         async with self._slots:
             if self._rate is not None:
                 await self._rate.acquire()
-            self.breaker.check()
+            probe = self.breaker.check()
             try:
                 client = await self.client()
             except ServerUnavailable as err:
                 self._failed()
                 raise NotSent(str(err)) from err
             except asyncio.CancelledError:
-                self.breaker.release()
+                if probe:
+                    self.breaker.release()
                 raise
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
@@ -287,7 +288,8 @@ class Connection:
                 self.invalidate(client)
                 raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
             except asyncio.CancelledError:
-                self.breaker.release()
+                if probe:
+                    self.breaker.release()
                 raise
             except Exception as err:
                 if _is_protocol_error(err):

@@ -47,8 +47,8 @@ async def test_a_server_that_never_answers_times_out_trips_the_breaker_and_the_r
     assert (opened, state) == (1, "open")
     assert rejected >= 2
     assert len(outputs) == 2
-    assert all("tickets.get_ticket is unavailable" in o for o in outputs)
-    assert "timed out" in outputs[0] or "circuit open" in outputs[0]
-    assert "circuit open" in outputs[1], "the second read must be refused at once by the open circuit"
+    # The first read timed out twice (opening the circuit) and its third attempt was refused; the
+    # second read was refused at once.
+    assert all("tickets.get_ticket is unavailable" in o and "circuit open" in o for o in outputs)
     assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)

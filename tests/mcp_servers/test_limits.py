@@ -72,7 +72,7 @@ def test_breaker_counts_openings_and_refusals_and_a_cancelled_probe_frees_the_sl
             breaker.check()
     assert (breaker.opened, breaker.rejected) == (1, 3)
     clock.now += 5
-    breaker.check()  # the probe
+    assert breaker.check() is True  # the probe
     breaker.release()  # ... is cancelled without a verdict
     breaker.check()  # so the next call may probe instead of being refused for ever
     breaker.success()
