@@ -27,6 +27,9 @@ class CircuitBreaker:
         self._failures: deque[float] = deque()
         self._opened_at: float | None = None
         self._probing = False
+        # Counters for operators and tests: how often the circuit opened, how many calls it refused.
+        self.opened = 0
+        self.rejected = 0
 
     @property
     def state(self) -> str:
@@ -37,16 +40,19 @@ class CircuitBreaker:
             return "half_open"
         return "open"
 
-    def check(self) -> None:
-        """Raise `CircuitOpen` unless a call may go through now."""
+    def check(self) -> bool:
+        """Raise `CircuitOpen` unless a call may go through now; True when that call is the probe."""
         if self._opened_at is None:
-            return
+            return False
         waited = self._clock() - self._opened_at
         if waited < self.cooldown:
+            self.rejected += 1
             raise CircuitOpen(f"circuit open after repeated failures; next try in {self.cooldown - waited:.1f}s")
         if self._probing:
+            self.rejected += 1
             raise CircuitOpen("circuit half-open; a probe call is in flight")
         self._probing = True
+        return True
 
     def success(self) -> None:
         """A call worked: close the circuit."""
@@ -54,16 +60,27 @@ class CircuitBreaker:
         self._opened_at = None
         self._probing = False
 
+    def release(self) -> None:
+        """The probe call ended without a verdict (it was cancelled): the next call may probe.
+
+        Without this, a cancelled probe would leave the circuit half-open with "a probe call in
+        flight" for ever, refusing every later call.
+        """
+        self._probing = False
+
     def failure(self) -> None:
         """A call failed because the server is unwell (not because of bad arguments)."""
         now = self._clock()
         if self._probing:
             self._opened_at, self._probing = now, False
+            self.opened += 1
             return
         self._failures.append(now)
         while self._failures and now - self._failures[0] > self.window:
             self._failures.popleft()
         if len(self._failures) >= self.threshold:
+            if self._opened_at is None:
+                self.opened += 1
             self._opened_at = now
 
 

@@ -28,6 +28,31 @@ from workflows.tomlfiles import parse_duration, read_toml, validate
 log = structlog.get_logger(__name__)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CONNECT_TIMEOUT_FLOOR_S = 10.0
+
+
+def _positive_duration(value: str | float) -> str | float:
+    if parse_duration(value) <= 0:
+        raise ValueError("must be a positive duration")
+    return value
+
+
+class BreakerConfig(BaseModel):
+    """One `[servers.<name>.breaker]` table: when the server's circuit opens, and for how long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    failures: int = Field(default=5, ge=1, le=10_000)
+    window: str | float = "30s"
+    cooldown: str | float = "10s"
+
+    _durations = field_validator("window", "cooldown")(_positive_duration)
+
+    def build(self) -> CircuitBreaker:
+        """A fresh breaker with these thresholds."""
+        return CircuitBreaker(
+            threshold=self.failures, window=parse_duration(self.window), cooldown=parse_duration(self.cooldown)
+        )
 
 
 class ServerConfig(BaseModel):
@@ -47,12 +72,9 @@ class ServerConfig(BaseModel):
     timeout: str | float = "30s"
     max_concurrency: int = Field(default=16, ge=1, le=10_000)
     rate_limit: float | None = Field(default=None, gt=0)
+    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
 
-    @field_validator("timeout")
-    @classmethod
-    def _duration(cls, value: str | float) -> str | float:
-        parse_duration(value)
-        return value
+    _timeout = field_validator("timeout")(_positive_duration)
 
     @model_validator(mode="after")
     def _transport_fields(self) -> ServerConfig:
@@ -71,6 +93,24 @@ class ServerConfig(BaseModel):
     def timeout_seconds(self) -> float:
         """Per-request timeout in seconds."""
         return parse_duration(self.timeout)
+
+    @property
+    def connect_timeout_seconds(self) -> float:
+        """How long opening a session may take: `timeout`, but never less than the floor.
+
+        A stdio server is a fresh interpreter importing the MCP SDK, which takes a second or more
+        on a busy host; a short request timeout must not make such a server unreachable.
+        """
+        return max(self.timeout_seconds, CONNECT_TIMEOUT_FLOOR_S)
+
+    @property
+    def call_deadline_seconds(self) -> float:
+        """How long one tool call may take end to end, as the activity's start-to-close timeout.
+
+        Connecting, then the request, plus a second: the registry's own timeouts, which the
+        circuit breaker counts, must fire before the activity's, which it never sees.
+        """
+        return self.connect_timeout_seconds + self.timeout_seconds + 1.0
 
 
 class _RegistryFile(BaseModel):
@@ -122,7 +162,7 @@ class Connection:
         self._closing: asyncio.Event | None = None
         self._lock = asyncio.Lock()
         self.connects = 0
-        self.breaker = CircuitBreaker()
+        self.breaker = config.breaker.build()
         self._slots = asyncio.Semaphore(config.max_concurrency)
         self._rate = RateLimiter(config.rate_limit) if config.rate_limit else None
         self.in_flight = 0
@@ -156,7 +196,7 @@ class Connection:
             self._closing = asyncio.Event()
             self._owner = asyncio.create_task(self._own(ready, self._closing), name=f"mcp:{self.name}")
             try:
-                self._client = await asyncio.wait_for(ready, self.config.timeout_seconds)
+                self._client = await asyncio.wait_for(ready, self.config.connect_timeout_seconds)
             except TimeoutError:
                 await self._stop_owner()
                 raise ServerUnavailable(f"MCP server {self.name!r} did not answer in time") from None
@@ -170,6 +210,9 @@ class Connection:
     async def _own(self, ready: asyncio.Future[Client], closing: asyncio.Event) -> None:
         try:
             async with Client(self._target(), read_timeout_seconds=self.config.timeout_seconds) as client:
+                if ready.done():
+                    # The caller stopped waiting (connect timeout); nobody will use this session.
+                    return
                 ready.set_result(client)
                 await closing.wait()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
@@ -226,31 +269,46 @@ class Connection:
         async with self._slots:
             if self._rate is not None:
                 await self._rate.acquire()
-            self.breaker.check()
+            probe = self.breaker.check()
             try:
                 client = await self.client()
             except ServerUnavailable as err:
-                self.breaker.failure()
+                self._failed()
                 raise NotSent(str(err)) from err
+            except asyncio.CancelledError:
+                if probe:
+                    self.breaker.release()
+                raise
             self.in_flight += 1
             self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
             except TimeoutError as err:
-                self.breaker.failure()
+                self._failed()
                 self.invalidate(client)
                 raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+            except asyncio.CancelledError:
+                if probe:
+                    self.breaker.release()
+                raise
             except Exception as err:
                 if _is_protocol_error(err):
                     self.breaker.success()
                     raise
-                self.breaker.failure()
+                self._failed()
                 self.invalidate(client)
                 raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
             finally:
                 self.in_flight -= 1
             self.breaker.success()
             return result
+
+    def _failed(self) -> None:
+        opened = self.breaker.opened
+        self.breaker.failure()
+        if self.breaker.opened > opened:
+            log.warning("mcp_circuit_opened", server=self.name, failures=self.breaker.threshold,
+                        cooldown_seconds=self.breaker.cooldown)
 
     async def close(self) -> None:
         """End the session (and the stdio child process)."""

@@ -150,7 +150,7 @@ class AirlockActivities:
                         trusted=config.trusted, idempotent_hint=idempotent, read_only_hint=read_only,
                         server_honours_keys=config.idempotency_keys,
                     ),
-                    timeout_seconds=config.timeout_seconds,
+                    timeout_seconds=config.call_deadline_seconds,
                 ))
         return AgentPlan(
             name=spec.name,

@@ -247,7 +247,9 @@ async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
             retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
         )
         return reply
-    except ActivityError as err:
+    except (ActivityError, ApplicationError) as err:
+        # A local activity's non-retryable failure (e.g. `CircuitOpen`) arrives unwrapped, as the
+        # ApplicationError itself; uncaught it would fail the workflow task in a loop, for ever.
         return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
 
 
@@ -279,7 +281,9 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     raise AssertionError("unreachable")
 
 
-def _reason(err: ActivityError) -> str:
+def _reason(err: ActivityError | ApplicationError) -> str:
+    if isinstance(err, ApplicationError):
+        return str(err)[:300]
     cause = err.cause
     while cause is not None and cause.__cause__ is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__

@@ -14,6 +14,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
 from pydantic import Field
 
+from mcp_servers.tickets.faults import FaultInjector
 from mcp_servers.tickets.store import (
     AssignResult,
     CloseResult,
@@ -61,6 +62,8 @@ server: MCPServer[TicketStore] = MCPServer(
         "before changing it, then comment, assign or close it."
     ),
     lifespan=_open_store,
+    # Inert unless a TICKETS_FAULT* variable is set (tests only; see faults.py).
+    middleware=[FaultInjector()],
 )
 
 TicketContext = Context[TicketStore, Any]

@@ -59,3 +59,21 @@ async def test_rate_limiter_spaces_calls() -> None:
     await asyncio.gather(*(limiter.acquire() for _ in range(6)))
     # Six calls at 20/s: the last may start 5 intervals (250 ms) after the first.
     assert time.monotonic() - started >= 0.24
+
+
+def test_breaker_counts_openings_and_refusals_and_a_cancelled_probe_frees_the_slot() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(threshold=2, window=10, cooldown=5, clock=clock)
+    breaker.failure()
+    breaker.failure()
+    breaker.failure()  # already open: not a second opening
+    for _ in range(3):
+        with pytest.raises(CircuitOpen):
+            breaker.check()
+    assert (breaker.opened, breaker.rejected) == (1, 3)
+    clock.now += 5
+    assert breaker.check() is True  # the probe
+    breaker.release()  # ... is cancelled without a verdict
+    breaker.check()  # so the next call may probe instead of being refused for ever
+    breaker.success()
+    assert (breaker.state, breaker.opened, breaker.rejected) == ("closed", 1, 3)

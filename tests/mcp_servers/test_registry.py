@@ -20,6 +20,7 @@ from tests.conftest import TICKETS_STDIO, wait_for
 from tests.support.tickets_http import tickets_http_server
 from workflows.activities import result_text
 from workflows.devserver import free_port
+from workflows.errors import ConfigError
 
 EXIT_DEADLINE_S = 10.0
 
@@ -318,3 +319,34 @@ async def test_close_stops_stdio_children(tmp_path: Path) -> None:
     except AssertionError:
         os.kill(pid, signal.SIGKILL)  # the test has failed; still leave no process behind
         raise
+
+
+def test_breaker_thresholds_come_from_servers_toml(tmp_path: Path) -> None:
+    servers = registry(tmp_path, """
+    [servers.tickets]
+    transport = "stdio"
+    command = "python"
+
+    [servers.tickets.breaker]
+    failures = 2
+    window = "1m"
+    cooldown = "1500ms"
+    """, {})
+    breaker = McpPool(servers, {}).connection("tickets").breaker
+    assert (breaker.threshold, breaker.window, breaker.cooldown) == (2, 60.0, 1.5)
+    defaults = McpPool(registry(tmp_path, TICKETS_STDIO, {}), {}).connection("tickets").breaker
+    assert (defaults.threshold, defaults.window, defaults.cooldown) == (5, 30.0, 10.0)
+
+
+@pytest.mark.parametrize(("table", "error"), [
+    ("failures = 0", "key 'servers.tickets.breaker.failures': Input should be greater than or equal to 1"),
+    ('window = "soon"', "key 'servers.tickets.breaker.window': Value error, not a duration: 'soon'"),
+    ('cooldown = "0s"', "key 'servers.tickets.breaker.cooldown': Value error, must be a positive duration"),
+    ("failure = 3", "key 'servers.tickets.breaker.failure': unknown key"),
+])
+def test_bad_breaker_settings_name_the_file_and_the_key(tmp_path: Path, table: str, error: str) -> None:
+    path = tmp_path / "servers.toml"
+    path.write_text(f'[servers.tickets]\ntransport = "stdio"\ncommand = "python"\n[servers.tickets.breaker]\n{table}\n')
+    with pytest.raises(ConfigError) as raised:
+        load_servers(path, {})
+    assert str(raised.value).startswith(f"{path}: {error}")
