@@ -169,8 +169,9 @@ class AgentWorkflow:
                 summary=f"{agent} / prepare",
             )
             return plan
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError) as err:
+            # A local activity's non-retryable failure arrives unwrapped, as the error itself.
+            cause = err.cause if isinstance(err, ActivityError) else err
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
                 raise UnknownAgentError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None

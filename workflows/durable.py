@@ -116,8 +116,9 @@ class DurableModel(Model):
                 start_to_close_timeout=self.timeout, retry_policy=MODEL_RETRY,
                 summary=f"{self.plan.name} / model",
             )
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError) as err:
+            # A local activity's non-retryable failure arrives unwrapped (see `_read`).
+            cause = err.cause if isinstance(err, ActivityError) else err
             if isinstance(cause, ApplicationError) and cause.type == "ModelError":
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None

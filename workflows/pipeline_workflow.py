@@ -91,8 +91,9 @@ class PipelineWorkflow:
                 summary=f"pipeline / {request.pipeline or 'inline'}",
             )
             return definition
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError) as err:
+            # A local activity's non-retryable failure arrives unwrapped, as the error itself.
+            cause = err.cause if isinstance(err, ActivityError) else err
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise InvalidInputError(message) from None
 
