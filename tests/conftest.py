@@ -142,15 +142,14 @@ async def assert_replays(handle: WorkflowHandle[Any, Any]) -> None:
     await replayer().replay_workflow(history)
 
 
-async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
-    """The run's history as JSON plus every payload in it decoded (`to_json` keeps them base64)."""
-    raw = (await handle.fetch_history()).to_json()
-    decoded: list[str] = [raw]
+def history_payloads(raw: str) -> list[bytes]:
+    """Every payload in a history's JSON (`WorkflowHistory.to_json()`), decoded from base64."""
+    found: list[bytes] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             if isinstance(node.get("data"), str) and "metadata" in node:
-                decoded.append(base64.b64decode(node["data"]).decode(errors="replace"))
+                found.append(base64.b64decode(node["data"]))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -158,7 +157,13 @@ async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
                 walk(value)
 
     walk(json.loads(raw))
-    return "\n".join(decoded)
+    return found
+
+
+async def history_text(handle: WorkflowHandle[Any, Any]) -> str:
+    """The run's history as JSON plus every payload in it decoded (`to_json` keeps them base64)."""
+    raw = (await handle.fetch_history()).to_json()
+    return "\n".join([raw, *(data.decode(errors="replace") for data in history_payloads(raw))])
 
 
 async def failure_of(handle: WorkflowHandle[Any, Any]) -> ApplicationError:

@@ -10,6 +10,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
+from tests.conftest import history_payloads
 from workflows.activities import AirlockActivities
 from workflows.models import ModelBackend
 from workflows.payloads import ModelCall, ModelReply
@@ -81,21 +82,7 @@ def record_model(activities: AirlockActivities) -> RecordingModel:
 async def history_bytes(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
     """The run's history size in bytes (as JSON) and the largest single payload in it."""
     raw = (await handle.fetch_history()).to_json()
-    largest = 0
-
-    def walk(node: Any) -> None:
-        nonlocal largest
-        if isinstance(node, dict):
-            if isinstance(node.get("data"), str) and "metadata" in node:
-                largest = max(largest, len(node["data"]) * 3 // 4)  # base64 → bytes
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(json.loads(raw))
-    return len(raw.encode()), largest
+    return len(raw.encode()), max((len(data) for data in history_payloads(raw)), default=0)
 
 
 def child_pids(pid: int) -> list[int]:
