@@ -152,15 +152,36 @@ def model_response(reply: ModelReply) -> ModelResponse:
     )
 
 
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with undeclared top-level properties refused unless it says otherwise.
+
+    JSON Schema allows extra properties by default and MCP servers' generated schemas rarely say
+    `additionalProperties`; the servers then drop unknown fields silently, so an approver would
+    sign off on arguments that do not mean what they say. Declared openness is kept.
+    """
+    if "properties" in schema and not {"additionalProperties", "patternProperties"} & schema.keys():
+        return {**schema, "additionalProperties": False}
+    return schema
+
+
 def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:
     """Every way `arguments` breaks the tool's JSON Schema, as short readable lines."""
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(closed(schema))
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     lines = []
     for error in errors[:5]:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        lines.append(f"{where}: {error.message[:200]}")
+        lines.append(f"{where}: {_short_message(error.message, error.instance)}")
     return lines
+
+
+def _short_message(message: str, instance: Any) -> str:
+    # jsonschema quotes the offending value whole; a huge one would push out the reason itself
+    # ("is too long") and flood the model's context, so only its start is quoted.
+    shown = repr(instance)
+    if len(shown) > 80:
+        message = message.replace(shown, f"{shown[:60]}... ({len(shown)} characters)")
+    return message[:200]
 
 
 def parse_arguments(raw: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
