@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -16,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from workflows.approvals import ApprovalGate, as_pending
-    from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
+    from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents, parse_arguments
     from workflows.errors import (
         DOMAIN_ERRORS,
         ApprovalTimedOutError,
@@ -49,7 +48,10 @@ AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
 PREPARE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=500))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1),
                            maximum_interval=timedelta(minutes=1))
-RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False)
+# A call to a tool the agent does not have (or may not see) is the model's mistake: it hears so
+# and may re-plan, instead of the SDK raising and the workflow task failing over and over.
+RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False,
+                       tool_not_found_behavior="return_error_to_model")
 
 
 def parse(model: type[BaseModel], raw: Any, what: str) -> Any:
@@ -161,8 +163,12 @@ class AgentWorkflow:
             raw = item.raw_item
             agent = item.agent.name
             tool = tools[(agent, item.tool_name or raw.name)]
-            # Gated calls passed schema validation (`needs_approval`), so this is a JSON object.
-            arguments = json.loads(raw.arguments or "{}")
+            arguments, problem = parse_arguments(raw.arguments, tool.input_schema)
+            if arguments is None:
+                # The SDK asks for approval of arguments it cannot parse; nobody is asked to
+                # approve what cannot run: the model hears why instead.
+                state.reject(item, rejection_message=f"Error: {tool.name} was not called: {problem}.")
+                continue
             record = self._gate.request(
                 call_id=raw.call_id, agent=agent, server=tool.server, tool=tool.name,
                 arguments=arguments, now=workflow.now(),
@@ -172,6 +178,8 @@ class AgentWorkflow:
                 "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
             if self._plan.notify_approvals:
                 self._notify(record)
+        if not batch:
+            return
         self._state = "awaiting_approval"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
         while any(record.decision is None for _, record in batch):

@@ -113,8 +113,8 @@ class DurableModel(Model):
                 start_to_close_timeout=self.timeout, retry_policy=MODEL_RETRY,
                 summary=f"{self.plan.name} / model",
             )
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError) as err:
+            cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "ModelError":
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
@@ -259,7 +259,7 @@ async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
             retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
         )
         return reply
-    except ActivityError as err:
+    except (ActivityError, ApplicationError) as err:
         return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
 
 
@@ -291,8 +291,18 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     raise AssertionError("unreachable")
 
 
-def _reason(err: ActivityError) -> str:
-    cause = err.cause
+def local_failure(err: ActivityError | ApplicationError) -> BaseException | None:
+    """The failure an activity ended with.
+
+    A regular activity's failure arrives wrapped in `ActivityError`; a local activity that has
+    failed for good arrives as its own last `ApplicationError`, unwrapped (temporalio 1.35), so
+    workflow code that only caught `ActivityError` let it fail the whole run.
+    """
+    return err.cause if isinstance(err, ActivityError) else err
+
+
+def _reason(err: ActivityError | ApplicationError) -> str:
+    cause = local_failure(err)
     while cause is not None and cause.__cause__ is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
     return str(cause or err)[:300]
