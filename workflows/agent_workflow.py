@@ -81,9 +81,12 @@ class AgentWorkflow:
         self._gate = ApprovalGate(self._approval_config)
 
     @workflow.run
-    async def run(self, raw: dict[str, Any]) -> AgentResult:
+    async def run(self, raw: Any = None, *extra: Any) -> AgentResult:
         """Plan the run, drive the Agents SDK runner, and stop at every gated call."""
-        request: AgentRequest = parse(AgentRequest, raw, "AgentWorkflow input")
+        # `Any`, a default and `*extra`: the converter decodes by these hints before `run` starts,
+        # and a non-object input, none or several would fail the workflow task forever instead
+        # of failing the run with InvalidInputError.
+        request: AgentRequest = parse(AgentRequest, [raw, *extra] if extra else raw, "AgentWorkflow input")
         self._agent = request.agent
         self._requester = request.requester
         checkpoint = request.checkpoint
@@ -250,14 +253,16 @@ class AgentWorkflow:
     # --- messages ------------------------------------------------------------------------------
 
     @workflow.signal(name="approve")
-    def approve(self, raw: Any) -> None:
+    def approve(self, raw: Any = None, *extra: Any) -> None:
         """Approve one pending call; refused attempts are logged and audited, never applied."""
-        self._decide_from_signal(raw, Approve, approved=True)
+        # Any client can send no payload or several; without the default and `*extra` that
+        # would fail the workflow task on every retry, so it is refused like any bad payload.
+        self._decide_from_signal([raw, *extra] if extra else raw, Approve, approved=True)
 
     @workflow.signal(name="reject")
-    def reject(self, raw: Any) -> None:
+    def reject(self, raw: Any = None, *extra: Any) -> None:
         """Reject one pending call; the model hears the reason and may re-plan."""
-        self._decide_from_signal(raw, Reject, approved=False)
+        self._decide_from_signal([raw, *extra] if extra else raw, Reject, approved=False)
 
     def _decide_from_signal(self, raw: Any, model: type[Approve] | type[Reject], *, approved: bool) -> None:
         now = workflow.now()
