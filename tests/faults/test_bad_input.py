@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
@@ -156,3 +157,16 @@ async def test_cli_malformed_signals_are_refused_and_the_run_goes_on(
     assert count_writes(project.tickets_db, "close_ticket") == 1
     assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)
+
+
+async def test_input_over_the_servers_payload_limit_is_refused_at_start(client: Client) -> None:
+    # Past Airlock's own limit there is Temporal's: the server refuses the start itself (2 MB on the
+    # dev server), so no run exists to fail and no worker ever sees the payload.
+    run_id = workflow_id("huge-input")
+    with pytest.raises(RPCError, match="size exceeds limit"):
+        await client.start_workflow(
+            "AgentWorkflow", {"agent": "support", "input": "x" * 3_000_000}, id=run_id, task_queue="airlock-unused",
+        )
+    with pytest.raises(RPCError) as missing:
+        await client.get_workflow_handle(run_id).describe()
+    assert missing.value.status == RPCStatusCode.NOT_FOUND
