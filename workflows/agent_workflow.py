@@ -15,7 +15,14 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from workflows.approvals import ApprovalGate, as_pending
-    from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents, parse_arguments
+    from workflows.durable import (
+        BudgetStop,
+        Ledger,
+        ToolRuntime,
+        build_agents,
+        local_failure,
+        parse_arguments,
+    )
     from workflows.errors import (
         DOMAIN_ERRORS,
         ApprovalTimedOutError,
@@ -152,8 +159,8 @@ class AgentWorkflow:
                 summary=f"{agent} / prepare",
             )
             return plan
-        except ActivityError as err:
-            cause = err.cause
+        except (ActivityError, ApplicationError) as err:
+            cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
                 raise UnknownAgentError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None

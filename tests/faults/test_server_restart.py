@@ -9,6 +9,8 @@ with each write applied once.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,13 +20,19 @@ from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
     TICKETS_STDIO,
     airlock_worker,
+    assert_no_task_failures,
     assert_replays,
     events_with,
+    failure_of,
     make_project,
     wait_for,
     wait_pending,
     workflow_id,
 )
+from tests.support.conditions import alive, condition
+from tests.support.fault_stubs import RoutedStub
+from tests.support.openai_stub import Text, ToolCalls
+from tests.support.tickets_http import tickets_http_server
 from tests.workflows.test_approvals import CLOSE_SCRIPT
 from workflows import devserver
 from workflows.payloads import AgentRequest, AgentResult
@@ -81,3 +89,65 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
             await assert_replays(handle)
     finally:
         await running.shutdown()
+
+
+# --- an MCP server that is gone -------------------------------------------------------------------
+# Not a crash test (tests/faults of the MCP work covers those): these pin down that a local
+# activity which fails for good reaches the workflow as a handled failure, not as the run's end.
+
+
+def http_tickets(url: str) -> str:
+    """`servers.toml` with the tickets server over streamable HTTP."""
+    return f'[servers.tickets]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\ntimeout = "5s"\n'
+
+
+async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client: Client, tmp_path: Path) -> None:
+    stub = RoutedStub({"gone": [ToolCalls([("get_ticket", {"ticket_id": "T-1"})]), Text("The tracker is down.")]},
+                      hold={("gone", 0)})
+    stub.start()
+    try:
+        async with tickets_http_server(tmp_path / "http.db") as server:
+            project = make_project(tmp_path, servers=http_tickets(server.url), model_provider="openai",
+                                   openai_api_key="sk-test-gone", openai_base_url=stub.base_url)
+            async with airlock_worker(client, project):
+                handle = await client.start_workflow(
+                    "AgentWorkflow", AgentRequest(agent="support", input="[route:gone] What is T-1?"),
+                    id=workflow_id("mcp-gone"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                )
+                await wait_for(condition(lambda: stub.count("gone") == 1), what="the first model call, held")
+                await server_stopped(server.pid)
+                stub.release()
+                result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
+    finally:
+        stub.stop()
+    assert result.output == "The tracker is down."
+    told = [item["output"] for item in stub.requests[-1]["input"] if item.get("type") == "function_call_output"]
+    assert len(told) == 1 and "tickets.get_ticket is unavailable" in told[0], told
+    assert stub.seen == [("gone", 0), ("gone", 0), ("gone", 1)], "held, retried, then told"
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(
+    client: Client, tmp_path: Path
+) -> None:
+    async with tickets_http_server(tmp_path / "http.db") as server:
+        url = server.url
+    # The server has exited: preparing the agent cannot list its tools.
+    project = make_project(tmp_path, servers=http_tickets(url))
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1?"),
+            id=workflow_id("mcp-gone-prepare"), task_queue=project.settings.task_queue,
+        )
+        cause = await asyncio.wait_for(failure_of(handle), RUN_DEADLINE_S)
+    assert cause.type == "ToolUnavailableError", cause.type
+    assert "could not prepare agent 'support'" in cause.message and "tickets" in cause.message
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+async def server_stopped(pid: int) -> None:
+    """SIGTERM a server the test started and wait until its pid is gone."""
+    os.kill(pid, signal.SIGTERM)
+    await wait_for(condition(lambda: not alive(pid)), what=f"pid {pid} to exit")

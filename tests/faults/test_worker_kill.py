@@ -10,7 +10,6 @@ tests/workflows/test_worker_restart.py::test_worker_killed_after_write_reached_s
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
+from tests.support.conditions import alive, condition
 from tests.support.fault_stubs import RoutedStub
 from tests.support.openai_stub import Text, ToolCalls
 from tests.support.worker_process import REPO_ROOT, worker_process
@@ -42,15 +42,6 @@ env = ["TICKETS_DB"]
 trust = "trusted"
 idempotency_keys = true
 """
-
-
-def alive(pid: int) -> bool:
-    """Whether a process with this pid still exists."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
@@ -77,8 +68,8 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
             for route in ("model", "read", "approval")
         }
         async with worker_process(env) as first:
-            await wait_for(lambda: _true(stub.count("model") == 1), what="the model call to be in flight")
-            await wait_for(lambda: _true(held_lines(proxy_log) == ["held"]), what="the read to be in flight")
+            await wait_for(condition(lambda: stub.count("model") == 1), what="the model call to be in flight")
+            await wait_for(condition(lambda: held_lines(proxy_log) == ["held"]), what="the read to be in flight")
             [pending] = await wait_pending(handles["approval"])
             assert count_writes(project.tickets_db) == 0
             first.kill()
@@ -104,7 +95,7 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
     assert (record.decision, record.decided_by, record.outcome) == ("approved", "alice", "ok")
     pids = [int(line.split()[1]) for line in proxy_log.read_text().splitlines() if line.startswith("pid ")]
     assert len(pids) == 2, "one proxy per worker"
-    await wait_for(lambda: _true(not any(alive(pid) for pid in pids)), what="every tickets proxy to exit")
+    await wait_for(condition(lambda: not any(alive(pid) for pid in pids)), what="every tickets proxy to exit")
     for handle in handles.values():
         await assert_replays(handle)
 
@@ -114,7 +105,3 @@ def held_lines(log: Path) -> list[str]:
     if not log.exists():
         return []
     return [line for line in log.read_text().splitlines() if line in ("held", "passed")]
-
-
-async def _true(value: bool) -> bool:
-    return value
