@@ -28,7 +28,9 @@ from workflows.payloads import AgentRequest, AgentResult
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 FILESYSTEM_SERVER = PEERS / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# No example database: the tree stays clean and every run draws afresh within the bound.
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None,
+                             suppress_health_check=[HealthCheck.too_slow])
 
 Schemas = dict[tuple[str, str], dict[str, Any]]
 
