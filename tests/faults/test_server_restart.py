@@ -1,9 +1,10 @@
-"""The Temporal server restarts (same database file, same port) while runs are in flight.
+"""Servers a run depends on go away while it is in flight: Temporal itself, or an MCP server.
 
-A dedicated dev server, not the session's, so stopping it disturbs no other test. At the stop
-one run waits for approval and another's approved write has reached the tickets server, which
-holds its answer; the worker keeps its own client, reconnects by itself, and both runs complete
-with each write applied once.
+The Temporal dev server is a dedicated one, not the session's, so stopping it disturbs no other
+test. At the stop one run waits for approval and another's approved write has reached the
+tickets server, which holds its answer; the worker keeps its own client, reconnects by itself,
+and both runs complete with each write applied once. An MCP server that is gone is reported to
+the model (a read) or ends the run with a typed error (preparing the agent).
 """
 
 from __future__ import annotations
