@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -18,7 +17,14 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from workflows.approvals import ApprovalGate, as_pending, decision_command
-    from workflows.durable import BudgetStop, Ledger, ToolRuntime, build_agents
+    from workflows.durable import (
+        BudgetStop,
+        Ledger,
+        ToolRuntime,
+        build_agents,
+        local_failure,
+        parse_arguments,
+    )
     from workflows.errors import (
         DOMAIN_ERRORS,
         ApprovalTimedOutError,
@@ -53,7 +59,10 @@ AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
 PREPARE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=500))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1),
                            maximum_interval=timedelta(minutes=1))
-RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False)
+# A call to a tool the agent does not have (or may not see) is the model's mistake: it hears so
+# and may re-plan, instead of the SDK raising and the workflow task failing over and over.
+RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False,
+                       tool_not_found_behavior="return_error_to_model")
 
 
 def parse(model: type[BaseModel], raw: Any, what: str) -> Any:
@@ -82,12 +91,13 @@ class AgentWorkflow:
         self._ledger = Ledger()
         self._gate = ApprovalGate(self._approval_config)
 
-    # `raw: Any`, not a model: input that is not even a JSON object must fail the run with
-    # InvalidInputError; a payload that cannot decode would retry the workflow task forever.
+    # `Any`, a default and `*extra`: the converter decodes by these hints before `run` starts, and
+    # a non-object input, none or several would fail the workflow task forever instead of failing
+    # the run with InvalidInputError.
     @workflow.run
-    async def run(self, raw: Any) -> AgentResult:
+    async def run(self, raw: Any = None, *extra: Any) -> AgentResult:
         """Plan the run, drive the Agents SDK runner, and stop at every gated call."""
-        request: AgentRequest = parse(AgentRequest, raw, "AgentWorkflow input")
+        request: AgentRequest = parse(AgentRequest, [raw, *extra] if extra else raw, "AgentWorkflow input")
         try:
             return await self._run(request)
         except asyncio.CancelledError:
@@ -170,8 +180,7 @@ class AgentWorkflow:
             )
             return plan
         except (ActivityError, ApplicationError) as err:
-            # A local activity's non-retryable failure arrives unwrapped, as the error itself.
-            cause = err.cause if isinstance(err, ActivityError) else err
+            cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
                 raise UnknownAgentError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
@@ -186,8 +195,12 @@ class AgentWorkflow:
         for item in interruptions:
             agent = item.agent.name
             tool = self._tool_of(item)
-            # Gated calls passed schema validation (`needs_approval`), so this is a JSON object.
-            arguments = json.loads(item.arguments or "{}")
+            arguments, problem = parse_arguments(item.arguments or "", tool.input_schema)
+            if arguments is None:
+                # The SDK asks for approval of arguments it cannot parse; nobody is asked to
+                # approve what cannot run: the model hears why instead.
+                state.reject(item, rejection_message=f"Error: {tool.name} was not called: {problem}.")
+                continue
             record = self._gate.request(
                 call_id=item.call_id or "", agent=agent, server=tool.server, tool=tool.name,
                 arguments=arguments, now=workflow.now(),
@@ -197,6 +210,8 @@ class AgentWorkflow:
                 "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
             if self._plan.notify_approvals:
                 self._notify(record)
+        if not batch:
+            return
         self._state = "awaiting_approval"
         workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
         await self._report_pending()
@@ -288,14 +303,16 @@ class AgentWorkflow:
     # --- messages ------------------------------------------------------------------------------
 
     @workflow.signal(name="approve")
-    def approve(self, raw: Any) -> None:
+    def approve(self, raw: Any = None, *extra: Any) -> None:
         """Approve one pending call; refused attempts are logged and audited, never applied."""
-        self._decide_from_signal(raw, Approve, approved=True)
+        # Any client can send no payload or several; without the default and `*extra` that
+        # would fail the workflow task on every retry, so it is refused like any bad payload.
+        self._decide_from_signal([raw, *extra] if extra else raw, Approve, approved=True)
 
     @workflow.signal(name="reject")
-    def reject(self, raw: Any) -> None:
+    def reject(self, raw: Any = None, *extra: Any) -> None:
         """Reject one pending call; the model hears the reason and may re-plan."""
-        self._decide_from_signal(raw, Reject, approved=False)
+        self._decide_from_signal([raw, *extra] if extra else raw, Reject, approved=False)
 
     def _decide_from_signal(self, raw: Any, model: type[Approve] | type[Reject], *, approved: bool) -> None:
         now = workflow.now()

@@ -117,8 +117,7 @@ class DurableModel(Model):
                 summary=f"{self.plan.name} / model",
             )
         except (ActivityError, ApplicationError) as err:
-            # A local activity's non-retryable failure arrives unwrapped (see `_read`).
-            cause = err.cause if isinstance(err, ActivityError) else err
+            cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "ModelError":
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
@@ -156,15 +155,36 @@ def model_response(reply: ModelReply) -> ModelResponse:
     )
 
 
+def closed(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with undeclared top-level properties refused unless it says otherwise.
+
+    JSON Schema allows extra properties by default and MCP servers' generated schemas rarely say
+    `additionalProperties`; the servers then drop unknown fields silently, so an approver would
+    sign off on arguments that do not mean what they say. Declared openness is kept.
+    """
+    if "properties" in schema and not {"additionalProperties", "patternProperties"} & schema.keys():
+        return {**schema, "additionalProperties": False}
+    return schema
+
+
 def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:
     """Every way `arguments` breaks the tool's JSON Schema, as short readable lines."""
-    validator = Draft202012Validator(schema)
+    validator = Draft202012Validator(closed(schema))
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     lines = []
     for error in errors[:5]:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        lines.append(f"{where}: {error.message[:200]}")
+        lines.append(f"{where}: {_short_message(error.message, error.instance)}")
     return lines
+
+
+def _short_message(message: str, instance: Any) -> str:
+    # jsonschema quotes the offending value whole; a huge one would push out the reason itself
+    # ("is too long") and flood the model's context, so only its start is quoted.
+    shown = repr(instance)
+    if len(shown) > 80:
+        message = message.replace(shown, f"{shown[:60]}... ({len(shown)} characters)")
+    return message[:200]
 
 
 def parse_arguments(raw: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -249,8 +269,6 @@ async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
         )
         return reply
     except (ActivityError, ApplicationError) as err:
-        # A local activity's non-retryable failure (e.g. `CircuitOpen`) arrives unwrapped, as the
-        # ApplicationError itself; uncaught it would fail the workflow task in a loop, for ever.
         return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
 
 
@@ -282,10 +300,18 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     raise AssertionError("unreachable")
 
 
+def local_failure(err: ActivityError | ApplicationError) -> BaseException | None:
+    """The failure an activity ended with.
+
+    A regular activity's failure arrives wrapped in `ActivityError`; a local activity that has
+    failed for good arrives as its own last `ApplicationError`, unwrapped (temporalio 1.35), so
+    workflow code that only caught `ActivityError` let it fail the whole run.
+    """
+    return err.cause if isinstance(err, ActivityError) else err
+
+
 def _reason(err: ActivityError | ApplicationError) -> str:
-    if isinstance(err, ApplicationError):
-        return str(err)[:300]
-    cause = err.cause
+    cause = local_failure(err)
     while cause is not None and cause.__cause__ is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
     return str(cause or err)[:300]

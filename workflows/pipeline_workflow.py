@@ -15,6 +15,7 @@ with workflow.unsafe.imports_passed_through():
 
     from workflows.agent_workflow import parse
     from workflows.approvals import decision_command
+    from workflows.durable import local_failure
     from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
     from workflows.payloads import (
         AgentResult,
@@ -46,12 +47,11 @@ class PipelineWorkflow:
         # Pending approvals of each child run, by child workflow id, as the children report them.
         self._pending: dict[str, list[PendingApproval]] = {}
 
-    # `raw: Any`, not a model: input that is not even a JSON object must fail the run with
-    # InvalidInputError; a payload that cannot decode would retry the workflow task forever.
+    # `Any`, a default and `*extra`, as in AgentWorkflow: bad input fails the run, not the task.
     @workflow.run
-    async def run(self, raw: Any) -> PipelineResult:
+    async def run(self, raw: Any = None, *extra: Any) -> PipelineResult:
         """Resolve the definition, then run each step as a child `AgentWorkflow`."""
-        request: PipelineRequest = parse(PipelineRequest, raw, "PipelineWorkflow input")
+        request: PipelineRequest = parse(PipelineRequest, [raw, *extra] if extra else raw, "PipelineWorkflow input")
         definition = await self._definition(request)
         self._name = definition.name
         me = workflow.info().workflow_id
@@ -92,8 +92,7 @@ class PipelineWorkflow:
             )
             return definition
         except (ActivityError, ApplicationError) as err:
-            # A local activity's non-retryable failure arrives unwrapped, as the error itself.
-            cause = err.cause if isinstance(err, ActivityError) else err
+            cause = local_failure(err)
             message = cause.message if isinstance(cause, ApplicationError) else str(cause)
             raise InvalidInputError(message) from None
 
@@ -136,10 +135,10 @@ class PipelineWorkflow:
     # --- messages ------------------------------------------------------------------------------
 
     @workflow.signal(name="child_pending")
-    def child_pending(self, raw: Any) -> None:
+    def child_pending(self, raw: Any = None, *extra: Any) -> None:
         """A child run reports the approvals it now waits for (an empty list once decided)."""
         try:
-            message = ChildPending.model_validate(raw)
+            message = ChildPending.model_validate([raw, *extra] if extra else raw)
         except ValidationError as err:
             workflow.logger.warning("child_pending refused", extra={"reason": err.errors()[0]["msg"]})
             return
