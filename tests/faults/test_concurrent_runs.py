@@ -11,7 +11,8 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 
 from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
-from tests.support.mcp_faults import record_model, stats_of, stdio_tickets
+from tests.support.mcp_faults import stats_of, stdio_tickets
+from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
 from workflows.runtime import replayer
 

@@ -15,8 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import TICKETS_STDIO, assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.mcp_faults import alive, child_pids, cmdline, kill_if_alive
-from tests.support.worker_process import worker_process
-from tests.workflows import test_worker_restart as restart
+from tests.support.worker_process import project_env, worker_process
 from worker import GRACEFUL_SHUTDOWN
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -45,7 +44,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
     tickets_child = 0
     try:
         # The server commits the close, then holds its answer: the write is in flight at SIGTERM.
-        async with worker_process(restart.env_of(project, address, TICKETS_REPLY_DELAY_S=str(REPLY_DELAY_S))) as first:
+        async with worker_process(project_env(project, address, TICKETS_REPLY_DELAY_S=str(REPLY_DELAY_S))) as first:
             [pending] = await wait_pending(handle)
             [tickets_child] = [p for p in child_pids(first.proc.pid) if "mcp_servers.tickets" in cmdline(p)]
             await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
@@ -59,7 +58,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
             stopped_in = time.monotonic() - stopping
             child_alive_after_exit = alive(tickets_child)
             first_pid, first_log = first.proc.pid, "".join(first.lines)
-        async with worker_process(restart.env_of(project, address)) as second:
+        async with worker_process(project_env(project, address)) as second:
             result = await handle.result()
             second_pid = second.proc.pid
     finally:

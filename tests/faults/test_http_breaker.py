@@ -17,7 +17,7 @@ from tests.conftest import (
     wait_pending,
     workflow_id,
 )
-from tests.support.mcp_faults import record_model
+from tests.support.recording_model import record_model
 from tests.support.tickets_http import tickets_http_server
 from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult

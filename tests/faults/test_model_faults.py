@@ -28,7 +28,7 @@ from tests.conftest import (
 )
 from tests.support.fault_stubs import TimedStub
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
-from tests.workflows.test_approvals import ModelSpy
+from tests.support.recording_model import record_model
 from workflows.durable import MODEL_RETRY
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -161,8 +161,7 @@ MALFORMED = {"support": [
 async def test_malformed_json_arguments_are_answered_with_an_error(client: Client, tmp_path: Path) -> None:
     project = make_project(tmp_path, script=MALFORMED)
     async with airlock_worker(client, project) as activities:
-        spy = ModelSpy(activities.model_backend)
-        activities.model_backend = spy
+        spy = record_model(activities)
         handle = await run_support(client, project, "malformed-args")
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
         audit = await handle.query("audit", result_type=list)

@@ -21,8 +21,8 @@ from temporalio.client import Client
 from mcp_servers.registry import McpPool, load_servers
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import TICKETS_STDIO, airlock_worker, assert_replays, history_text, make_project, workflow_id
+from tests.support.recording_model import record_model
 from tests.support.schema_strategies import valid_object, wrong_type_value
-from tests.workflows.test_approvals import ModelSpy
 from workflows.durable import parse_arguments
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -250,8 +250,7 @@ async def test_invalid_write_arguments_never_reach_an_approver_or_the_server(
 ) -> None:
     project = make_project(tmp_path, script=INVALID_WRITES)
     async with airlock_worker(client, project) as activities:
-        spy = ModelSpy(activities.model_backend)
-        activities.model_backend = spy
+        spy = record_model(activities)
         handle = await client.start_workflow(
             "AgentWorkflow", AgentRequest(agent="support", input="Tidy up T-1.", requester="carol"),
             id=workflow_id("bad-args"), task_queue=project.settings.task_queue, result_type=AgentResult,

@@ -21,8 +21,8 @@ from tests.conftest import assert_replays, make_project, wait_for, wait_pending,
 from tests.support.conditions import alive, condition
 from tests.support.fault_stubs import RoutedStub
 from tests.support.openai_stub import Text, ToolCalls
-from tests.support.worker_process import REPO_ROOT, worker_process
-from tests.workflows.test_worker_restart import AUTO_COMMENT_AGENT, env_of
+from tests.support.worker_process import REPO_ROOT, project_env, worker_process
+from tests.workflows.test_worker_restart import AUTO_COMMENT_AGENT
 from workflows.payloads import AgentRequest, AgentResult
 
 API_KEY = "sk-test-kill-41d2"
@@ -58,7 +58,7 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
         project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT},
                                servers=proxied_tickets('\\"T-3\\"', proxy_log))
         address = temporal_env.client.service_client.config.target_host
-        env = env_of(project, address, AIRLOCK_MODEL_PROVIDER="openai", OPENAI_API_KEY=API_KEY,
+        env = project_env(project, address, AIRLOCK_MODEL_PROVIDER="openai", OPENAI_API_KEY=API_KEY,
                      OPENAI_BASE_URL=stub.base_url)
         handles = {
             route: await client.start_workflow(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import WorkflowHandle
 
 from tests.conftest import history_payloads
-from workflows.activities import AirlockActivities
-from workflows.models import ModelBackend
-from workflows.payloads import ModelCall, ModelReply
 
 FAULT_VARS = ["TICKETS_FAULT", "TICKETS_FAULT_TOOL", "TICKETS_FAULT_MARKER", "TICKETS_STATS_FILE"]
 
@@ -36,47 +32,6 @@ trust = "trusted"
 idempotency_keys = true
 {keys}
 """
-
-
-@dataclass
-class RecordingModel:
-    """Delegates to the worker's real model backend and keeps every conversation it was sent."""
-
-    inner: ModelBackend
-    calls: list[ModelCall] = field(default_factory=list)
-
-    async def respond(self, call: ModelCall) -> ModelReply:
-        """Record `call`, then answer it with the wrapped backend."""
-        self.calls.append(call)
-        return await self.inner.respond(call)
-
-    def tool_outputs(self) -> list[str]:
-        """Every tool result the model was shown, once per tool call, in order."""
-        seen: dict[str, str] = {}
-        for call in self.calls:
-            for item in call.input:
-                output = item.get("output")
-                if item.get("type") == "function_call_output" and isinstance(output, str):
-                    seen.setdefault(str(item.get("call_id")), output)
-        return list(seen.values())
-
-
-    def fresh_tool_outputs(self) -> list[str]:
-        """For each model turn that follows tool calls, the result it was answering (its last input).
-
-        Unlike `tool_outputs`, this counts across runs, whose scripted call ids repeat.
-        """
-        return [
-            str(call.input[-1].get("output")) for call in self.calls
-            if call.input and call.input[-1].get("type") == "function_call_output"
-        ]
-
-
-def record_model(activities: AirlockActivities) -> RecordingModel:
-    """Make the worker's model activity record what it is sent; returns the recorder."""
-    recorder = RecordingModel(activities.model_backend)
-    activities.model_backend = recorder
-    return recorder
 
 
 async def history_bytes(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:

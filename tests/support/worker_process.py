@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.conftest import Project
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_DEADLINE_S = 30.0
 
@@ -28,10 +30,23 @@ class WorkerProcess:
             self.proc.send_signal(signal.SIGKILL)
 
 
-def worker_env(address: str, settings_env: dict[str, str]) -> dict[str, str]:
-    """The environment of a worker subprocess talking to `address`."""
+def project_env(project: Project, address: str, **extra: str) -> dict[str, str]:
+    """The environment that makes `python worker.py` run `project` against `address`."""
+    settings = project.settings
+    assert settings.scripted_model_file is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "OPENAI_"))}
-    env.update({"AIRLOCK_TEMPORAL_ADDRESS": address, "AIRLOCK_LOG_FORMAT": "json"}, **settings_env)
+    env.update({
+        "AIRLOCK_TEMPORAL_ADDRESS": address,
+        "AIRLOCK_LOG_FORMAT": "json",
+        "AIRLOCK_TASK_QUEUE": settings.task_queue,
+        "AIRLOCK_AGENTS_DIR": str(settings.agents_dir),
+        "AIRLOCK_MCP_SERVERS_FILE": str(settings.mcp_servers_file),
+        "AIRLOCK_MODEL_PROVIDER": "scripted",
+        "AIRLOCK_SCRIPTED_MODEL_FILE": str(settings.scripted_model_file),
+        "AIRLOCK_DATA_DIR": str(settings.data_dir),
+        **project.environ,
+        **extra,
+    })
     return env
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from tests.conftest import (
     wait_pending,
     workflow_id,
 )
+from tests.support.recording_model import record_model
 from workflows.approvals import arguments_sha256
-from workflows.models import ModelBackend
-from workflows.payloads import AgentRequest, AgentResult, ModelCall, ModelReply
+from workflows.payloads import AgentRequest, AgentResult
 
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
 CLOSE_T2 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}}
@@ -54,23 +53,6 @@ def support_agent(approval: str, tools: str = '"get_*" = "auto"\n"search_*" = "a
         'name = "support"\ninstructions = "You resolve support tickets."\nmcp_servers = ["tickets"]\n'
         f"{rules}\n[approval]\n{approval}\n"
     )
-
-
-@dataclass
-class ModelSpy:
-    """Wraps the worker's scripted model and keeps every turn it was asked to play.
-
-    Model calls are local activities, so their inputs never reach history; this is the only
-    place to see the conversation the model received.
-    """
-
-    inner: ModelBackend
-    calls: list[ModelCall] = field(default_factory=list)
-
-    async def respond(self, call: ModelCall) -> ModelReply:
-        """Record the turn, then let the scripted model answer it."""
-        self.calls.append(call)
-        return await self.inner.respond(call)
 
 
 async def start(
@@ -109,8 +91,7 @@ async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Clie
     reason = "T-1 is still broken for EU customers"
     project = make_project(tmp_path, script=CLOSE_SCRIPT)
     async with airlock_worker(client, project) as activities:
-        spy = ModelSpy(activities.model_backend)
-        activities.model_backend = spy
+        spy = record_model(activities)
         handle = await start(client, project, "reject")
         [pending] = await wait_pending(handle)
         await handle.signal("reject", {"call_id": pending["call_id"], "approver": "bob", "reason": reason})

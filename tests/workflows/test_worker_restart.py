@@ -11,7 +11,6 @@ from temporalio.testing import WorkflowEnvironment
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
     TICKETS_STDIO,
-    Project,
     airlock_worker,
     assert_replays,
     failure_of,
@@ -20,7 +19,7 @@ from tests.conftest import (
     wait_pending,
     workflow_id,
 )
-from tests.support.worker_process import worker_env, worker_process
+from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
 
 AUTO_COMMENT_AGENT = """
@@ -44,22 +43,6 @@ SCRIPT = {"support": [
     {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "closed"}}},
     {"message": "Closed T-2."},
 ]}
-
-
-def env_of(project: Project, address: str, **extra: str) -> dict[str, str]:
-    """The environment that makes `python worker.py` run `project`."""
-    settings = project.settings
-    assert settings.scripted_model_file is not None
-    return worker_env(address, {
-        "AIRLOCK_TASK_QUEUE": settings.task_queue,
-        "AIRLOCK_AGENTS_DIR": str(settings.agents_dir),
-        "AIRLOCK_MCP_SERVERS_FILE": str(settings.mcp_servers_file),
-        "AIRLOCK_MODEL_PROVIDER": "scripted",
-        "AIRLOCK_SCRIPTED_MODEL_FILE": str(settings.scripted_model_file),
-        "AIRLOCK_DATA_DIR": str(settings.data_dir),
-        **project.environ,
-        **extra,
-    })
 
 
 async def test_worker_stopped_mid_run_resumes_without_repeating_writes(
@@ -96,7 +79,7 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
         id=workflow_id("sigkill"), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
     # The server commits the approved close, then holds its answer long enough to kill the worker.
-    async with worker_process(env_of(project, address, TICKETS_REPLY_DELAY_S="30")) as first:
+    async with worker_process(project_env(project, address, TICKETS_REPLY_DELAY_S="30")) as first:
         [pending] = await wait_pending(handle)
         await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
 
@@ -105,7 +88,7 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
         await wait_for(close_applied, what="the approved close to reach the server")
         first.kill()
         await first.proc.wait()
-    async with worker_process(env_of(project, address)):
+    async with worker_process(project_env(project, address)):
         result = await handle.result()
     assert result.output == "Closed T-2."
     assert count_writes(project.tickets_db, "close_ticket") == 1, "the retried write was applied twice"
