@@ -9,7 +9,7 @@ import json
 import textwrap
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from tests.support.openai_stub import OpenAIStub
 from worker import build_activities, running_worker
 from workflows import devserver
 from workflows.activities import AirlockActivities
@@ -52,6 +53,17 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+@pytest.fixture
+def stubs() -> Iterator[list[OpenAIStub]]:
+    """OpenAI-compatible stubs a test starts; every one is stopped at teardown."""
+    started: list[OpenAIStub] = []
+    try:
+        yield started
+    finally:
+        for stub in started:
+            stub.stop()
 
 
 @pytest.fixture

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
@@ -37,17 +35,6 @@ API_KEY = "sk-test-faults-0b7e"
 AUTO_COMMENT_AGENT = SUPPORT_AGENT.replace('"search_*" = "auto"', '"search_*" = "auto"\ncomment_on_ticket = "auto"')
 COMMENT = ToolCalls([("comment_on_ticket", {"ticket_id": "T-1", "text": "Looking into it."})])
 RUN_DEADLINE_S = 60.0
-
-
-@pytest.fixture
-def stubs() -> Iterator[list[OpenAIStub]]:
-    """Stubs a test starts; every one is stopped at teardown."""
-    started: list[OpenAIStub] = []
-    try:
-        yield started
-    finally:
-        for stub in started:
-            stub.stop()
 
 
 def openai_project(root: Path, stub: OpenAIStub, agent: str = AUTO_COMMENT_AGENT, **settings: Any) -> Project:

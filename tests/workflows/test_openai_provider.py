@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,17 +21,6 @@ API_KEY = "sk-test-airlock-5c81f0e2"
 T1_TITLE = "Login page returns 500 after password reset"
 ANSWER = "T-1 is a login bug."
 READ_THEN_ANSWER: list[Reply] = [ToolCalls([("get_ticket", {"ticket_id": "T-1"})]), Text(ANSWER)]
-
-
-@pytest.fixture
-def stubs() -> Iterator[list[OpenAIStub]]:
-    """Stubs a test starts; every one is stopped at teardown."""
-    started: list[OpenAIStub] = []
-    try:
-        yield started
-    finally:
-        for stub in started:
-            stub.stop()
 
 
 def serve(stubs: list[OpenAIStub], replies: list[Reply]) -> OpenAIStub:
