@@ -73,10 +73,18 @@ def parse(model: type[BaseModel], raw: Any, what: str) -> Any:
         return model.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '(top level)'}: {issue['msg']}"
+            f"{'.'.join(str(p) for p in issue['loc']) or '(top level)'}: {issue['msg']}{_got(issue)}"
             for issue in err.errors()[:5]
         )
         raise InvalidInputError(f"invalid {what}: {problems}") from None
+
+
+def _got(issue: Any) -> str:
+    # The offending value, briefly: enough to find the mistake, never a flood in the history.
+    if issue["type"] in ("missing", "extra_forbidden") or isinstance(issue.get("input"), dict | list):
+        return ""
+    shown = repr(issue.get("input"))
+    return f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
 
 
 @workflow.defn(name="AgentWorkflow", failure_exception_types=DOMAIN_ERRORS)

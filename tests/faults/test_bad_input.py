@@ -49,7 +49,7 @@ async def failed_cleanly(handle: WorkflowHandle[Any, Any]) -> ApplicationError:
 
 # (python value sent as the workflow's single argument, words the error must contain)
 BAD_INPUTS: list[tuple[str, Any, list[str]]] = [
-    ("string", "Close T-1", ["invalid AgentWorkflow input", "(top level)", "valid dictionary"]),
+    ("string", "Close T-1", ["invalid AgentWorkflow input", "(top level)", "valid dictionary", "(got 'Close T-1')"]),
     ("array", ["support", "Close T-1"], ["invalid AgentWorkflow input", "(top level)"]),
     ("number", 7, ["invalid AgentWorkflow input", "(top level)"]),
     ("null", None, ["invalid AgentWorkflow input", "(top level)"]),
@@ -57,7 +57,7 @@ BAD_INPUTS: list[tuple[str, Any, list[str]]] = [
     ("requester too long", {"agent": "support", "input": "x", "requester": "r" * 201}, ["requester: ", "200"]),
     ("empty agent", {"agent": "", "input": "x"}, ["agent: ", "at least 1"]),
     ("input too long", {"agent": "support", "input": "x" * (MAX_INPUT + 1)},
-     ["input: ", f"at most {MAX_INPUT} characters"]),
+     ["input: ", f"at most {MAX_INPUT} characters", "(got 'xxxxx", "...)"]),
 ]
 
 
