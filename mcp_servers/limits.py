@@ -68,20 +68,22 @@ class CircuitBreaker:
         """
         self._probing = False
 
-    def failure(self) -> None:
-        """A call failed because the server is unwell (not because of bad arguments)."""
+    def failure(self) -> bool:
+        """A call failed because the server is unwell (not bad arguments); True if the circuit opened."""
         now = self._clock()
         if self._probing:
             self._opened_at, self._probing = now, False
             self.opened += 1
-            return
+            return True
         self._failures.append(now)
         while self._failures and now - self._failures[0] > self.window:
             self._failures.popleft()
-        if len(self._failures) >= self.threshold:
-            if self._opened_at is None:
-                self.opened += 1
-            self._opened_at = now
+        if len(self._failures) < self.threshold:
+            return False
+        newly_open = self._opened_at is None
+        self._opened_at = now
+        self.opened += newly_open
+        return newly_open
 
 
 class RateLimiter:

@@ -271,42 +271,40 @@ class Connection:
                 await self._rate.acquire()
             probe = self.breaker.check()
             try:
-                client = await self.client()
-            except ServerUnavailable as err:
-                self._failed()
-                raise NotSent(str(err)) from err
+                return await self._send(tool, arguments, meta)
             except asyncio.CancelledError:
                 if probe:
                     self.breaker.release()
                 raise
-            self.in_flight += 1
-            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-            try:
-                result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
-            except TimeoutError as err:
-                self._failed()
-                self.invalidate(client)
-                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
-            except asyncio.CancelledError:
-                if probe:
-                    self.breaker.release()
+
+    async def _send(self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None) -> CallToolResult:
+        try:
+            client = await self.client()
+        except ServerUnavailable as err:
+            self._failed()
+            raise NotSent(str(err)) from err
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
+        except TimeoutError as err:
+            self._failed()
+            self.invalidate(client)
+            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+        except Exception as err:
+            if _is_protocol_error(err):
+                self.breaker.success()
                 raise
-            except Exception as err:
-                if _is_protocol_error(err):
-                    self.breaker.success()
-                    raise
-                self._failed()
-                self.invalidate(client)
-                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
-            finally:
-                self.in_flight -= 1
-            self.breaker.success()
-            return result
+            self._failed()
+            self.invalidate(client)
+            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
+        finally:
+            self.in_flight -= 1
+        self.breaker.success()
+        return result
 
     def _failed(self) -> None:
-        opened = self.breaker.opened
-        self.breaker.failure()
-        if self.breaker.opened > opened:
+        if self.breaker.failure():
             log.warning("mcp_circuit_opened", server=self.name, failures=self.breaker.threshold,
                         cooldown_seconds=self.breaker.cooldown)
 
