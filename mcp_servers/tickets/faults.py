@@ -7,8 +7,9 @@ only when `servers.toml` lists it in `env`, so a production registry never turns
 - `TICKETS_FAULT`: what happens to a call of that tool:
   `crash` exits the process mid-call, before answering, once per `TICKETS_FAULT_MARKER` file
   (the file is created first, so a restarted server behaves); `hang` accepts the call and
-  never answers; `slow:<seconds>` answers late; `pad:<bytes>` appends a text block of that
-  many bytes to the result.
+  never answers; `slow:<seconds>` runs the call, then holds the answer that long (a write is
+  committed while its caller waits, so a test can kill the caller in between); `pad:<bytes>`
+  appends a text block of that many bytes to the result.
 - `TICKETS_STATS_FILE`: a JSON file the server keeps up to date with the number of tool calls
   it finished and the most it ever had in flight at once, so tests can check limits from the
   server's side.
@@ -67,9 +68,9 @@ class FaultInjector:
             if kind == "hang":
                 logger.warning("fault injected: never answering tool=%s", params.get("name"))
                 await anyio.sleep_forever()
+            result = await call_next(ctx)
             if kind == "slow":
                 await anyio.sleep(float(argument))
-            result = await call_next(ctx)
             if kind == "pad":
                 result = _padded(result, int(argument))
             return result

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, NoReturn
 
-import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -125,7 +123,6 @@ async def comment_on_ticket(
         result = _store(ctx).comment(ticket_id, text, author, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
-    await _reply_delay()
     return result
 
 
@@ -142,7 +139,6 @@ async def assign_ticket(ctx: TicketContext, ticket_id: TicketId, assignee: Perso
         result = _store(ctx).assign(ticket_id, assignee, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
-    await _reply_delay()
     return result
 
 
@@ -163,16 +159,7 @@ async def close_ticket(
         result = _store(ctx).close(ticket_id, resolution, idempotency_key=_idempotency_key(ctx))
     except TicketStoreError as exc:
         _raise_tool_error(exc)
-    await _reply_delay()
     return result
-
-
-async def _reply_delay() -> None:
-    # Fault injection for tests: hold the answer after a write committed, so a test can kill
-    # the caller between "the write reached the server" and "the caller heard back".
-    delay = float(os.environ.get("TICKETS_REPLY_DELAY_S", "0") or 0)
-    if delay > 0:
-        await anyio.sleep(delay)
 
 
 def _store(ctx: TicketContext) -> TicketStore:

@@ -11,7 +11,7 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 
 from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
-from tests.support.mcp_faults import stats_of, stdio_tickets
+from tests.support.mcp_faults import hold_answer, stats_of, stdio_tickets
 from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
 from workflows.runtime import replayer
@@ -30,8 +30,7 @@ async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client:
     stats_file = tmp_path / "stats.json"
     servers = stdio_tickets(keys=f'timeout = "30s"\nmax_concurrency = {MAX_CONCURRENCY}')
     project = make_project(tmp_path, script=SCRIPT, servers=servers)
-    project.environ.update(TICKETS_FAULT=f"slow:{SLOW_S}", TICKETS_FAULT_TOOL="get_ticket",
-                           TICKETS_STATS_FILE=str(stats_file))
+    project.environ.update(hold_answer("get_ticket", SLOW_S), TICKETS_STATS_FILE=str(stats_file))
     prefix = workflow_id("crowd")
     async with airlock_worker(client, project) as activities:
         model = record_model(activities)

@@ -13,8 +13,9 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import TICKETS_STDIO, assert_replays, make_project, wait_for, wait_pending, workflow_id
-from tests.support.mcp_faults import alive, child_pids, cmdline, kill_if_alive
+from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
+from tests.support.conditions import alive, child_pids, cmdline, kill_if_alive
+from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.worker_process import project_env, worker_process
 from worker import GRACEFUL_SHUTDOWN
 from workflows.payloads import AgentRequest, AgentResult
@@ -34,7 +35,7 @@ def events(history: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_behind(
     client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    servers = TICKETS_STDIO.replace('env = ["TICKETS_DB"]', 'env = ["TICKETS_DB", "TICKETS_REPLY_DELAY_S"]')
+    servers = stdio_tickets()
     project = make_project(tmp_path, script=SCRIPT, servers=servers)
     address = temporal_env.client.service_client.config.target_host
     handle = await client.start_workflow(
@@ -44,7 +45,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
     tickets_child = 0
     try:
         # The server commits the close, then holds its answer: the write is in flight at SIGTERM.
-        async with worker_process(project_env(project, address, TICKETS_REPLY_DELAY_S=str(REPLY_DELAY_S))) as first:
+        async with worker_process(project_env(project, address, **hold_answer("close_ticket", REPLY_DELAY_S))) as first:
             [pending] = await wait_pending(handle)
             [tickets_child] = [p for p in child_pids(first.proc.pid) if "mcp_servers.tickets" in cmdline(p)]
             await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})

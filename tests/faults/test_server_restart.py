@@ -19,7 +19,6 @@ from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
-    TICKETS_STDIO,
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
@@ -32,6 +31,7 @@ from tests.conftest import (
 )
 from tests.support.conditions import alive, condition
 from tests.support.fault_stubs import RoutedStub
+from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.openai_stub import Text, ToolCalls
 from tests.support.tickets_http import tickets_http_server
 from tests.workflows.test_approvals import CLOSE_SCRIPT
@@ -40,13 +40,13 @@ from workflows.payloads import AgentRequest, AgentResult
 
 RUN_DEADLINE_S = 60.0
 # Long enough that the server is stopped and started again while the write's answer is held.
-REPLY_DELAY_S = "3"
+REPLY_DELAY_S = 3
 
 
 async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) -> None:
-    servers = TICKETS_STDIO.replace('env = ["TICKETS_DB"]', 'env = ["TICKETS_DB", "TICKETS_REPLY_DELAY_S"]')
+    servers = stdio_tickets()
     project = make_project(tmp_path, script=CLOSE_SCRIPT, servers=servers)
-    project.environ["TICKETS_REPLY_DELAY_S"] = REPLY_DELAY_S
+    project.environ.update(hold_answer("close_ticket", REPLY_DELAY_S))
     db_file, port = tmp_path / "temporal" / "temporal.db", devserver.free_port()
     first = await devserver.start(db_file=db_file, port=port)
     running = first

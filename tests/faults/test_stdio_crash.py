@@ -8,7 +8,8 @@ from pathlib import Path
 from temporalio.client import Client
 
 from tests.conftest import airlock_worker, assert_no_task_failures, assert_replays, make_project, workflow_id
-from tests.support.mcp_faults import alive, stdio_tickets
+from tests.support.conditions import alive
+from tests.support.mcp_faults import stdio_tickets
 from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
 

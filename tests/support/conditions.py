@@ -1,4 +1,4 @@
-"""Small conditions for `wait_for`: plain predicates and process liveness."""
+"""Small conditions for `wait_for`, and the processes a test started: alive, children, killed."""
 
 from __future__ import annotations
 
@@ -14,13 +14,30 @@ def condition(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     return check
 
 
+def child_pids(pid: int) -> list[int]:
+    """Direct children of process `pid` (Linux /proc)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children.extend(int(p) for p in (task / "children").read_text().split())
+    return children
+
+
 def alive(pid: int) -> bool:
-    """Whether the process runs; an exited child its parent has not reaped yet counts as gone."""
+    """Whether process `pid` exists and is not a zombie."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
         return False
+    # The state letter follows the parenthesised command name; Z is a zombie (exited).
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def cmdline(pid: int) -> str:
+    """The command line of process `pid`, spaces between arguments."""
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+
+
+def kill_if_alive(pid: int) -> None:
+    """SIGKILL `pid` if it still runs: a failed test must not leave a process behind."""
+    if alive(pid):
+        os.kill(pid, 9)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -40,35 +39,11 @@ async def history_bytes(handle: WorkflowHandle[Any, Any]) -> tuple[int, int]:
     return len(raw.encode()), max((len(data) for data in history_payloads(raw)), default=0)
 
 
-def child_pids(pid: int) -> list[int]:
-    """Direct children of process `pid` (Linux /proc)."""
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children.extend(int(p) for p in (task / "children").read_text().split())
-    return children
-
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    # The state letter follows the parenthesised command name; Z is a zombie (exited).
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def cmdline(pid: int) -> str:
-    """The command line of process `pid`, spaces between arguments."""
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+def hold_answer(tool: str, seconds: float) -> dict[str, str]:
+    """Fault knobs that make the server run `tool`, then hold its answer for `seconds`."""
+    return {"TICKETS_FAULT": f"slow:{seconds}", "TICKETS_FAULT_TOOL": tool}
 
 
 def stats_of(path: Path) -> dict[str, int]:
     """What the tickets server wrote to its `TICKETS_STATS_FILE` (empty before the first call)."""
     return json.loads(path.read_text()) if path.exists() else {}
-
-
-def kill_if_alive(pid: int) -> None:
-    """SIGKILL `pid` if it still runs: a failed test must not leave a process behind."""
-    if alive(pid):
-        os.kill(pid, 9)

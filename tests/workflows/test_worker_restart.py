@@ -10,7 +10,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
-    TICKETS_STDIO,
     airlock_worker,
     assert_replays,
     failure_of,
@@ -19,6 +18,7 @@ from tests.conftest import (
     wait_pending,
     workflow_id,
 )
+from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -70,7 +70,7 @@ async def test_worker_stopped_mid_run_resumes_without_repeating_writes(
 async def test_worker_killed_after_write_reached_server_applies_it_once(
     client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
-    servers = TICKETS_STDIO.replace('env = ["TICKETS_DB"]', 'env = ["TICKETS_DB", "TICKETS_REPLY_DELAY_S"]')
+    servers = stdio_tickets()
     script = {"support": [SCRIPT["support"][1], SCRIPT["support"][2], SCRIPT["support"][4]]}
     project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=script, servers=servers)
     address = temporal_env.client.service_client.config.target_host
@@ -79,7 +79,7 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
         id=workflow_id("sigkill"), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
     # The server commits the approved close, then holds its answer long enough to kill the worker.
-    async with worker_process(project_env(project, address, TICKETS_REPLY_DELAY_S="30")) as first:
+    async with worker_process(project_env(project, address, **hold_answer("close_ticket", 30))) as first:
         [pending] = await wait_pending(handle)
         await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
 
