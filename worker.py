@@ -23,14 +23,14 @@ from typing import Any
 import openai
 import structlog
 from agents import set_tracing_disabled
-from temporalio.client import Client, TLSConfig
-from temporalio.service import RPCError
+from temporalio.client import Client
 from temporalio.worker import Worker
 
 from mcp_servers.registry import McpPool, load_servers
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
 from workflows.catalog import Catalog
+from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
@@ -86,30 +86,6 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         max_history_events=settings.max_history_events,
         pipelines=pipelines,
     )
-
-
-async def connect(settings: Settings) -> Client:
-    """Connect to the configured Temporal service, failing fast with a readable message."""
-    tls: bool | TLSConfig = settings.temporal_tls
-    if settings.temporal_tls_cert and settings.temporal_tls_key:
-        tls = TLSConfig(
-            client_cert=settings.temporal_tls_cert.read_bytes(),
-            client_private_key=settings.temporal_tls_key.read_bytes(),
-        )
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    try:
-        return await asyncio.wait_for(
-            Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
-                api_key=api_key, data_converter=devserver.data_converter(),
-            ),
-            timeout=15,
-        )
-    except (RPCError, RuntimeError, TimeoutError, OSError) as err:
-        raise ConfigError(
-            f"cannot reach Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace}): {err}. Start one, or run `python worker.py --dev`."
-        ) from None
 
 
 @contextlib.asynccontextmanager
