@@ -537,7 +537,8 @@ def _audit_table(audit: list[dict[str, Any]]) -> str:
         entry = _known(AuditEntry, raw)
         rows.append([
             _at(entry.at), entry.event, entry.call_id, entry.actor or "-", entry.identity or "-",
-            _short(entry.reason or "-", 60), (entry.arguments_sha256 or "-")[:12],
+            _short(entry.reason or (f"outcome {entry.outcome}" if entry.outcome else "-"), 60),
+            (entry.arguments_sha256 or "-")[:12],
         ])
     return table(["AT", "EVENT", "CALL", "ACTOR", "IDENTITY", "REASON", "HASH"], rows)
 
