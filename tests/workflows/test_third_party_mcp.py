@@ -67,7 +67,7 @@ async def test_reads_run_and_writes_wait_for_approval(
         assert tools["write_file"] is not None and tools["write_file"].read_only_hint is False
 
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="files", input="Summarise notes.txt into summary.txt."),
+            "AgentWorkflow", AgentRequest(agent="files", input="Summarise notes.txt into summary.txt.", requester="carol"),
             id=workflow_id("fs"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
@@ -77,7 +77,7 @@ async def test_reads_run_and_writes_wait_for_approval(
         audit = await handle.query("audit", result_type=list)
         assert {entry["tool"] for entry in audit} == {"write_file"}, "the read asked nobody"
 
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "alice"})
         result = await handle.result()
 
     assert summary.read_text() == SUMMARY
