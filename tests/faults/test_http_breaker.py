@@ -12,6 +12,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     make_project,
     wait_for,
     wait_pending,
@@ -73,7 +74,7 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
             [first] = await wait_pending(handle)
         # The server is gone; the run is told no, and reads three tickets from a dead server.
         started = time.monotonic()
-        await handle.signal("reject", {"call_id": first["call_id"], "arguments_sha256": first["arguments_sha256"], "approver": "alice", "reason": "not now"})
+        await handle.signal("reject", decision(first, "alice", reason="not now"))
 
         async def second_pause() -> bool:
             pending = await handle.query("pending_approvals", result_type=list)
@@ -86,7 +87,7 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
             async def half_open() -> bool:
                 return breaker.state == "half_open"
             await wait_for(half_open, timeout=COOLDOWN_S + 5, what="the cooldown to end")
-            await handle.signal("reject", {"call_id": second["call_id"], "arguments_sha256": second["arguments_sha256"], "approver": "alice", "reason": "later"})
+            await handle.signal("reject", decision(second, "alice", reason="later"))
             result = await handle.result()
         closed_state, opened_after = breaker.state, breaker.opened
     outputs = model.tool_outputs()

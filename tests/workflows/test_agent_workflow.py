@@ -12,6 +12,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     failure_of,
     history_text,
     make_project,
@@ -86,7 +87,7 @@ async def test_write_waits_for_approval_then_runs_once(client: Client, tmp_path:
         assert pending["arguments"] == {"ticket_id": "T-1"}
         assert len(pending["arguments_sha256"]) == 64
         assert count_writes(project.tickets_db) == 0, "nothing is written before approval"
-        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 1
     [record] = result.approvals

@@ -7,7 +7,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import airlock_worker, assert_replays, make_project, wait_pending, workflow_id
+from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest
 
 TRIAGE = """
@@ -57,8 +57,8 @@ async def test_handed_off_agent_write_waits_and_audit_names_it(client: Client, t
         assert (pending["agent"], pending["tool"]) == ("billing", "close_ticket")
         assert count_writes(project.tickets_db, "close_ticket") == 0
         # The triage agent's approvers do not apply: billing's list says bob only.
-        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "alice"})
-        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "bob"})
+        await handle.signal("approve", decision(pending, "alice"))
+        await handle.signal("approve", decision(pending, "bob"))
         result = await handle.result()
         audit = await handle.query("audit", result_type=list)
         plan = await activities.prepare(PrepareRequest(agent="triage"))

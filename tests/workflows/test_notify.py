@@ -13,7 +13,7 @@ import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import airlock_worker, assert_replays, make_project, wait_for, wait_pending, workflow_id
+from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 SCRIPT = {"support": [
@@ -74,7 +74,7 @@ async def test_webhook_gets_pending_approval_after_retries(client: Client, tmp_p
         async def delivered() -> bool:
             return bool(webhook.received)
         await wait_for(delivered, what="the webhook to accept the notice")
-        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "bob"})
+        await handle.signal("approve", decision(pending, "bob"))
         result = await handle.result()
     assert webhook.attempts == 3, "two failed deliveries, then one that worked"
     [notice] = webhook.received
@@ -97,7 +97,7 @@ async def test_unreachable_webhook_never_blocks_the_run(client: Client, tmp_path
             id=workflow_id("nohook"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
-        await handle.signal("approve", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert result.output == "Closed T-4."
     assert count_writes(project.tickets_db, "close_ticket") == 1
