@@ -29,6 +29,7 @@ from temporalio.worker import Worker
 from mcp_servers.registry import McpPool, load_servers
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
+from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
 from workflows.connection import connect
 from workflows.errors import ConfigError
@@ -76,6 +77,15 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
     servers = load_servers(settings.mcp_servers_file, environ)
     catalog = Catalog.load(settings.agents_dir, set(servers))
     pipelines = load_pipelines(settings.resolved_pipelines_dir(), catalog.agents)
+    approvers = ApproversFile(settings.approvers_file) if settings.approvers_file is not None else None
+    directory = approvers.current() if approvers is not None else None
+    for name, spec in catalog.agents.items():
+        path = catalog.files[name]
+        check_approvers(spec.approval.approvers, directory, path=path, key="approval.approvers")
+        check_approvers(spec.approval.escalate_to, directory, path=path, key="approval.escalate_to")
+    if approvers is None:
+        log.warning("decisions are asserted, not proven: anyone who can signal a run can claim any approver "
+                    "name; set AIRLOCK_APPROVERS_FILE to require signed decisions")
     return AirlockActivities(
         catalog,
         McpPool(servers, environ),
@@ -85,6 +95,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         webhook_url=settings.approval_webhook_url,
         max_history_events=settings.max_history_events,
         pipelines=pipelines,
+        approvers=approvers,
     )
 
 

@@ -16,12 +16,14 @@ from temporalio.exceptions import ApplicationError
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from workflows import policy
+from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
 from workflows.errors import InvalidInputError, UnknownAgentError
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
+    Directory,
     ModelCall,
     ModelReply,
     PipelineDefinition,
@@ -76,8 +78,10 @@ class AirlockActivities:
         webhook_url: str | None = None,
         max_history_events: int = 10_000,
         pipelines: dict[str, PipelineDefinition] | None = None,
+        approvers: ApproversFile | None = None,
     ) -> None:
         self.catalog = catalog
+        self.approvers = approvers
         self.pipelines = pipelines or {}
         self.pool = pool
         self.model_backend = model
@@ -103,7 +107,13 @@ class AirlockActivities:
         return RunPlan(
             root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
             notify_approvals=self.webhook_url is not None, max_history_events=self.max_history_events,
+            directory=self.approvers.current() if self.approvers is not None else None,
         )
+
+    @activity.defn(name="airlock.approvers")
+    async def current_approvers(self) -> Directory | None:
+        """The approvers file as it is now (None: decisions are asserted)."""
+        return self.approvers.current() if self.approvers is not None else None
 
     @activity.defn(name="airlock.pipeline")
     async def pipeline(self, lookup: PipelineLookup) -> PipelineDefinition:

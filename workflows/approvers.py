@@ -38,17 +38,18 @@ def load_directory(path: Path) -> Directory:
     return directory
 
 
-def check_approvers(entries: list[str], directory: Directory | None, *, where: str) -> None:
+def check_approvers(entries: list[str], directory: Directory | None, *, path: Path, key: str) -> None:
     """Every `group:<name>` an agent names exists; without an approvers file there are no groups."""
     for index, entry in enumerate(entries):
         if not entry.startswith(GROUP_PREFIX):
             continue
         group = entry[len(GROUP_PREFIX):]
         if directory is None:
-            raise ConfigError(f"{where}[{index}]: {entry!r} needs an approvers file (AIRLOCK_APPROVERS_FILE)")
+            raise ConfigError(
+                f"{path}: key '{key}[{index}]': {entry!r} needs an approvers file (AIRLOCK_APPROVERS_FILE)")
         if group not in directory.groups:
             known = ", ".join(sorted(directory.groups)) or "none"
-            raise ConfigError(f"{where}[{index}]: unknown group {group!r} (known: {known})")
+            raise ConfigError(f"{path}: key '{key}[{index}]': unknown group {group!r} (known: {known})")
 
 
 class ApproversFile:

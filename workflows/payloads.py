@@ -92,6 +92,7 @@ class ApprovalRecord(Wire):
     identity: str | None = None
     # Set when an approver edited the call: the hash of the arguments the model asked for.
     requested_sha256: str | None = None
+    escalated_at: datetime | None = None
 
 
 class AgentResult(Wire):
@@ -114,6 +115,8 @@ class Checkpoint(Wire):
     tool_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
     turn: int = 0
+    # Ids of signatures already used in this run: each is good for one decision only.
+    used_tokens: list[str] = Field(default_factory=list)
 
 
 # --- Approval messages -----------------------------------------------------------------------
@@ -269,6 +272,7 @@ class PipelinePending(Wire):
     server: str
     tool: str
     arguments: dict[str, Any]
+    arguments_sha256: str
     approve_command: str
     reject_command: str
 
@@ -420,11 +424,14 @@ class ToolReply(Wire):
 
 
 class ApprovalNotice(Wire):
-    """Input of the `notify` activity: a pending approval and the command that approves it."""
+    """Input of the `notify` activity: a pending approval and the commands that decide it."""
 
     workflow_id: str
     pending: PendingApproval
     approve_command: str
+    reject_command: str = ""
+    # Sent again when the call escalates to more approvers.
+    escalated: bool = False
 
 
 Checkpoint.model_rebuild()

@@ -40,7 +40,7 @@ def activity_list(activities: AirlockActivities) -> Sequence[Any]:
     """Every activity a worker registers."""
     return [
         activities.prepare, activities.pipeline, activities.model, activities.read, activities.write,
-        activities.notify,
+        activities.notify, activities.current_approvers,
     ]
 
 
