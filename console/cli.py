@@ -26,6 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import signing
 from workflows.approvers import NAME
+from workflows.commands import decision_command
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
@@ -43,7 +44,7 @@ ARGUMENTS_SHORT = 48
 # Agent names are checked by the catalog; this only keeps the visibility query well-formed.
 AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 # The gate prefixes a refused `review` with this; the CLI says `refused:` itself.
-REVIEW_REFUSED = "review refused: "
+REFUSED_PREFIX = "refused: "
 
 
 class CliError(Exception):
@@ -258,7 +259,7 @@ async def cmd_pending(args: argparse.Namespace) -> int:
     calls = sorted((call for group in found for call in group),
                    key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]))
     for call in calls:
-        call["approve_command"] = decision_command(call["workflow_id"], call["call_id"], call["arguments_sha256"])
+        _add_commands(call["workflow_id"], call)
     now = datetime.now(UTC)
     rows = []
     for call in calls:
@@ -266,7 +267,7 @@ async def cmd_pending(args: argparse.Namespace) -> int:
         rows.append([
             call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}",
             _short(json.dumps(view.arguments, ensure_ascii=False), ARGUMENTS_SHORT),
-            _age(now - view.requested_at), _until(view.deadline, now), str(_still_needed(view)),
+            _age(now - view.requested_at), _until(view.deadline, now), str(view.approvals_needed),
         ])
     headers = ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     emit(args, calls, table(headers, rows) if rows else "nothing is waiting for a decision")
@@ -290,7 +291,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
         if not calls and not audit:
             raise CliError(f"workflow {args.workflow_id} has no call {args.call_id!r}")
     for call in calls:
-        call["approve_command"] = decision_command(args.workflow_id, call["call_id"], call["arguments_sha256"])
+        _add_commands(args.workflow_id, call)
     state = _known(RunStatus, status)
     parts = [fields([("workflow", args.workflow_id), ("state", state.state), ("agent", state.agent),
                      ("turn", str(state.turn)), ("tool calls", str(state.tool_calls)),
@@ -326,7 +327,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     handle = client.get_workflow_handle(args.workflow_id)
     call = await _pending_call(handle, args)
     sha = _bound_sha256(args, call["arguments_sha256"])
-    edited = signing.arguments_sha256(args.edit) if args.edit is not None else None
+    edit, edited = _edit(args, sha)
     key = _key_for(args, required=False)
     signature = None
     if key is None:
@@ -339,7 +340,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
         )
     payload = _wire(Review, {
         "call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "decision": args.decision,
-        "reason": args.comment if args.decision == "approve" else args.reason, "arguments": args.edit,
+        "reason": args.comment if args.decision == "approve" else args.reason, "arguments": edit,
         "signature": signature,
     })
     try:
@@ -349,7 +350,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        reason = reason.removeprefix(REVIEW_REFUSED)
+        reason = reason.removeprefix(REFUSED_PREFIX)
         raise RefusedError(f"{reason} (workflow {args.workflow_id}, call {args.call_id})") from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "review") from None
@@ -375,7 +376,7 @@ async def cmd_sign(args: argparse.Namespace) -> int:
         client = await _client(args)
         call = await _pending_call(client.get_workflow_handle(args.workflow_id), args)
         sha = call["arguments_sha256"]
-    edited = signing.arguments_sha256(args.edit) if args.edit is not None else None
+    edit, edited = _edit(args, sha)
     signature = signing.sign_decision(
         key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id,
         call_id=args.call_id, decision=args.decision, arguments_sha256=sha, edited_sha256=edited,
@@ -383,7 +384,7 @@ async def cmd_sign(args: argparse.Namespace) -> int:
     )
     common = {"call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "signature": signature}
     if args.decision == "approve":
-        payload = _wire(Approve, {**common, "comment": args.comment or "", "arguments": args.edit})
+        payload = _wire(Approve, {**common, "comment": args.comment or "", "arguments": edit})
     else:
         payload = _wire(Reject, {**common, "reason": args.reason or ""})
     # Always JSON, whatever -o says: this output is meant for `--input "$(airlock sign ...)"`.
@@ -460,6 +461,16 @@ def _bound_sha256(args: argparse.Namespace, pending: str) -> str:
     return pending
 
 
+def _edit(args: argparse.Namespace, sha: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The edit to send and the hash to sign for it; an "edit" that changes nothing is none."""
+    if args.edit is None:
+        return None, None
+    edited = signing.arguments_sha256(args.edit)
+    # The gate treats arguments equal to the pending ones as a plain approval, and so checks the
+    # signature for one without an edit hash.
+    return (None, None) if edited == sha else (args.edit, edited)
+
+
 def _key_path(args: argparse.Namespace) -> Path:
     return args.key if args.key is not None else signing.default_key_path(args.approver)
 
@@ -483,9 +494,10 @@ def _wire(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     return message.model_dump(mode="json", exclude_none=True)
 
 
-def decision_command(workflow_id: str, call_id: str, sha256: str) -> str:
-    """The shell-quoted `airlock approve` command for one pending call, bound to its hash."""
-    return shlex.join(["airlock", "approve", workflow_id, call_id, "--as", "NAME", "--sha256", sha256])
+def _add_commands(workflow_id: str, call: dict[str, Any]) -> None:
+    # The same shell-quoted, hash-bound commands the workflows print in notices and statuses.
+    for decision in ("approve", "reject"):
+        call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], call["arguments_sha256"], decision)
 
 
 # --- output ------------------------------------------------------------------------------------
@@ -522,10 +534,11 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
         ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
         ("requested", f"{_at(view.requested_at)} ({_age(now - view.requested_at)} ago)"),
         ("deadline", f"{_at(view.deadline)} ({_until(view.deadline, now)})" if view.deadline else "-"),
-        ("approvals", f"{len(view.approved_by)} of {view.approvals_needed}"
-                      + (f" (by {', '.join(view.approved_by)})" if view.approved_by else "")),
+        ("approvals", f"{view.approvals_needed} more needed"
+                      + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else "")),
         ("arguments_sha256", view.arguments_sha256),
         ("approve", call["approve_command"]),
+        ("reject", call["reject_command"]),
     ])
     arguments = json.dumps(view.arguments, indent=2, sort_keys=True, ensure_ascii=False)
     return head + "\narguments:\n" + "\n".join("  " + line for line in arguments.splitlines())
@@ -549,10 +562,6 @@ def _known(model: type[M], raw: dict[str, Any]) -> M:
         return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
     except ValidationError as err:
         raise CliError(f"unexpected {model.__name__} from the run: {err.errors()[0]['msg']}") from None
-
-
-def _still_needed(call: PendingApproval) -> int:
-    return max(call.approvals_needed - len(call.approved_by), 0)
 
 
 def _text(value: Any) -> str:

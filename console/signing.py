@@ -16,8 +16,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-# Today the hash lives with the gate; it moves to `workflows.arguments` with the lead's rewrite.
-from workflows.approvals import arguments_sha256
+from workflows.arguments import arguments_sha256
 from workflows.identity import (
     ALGORITHM,
     TOKEN_TYPE,

@@ -25,6 +25,7 @@ from console.signing import arguments_sha256, key_id_of, load_private_key
 from tests.conftest import wait_for, workflow_id
 from tests.support.airlock_cli import address_of, airlock
 from workflows.approvers import load_directory
+from workflows.commands import decision_command
 from workflows.devserver import free_port
 from workflows.identity import Expected, Verifier, unb64url
 from workflows.payloads import Approve, Reject
@@ -225,7 +226,8 @@ class WaitingRun:
             "call_id": "call-fake-1", "agent": self._agent, "server": "tickets", "tool": "close_ticket",
             "arguments": {"ticket_id": info.workflow_id},
             "arguments_sha256": arguments_sha256({"ticket_id": info.workflow_id}),
-            "requested_at": info.start_time.isoformat(), "deadline": None, "approvals_needed": 2,
+            # A quorum of two, alice approved: one more needed (the gate reports what remains).
+            "requested_at": info.start_time.isoformat(), "deadline": None, "approvals_needed": 1,
             "approved_by": ["alice"],
         }]
 
@@ -300,8 +302,8 @@ async def test_pending_lists_500_waiting_runs_quickly(
     assert sorted(c["workflow_id"] for c in calls) == ids[:500]
     first = next(c for c in calls if c["workflow_id"] == ids[0])
     assert first["arguments"] == {"ticket_id": ids[0]} and first["agent"] == agent
-    assert first["approve_command"] == (
-        f"airlock approve {ids[0]} call-fake-1 --as NAME --sha256 {arguments_sha256({'ticket_id': ids[0]})}")
+    assert first["approve_command"] == decision_command(ids[0], "call-fake-1", first["arguments_sha256"], "approve")
+    assert first["reject_command"] == decision_command(ids[0], "call-fake-1", first["arguments_sha256"], "reject")
     assert f"skipped {orphan}" in ran.err
     # 500 queries, 20 at a time, plus the orphan's 3s timeout and the interpreter's start.
     assert elapsed < 15, f"airlock pending took {elapsed:.1f}s for 500 runs"
@@ -309,6 +311,6 @@ async def test_pending_lists_500_waiting_runs_quickly(
     assert table.code == 0 and len(lines) == 501, table.describe()
     assert lines[0].split() == ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     row = next(line for line in lines if line.startswith(ids[0] + " "))
-    # approvals_needed 2, approved by alice: one still needed; no deadline.
+    # One approval still needed; no deadline.
     assert row.split()[1:4] == ["call-fake-1", agent, "tickets.close_ticket"] and row.split()[-2:] == ["-", "1"]
     assert "\x1b[" not in table.out  # no colour in a pipe

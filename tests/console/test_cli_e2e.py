@@ -32,6 +32,8 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.airlock_cli import Ran, address_of, airlock
+from workflows.arguments import arguments_sha256
+from workflows.commands import decision_command
 from workflows.payloads import AgentRequest, AgentResult
 
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
@@ -116,8 +118,10 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
     async with airlock_worker(client, desk.project), ended(client, []) as started:
         first, second = await start(client, desk, "pending-a"), await start(client, desk, "pending-b")
         pipeline_id = workflow_id("pending-pipeline")
-        await client.start_workflow("PipelineWorkflow", {"pipeline": "fix", "input": "Close T-1."}, id=pipeline_id,
-                                    task_queue=desk.project.settings.task_queue)
+        await client.start_workflow(
+            "PipelineWorkflow", {"pipeline": "fix", "input": "Close T-1.", "requester": "carol"}, id=pipeline_id,
+            task_queue=desk.project.settings.task_queue,
+        )
         child = client.get_workflow_handle(f"{pipeline_id}/fix")
         started.extend([first.id, second.id, pipeline_id, child.id])
         ours = {first.id, second.id, child.id}
@@ -129,6 +133,7 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
             return calls if len(calls) == 3 else None
         calls = await wait_for(listed, what="the three waiting calls in `airlock pending`")
         table = await desk.run("pending", "--agent", "support")
+        pipeline_shown = await desk.run("show", pipeline_id)
         other_agent = (await desk.run("-o", "json", "pending", "--agent", "billing")).json()
     assert {c["workflow_id"] for c in calls} == ours  # the pipeline itself is not a waiting run
     for call in calls:
@@ -136,12 +141,16 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
         assert {k: v for k, v in call.items() if k in own[call["workflow_id"]]} == own[call["workflow_id"]]
         assert (call["agent"], call["server"], call["tool"]) == ("support", "tickets", "close_ticket")
         assert call["arguments"] == {"ticket_id": "T-1"}
-        assert call["approve_command"].endswith(f"--sha256 {call['arguments_sha256']}")
+        assert call["approve_command"] == decision_command(
+            call["workflow_id"], call["call_id"], call["arguments_sha256"], "approve")
     assert table.code == 0, table.describe()
     rows = {line.split()[0]: line.split() for line in table.out.splitlines()[1:]}
     for run_id in ours:
         assert rows[run_id][1:4] == [own[run_id]["call_id"], "support", "tickets.close_ticket"], table.out
     assert not ours & {c["workflow_id"] for c in other_agent}
+    # `show` of the pipeline points at the child, whose own gate decides.
+    assert pipeline_shown.code == 0, pipeline_shown.describe()
+    assert f"{child.id}  {own[child.id]['call_id']}  tickets.close_ticket" in pipeline_shown.out
 
 
 async def test_approve_as_alice_with_her_key_runs_the_write_once(
@@ -217,14 +226,14 @@ async def test_unsigned_wrong_hash_and_unlisted_approvals_are_refused_and_change
     for ran in (unsigned, wrong_hash, unlisted):
         assert ran.code == 1 and ran.err.splitlines()[-1].startswith("refused: "), ran.describe()
         assert ran.out == ""
-    assert "unsigned decision" in unsigned.err  # the run's reason
+    assert "refused: unsigned decision" in unsigned.err  # the run's reason
     assert "sending an unsigned decision" in unsigned.err  # and the CLI said what it sent
     assert "wrong arguments_sha256" in wrong_hash.err and handle.id in wrong_hash.err and call in wrong_hash.err
     assert "not an approver" in unlisted.err
     assert still == [pending]
-    refused = [e for e in audit if e["event"] == "refused"]
-    # The wrong hash never left the CLI; the other two reached the run and were audited.
-    assert [e["actor"] for e in refused] == ["alice", "mallory"], audit
+    # The wrong hash never left the CLI; the run's update validator refused the other two, which
+    # leaves nothing in its history or its audit (DESIGN §3: the refusal is the update's answer).
+    assert [e["event"] for e in audit] == ["requested"], audit
     assert approved.code == 0, approved.describe()
     assert [(a.decision, a.decided_by) for a in result.approvals] == [("approved", "bob")]
     assert count_writes(desk.project.tickets_db, "close_ticket") == 1
@@ -253,4 +262,25 @@ async def test_a_signed_payload_from_sign_is_delivered_by_the_temporal_cli(
     assert count_writes(desk.project.tickets_db, "close_ticket") == 1
     assert json.dumps(payload["comment"]) == '"via signal"'
     assert [e["event"] for e in audit][:2] == ["requested", "approved"]
+    await assert_replays(handle)
+
+
+async def test_an_edit_is_signed_and_the_call_runs_with_the_edited_arguments(
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    desk = await make_desk(tmp_path, temporal_env)
+    edit = {"ticket_id": "T-1", "resolution": "duplicate"}
+    async with airlock_worker(client, desk.project), ended(client, []) as started:
+        handle = await start(client, desk, "edit")
+        started.append(handle.id)
+        [pending] = await wait_pending(handle)
+        approved = await desk.run("-o", "json", "approve", handle.id, pending["call_id"], "--as", "alice",
+                                  "--edit", json.dumps(edit), "--comment", "it was a duplicate")
+        result = await handle.result()
+    record = approved.json()
+    assert (record["decision"], record["arguments"]) == ("approved", edit)
+    [done] = result.approvals
+    assert (done.arguments, done.requested_sha256, done.outcome) == (edit, pending["arguments_sha256"], "ok")
+    assert done.arguments_sha256 == arguments_sha256(edit)
+    assert count_writes(desk.project.tickets_db, "close_ticket") == 1
     await assert_replays(handle)
