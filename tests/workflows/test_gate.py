@@ -45,7 +45,8 @@ def test_an_approval_opens_the_call_once_with_the_asked_arguments() -> None:
     g = gate()
     record = ask(g)
     g.decide(approve(record, "alice", comment="ok"), NOW)
-    assert (record.decision, record.decided_by, record.identity, record.reason) == ("approved", "alice", "asserted", "ok")
+    assert (record.decision, record.decided_by, record.identity, record.reason) == (
+        "approved", "alice", "asserted", "ok")
     assert g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS) == ARGS
     with pytest.raises(RefusedError, match="already ran"):
         g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS)
