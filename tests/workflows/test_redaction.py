@@ -211,7 +211,7 @@ def serve(stubs: list[OpenAIStub], replies: list[Reply]) -> OpenAIStub:
 async def run_to_failure(client: Client, task_queue: str, agent: str, prefix: str) -> tuple[Any, ApplicationError]:
     """Start `agent` and wait for the typed failure it ends with."""
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent=agent, input="Look at T-1."), id=workflow_id(prefix),
+        "AgentWorkflow", AgentRequest(agent=agent, input="Look at T-1.", requester="carol"), id=workflow_id(prefix),
         task_queue=task_queue, result_type=AgentResult,
     )
     return handle, await asyncio.wait_for(failure_of(handle), RUN_DEADLINE_S)
@@ -275,8 +275,8 @@ async def test_a_bearer_token_echoed_by_an_mcp_server_reaches_neither_history_mo
             spy = record_model(activities)
             with worker_logs(activities.redactor, capsys) as captured:
                 handle = await client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="echo", input="Who am I?"), id=workflow_id("redact-mcp"),
-                    task_queue=project.settings.task_queue, result_type=AgentResult,
+                    "AgentWorkflow", AgentRequest(agent="echo", input="Who am I?", requester="carol"),
+                    id=workflow_id("redact-mcp"), task_queue=project.settings.task_queue, result_type=AgentResult,
                 )
                 result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
                 logged = captured()
