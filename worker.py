@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from agents import set_tracing_disabled
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from mcp_servers.registry import McpPool, load_servers
+from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
@@ -36,6 +36,7 @@ from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
 from workflows.pipelines import load_pipelines
+from workflows.redaction import Redactor
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
 
@@ -69,12 +70,24 @@ def model_backend(settings: Settings) -> ModelBackend:
     )
 
 
+def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], environ: Mapping[str, str]) -> Iterator[str]:
+    """Every secret value the worker holds: API keys and the variables servers' headers expand."""
+    for key in (settings.openai_api_key, settings.temporal_api_key):
+        if key is not None:
+            yield key.get_secret_value()
+    for config in servers.values():
+        for var in referenced_variables(config):
+            if var in environ:
+                yield environ[var]
+
+
 def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
     """Load and check every configuration file; any mistake stops the worker here."""
     environ = os.environ if environ is None else environ
     # The Agents SDK would export traces to OpenAI by default; Airlock exports nothing unasked.
     set_tracing_disabled(not settings.tracing)
     servers = load_servers(settings.mcp_servers_file, environ)
+    redactor = Redactor(known_secrets(settings, servers, environ))
     catalog = Catalog.load(settings.agents_dir, set(servers))
     pipelines = load_pipelines(settings.resolved_pipelines_dir(), catalog.agents)
     approvers = ApproversFile(settings.approvers_file) if settings.approvers_file is not None else None
@@ -96,6 +109,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         max_history_events=settings.max_history_events,
         pipelines=pipelines,
         approvers=approvers,
+        redactor=redactor,
     )
 
 
@@ -135,21 +149,19 @@ async def running_worker(
         log.info("worker stopped")
 
 
-async def serve(settings: Settings, dev: bool) -> None:
+async def serve(settings: Settings, activities: AirlockActivities, dev: bool) -> None:
     """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    activities = build_activities(settings)  # configuration errors stop us before any connection
     async with temporal(settings, dev) as client, running_worker(client, settings, activities):
         await stop.wait()
         log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
 
 
-async def demo(settings: Settings) -> None:
+async def demo(settings: Settings, activities: AirlockActivities) -> None:
     """Run the support agent to its approval gate, approve with the `temporal` CLI, show the result."""
-    activities = build_activities(settings)
     async with temporal(settings, dev=True) as client, running_worker(client, settings, activities):
         workflow_id = f"demo-support-{int(time.time())}"
         request = AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
@@ -210,7 +222,10 @@ def main() -> None:
         settings.scripted_model_file = DEMO_SCRIPT
     code = 0
     try:
-        asyncio.run(demo(settings) if args.demo else serve(settings, dev=args.dev))
+        activities = build_activities(settings)  # configuration errors stop us before any connection
+        # Only now are the secrets known; from here on every log line is scrubbed of them.
+        logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
+        asyncio.run(demo(settings, activities) if args.demo else serve(settings, activities, dev=args.dev))
     except ConfigError as err:
         log.error("configuration error", error=str(err))
         code = 2

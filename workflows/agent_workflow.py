@@ -101,7 +101,6 @@ class AgentWorkflow:
         try:
             return await self._run(request)
         except asyncio.CancelledError:
-            # Approvers list runs by AirlockState: a cancelled run must stop showing as waiting.
             self._set_state("cancelled")
             raise
         except (InvalidInputError, ModelError, ToolUnavailableError, UnknownAgentError):
@@ -120,8 +119,7 @@ class AgentWorkflow:
         self._gate = self._new_gate(plan.directory, request.requester, checkpoint)
         if checkpoint is not None:
             self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
-        workflow.upsert_search_attributes([AIRLOCK_AGENT.value_set(request.agent)])
-        self._set_state("running")
+        self._set_state("running", agent=request.agent)
         agents = build_agents(plan, ToolRuntime(
             workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
             on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
@@ -183,9 +181,13 @@ class AgentWorkflow:
             used_tokens=checkpoint.used_tokens if checkpoint else None,
         )
 
-    def _set_state(self, state: RunStateName) -> None:
+    def _set_state(self, state: RunStateName, *, agent: str | None = None) -> None:
+        # Approvers list runs by AirlockState: it must follow every change of state.
         self._state = state
-        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set(state)])
+        updates = [AIRLOCK_STATE.value_set(state)]
+        if agent is not None:
+            updates.append(AIRLOCK_AGENT.value_set(agent))
+        workflow.upsert_search_attributes(updates)
 
     def _history_is_long(self, plan: RunPlan) -> bool:
         info = workflow.info()

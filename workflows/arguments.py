@@ -15,6 +15,8 @@ from jsonschema import Draft202012Validator
 # hashed, validated, shown to approvers and kept in history.
 MAX_ARGUMENTS_BYTES = 64_000
 MAX_DEPTH = 32
+# Raw model output is parsed before it is judged; past this it is not even parsed.
+MAX_RAW_ARGUMENTS = 1_000_000
 
 
 def arguments_sha256(arguments: dict[str, Any]) -> str:
@@ -53,16 +55,19 @@ def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:
     """Every way `arguments` breaks the tool's JSON Schema (or Airlock's bounds), as short lines."""
     if depth(arguments) > MAX_DEPTH:
         return [f"(top level): nested deeper than {MAX_DEPTH} levels"]
-    size = len(json.dumps(arguments, ensure_ascii=False).encode())
-    if size > MAX_ARGUMENTS_BYTES:
-        return [f"(top level): {size} bytes, more than the {MAX_ARGUMENTS_BYTES} accepted"]
     validator = Draft202012Validator(closed(schema))
     errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
     lines = []
     for error in errors[:5]:
         where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
         lines.append(f"{where}: {_short_message(error.message, error.instance)}")
-    return lines
+    if lines:
+        return lines
+    # Checked last, so a schema's own limit (a field's maxLength) is what the model is told.
+    size = len(json.dumps(arguments, ensure_ascii=False).encode())
+    if size > MAX_ARGUMENTS_BYTES:
+        return [f"(top level): {size} bytes, more than the {MAX_ARGUMENTS_BYTES} accepted"]
+    return []
 
 
 def _short_message(message: str, instance: Any) -> str:
@@ -76,8 +81,8 @@ def _short_message(message: str, instance: Any) -> str:
 
 def parse_arguments(raw: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
     """Decode and validate tool arguments; returns (arguments, None) or (None, error for the model)."""
-    if len(raw) > MAX_ARGUMENTS_BYTES:
-        return None, f"the arguments are {len(raw)} characters, more than the {MAX_ARGUMENTS_BYTES} accepted"
+    if len(raw) > MAX_RAW_ARGUMENTS:
+        return None, f"the arguments are {len(raw)} characters, more than the {MAX_RAW_ARGUMENTS} accepted"
     try:
         arguments = json.loads(raw or "{}")
     except json.JSONDecodeError as err:

@@ -16,8 +16,6 @@ from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
 from agents import Usage as SdkUsage
 from agents.models.interface import Model
 from agents.tool_context import ToolContext
-from openai.types.responses import ResponseOutputItem
-from pydantic import TypeAdapter
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -26,6 +24,7 @@ from workflows.arguments import parse_arguments, schema_errors
 from workflows.errors import ModelError
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
+from workflows.model_output import OUTPUT_ITEM
 from workflows.payloads import (
     FORWARDED_MODEL_SETTINGS,
     AgentPlan,
@@ -37,8 +36,6 @@ from workflows.payloads import (
     ToolReply,
     Usage,
 )
-
-_OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -146,7 +143,7 @@ def input_items(input: str | list[Any]) -> list[dict[str, Any]]:
 def model_response(reply: ModelReply) -> ModelResponse:
     """The SDK response rebuilt from a provider-neutral model reply."""
     return ModelResponse(
-        output=[_OUTPUT_ITEM.validate_python(item) for item in reply.output],
+        output=[OUTPUT_ITEM.validate_python(item) for item in reply.output],
         usage=SdkUsage(
             requests=reply.usage.requests, input_tokens=reply.usage.input_tokens,
             output_tokens=reply.usage.output_tokens,

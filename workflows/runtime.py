@@ -13,6 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workflows.activities import AirlockActivities
 from workflows.agent_workflow import AgentWorkflow
 from workflows.devserver import data_converter
+from workflows.interceptors import ScrubFailures
 from workflows.pipeline_workflow import PipelineWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]
@@ -45,7 +46,10 @@ def activity_list(activities: AirlockActivities) -> Sequence[Any]:
 
 
 def build_worker(client: Client, task_queue: str, activities: AirlockActivities, **options: Any) -> Worker:
-    """A worker that hosts every Airlock workflow and activity on `task_queue`."""
+    """A worker that hosts every Airlock workflow and activity on `task_queue`.
+
+    Every activity failure passes `ScrubFailures` first, so no secret reaches the history.
+    """
     return Worker(
         client,
         task_queue=task_queue,
@@ -53,6 +57,8 @@ def build_worker(client: Client, task_queue: str, activities: AirlockActivities,
         activities=activity_list(activities),
         workflow_runner=workflow_runner(),
         activity_executor=ThreadPoolExecutor(4),
+        # Innermost (last), so other interceptors (tracing, metrics) only ever see scrubbed failures.
+        interceptors=[*options.pop("interceptors", ()), ScrubFailures(activities.redactor)],
         **options,
     )
 
