@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from console.signing import generate_key, key_id_of, public_bytes, sign_decision
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from console.signing import generate_key, key_id_of, public_bytes, sign_decision
 from mcp_servers.tickets.store import TicketStore, count_writes
 from tests.conftest import (
     Project,
