@@ -195,8 +195,9 @@ class Verifier:
             signature = unb64url(sig)
         except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise RefusedError("malformed signature: not base64url JSON") from None
-        if not isinstance(header, dict) or header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
-            raise RefusedError(f"malformed signature: the header must name alg {ALGORITHM} and a kid")
+        if (not isinstance(header, dict) or header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE
+                or not isinstance(header.get("kid"), str)):
+            raise RefusedError(f"malformed signature: the header must say alg {ALGORITHM}, typ {TOKEN_TYPE} and a kid")
         signer = self._signers.get(header["kid"])
         if signer is None:
             raise UnknownKeyError(f"signed by unknown key {header['kid'][:32]!r}")
@@ -228,7 +229,9 @@ def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, 
     if claims.exp > at + MAX_LIFETIME_SECONDS or claims.iat > at + CLOCK_SKEW_SECONDS:
         raise RefusedError("the signature claims a lifetime beyond what is accepted")
     if signer.kind == "person":
-        if claims.iss != signer.name or claims.sub != signer.name:
+        if claims.iss != signer.name:
+            raise RefusedError(f"key of {signer.name!r} claims issuer {claims.iss!r}")
+        if claims.sub != signer.name:
             raise RefusedError(f"key of {signer.name!r} signed for {claims.sub!r}")
         return
     if claims.iss != signer.name:
