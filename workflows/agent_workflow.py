@@ -418,11 +418,16 @@ class AgentWorkflow:
         if not self._may_refresh() or self._plan is None:
             return
         self._refreshed_at = workflow.now()
-        directory: Directory | None = await workflow.execute_local_activity(
-            "airlock.approvers", None, result_type=Directory | None,  # type: ignore[arg-type]
-            start_to_close_timeout=timedelta(seconds=10), retry_policy=DIRECTORY_RETRY,
-            summary="approvers file",
-        )
+        try:
+            directory: Directory | None = await workflow.execute_local_activity(
+                "airlock.approvers", result_type=Directory | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=DIRECTORY_RETRY,
+                summary="approvers file",
+            )
+        except (ActivityError, ApplicationError) as err:
+            # The signatures wait for nothing else: they are refused with the directory we have.
+            workflow.logger.warning("could not read the approvers file", extra={"error": cut(err, 300)})
+            return
         self._use_plan(self._plan.model_copy(update={"directory": directory}))
         self._gate.verifier = Verifier(directory)
 

@@ -26,7 +26,7 @@ PASSTHROUGH_MODULES = (
     "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
     "httpx", "httpx2", "httpcore", "httpcore2", "anyio", "sniffio", "certifi", "idna", "h11",
     "jiter", "griffe", "opentelemetry", "mcp", "mcp_types", "structlog", "websockets",
-    "starlette", "sse_starlette", "multipart", "python_multipart", "jwt", "dotenv",
+    "starlette", "sse_starlette", "multipart", "python_multipart", "jwt", "dotenv", "cryptography", "cffi",
 )
 
 
