@@ -21,6 +21,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.arguments import parse_arguments, schema_errors
+from workflows.decoding import cut
 from workflows.errors import ModelError
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
@@ -119,6 +120,12 @@ class DurableModel(Model):
             if isinstance(cause, ApplicationError) and cause.type == "ModelError":
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
+        reused = reused_call_id(call.input, reply.output)
+        if reused is not None:
+            # The SDK silently drops a call that repeats an earlier one's id and asks the model
+            # again with the same conversation, so a model that repeats itself would spin until
+            # max_turns without ever hearing why: fail the run now, saying so.
+            raise ModelError(f"the model reused the call id {cut(reused)!r} of an earlier tool call in this run")
         usage = self.ledger.usage
         usage.requests += reply.usage.requests
         usage.input_tokens += reply.usage.input_tokens
@@ -138,6 +145,14 @@ def input_items(input: str | list[Any]) -> list[dict[str, Any]]:
     if isinstance(input, str):
         return [{"role": "user", "content": input}]
     return [item if isinstance(item, dict) else item.model_dump(mode="json", exclude_none=True) for item in input]
+
+
+def reused_call_id(conversation: list[dict[str, Any]], output: list[dict[str, Any]]) -> str | None:
+    """A call id in the model's new output that an earlier tool call of the conversation used, if any."""
+    earlier = {item.get("call_id") for item in conversation if isinstance(item.get("call_id"), str)}
+    return next((
+        item["call_id"] for item in output if isinstance(item.get("call_id"), str) and item["call_id"] in earlier
+    ), None)
 
 
 def model_response(reply: ModelReply) -> ModelResponse:
