@@ -45,7 +45,7 @@ def parse(model: type[M], value: Any, what: str) -> M:
     if isinstance(value, model):
         return value
     if isinstance(value, RawValue):
-        raise InvalidInputError(f"invalid {what}: not a JSON value")
+        raise InvalidInputError(f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels")
     if depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
         raise InvalidInputError(f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels")
     try:

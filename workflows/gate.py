@@ -90,6 +90,8 @@ class ApprovalGate:
         self.audit: list[AuditEntry] = list(audit or [])
         self.used_tokens: list[str] = list(used_tokens or [])
         self._listed_refusals = sum(entry.event == "refused" for entry in self.audit)
+        # The one entry that counts refusals past the listed ones, once there are any.
+        self._omitted = next((entry for entry in self.audit if entry.event == "refusals_omitted"), None)
         # Calls whose execution has begun in this history; a reused call id never runs twice.
         self._started: set[str] = {r.call_id for r in self._records.values() if r.outcome is not None}
 
@@ -225,13 +227,13 @@ class ApprovalGate:
     def refuse(self, call_id: str, *, actor: str, reason: str, now: datetime) -> None:
         """Note an attempt to decide that was refused; it changes nothing else."""
         if self._listed_refusals >= MAX_REFUSALS_LISTED:
-            summary = self.audit[-1] if self.audit and self.audit[-1].event == "refusals_omitted" else None
-            if summary is None:
-                summary = AuditEntry(at=now, event="refusals_omitted", call_id="*", count=0,
-                                     reason="refused attempts beyond the first 100, counted, not listed")
-                self.audit.append(summary)
-            summary.count = (summary.count or 0) + 1
-            summary.at = now
+            if self._omitted is None:
+                self._omitted = AuditEntry(at=now, event="refusals_omitted", call_id="*", count=0,
+                                           reason=f"refused attempts beyond the first {MAX_REFUSALS_LISTED}, "
+                                                  "counted, not listed")
+                self.audit.append(self._omitted)
+            self._omitted.count = (self._omitted.count or 0) + 1
+            self._omitted.at = now
             return
         self._listed_refusals += 1
         record = self._records.get(call_id)

@@ -54,7 +54,7 @@ def why(levels: int, what: str) -> str:
     """The error a value nested `levels` deep gets: too deep for Airlock, or for any JSON parser."""
     if levels < 900:  # Python's parser still reads it; Airlock's depth bound refuses it.
         return f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels"
-    return f"invalid {what}: not a JSON value"
+    return f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels"
 
 
 async def failed_cleanly(handle: WorkflowHandle[Any, Any]) -> ApplicationError:

@@ -183,6 +183,10 @@ def test_refusals_are_listed_up_to_a_bound_then_counted() -> None:
     assert all(len(e.call_id) <= 201 and len(e.actor or "") <= 201 and len(e.reason or "") <= 301 for e in refused)
     [summary] = [e for e in g.audit if e.event == "refusals_omitted"]
     assert summary.count == 50 and g.audit[-1] is summary
+    # Later events do not start a second summary: the one entry keeps counting.
+    g.time_out(g.records[0], NOW)
+    g.refuse("late", actor="m", reason="r", now=NOW)
+    assert [e.count for e in g.audit if e.event == "refusals_omitted"] == [51]
 
 
 def test_review_kinds() -> None:
