@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
@@ -26,6 +24,8 @@ from agents import set_tracing_disabled
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from console.demo import prepare as prepare_demo
+from console.demo import walkthrough
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
@@ -34,7 +34,6 @@ from workflows.catalog import Catalog
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
-from workflows.payloads import AgentRequest, AgentResult, RunStatus
 from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
 from workflows.runtime import build_worker
@@ -161,50 +160,9 @@ async def serve(settings: Settings, activities: AirlockActivities, dev: bool) ->
 
 
 async def demo(settings: Settings, activities: AirlockActivities) -> None:
-    """Run the support agent to its approval gate, approve with the `temporal` CLI, show the result."""
+    """Start everything, walk the support agent through a signed approval, stop."""
     async with temporal(settings, dev=True) as client, running_worker(client, settings, activities):
-        workflow_id = f"demo-support-{int(time.time())}"
-        request = AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
-                               requester="demo")
-        handle = await client.start_workflow(
-            "AgentWorkflow", request, id=workflow_id, task_queue=settings.task_queue,
-            result_type=AgentResult,
-        )
-        say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
-        deadline = time.monotonic() + 60
-        while True:
-            status = await handle.query("status", result_type=RunStatus)
-            if status.state == "awaiting_approval" or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)  # polling a query for the demo's walkthrough
-        pending = await handle.query("pending_approvals", result_type=list)
-        if not pending:
-            raise SystemExit(f"the run did not reach its approval gate (state: {status.state})")
-        call = pending[0]
-        say(f"⏸ paused at an approval gate: {call['server']}.{call['tool']} "
-            f"{json.dumps(call['arguments'])}")
-        say("  find waiting runs:  temporal workflow list --query 'AirlockState=\"awaiting_approval\"'")
-        command = [
-            str(devserver.temporal_binary()), "workflow", "signal",
-            "--address", settings.temporal_address, "--workflow-id", workflow_id,
-            "--name", "approve", "--input", json.dumps({"call_id": call["call_id"], "approver": "alice"}),
-        ]
-        say("✔ approving as alice with the temporal CLI:\n  temporal " + " ".join(
-            part if " " not in part and "{" not in part else f"'{part}'" for part in command[1:]))
-        proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
-        if await proc.wait() != 0:
-            raise SystemExit("the temporal CLI could not send the approval")
-        result = await handle.result()
-        say(f"■ completed: {result.output}")
-        for record in result.approvals:
-            say(f"  {record.tool} {record.decision} by {record.decided_by} → outcome {record.outcome}")
-        say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}")
-        say(f"  history: temporal workflow show --workflow-id {workflow_id}\n")
-
-
-def say(line: str) -> None:
-    """Print a line of the demo walkthrough (stdout is the person's, logs go to stderr)."""
-    print(line, flush=True)
+        await walkthrough(client, settings)
 
 
 def main() -> None:
@@ -216,10 +174,12 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
-    if (args.dev or args.demo) and settings.resolved_provider() is None and DEMO_SCRIPT.exists():
+    if args.demo:
+        # Always offline and deterministic, and with alice's key as the only proof that counts.
+        settings = prepare_demo(settings)
+    elif args.dev and settings.resolved_provider() is None:
         # The embedded default: offline and deterministic when no key is set.
-        settings.model_provider = "scripted"
-        settings.scripted_model_file = DEMO_SCRIPT
+        settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
     code = 0
     try:
         activities = build_activities(settings)  # configuration errors stop us before any connection
