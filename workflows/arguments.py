@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 MAX_ARGUMENTS_BYTES = 64_000
 MAX_DEPTH = 32
 # Raw model output is parsed before it is judged; past this it is not even parsed.
-MAX_RAW_ARGUMENTS = 1_000_000
+MAX_RAW_ARGUMENTS = 4_000_000
 
 
 def arguments_sha256(arguments: dict[str, Any]) -> str:
