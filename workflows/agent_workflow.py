@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         ApprovalTimedOutError,
         BudgetExceededError,
         InvalidInputError,
+        ToolConflictError,
         ToolUnavailableError,
         UnknownAgentError,
     )
@@ -191,6 +192,8 @@ class AgentWorkflow:
             cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
                 raise UnknownAgentError(cause.message) from None
+            if isinstance(cause, ApplicationError) and cause.type == "ToolConflictError":
+                raise ToolConflictError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
     def _tool_of(self, item: ToolApprovalItem) -> ToolPlan:
