@@ -117,13 +117,21 @@ def _token(glob: str, text: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[s
 
 
 # A glob drawn together with a tool name it matches: rules that match are too rare by chance.
-matching_tool_parts = st.lists(st.one_of(
+matching_tool_part_lists = st.lists(st.one_of(
     *(_token(char, st.just(char)) for char in "ab._"),
     _token("*", st.text("ab._", max_size=3)),
     _token("?", st.sampled_from("ab._")),
     _token("[ab]", st.sampled_from("ab")),
     _token("[!a]", st.sampled_from("b._")),
-), min_size=1, max_size=6).map(lambda parts: ("".join(g for g, _ in parts), "".join(t for _, t in parts)))
+), min_size=1, max_size=6)
+
+
+def joined(parts: list[tuple[str, str]]) -> tuple[str, str]:
+    """The glob and the tool name that pieces of (glob, matching text) make together."""
+    return "".join(glob for glob, _ in parts), "".join(text for _, text in parts)
+
+
+matching_tool_parts = matching_tool_part_lists.map(joined)
 rule_sets = st.dictionaries(keys, st.sampled_from(POLICIES), max_size=6)
 
 
@@ -183,9 +191,10 @@ def test_an_exact_tool_name_beats_a_glob(
     rules: dict[str, Policy], glob: tuple[str, str], server: str, exact: Policy, scoped: bool, glob_scoped: bool
 ) -> None:
     tool_glob, tool = glob
-    assume(tool and Rule(None, tool_glob).specificity[0] == 0)
-    # Scoped or not, with dots or not: written `server.` or `*.` so a dot in the tool stays its own.
-    glob_key = f"{server if glob_scoped else '*'}.{tool_glob}"
+    assume(tool)
+    # Scoped or not, with dots or not: written `server.` or `*.` so a dot in the tool stays its
+    # own; the trailing `*` makes it a glob however it was drawn.
+    glob_key = f"{server if glob_scoped else '*'}.{tool_glob}*"
     exact_key = f"{server if scoped else '*'}.{tool}"
     others = {key: decided for key, decided in rules.items() if Rule.parse(key).specificity[0] == 0}
     assert untrusted(tool, server, {**others, glob_key: "deny", exact_key: exact}) == exact
@@ -207,17 +216,20 @@ def test_equally_specific_matches_go_to_the_stricter(
 
 
 @PROPERTY_SETTINGS
-@given(first=matching_tool_parts, second=matching_tool_parts, server=servers,
-       policies=st.permutations(POLICIES))
+@given(parts=matching_tool_part_lists, data=st.data(), server=servers, policies=st.permutations(POLICIES))
 def test_two_equally_specific_globs_go_to_the_stricter(
-    first: tuple[str, str], second: tuple[str, str], server: str, policies: list[Policy]
+    parts: list[tuple[str, str]], data: st.DataObject, server: str, policies: list[Policy]
 ) -> None:
-    # Two different globs that both match one tool name: joined so each covers its own half.
-    (glob_a, tool_a), (glob_b, tool_b) = first, second
+    # Two different globs with the same literal characters (the same pieces, shuffled), each
+    # matching its own half of one tool name, so both match it and neither is more specific.
+    shuffled = data.draw(st.permutations(parts))
+    glob_a, tool_a = joined(parts)
+    glob_b, tool_b = joined(shuffled)
     key_a, key_b = f"*.{glob_a}*", f"*.*{glob_b}"
-    rule_a, rule_b = Rule.parse(key_a), Rule.parse(key_b)
     tool = tool_a + tool_b
-    assume(tool and key_a != key_b and rule_a.specificity == rule_b.specificity)
+    assume(key_a != key_b)
+    rule_a, rule_b = Rule.parse(key_a), Rule.parse(key_b)
+    assert rule_a.specificity == rule_b.specificity
     assert rule_a.matches(server, tool) and rule_b.matches(server, tool)
     decided = untrusted(tool, server, {key_a: policies[0], key_b: policies[1]})
     assert decided == max(policies[:2], key=STRICTNESS.__getitem__)
