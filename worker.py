@@ -10,31 +10,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import signal
 import sys
-import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 import openai
 import structlog
 from agents import set_tracing_disabled
-from temporalio.client import Client, TLSConfig
-from temporalio.service import RPCError
+from temporalio.client import Client
 from temporalio.worker import Worker
 
-from mcp_servers.registry import McpPool, load_servers
+from console.demo import prepare as prepare_demo
+from console.demo import walkthrough
+from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
+from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
+from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
-from workflows.payloads import AgentRequest, AgentResult, RunStatus
 from workflows.pipelines import load_pipelines
+from workflows.redaction import Redactor
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
 
@@ -68,14 +69,35 @@ def model_backend(settings: Settings) -> ModelBackend:
     )
 
 
+def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], environ: Mapping[str, str]) -> Iterator[str]:
+    """Every secret value the worker holds: API keys and the variables servers' headers expand."""
+    for key in (settings.openai_api_key, settings.temporal_api_key):
+        if key is not None:
+            yield key.get_secret_value()
+    for config in servers.values():
+        for var in referenced_variables(config):
+            if var in environ:
+                yield environ[var]
+
+
 def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
     """Load and check every configuration file; any mistake stops the worker here."""
     environ = os.environ if environ is None else environ
     # The Agents SDK would export traces to OpenAI by default; Airlock exports nothing unasked.
     set_tracing_disabled(not settings.tracing)
     servers = load_servers(settings.mcp_servers_file, environ)
+    redactor = Redactor(known_secrets(settings, servers, environ))
     catalog = Catalog.load(settings.agents_dir, set(servers))
     pipelines = load_pipelines(settings.resolved_pipelines_dir(), catalog.agents)
+    approvers = ApproversFile(settings.approvers_file) if settings.approvers_file is not None else None
+    directory = approvers.current() if approvers is not None else None
+    for name, spec in catalog.agents.items():
+        path = catalog.files[name]
+        check_approvers(spec.approval.approvers, directory, path=path, key="approval.approvers")
+        check_approvers(spec.approval.escalate_to, directory, path=path, key="approval.escalate_to")
+    if approvers is None:
+        log.warning("decisions are asserted, not proven: anyone who can signal a run can claim any approver "
+                    "name; set AIRLOCK_APPROVERS_FILE to require signed decisions")
     return AirlockActivities(
         catalog,
         McpPool(servers, environ),
@@ -85,31 +107,9 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         webhook_url=settings.approval_webhook_url,
         max_history_events=settings.max_history_events,
         pipelines=pipelines,
+        approvers=approvers,
+        redactor=redactor,
     )
-
-
-async def connect(settings: Settings) -> Client:
-    """Connect to the configured Temporal service, failing fast with a readable message."""
-    tls: bool | TLSConfig = settings.temporal_tls
-    if settings.temporal_tls_cert and settings.temporal_tls_key:
-        tls = TLSConfig(
-            client_cert=settings.temporal_tls_cert.read_bytes(),
-            client_private_key=settings.temporal_tls_key.read_bytes(),
-        )
-    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
-    try:
-        return await asyncio.wait_for(
-            Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
-                api_key=api_key, data_converter=devserver.data_converter(),
-            ),
-            timeout=15,
-        )
-    except (RPCError, RuntimeError, TimeoutError, OSError) as err:
-        raise ConfigError(
-            f"cannot reach Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace}): {err}. Start one, or run `python worker.py --dev`."
-        ) from None
 
 
 @contextlib.asynccontextmanager
@@ -148,64 +148,21 @@ async def running_worker(
         log.info("worker stopped")
 
 
-async def serve(settings: Settings, dev: bool) -> None:
+async def serve(settings: Settings, activities: AirlockActivities, dev: bool) -> None:
     """Run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    activities = build_activities(settings)  # configuration errors stop us before any connection
     async with temporal(settings, dev) as client, running_worker(client, settings, activities):
         await stop.wait()
         log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
 
 
-async def demo(settings: Settings) -> None:
-    """Run the support agent to its approval gate, approve with the `temporal` CLI, show the result."""
-    activities = build_activities(settings)
+async def demo(settings: Settings, activities: AirlockActivities) -> None:
+    """Start everything, walk the support agent through a signed approval, stop."""
     async with temporal(settings, dev=True) as client, running_worker(client, settings, activities):
-        workflow_id = f"demo-support-{int(time.time())}"
-        request = AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
-                               requester="demo")
-        handle = await client.start_workflow(
-            "AgentWorkflow", request, id=workflow_id, task_queue=settings.task_queue,
-            result_type=AgentResult,
-        )
-        say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
-        deadline = time.monotonic() + 60
-        while True:
-            status = await handle.query("status", result_type=RunStatus)
-            if status.state == "awaiting_approval" or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.1)  # polling a query for the demo's walkthrough
-        pending = await handle.query("pending_approvals", result_type=list)
-        if not pending:
-            raise SystemExit(f"the run did not reach its approval gate (state: {status.state})")
-        call = pending[0]
-        say(f"⏸ paused at an approval gate: {call['server']}.{call['tool']} "
-            f"{json.dumps(call['arguments'])}")
-        say("  find waiting runs:  temporal workflow list --query 'AirlockState=\"awaiting_approval\"'")
-        command = [
-            str(devserver.temporal_binary()), "workflow", "signal",
-            "--address", settings.temporal_address, "--workflow-id", workflow_id,
-            "--name", "approve", "--input", json.dumps({"call_id": call["call_id"], "approver": "alice"}),
-        ]
-        say("✔ approving as alice with the temporal CLI:\n  temporal " + " ".join(
-            part if " " not in part and "{" not in part else f"'{part}'" for part in command[1:]))
-        proc = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.DEVNULL)
-        if await proc.wait() != 0:
-            raise SystemExit("the temporal CLI could not send the approval")
-        result = await handle.result()
-        say(f"■ completed: {result.output}")
-        for record in result.approvals:
-            say(f"  {record.tool} {record.decision} by {record.decided_by} → outcome {record.outcome}")
-        say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}")
-        say(f"  history: temporal workflow show --workflow-id {workflow_id}\n")
-
-
-def say(line: str) -> None:
-    """Print a line of the demo walkthrough (stdout is the person's, logs go to stderr)."""
-    print(line, flush=True)
+        await walkthrough(client, settings)
 
 
 def main() -> None:
@@ -217,13 +174,18 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
-    if (args.dev or args.demo) and settings.resolved_provider() is None and DEMO_SCRIPT.exists():
+    if args.demo:
+        # Always offline and deterministic, and with alice's key as the only proof that counts.
+        settings = prepare_demo(settings)
+    elif args.dev and settings.resolved_provider() is None:
         # The embedded default: offline and deterministic when no key is set.
-        settings.model_provider = "scripted"
-        settings.scripted_model_file = DEMO_SCRIPT
+        settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
     code = 0
     try:
-        asyncio.run(demo(settings) if args.demo else serve(settings, dev=args.dev))
+        activities = build_activities(settings)  # configuration errors stop us before any connection
+        # Only now are the secrets known; from here on every log line is scrubbed of them.
+        logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
+        asyncio.run(demo(settings, activities) if args.demo else serve(settings, activities, dev=args.dev))
     except ConfigError as err:
         log.error("configuration error", error=str(err))
         code = 2

@@ -6,7 +6,7 @@ import asyncio
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -131,14 +131,25 @@ def load_servers(path: Path, environ: Mapping[str, str]) -> dict[str, ServerConf
                 f"{path}: key {'servers.' + name!r}: a server name must match {SERVER_NAME.pattern} "
                 "(lower-case letters, digits, '_' and '-'; no dots)"
             )
-        for header, value in server.headers.items():
-            for var in _VAR.findall(value):
-                if var not in environ:
-                    raise ConfigError(
-                        f"{path}: key 'servers.{name}.headers.{header}': "
-                        f"environment variable {var!r} is not set on the worker"
-                    )
+        for header, var in _header_references(server):
+            if var not in environ:
+                raise ConfigError(
+                    f"{path}: key 'servers.{name}.headers.{header}': "
+                    f"environment variable {var!r} is not set on the worker"
+                )
     return registry.servers
+
+
+def _header_references(config: ServerConfig) -> Iterator[tuple[str, str]]:
+    """`(header, variable)` for every `${VAR}` in a server's headers."""
+    for header, value in config.headers.items():
+        for var in _VAR.findall(value):
+            yield header, var
+
+
+def referenced_variables(config: ServerConfig) -> list[str]:
+    """Names of the worker variables a server's headers expand (`${VAR}`): the server's secrets."""
+    return sorted({var for _, var in _header_references(config)})
 
 
 def expand(value: str, environ: Mapping[str, str]) -> str:

@@ -211,3 +211,9 @@ async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, f"temporal {' '.join(args)} failed: {stderr.decode()}"
     return stdout.decode()
+
+
+def decision(pending: dict[str, Any], approver: str, **fields: Any) -> dict[str, Any]:
+    """A decision payload on `pending` as its approver saw it: call id and arguments hash, plus `fields`."""
+    return {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": approver,
+            **fields}

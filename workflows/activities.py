@@ -11,18 +11,21 @@ import openai
 import structlog
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import CallToolResult, TextContent
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
-from workflows import policy
+from workflows import model_output, policy
+from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
-from workflows.errors import InvalidInputError, ToolConflictError, UnknownAgentError
+from workflows.errors import InvalidInputError, ModelError, ToolConflictError, UnknownAgentError
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
+    Directory,
     ModelCall,
     ModelReply,
     PipelineDefinition,
@@ -34,6 +37,7 @@ from workflows.payloads import (
     ToolReply,
 )
 from workflows.pipelines import problems
+from workflows.redaction import Redactor
 
 log = structlog.get_logger(__name__)
 
@@ -78,8 +82,13 @@ class AirlockActivities:
         webhook_url: str | None = None,
         max_history_events: int = 10_000,
         pipelines: dict[str, PipelineDefinition] | None = None,
+        approvers: ApproversFile | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.catalog = catalog
+        self.approvers = approvers
+        # Scrubs tool results here and, through the worker's interceptor, every activity failure.
+        self.redactor = redactor or Redactor()
         self.pipelines = pipelines or {}
         self.pool = pool
         self.model_backend = model
@@ -105,7 +114,13 @@ class AirlockActivities:
         return RunPlan(
             root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
             notify_approvals=self.webhook_url is not None, max_history_events=self.max_history_events,
+            directory=self.approvers.current() if self.approvers is not None else None,
         )
+
+    @activity.defn(name="airlock.approvers")
+    async def current_approvers(self) -> Directory | None:
+        """The approvers file as it is now (None: decisions are asserted)."""
+        return self.approvers.current() if self.approvers is not None else None
 
     @activity.defn(name="airlock.pipeline")
     async def pipeline(self, lookup: PipelineLookup) -> PipelineDefinition:
@@ -158,7 +173,8 @@ class AirlockActivities:
                 tools.append(ToolPlan(
                     name=tool.name,
                     server=server,
-                    description=tool.description or "",
+                    # A server's own description reaches the model and the history too.
+                    description=self.redactor.scrub(tool.description or ""),
                     input_schema=tool.input_schema,
                     policy=decided,
                     read_only=config.trusted and read_only is True,
@@ -183,11 +199,22 @@ class AirlockActivities:
 
     @activity.defn(name="airlock.model")
     async def model(self, call: ModelCall) -> ModelReply:
-        """One model turn."""
+        """One model turn; a reply the Agents SDK could not rebuild is a permanent `ModelError`.
+
+        It is checked here, before it is recorded: checked in the workflow, a malformed item
+        would fail every workflow task that replays it.
+        """
         try:
-            return await self.model_backend.respond(call)
+            reply = await self.model_backend.respond(call)
         except openai.APIError as err:
             raise provider_failure(err) from err
+        except ValidationError as err:
+            # The SDK could not parse the provider's answer (an `output` that is not a list).
+            raise ModelError(f"the model's reply is malformed: {model_output.reason(err)}") from err
+        problem = model_output.problem(reply.output)
+        if problem is not None:
+            raise ModelError(f"the model's reply is malformed: {problem}")
+        return reply
 
     @activity.defn(name="airlock.read")
     async def read(self, call: ToolCall) -> ToolReply:
@@ -226,7 +253,8 @@ class AirlockActivities:
         return self._reply(call, result)
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
-        text, cut = cap(result_text(result), self.max_result_bytes)
+        # A server that echoes its bearer token back must not put it into the model's context.
+        text, cut = cap(self.redactor.scrub(result_text(result)), self.max_result_bytes)
         outcome: Literal["ok", "error"] = "error" if result.is_error else "ok"
         log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
                  cut_bytes=cut, attempt=activity.info().attempt)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NoReturn
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -14,26 +13,30 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from agents import RunConfig, Runner, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from workflows.approvals import ApprovalGate, as_pending, decision_command
+    from workflows.arguments import parse_arguments
+    from workflows.commands import decision_command
+    from workflows.decoding import cut, parse, received
     from workflows.durable import (
         BudgetStop,
         Ledger,
         ToolRuntime,
         build_agents,
         local_failure,
-        parse_arguments,
     )
     from workflows.errors import (
         DOMAIN_ERRORS,
         ApprovalTimedOutError,
         BudgetExceededError,
         InvalidInputError,
+        ModelError,
         ToolConflictError,
         ToolUnavailableError,
         UnknownAgentError,
     )
+    from workflows.gate import ApprovalGate, Verdict
+    from workflows.identity import RefusedError, UnknownKeyError, Verifier
     from workflows.payloads import (
         AgentRequest,
         AgentResult,
@@ -44,6 +47,8 @@ with workflow.unsafe.imports_passed_through():
         AuditEntry,
         Checkpoint,
         ChildPending,
+        Decision,
+        Directory,
         PendingApproval,
         PrepareRequest,
         Reject,
@@ -60,45 +65,32 @@ AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
 PREPARE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=500))
 NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1),
                            maximum_interval=timedelta(minutes=1))
+DIRECTORY_RETRY = RetryPolicy(maximum_attempts=3)
 # A call to a tool the agent does not have (or may not see) is the model's mistake: it hears so
 # and may re-plan, instead of the SDK raising and the workflow task failing over and over.
 RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False,
                        tool_not_found_behavior="return_error_to_model")
-
-
-def parse(model: type[BaseModel], raw: Any, what: str) -> Any:
-    """Validate a JSON payload, turning a mismatch into a clear, non-retryable failure."""
-    if isinstance(raw, model):
-        return raw
-    try:
-        return model.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '(top level)'}: {issue['msg']}{_got(issue)}"
-            for issue in err.errors()[:5]
-        )
-        raise InvalidInputError(f"invalid {what}: {problems}") from None
-
-
-def _got(issue: Any) -> str:
-    # The offending value, briefly: enough to find the mistake, never a flood in the history.
-    if issue["type"] in ("missing", "extra_forbidden") or isinstance(issue.get("input"), dict | list):
-        return ""
-    shown = repr(issue.get("input"))
-    return f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+# Signed signals by a key the run does not know wait for one look at the current approvers
+# file; more than this many at once are refused straight away.
+MAX_RECHECKS = 10
+REFRESH_INTERVAL = timedelta(minutes=1)
 
 
 @workflow.defn(name="AgentWorkflow", failure_exception_types=DOMAIN_ERRORS)
 class AgentWorkflow:
-    """Run one declared agent; pause at gated tools until a person decides."""
+    """Run one declared agent; pause at gated tools until the right people decide."""
 
     def __init__(self) -> None:
         self._state: RunStateName = "starting"
         self._agent = ""
-        self._requester: str | None = None
         self._plan: RunPlan | None = None
+        self._tools: dict[tuple[str, str], ToolPlan] = {}
         self._ledger = Ledger()
-        self._gate = ApprovalGate(self._approval_config)
+        self._gate = self._new_gate(None, None)
+        # Bumped by every applied decision, so the wait for approvals wakes on each.
+        self._decisions = 0
+        self._recheck: list[tuple[type[Decision], Any]] = []
+        self._refreshed_at: datetime | None = None
 
     # `Any`, a default and `*extra`: the converter decodes by these hints before `run` starts, and
     # a non-object input, none or several would fail the workflow task forever instead of failing
@@ -106,31 +98,29 @@ class AgentWorkflow:
     @workflow.run
     async def run(self, raw: Any = None, *extra: Any) -> AgentResult:
         """Plan the run, drive the Agents SDK runner, and stop at every gated call."""
-        request: AgentRequest = parse(AgentRequest, [raw, *extra] if extra else raw, "AgentWorkflow input")
+        request = parse(AgentRequest, received(raw, extra), "AgentWorkflow input")
         try:
             return await self._run(request)
         except asyncio.CancelledError:
-            # Approvers list runs by AirlockState: a cancelled run must stop showing as waiting.
-            self._state = "cancelled"
-            workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("cancelled")])
+            self._set_state("cancelled")
+            raise
+        except (InvalidInputError, ModelError, ToolUnavailableError, UnknownAgentError):
+            self._set_state("failed")
             raise
 
     async def _run(self, request: AgentRequest) -> AgentResult:
         self._agent = request.agent
-        self._requester = request.requester
         checkpoint = request.checkpoint
         if checkpoint is not None and workflow.info().continued_run_id is None:
             # A checkpoint holds approvals; only a run of ours that continued as new may carry one.
             raise InvalidInputError("invalid AgentWorkflow input: checkpoint is set only by Airlock itself")
+        plan = checkpoint.plan if checkpoint is not None else await self._prepare(request.agent)
+        self._use_plan(plan)
+        _require_requester(plan, request.requester)
+        self._gate = self._new_gate(plan.directory, request.requester, checkpoint)
         if checkpoint is not None:
-            plan = checkpoint.plan
-            self._gate = ApprovalGate(self._approval_config, checkpoint.gate, checkpoint.audit)
             self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
-        else:
-            plan = await self._prepare(request.agent)
-        self._plan = plan
-        workflow.upsert_search_attributes([AIRLOCK_AGENT.value_set(request.agent), AIRLOCK_STATE.value_set("running")])
-        self._state = "running"
+        self._set_state("running", agent=request.agent)
         agents = build_agents(plan, ToolRuntime(
             workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
             on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
@@ -145,15 +135,19 @@ class AgentWorkflow:
                 result = await Runner.run(root, next_input, max_turns=spec.max_turns, run_config=RUN_CONFIG)
             except MaxTurnsExceeded:
                 self._fail_budget(f"max_turns ({spec.max_turns}) exceeded")
-            except (BudgetStop, AgentsException):
+            except (BudgetStop, AgentsException, ValidationError) as err:
                 # The SDK wraps errors raised inside tools (UserError); the ledger knows why.
-                if self._ledger.exceeded is None:
+                if self._ledger.exceeded is not None:
+                    self._fail_budget(self._ledger.exceeded)
+                if isinstance(err, BudgetStop):
                     raise
-                self._fail_budget(self._ledger.exceeded)
+                # What the SDK refuses (a duplicate call id, an item it cannot rebuild) is the
+                # model's doing: a typed failure, not a workflow task failing on every retry.
+                raise ModelError(f"the model's reply broke the run: {type(err).__name__}: {cut(err, 300)}") from None
             if not result.interruptions:
                 break
             state = result.to_state()
-            gated = [item for item in result.interruptions if self._tool_of(item).policy == "approve"]
+            gated = [item for item in result.interruptions if self._policy_of(item) != "auto"]
             for item in result.interruptions:
                 if item not in gated:
                     state.approve(item)  # an auto call that paused only so the run can checkpoint
@@ -161,17 +155,40 @@ class AgentWorkflow:
                 await self._await_decisions(state, gated)
             if self._history_is_long(plan):
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                assert self._plan is not None
                 workflow.continue_as_new(request.model_copy(update={"checkpoint": Checkpoint(
-                    plan=plan, run_state=state.to_string(), gate=self._gate.records, audit=self._gate.audit,
+                    plan=self._plan, run_state=state.to_string(), gate=self._gate.records, audit=self._gate.audit,
                     tool_calls=self._ledger.tool_calls, usage=self._ledger.usage, turn=self._ledger.turns,
+                    used_tokens=self._gate.used_tokens,
                 )}))
             next_input = state
-        self._state = "completed"
-        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("completed")])
+        self._set_state("completed")
         return AgentResult(
             output=str(result.final_output), approvals=self._gate.records,
             tool_calls=self._ledger.tool_calls, usage=self._ledger.usage,
         )
+
+    def _use_plan(self, plan: RunPlan) -> None:
+        self._plan = plan
+        self._tools = {(agent, tool.name): tool for agent, spec in plan.agents.items() for tool in spec.tools}
+
+    def _new_gate(
+        self, directory: Directory | None, requester: str | None, checkpoint: Checkpoint | None = None,
+    ) -> ApprovalGate:
+        return ApprovalGate(
+            self._approval_config, self._schema_of, Verifier(directory),
+            workflow_id=workflow.info().workflow_id, requester=requester,
+            records=checkpoint.gate if checkpoint else None, audit=checkpoint.audit if checkpoint else None,
+            used_tokens=checkpoint.used_tokens if checkpoint else None,
+        )
+
+    def _set_state(self, state: RunStateName, *, agent: str | None = None) -> None:
+        # Approvers list runs by AirlockState: it must follow every change of state.
+        self._state = state
+        updates = [AIRLOCK_STATE.value_set(state)]
+        if agent is not None:
+            updates.append(AIRLOCK_AGENT.value_set(agent))
+        workflow.upsert_search_attributes(updates)
 
     def _history_is_long(self, plan: RunPlan) -> bool:
         info = workflow.info()
@@ -196,67 +213,69 @@ class AgentWorkflow:
                 raise ToolConflictError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
-    def _tool_of(self, item: ToolApprovalItem) -> ToolPlan:
-        assert self._plan is not None
-        return next(t for t in self._plan.agents[item.agent.name].tools if t.name == item.name)
+    def _policy_of(self, item: ToolApprovalItem) -> str:
+        tool = self._tools.get((item.agent.name, item.name or ""))
+        return tool.policy if tool is not None else "approve"
 
     async def _await_decisions(self, state: RunState[Any], interruptions: list[ToolApprovalItem]) -> None:
         assert self._plan is not None
-        batch: list[tuple[ToolApprovalItem, ApprovalRecord]] = []
+        batch: list[ApprovalRecord] = []
         for item in interruptions:
             agent = item.agent.name
-            tool = self._tool_of(item)
-            arguments, problem = parse_arguments(item.arguments or "", tool.input_schema)
-            if arguments is None:
-                # The SDK asks for approval of arguments it cannot parse; nobody is asked to
-                # approve what cannot run: the model hears why instead.
-                state.reject(item, rejection_message=f"Error: {tool.name} was not called: {problem}.")
+            tool = self._tools.get((agent, item.name or ""))
+            if tool is None:
+                state.reject(item, rejection_message=f"Error: agent {agent} has no tool {cut(item.name, 80)!r}.")
                 continue
-            record = self._gate.request(
-                call_id=item.call_id or "", agent=agent, server=tool.server, tool=tool.name,
-                arguments=arguments, now=workflow.now(),
-            )
-            batch.append((item, record))
+            arguments, problem = parse_arguments(item.arguments or "", tool.input_schema)
+            try:
+                if arguments is None:
+                    # Nobody is asked to approve what cannot run: the model hears why instead.
+                    raise RefusedError(problem or "invalid arguments")
+                record = self._gate.request(
+                    call_id=item.call_id or "", agent=agent, server=tool.server, tool=tool.name,
+                    arguments=arguments, now=workflow.now(),
+                )
+            except RefusedError as err:
+                state.reject(item, rejection_message=f"Error: {tool.name} was not called: {err}.")
+                continue
+            batch.append(record)
             workflow.logger.info("approval requested", extra={
                 "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
-            if self._plan.notify_approvals:
-                self._notify(record)
+            self._notify(record)
         if not batch:
             return
-        self._state = "awaiting_approval"
-        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("awaiting_approval")])
+        self._set_state("awaiting_approval")
         await self._report_pending()
-
-        def undecided() -> int:
-            return sum(record.decision is None for _, record in batch)
-
-        def fewer_than(count: int) -> Callable[[], bool]:
-            return lambda: undecided() < count
-
-        while undecided():
-            deadline = self._gate.next_deadline()
-            timeout = max((deadline - workflow.now()).total_seconds(), 0.001) if deadline else None
+        while any(record.decision is None for record in batch):
+            seen = self._decisions
+            wake = self._gate.next_wakeup(workflow.now())
+            timeout = max((wake - workflow.now()).total_seconds(), 0.001) if wake else None
             try:
                 await workflow.wait_condition(
-                    fewer_than(undecided()),
+                    lambda seen=seen: self._decisions != seen or bool(self._recheck),  # type: ignore[misc]
                     timeout=timedelta(seconds=timeout) if timeout is not None else None,
                     timeout_summary="approval deadline",
                 )
             except TimeoutError:
-                self._expire_overdue()
+                pass
+            if self._recheck:
+                await self._recheck_signals()
+            for record in self._gate.escalate_due(workflow.now()):
+                self._notify(record, escalated=True)
+            self._expire_overdue()
             await self._report_pending()
-        for item, record in batch:
+        items = {item.call_id: item for item in interruptions}
+        for record in batch:
+            item = items[record.call_id]
             if record.decision == "approved":
                 state.approve(item)
-            else:
-                decision = (record.decision or "rejected").replace("_", " ")
-                reason = record.reason or "no reason given"
-                who = f" by {record.decided_by}" if record.decided_by else ""
-                state.reject(item, rejection_message=(
-                    f"The call to {record.tool} was {decision}{who}: {reason}. "
-                    "It was not executed."))
-        self._state = "running"
-        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("running")])
+                continue
+            decision = (record.decision or "rejected").replace("_", " ")
+            who = f" by {record.decided_by}" if record.decided_by else ""
+            state.reject(item, rejection_message=(
+                f"The call to {record.tool} was {decision}{who}: {record.reason or 'no reason given'}. "
+                "It was not executed."))
+        self._set_state("running")
 
     async def _report_pending(self) -> None:
         parent = workflow.info().parent
@@ -272,101 +291,169 @@ class AgentWorkflow:
 
     def _expire_overdue(self) -> None:
         for record in self._gate.overdue(workflow.now()):
-            self._gate.time_out(record.call_id, workflow.now())
+            self._gate.time_out(record, workflow.now())
             workflow.logger.info("approval timed out", extra={"call_id": record.call_id, "tool": record.tool})
             if self._approval_config(record.agent).on_timeout == "fail":
-                self._mark_failed()
+                self._set_state("failed")
                 raise ApprovalTimedOutError(
                     f"no decision on {record.server}.{record.tool} (call {record.call_id}) before "
                     f"{record.deadline.isoformat() if record.deadline else 'the deadline'}"
                 )
 
-    def _notify(self, record: ApprovalRecord) -> None:
+    def _notify(self, record: ApprovalRecord, *, escalated: bool = False) -> None:
+        assert self._plan is not None
+        if not self._plan.notify_approvals:
+            return
+        me = workflow.info().workflow_id
         workflow.start_activity(
             "airlock.notify",
-            ApprovalNotice(workflow_id=workflow.info().workflow_id, pending=as_pending(record),
-                           approve_command=decision_command(workflow.info().workflow_id, record.call_id, "approve")),
+            ApprovalNotice(
+                workflow_id=me, pending=self._gate.as_pending(record), escalated=escalated,
+                approve_command=decision_command(me, record.call_id, record.arguments_sha256, "approve"),
+                reject_command=decision_command(me, record.call_id, record.arguments_sha256, "reject"),
+            ),
             start_to_close_timeout=timedelta(seconds=15), retry_policy=NOTIFY_RETRY,
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
             summary=f"{record.agent} / notify {record.tool}",
         )
 
-    def _on_outcome(self, call_id: str, outcome: str) -> None:
-        self._gate.record_outcome(call_id, outcome, workflow.now())  # type: ignore[arg-type]
+    def _on_outcome(self, call_id: str, outcome: Any) -> None:
+        self._gate.record_outcome(call_id, outcome, workflow.now())
 
     def _approval_config(self, agent: str) -> ApprovalConfig:
         assert self._plan is not None
         return self._plan.agents[agent].approval
 
-    def _mark_failed(self) -> None:
-        # Approvers list runs by AirlockState: a failed run must stop showing as waiting.
-        self._state = "failed"
-        workflow.upsert_search_attributes([AIRLOCK_STATE.value_set("failed")])
+    def _schema_of(self, record: ApprovalRecord) -> dict[str, Any]:
+        return self._tools[(record.agent, record.tool)].input_schema
 
-    def _fail_budget(self, why: str) -> None:
-        self._mark_failed()
+    def _fail_budget(self, why: str) -> NoReturn:
+        self._set_state("failed")
         partial = AgentResult(
             output="", approvals=self._gate.records, tool_calls=self._ledger.tool_calls,
             usage=self._ledger.usage,
         )
         raise BudgetExceededError(f"run stopped: {why}", partial.model_dump(mode="json"))
 
-    # --- messages ------------------------------------------------------------------------------
+    # --- decisions -------------------------------------------------------------------------------
 
     @workflow.signal(name="approve")
     def approve(self, raw: Any = None, *extra: Any) -> None:
-        """Approve one pending call; refused attempts are logged and audited, never applied."""
+        """Approve (or edit and approve) one pending call; refused attempts are audited, never applied."""
         # Any client can send no payload or several; without the default and `*extra` that
         # would fail the workflow task on every retry, so it is refused like any bad payload.
-        self._decide_from_signal([raw, *extra] if extra else raw, Approve, approved=True)
+        self._signal(Approve, received(raw, extra))
 
     @workflow.signal(name="reject")
     def reject(self, raw: Any = None, *extra: Any) -> None:
         """Reject one pending call; the model hears the reason and may re-plan."""
-        self._decide_from_signal([raw, *extra] if extra else raw, Reject, approved=False)
+        self._signal(Reject, received(raw, extra))
 
-    def _decide_from_signal(self, raw: Any, model: type[Approve] | type[Reject], *, approved: bool) -> None:
+    def _signal(self, model: type[Decision], value: Any, *, rechecked: bool = False) -> None:
         now = workflow.now()
         try:
-            message = model.model_validate(raw)
-        except ValidationError as err:
-            call_id = raw.get("call_id") if isinstance(raw, dict) else None
-            actor = raw.get("approver") if isinstance(raw, dict) else None
-            why = f"malformed payload: {err.errors()[0]['msg']}"
-            self._gate.refuse(str(call_id or ""), actor=str(actor or "?"), reason=why, now=now)
-            workflow.logger.warning("approval refused", extra={"call_id": call_id, "reason": why})
+            verdict = self._gate.judge(parse(model, value, f"{model.__name__.lower()} signal"), now)
+        except UnknownKeyError as err:
+            if rechecked or not self._may_refresh() or len(self._recheck) >= MAX_RECHECKS:
+                self._refused(value, str(err), now)
+            else:
+                self._recheck.append((model, value))
             return
-        refusal = self._gate.refusal(message.call_id, message.approver, self._requester)
-        if refusal is not None:
-            self._gate.refuse(message.call_id, actor=message.approver, reason=refusal, now=now)
-            workflow.logger.warning("approval refused", extra={
-                "call_id": message.call_id, "approver": message.approver, "reason": refusal})
+        except InvalidInputError as err:
+            self._refused(value, err.message, now)
             return
-        reason = message.comment if isinstance(message, Approve) else message.reason
-        self._gate.decide(message.call_id, approved=approved, approver=message.approver, reason=reason, now=now)
-        workflow.logger.info("approval decided", extra={
-            "call_id": message.call_id, "approver": message.approver, "approved": approved})
+        except RefusedError as err:
+            self._refused(value, str(err), now)
+            return
+        self._apply(verdict, now)
+
+    async def _recheck_signals(self) -> None:
+        waiting, self._recheck = self._recheck, []
+        await self._refresh_directory()
+        for model, value in waiting:
+            self._signal(model, value, rechecked=True)
 
     @workflow.update(name="review")
-    def review(self, raw: dict[str, Any]) -> ApprovalRecord:
+    async def review(self, raw: Any = None, *extra: Any) -> ApprovalRecord:
         """Decide one pending call and return the recorded decision."""
-        message: Review = parse(Review, raw, "review")
-        record = self._gate.decide(
-            message.call_id, approved=message.decision == "approve", approver=message.approver,
-            reason=message.reason, now=workflow.now(),
-        )
-        workflow.logger.info("approval decided", extra={
-            "call_id": message.call_id, "approver": message.approver, "decision": message.decision})
-        return record
+        message = parse(Review, received(raw, extra), "review")
+        try:
+            verdict = self._gate.judge(message, workflow.now())
+        except UnknownKeyError:
+            # The validator let it through once: the approvers file may have a key added since.
+            await self._refresh_directory()
+            verdict = self._judge_review(message)
+        except RefusedError as err:
+            # The state changed between the validator and now (another decision came first).
+            self._refused(message.model_dump(), str(err), workflow.now())
+            raise InvalidInputError(f"refused: {err}") from None
+        return self._apply(verdict, workflow.now())
+
+    def _judge_review(self, message: Review) -> Verdict:
+        try:
+            return self._gate.judge(message, workflow.now())
+        except RefusedError as err:
+            self._refused(message.model_dump(), str(err), workflow.now())
+            raise InvalidInputError(f"refused: {err}") from None
 
     @review.validator
-    def _validate_review(self, raw: dict[str, Any]) -> None:
-        message: Review = parse(Review, raw, "review")
-        refusal = self._gate.refusal(message.call_id, message.approver, self._requester)
-        if refusal is not None:
-            workflow.logger.warning("review refused", extra={
-                "call_id": message.call_id, "approver": message.approver, "reason": refusal})
-            raise InvalidInputError(f"review refused: {refusal}")
+    def _validate_review(self, raw: Any = None, *extra: Any) -> None:
+        # A refusal here leaves nothing in history (so a flood of them costs the run nothing);
+        # it is told to the sender and logged on the worker.
+        message = parse(Review, received(raw, extra), "review")
+        try:
+            self._gate.judge(message, workflow.now())
+        except UnknownKeyError as err:
+            if not self._may_refresh():
+                self._log_refused(message.call_id, message.approver, str(err))
+                raise InvalidInputError(f"refused: {err}") from None
+        except RefusedError as err:
+            self._log_refused(message.call_id, message.approver, str(err))
+            raise InvalidInputError(f"refused: {err}") from None
+
+    def _may_refresh(self) -> bool:
+        # At most one look at the approvers file a minute: signatures by made-up keys must not
+        # turn into a stream of activities, nor use up the look a real key rotation needs.
+        return self._refreshed_at is None or workflow.now() - self._refreshed_at >= REFRESH_INTERVAL
+
+    async def _refresh_directory(self) -> None:
+        """Take the approvers file as it is now: a key may have been added since the run began."""
+        if not self._may_refresh() or self._plan is None:
+            return
+        self._refreshed_at = workflow.now()
+        try:
+            directory: Directory | None = await workflow.execute_local_activity(
+                "airlock.approvers", result_type=Directory | None,  # type: ignore[arg-type]
+                start_to_close_timeout=timedelta(seconds=10), retry_policy=DIRECTORY_RETRY,
+                summary="approvers file",
+            )
+        except (ActivityError, ApplicationError) as err:
+            # The signatures wait for nothing else: they are refused with the directory we have.
+            workflow.logger.warning("could not read the approvers file", extra={"error": cut(err, 300)})
+            return
+        self._use_plan(self._plan.model_copy(update={"directory": directory}))
+        self._gate.verifier = Verifier(directory)
+
+    def _apply(self, verdict: Verdict, now: datetime) -> ApprovalRecord:
+        record = self._gate.apply(verdict, now)
+        self._decisions += 1
+        workflow.logger.info("approval decided", extra={
+            "call_id": record.call_id, "approver": verdict.identity.person, "decision": verdict.kind,
+            "identity": verdict.identity.label, "state": record.decision or "waiting for more approvals"})
+        return record
+
+    def _refused(self, value: Any, reason: str, now: datetime) -> None:
+        call_id = value.get("call_id") if isinstance(value, dict) else None
+        actor = value.get("approver") if isinstance(value, dict) else None
+        self._gate.refuse(cut(call_id or ""), actor=cut(actor or "?"), reason=reason, now=now)
+        self._log_refused(call_id, actor, reason)
+
+    @staticmethod
+    def _log_refused(call_id: Any, approver: Any, reason: str) -> None:
+        workflow.logger.warning("decision refused", extra={
+            "call_id": cut(call_id or ""), "approver": cut(approver or "?"), "reason": cut(reason, 300)})
+
+    # --- queries ---------------------------------------------------------------------------------
 
     @workflow.query(name="pending_approvals")
     def pending_approvals(self) -> list[PendingApproval]:
@@ -386,3 +473,18 @@ class AgentWorkflow:
         """Every approval request, decision, refusal and outcome, in order."""
         return self._gate.audit
 
+
+def _require_requester(plan: RunPlan, requester: str | None) -> None:
+    """A run of an agent that forbids self-approval must say who requested it.
+
+    Without a requester the self-approval check would have nobody to compare with, so leaving
+    the field out would switch the check off.
+    """
+    if requester is not None:
+        return
+    for name, spec in plan.agents.items():
+        if not spec.approval.allow_self_approval and any(tool.policy == "approve" for tool in spec.tools):
+            raise InvalidInputError(
+                f"invalid AgentWorkflow input: agent {name!r} forbids self-approval "
+                "(allow_self_approval = false), so the run must name its requester: add \"requester\""
+            )

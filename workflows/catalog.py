@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from workflows import policy
 from workflows.errors import ConfigError
@@ -24,16 +24,26 @@ class _Strict(BaseModel):
 class ApprovalSection(_Strict):
     """The `[approval]` table."""
 
-    approvers: list[str] = Field(default_factory=list)
+    approvers: list[str] = Field(default_factory=list, max_length=1_000)
+    required: int = Field(default=1, ge=1, le=100)
     timeout: str | float = "24h"
     on_timeout: Literal["reject", "fail"] = "reject"
-    allow_self_approval: bool = True
+    allow_self_approval: bool = False
+    escalate_after: str | float | None = None
+    escalate_to: list[str] = Field(default_factory=list, max_length=1_000)
 
-    @field_validator("timeout")
+    @field_validator("timeout", "escalate_after")
     @classmethod
-    def _duration(cls, value: str | float) -> str | float:
-        parse_duration(value)
+    def _duration(cls, value: str | float | None) -> str | float | None:
+        if value is not None and parse_duration(value) <= 0:
+            raise ValueError("must be a positive duration")
         return value
+
+    @model_validator(mode="after")
+    def _escalation(self) -> ApprovalSection:
+        if (self.escalate_after is None) != (not self.escalate_to):
+            raise ValueError("'escalate_after' and 'escalate_to' go together")
+        return self
 
 
 class AgentSpec(_Strict):
@@ -62,9 +72,14 @@ class AgentSpec(_Strict):
         """The approval settings in wire form."""
         return ApprovalConfig(
             approvers=self.approval.approvers,
+            required=self.approval.required,
             timeout_seconds=parse_duration(self.approval.timeout),
             on_timeout=self.approval.on_timeout,
             allow_self_approval=self.approval.allow_self_approval,
+            escalate_after_seconds=(
+                parse_duration(self.approval.escalate_after) if self.approval.escalate_after is not None else None
+            ),
+            escalate_to=self.approval.escalate_to,
         )
 
 

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from temporalio.common import SearchAttributeKey
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
+
+from workflows.converter import DATA_CONVERTER
 
 SEARCH_ATTRIBUTES = ("AirlockState", "AirlockAgent")
 
@@ -59,4 +60,4 @@ async def start(
 
 def data_converter() -> DataConverter:
     """Pydantic models cross the wire as plain JSON, readable by any Temporal client."""
-    return pydantic_data_converter
+    return DATA_CONVERTER

@@ -16,15 +16,16 @@ from agents import Agent, FunctionTool, ModelResponse, RunContextWrapper
 from agents import Usage as SdkUsage
 from agents.models.interface import Model
 from agents.tool_context import ToolContext
-from jsonschema import Draft202012Validator
-from openai.types.responses import ResponseOutputItem
-from pydantic import TypeAdapter
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from workflows.approvals import ApprovalGate, arguments_sha256
+from workflows.arguments import parse_arguments, schema_errors
+from workflows.decoding import cut
 from workflows.errors import ModelError
+from workflows.gate import ApprovalGate
+from workflows.identity import RefusedError
+from workflows.model_output import OUTPUT_ITEM
 from workflows.payloads import (
     FORWARDED_MODEL_SETTINGS,
     AgentPlan,
@@ -36,8 +37,6 @@ from workflows.payloads import (
     ToolReply,
     Usage,
 )
-
-_OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -121,6 +120,12 @@ class DurableModel(Model):
             if isinstance(cause, ApplicationError) and cause.type == "ModelError":
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
+        reused = reused_call_id(call.input, reply.output)
+        if reused is not None:
+            # The SDK silently drops a call that repeats an earlier one's id and asks the model
+            # again with the same conversation, so a model that repeats itself would spin until
+            # max_turns without ever hearing why: fail the run now, saying so.
+            raise ModelError(f"the model reused the call id {cut(reused)!r} of an earlier tool call in this run")
         usage = self.ledger.usage
         usage.requests += reply.usage.requests
         usage.input_tokens += reply.usage.input_tokens
@@ -142,10 +147,18 @@ def input_items(input: str | list[Any]) -> list[dict[str, Any]]:
     return [item if isinstance(item, dict) else item.model_dump(mode="json", exclude_none=True) for item in input]
 
 
+def reused_call_id(conversation: list[dict[str, Any]], output: list[dict[str, Any]]) -> str | None:
+    """A call id in the model's new output that an earlier tool call of the conversation used, if any."""
+    earlier = {item.get("call_id") for item in conversation if isinstance(item.get("call_id"), str)}
+    return next((
+        item["call_id"] for item in output if isinstance(item.get("call_id"), str) and item["call_id"] in earlier
+    ), None)
+
+
 def model_response(reply: ModelReply) -> ModelResponse:
     """The SDK response rebuilt from a provider-neutral model reply."""
     return ModelResponse(
-        output=[_OUTPUT_ITEM.validate_python(item) for item in reply.output],
+        output=[OUTPUT_ITEM.validate_python(item) for item in reply.output],
         usage=SdkUsage(
             requests=reply.usage.requests, input_tokens=reply.usage.input_tokens,
             output_tokens=reply.usage.output_tokens,
@@ -153,52 +166,6 @@ def model_response(reply: ModelReply) -> ModelResponse:
         ),
         response_id=reply.response_id,
     )
-
-
-def closed(schema: dict[str, Any]) -> dict[str, Any]:
-    """The schema with undeclared top-level properties refused unless it says otherwise.
-
-    JSON Schema allows extra properties by default and MCP servers' generated schemas rarely say
-    `additionalProperties`; the servers then drop unknown fields silently, so an approver would
-    sign off on arguments that do not mean what they say. Declared openness is kept.
-    """
-    if "properties" in schema and not {"additionalProperties", "patternProperties"} & schema.keys():
-        return {**schema, "additionalProperties": False}
-    return schema
-
-
-def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:
-    """Every way `arguments` breaks the tool's JSON Schema, as short readable lines."""
-    validator = Draft202012Validator(closed(schema))
-    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-    lines = []
-    for error in errors[:5]:
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        lines.append(f"{where}: {_short_message(error.message, error.instance)}")
-    return lines
-
-
-def _short_message(message: str, instance: Any) -> str:
-    # jsonschema quotes the offending value whole; a huge one would push out the reason itself
-    # ("is too long") and flood the model's context, so only its start is quoted.
-    shown = repr(instance)
-    if len(shown) > 80:
-        message = message.replace(shown, f"{shown[:60]}... ({len(shown)} characters)")
-    return message[:200]
-
-
-def parse_arguments(raw: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """Decode and validate tool arguments; returns (arguments, None) or (None, error for the model)."""
-    try:
-        arguments = json.loads(raw or "{}")
-    except json.JSONDecodeError as err:
-        return None, f"the arguments are not valid JSON ({err.msg} at position {err.pos})"
-    if not isinstance(arguments, dict):
-        return None, "the arguments must be a JSON object"
-    problems = schema_errors(schema, arguments)
-    if problems:
-        return None, "the arguments do not match the tool's input schema: " + "; ".join(problems)
-    return arguments, None
 
 
 @dataclass
@@ -227,18 +194,23 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         arguments, problem = parse_arguments(raw, tool.input_schema)
         if arguments is None:
             return f"Error: {tool.name} was not called: {problem}."
+        call_id = ctx.tool_call_id
+        note = ""
+        try:
+            if tool.policy == "approve":
+                approved = runtime.gate.release(call_id, server=tool.server, tool=tool.name, requested=arguments)
+                if approved != arguments:
+                    note = f"Note: an approver edited this call; it ran with the arguments {json.dumps(approved)}.\n"
+                arguments = approved
+            elif not tool.read_only and not runtime.gate.start(call_id):
+                raise RefusedError(f"call id {call_id[:200]!r} already ran")
+        except RefusedError as err:
+            return f"Error: {tool.name} was not called: {err}."
         ledger = runtime.ledger
         if ledger.tool_calls >= agent.max_tool_calls:
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
         ledger.tool_calls += 1
-        call_id = ctx.tool_call_id
-        if tool.policy == "approve":
-            record = runtime.gate.get(call_id)
-            if record is None or record.decision != "approved":
-                return f"Error: {tool.name} was not called: it has not been approved."
-            if record.arguments_sha256 != arguments_sha256(arguments):
-                return f"Error: {tool.name} was not called: the arguments differ from the approved ones."
         call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments)
         if tool.read_only:
             ledger.local_steps += 1
@@ -248,7 +220,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             reply = await _write(call, tool)
         if tool.policy == "approve" or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
-        return reply.text if reply.outcome == "ok" else f"Error: {reply.text}"
+        return note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
 
     return FunctionTool(
         name=tool.name,

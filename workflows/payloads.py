@@ -12,6 +12,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Policy = Literal["auto", "approve", "deny"]
+Outcome = Literal["ok", "error", "outcome_unknown"]
+AuditEvent = Literal[
+    "requested", "approved", "rejected", "refused", "refusals_omitted", "timed_out", "escalated", "outcome",
+]
 RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 PipelineState = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 StepState = Literal["pending", "running", "awaiting_approval", "completed", "failed", "skipped", "cancelled"]
@@ -49,7 +53,7 @@ class AuditEntry(Wire):
     """One approval request, decision, refused attempt or outcome, in the order it happened."""
 
     at: datetime
-    event: Literal["requested", "approved", "rejected", "refused", "timed_out", "outcome"]
+    event: AuditEvent
     call_id: str
     agent: str | None = None
     server: str | None = None
@@ -57,7 +61,13 @@ class AuditEntry(Wire):
     actor: str | None = None
     reason: str | None = None
     arguments_sha256: str | None = None
-    outcome: Literal["ok", "error", "outcome_unknown"] | None = None
+    # An edit: the hash of the arguments before it (`arguments_sha256` is after).
+    edited_from_sha256: str | None = None
+    outcome: Outcome | None = None
+    # `signed:<signer>/<key id>` or `asserted`, for decisions.
+    identity: str | None = None
+    # `refusals_omitted`: how many refused attempts were counted but not listed one by one.
+    count: int | None = None
 
 
 class ApprovalRecord(Wire):
@@ -75,7 +85,14 @@ class ApprovalRecord(Wire):
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
-    outcome: Literal["ok", "error", "outcome_unknown"] | None = None
+    outcome: Outcome | None = None
+    # Distinct people who approved the arguments as they are now (a quorum needs `required`).
+    approved_by: list[str] = Field(default_factory=list)
+    approvals_needed: int = 1
+    identity: str | None = None
+    # Set when an approver edited the call: the hash of the arguments the model asked for.
+    requested_sha256: str | None = None
+    escalated_at: datetime | None = None
 
 
 class AgentResult(Wire):
@@ -98,34 +115,47 @@ class Checkpoint(Wire):
     tool_calls: int = 0
     usage: Usage = Field(default_factory=Usage)
     turn: int = 0
+    # Ids of signatures already used in this run: each is good for one decision only.
+    used_tokens: list[str] = Field(default_factory=list)
 
 
 # --- Approval messages -----------------------------------------------------------------------
 
-
-class Approve(Wire):
-    """Payload of the `approve` signal."""
-
-    call_id: str = Field(min_length=1, max_length=200)
-    approver: str = Field(min_length=1, max_length=200)
-    comment: str = Field(default="", max_length=2_000)
+SHA256_HEX = r"^[0-9a-f]{64}$"
+# Bounds on what a sender can put into a decision: enough for any real use, never a flood.
+MAX_ID = 200
+MAX_TEXT = 2_000
+MAX_SIGNATURE = 4_000
 
 
-class Reject(Wire):
+class Decision(Wire):
+    """What every decision carries: the call, who decides, the hash they saw, and the proof."""
+
+    call_id: str = Field(min_length=1, max_length=MAX_ID)
+    approver: str = Field(min_length=1, max_length=MAX_ID)
+    arguments_sha256: str = Field(pattern=SHA256_HEX)
+    signature: str | None = Field(default=None, max_length=MAX_SIGNATURE)
+
+
+class Approve(Decision):
+    """Payload of the `approve` signal; `arguments` edits the call (it then runs with those)."""
+
+    comment: str = Field(default="", max_length=MAX_TEXT)
+    arguments: dict[str, Any] | None = None
+
+
+class Reject(Decision):
     """Payload of the `reject` signal."""
 
-    call_id: str = Field(min_length=1, max_length=200)
-    approver: str = Field(min_length=1, max_length=200)
-    reason: str = Field(default="", max_length=2_000)
+    reason: str = Field(default="", max_length=MAX_TEXT)
 
 
-class Review(Wire):
+class Review(Decision):
     """Payload of the `review` update: one decision, validated before it is recorded."""
 
-    call_id: str = Field(min_length=1, max_length=200)
-    approver: str = Field(min_length=1, max_length=200)
     decision: Literal["approve", "reject"]
-    reason: str = Field(default="", max_length=2_000)
+    reason: str = Field(default="", max_length=MAX_TEXT)
+    arguments: dict[str, Any] | None = None
 
 
 class PendingApproval(Wire):
@@ -139,6 +169,9 @@ class PendingApproval(Wire):
     arguments_sha256: str
     requested_at: datetime
     deadline: datetime | None
+    approvals_needed: int = 1
+    approved_by: list[str] = Field(default_factory=list)
+    requester: str | None = None
 
 
 class RunStatus(Wire):
@@ -239,6 +272,7 @@ class PipelinePending(Wire):
     server: str
     tool: str
     arguments: dict[str, Any]
+    arguments_sha256: str
     approve_command: str
     reject_command: str
 
@@ -260,6 +294,24 @@ class ChildPending(Wire):
     pending: list[PendingApproval]
 
 
+# --- Identity ----------------------------------------------------------------------------------
+
+
+class Principal(Wire):
+    """A person or service of `approvers.toml`: its public keys, and whom a service may vouch for."""
+
+    keys: list[str] = Field(min_length=1, max_length=20)
+    may_assert: list[str] = Field(default_factory=list)
+
+
+class Directory(Wire):
+    """`approvers.toml`: who may sign decisions, with which keys, and the groups they form."""
+
+    people: dict[str, Principal] = Field(default_factory=dict)
+    services: dict[str, Principal] = Field(default_factory=dict)
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+
+
 # --- Activity I/O ----------------------------------------------------------------------------
 
 
@@ -267,9 +319,12 @@ class ApprovalConfig(Wire):
     """The `[approval]` table of an agent."""
 
     approvers: list[str] = Field(default_factory=list)
+    required: int = 1
     timeout_seconds: float = 24 * 3600
     on_timeout: Literal["reject", "fail"] = "reject"
-    allow_self_approval: bool = True
+    allow_self_approval: bool = False
+    escalate_after_seconds: float | None = None
+    escalate_to: list[str] = Field(default_factory=list)
 
 
 class ToolPlan(Wire):
@@ -308,6 +363,8 @@ class RunPlan(Wire):
     model_timeout_seconds: float = 120.0
     notify_approvals: bool = False
     max_history_events: int = 10_000
+    # None: no approvers file, decisions are asserted.
+    directory: Directory | None = None
 
 
 class PrepareRequest(Wire):
@@ -362,16 +419,19 @@ class ToolReply(Wire):
     """Output of a tool activity: the text the model will see and how the call ended."""
 
     text: str
-    outcome: Literal["ok", "error", "outcome_unknown"] = "ok"
+    outcome: Outcome = "ok"
     cut_bytes: int = 0
 
 
 class ApprovalNotice(Wire):
-    """Input of the `notify` activity: a pending approval and the command that approves it."""
+    """Input of the `notify` activity: a pending approval and the commands that decide it."""
 
     workflow_id: str
     pending: PendingApproval
     approve_command: str
+    reject_command: str = ""
+    # Sent again when the call escalates to more approvers.
+    escalated: bool = False
 
 
 Checkpoint.model_rebuild()

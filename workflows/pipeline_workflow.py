@@ -11,10 +11,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import ValidationError
-
-    from workflows.agent_workflow import parse
-    from workflows.approvals import decision_command
+    from workflows.arguments import arguments_sha256
+    from workflows.commands import decision_command
+    from workflows.decoding import parse, received
     from workflows.durable import local_failure
     from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
     from workflows.payloads import (
@@ -51,7 +50,7 @@ class PipelineWorkflow:
     @workflow.run
     async def run(self, raw: Any = None, *extra: Any) -> PipelineResult:
         """Resolve the definition, then run each step as a child `AgentWorkflow`."""
-        request: PipelineRequest = parse(PipelineRequest, [raw, *extra] if extra else raw, "PipelineWorkflow input")
+        request = parse(PipelineRequest, received(raw, extra), "PipelineWorkflow input")
         definition = await self._definition(request)
         self._name = definition.name
         me = workflow.info().workflow_id
@@ -138,9 +137,9 @@ class PipelineWorkflow:
     def child_pending(self, raw: Any = None, *extra: Any) -> None:
         """A child run reports the approvals it now waits for (an empty list once decided)."""
         try:
-            message = ChildPending.model_validate([raw, *extra] if extra else raw)
-        except ValidationError as err:
-            workflow.logger.warning("child_pending refused", extra={"reason": err.errors()[0]["msg"]})
+            message = parse(ChildPending, received(raw, extra), "child_pending")
+        except InvalidInputError as err:
+            workflow.logger.warning("child_pending refused", extra={"reason": str(err)[:300]})
             return
         step = next((s for s in self._steps if s.workflow_id == message.workflow_id), None)
         if step is None or step.status not in ("running", "awaiting_approval"):
@@ -153,14 +152,21 @@ class PipelineWorkflow:
     def status(self) -> PipelineStatus:
         """Every step's state and output so far, and the approvals its children wait for."""
         pending = [
-            PipelinePending(
-                step=step.name, workflow_id=step.workflow_id, call_id=p.call_id, agent=p.agent,
-                server=p.server, tool=p.tool, arguments=p.arguments,
-                approve_command=decision_command(step.workflow_id, p.call_id, "approve"),
-                reject_command=decision_command(step.workflow_id, p.call_id, "reject"),
-            )
-            for step in self._steps for p in self._pending.get(step.workflow_id, [])
+            self._pending_entry(step, p) for step in self._steps for p in self._pending.get(step.workflow_id, [])
         ]
         state = "awaiting_approval" if pending and self._state == "running" else self._state
         current = next((s.name for s in self._steps if s.status in ("running", "awaiting_approval")), None)
         return PipelineStatus(state=state, pipeline=self._name, current=current, steps=self._steps, pending=pending)
+
+    @staticmethod
+    def _pending_entry(step: StepResult, reported: PendingApproval) -> PipelinePending:
+        # Anyone can signal `child_pending`, so what it says is only a report. The hash is taken
+        # from the arguments shown here, not from the report: a command printed beside forged
+        # arguments is bound to them, and the child, which knows its real call, refuses it.
+        shown = arguments_sha256(reported.arguments)
+        return PipelinePending(
+            step=step.name, workflow_id=step.workflow_id, call_id=reported.call_id, agent=reported.agent,
+            server=reported.server, tool=reported.tool, arguments=reported.arguments, arguments_sha256=shown,
+            approve_command=decision_command(step.workflow_id, reported.call_id, shown, "approve"),
+            reject_command=decision_command(step.workflow_id, reported.call_id, shown, "reject"),
+        )

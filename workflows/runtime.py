@@ -13,6 +13,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from workflows.activities import AirlockActivities
 from workflows.agent_workflow import AgentWorkflow
 from workflows.devserver import data_converter
+from workflows.interceptors import ScrubFailures
 from workflows.pipeline_workflow import PipelineWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]
@@ -25,7 +26,7 @@ PASSTHROUGH_MODULES = (
     "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
     "httpx", "httpx2", "httpcore", "httpcore2", "anyio", "sniffio", "certifi", "idna", "h11",
     "jiter", "griffe", "opentelemetry", "mcp", "mcp_types", "structlog", "websockets",
-    "starlette", "sse_starlette", "multipart", "python_multipart", "jwt", "dotenv",
+    "starlette", "sse_starlette", "multipart", "python_multipart", "jwt", "dotenv", "cryptography", "cffi",
 )
 
 
@@ -40,12 +41,15 @@ def activity_list(activities: AirlockActivities) -> Sequence[Any]:
     """Every activity a worker registers."""
     return [
         activities.prepare, activities.pipeline, activities.model, activities.read, activities.write,
-        activities.notify,
+        activities.notify, activities.current_approvers,
     ]
 
 
 def build_worker(client: Client, task_queue: str, activities: AirlockActivities, **options: Any) -> Worker:
-    """A worker that hosts every Airlock workflow and activity on `task_queue`."""
+    """A worker that hosts every Airlock workflow and activity on `task_queue`.
+
+    Every activity failure passes `ScrubFailures` first, so no secret reaches the history.
+    """
     return Worker(
         client,
         task_queue=task_queue,
@@ -53,6 +57,8 @@ def build_worker(client: Client, task_queue: str, activities: AirlockActivities,
         activities=activity_list(activities),
         workflow_runner=workflow_runner(),
         activity_executor=ThreadPoolExecutor(4),
+        # Innermost (last), so other interceptors (tracing, metrics) only ever see scrubbed failures.
+        interceptors=[*options.pop("interceptors", ()), ScrubFailures(activities.redactor)],
         **options,
     )
 

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     # Pipelines live next to the agents they run unless told otherwise.
     pipelines_dir: Path | None = None
     mcp_servers_file: Path = PROJECT_ROOT / "mcp_servers" / "servers.toml"
+    # Who may sign decisions; without it decisions are only asserted (the worker warns).
+    approvers_file: Path | None = None
     data_dir: Path = Path(".airlock")
 
     model_provider: Literal["openai", "scripted"] | None = None

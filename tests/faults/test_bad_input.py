@@ -25,6 +25,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     failure_of,
     make_project,
     pending_of,
@@ -99,7 +100,8 @@ async def test_cli_raw_json_inputs_fail_with_typed_errors(
                                "--input", raw)
             handles.append(client.get_workflow_handle(run_id))
         # No `--input` at all, and two of them: the workflow gets no argument, or two.
-        odd = {"none": [], "two": ["--input", '{"agent": "support", "input": "x"}', "--input", '"y"']}
+        odd = {"none": [],
+               "two": ["--input", '{"agent": "support", "input": "x", "requester": "carol"}', "--input", '"y"']}
         for count, inputs in odd.items():
             run_id = workflow_id(f"cli-{count}-inputs")
             await temporal_cli(temporal_env, "workflow", "start", "--type", "AgentWorkflow",
@@ -122,12 +124,12 @@ async def test_cli_malformed_signals_are_refused_and_the_run_goes_on(
         handle = await start(client, project, "cli-bad-signal")
         [pending] = await wait_pending(handle)
         raws = ["null", '"approve it"', '{"call_id": 5, "approver": ["alice"]}',
-                json.dumps({"call_id": pending["call_id"], "approver": "alice", "comment": "c" * 5_000})]
+                json.dumps(decision(pending, "alice", comment="c" * 5_000))]
         for raw in raws:
             await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
                                "--name", "approve", "--input", raw)
         # No payload, and two payloads of which the first alone would approve.
-        approve_pending = json.dumps({"call_id": pending["call_id"], "approver": "alice"})
+        approve_pending = json.dumps(decision(pending, "alice"))
         for inputs in ([], ["--input", approve_pending, "--input", approve_pending]):
             await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
                                "--name", "approve", *inputs)
@@ -136,11 +138,11 @@ async def test_cli_malformed_signals_are_refused_and_the_run_goes_on(
             entries = [e for e in await audit_of(handle) if e["event"] == "refused"]
             return entries if len(entries) >= len(raws) + 2 else None
         entries = await wait_for(refused, what="every malformed signal audited as refused")
-        assert all(e["reason"].startswith("malformed payload") for e in entries), entries
+        assert all(e["reason"].startswith("invalid approve signal") for e in entries), entries
         assert await pending_of(handle) == [pending]
         assert count_writes(project.tickets_db) == 0
 
-        review = {"call_id": pending["call_id"], "approver": "alice", "decision": "approve"}
+        review = decision(pending, "alice", decision="approve")
         for args in (["not", "an", "object"], [], [review, review]):
             with pytest.raises(WorkflowUpdateFailedError):
                 await handle.execute_update("review", args=args, result_type=dict)
@@ -151,7 +153,7 @@ async def test_cli_malformed_signals_are_refused_and_the_run_goes_on(
         assert "decision: Input should be 'approve' or 'reject'" in cause.message, cause.message
         assert await pending_of(handle) == [pending], "no refused review changed anything"
 
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
     assert [(r.decision, r.decided_by) for r in result.approvals] == [("approved", "alice")]
     assert count_writes(project.tickets_db, "close_ticket") == 1
@@ -165,7 +167,8 @@ async def test_input_over_the_servers_payload_limit_is_refused_at_start(client: 
     run_id = workflow_id("huge-input")
     with pytest.raises(RPCError, match="size exceeds limit"):
         await client.start_workflow(
-            "AgentWorkflow", {"agent": "support", "input": "x" * 3_000_000}, id=run_id, task_queue="airlock-unused",
+            "AgentWorkflow", {"agent": "support", "input": "x" * 3_000_000, "requester": "carol"}, id=run_id,
+            task_queue="airlock-unused",
         )
     with pytest.raises(RPCError) as missing:
         await client.get_workflow_handle(run_id).describe()

@@ -37,7 +37,7 @@ async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client:
         started = time.monotonic()
         handles = await asyncio.gather(*(
             client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="support", input="What is T-2 about?"),
+                "AgentWorkflow", AgentRequest(agent="support", input="What is T-2 about?", requester="carol"),
                 id=f"{prefix}-{n}", task_queue=project.settings.task_queue, result_type=AgentResult,
             )
             for n in range(RUNS)

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
+from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
 from tests.support.conditions import alive, child_pids, cmdline, kill_if_alive
 from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.worker_process import project_env, worker_process
@@ -39,7 +39,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
     project = make_project(tmp_path, script=SCRIPT, servers=servers)
     address = temporal_env.client.service_client.config.target_host
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2"),
+        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2", requester="carol"),
         id=workflow_id("sigterm"), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
     tickets_child = 0
@@ -48,7 +48,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
         async with worker_process(project_env(project, address, **hold_answer("close_ticket", REPLY_DELAY_S))) as first:
             [pending] = await wait_pending(handle)
             [tickets_child] = [p for p in child_pids(first.proc.pid) if "mcp_servers.tickets" in cmdline(p)]
-            await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+            await handle.signal("approve", decision(pending, "alice"))
 
             async def close_applied() -> bool:
                 return count_writes(project.tickets_db, "close_ticket") == 1

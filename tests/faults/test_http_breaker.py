@@ -12,6 +12,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     make_project,
     wait_for,
     wait_pending,
@@ -67,13 +68,13 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
         breaker = activities.pool.connection("tickets").breaker
         async with tickets_http_server(db, port=port):
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="support", input="Read some tickets."),
+                "AgentWorkflow", AgentRequest(agent="support", input="Read some tickets.", requester="carol"),
                 id=workflow_id("http-breaker"), task_queue=project.settings.task_queue, result_type=AgentResult,
             )
             [first] = await wait_pending(handle)
         # The server is gone; the run is told no, and reads three tickets from a dead server.
         started = time.monotonic()
-        await handle.signal("reject", {"call_id": first["call_id"], "approver": "alice", "reason": "not now"})
+        await handle.signal("reject", decision(first, "alice", reason="not now"))
 
         async def second_pause() -> bool:
             pending = await handle.query("pending_approvals", result_type=list)
@@ -86,7 +87,7 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
             async def half_open() -> bool:
                 return breaker.state == "half_open"
             await wait_for(half_open, timeout=COOLDOWN_S + 5, what="the cooldown to end")
-            await handle.signal("reject", {"call_id": second["call_id"], "approver": "alice", "reason": "later"})
+            await handle.signal("reject", decision(second, "alice", reason="later"))
             result = await handle.result()
         closed_state, opened_after = breaker.state, breaker.opened
     outputs = model.tool_outputs()

@@ -28,7 +28,7 @@ async def test_a_5mb_result_is_cut_with_a_marker_and_the_run_completes(client: C
     async with airlock_worker(client, project) as activities:
         model = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 and T-3."),
+            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 and T-3.", requester="carol"),
             id=workflow_id("huge"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         result = await handle.result()

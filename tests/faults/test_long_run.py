@@ -34,7 +34,7 @@ async def test_three_hundred_steps_continue_as_new(client: Client, tmp_path: Pat
                            max_history_events=MAX_HISTORY_EVENTS)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 to T-3, many times."),
+            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 to T-3, many times.", requester="carol"),
             id=workflow_id("long"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         result = await handle.result()

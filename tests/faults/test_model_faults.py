@@ -46,7 +46,7 @@ def openai_project(root: Path, stub: OpenAIStub, agent: str = AUTO_COMMENT_AGENT
 async def run_support(client: Client, project: Project, prefix: str) -> Any:
     """Start a support run; return its handle."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1."),
+        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
         id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
 

@@ -11,6 +11,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     make_project,
     wait_pending,
     workflow_id,
@@ -44,7 +45,7 @@ async def test_an_injected_instruction_to_write_still_stops_at_the_approval_gate
         status = await handle.query("status", result_type=RunStatus)
         closes_while_pending = count_writes(project.tickets_db, "close_ticket")
         assert INJECTION in model.tool_outputs()[0], "the injected text reached the model"
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert (pending["tool"], pending["arguments"]) == ("close_ticket", {"ticket_id": "T-3", "resolution": "wont_fix"})
     assert status.state == "awaiting_approval"

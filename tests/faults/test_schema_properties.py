@@ -23,7 +23,7 @@ from mcp_servers.tickets.store import count_writes
 from tests.conftest import TICKETS_STDIO, airlock_worker, assert_replays, history_text, make_project, workflow_id
 from tests.support.recording_model import record_model
 from tests.support.schema_strategies import valid_object, wrong_type_value
-from workflows.durable import parse_arguments
+from workflows.arguments import parse_arguments
 from workflows.payloads import AgentRequest, AgentResult
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"

@@ -32,7 +32,7 @@ async def test_a_server_that_never_answers_times_out_trips_the_breaker_and_the_r
         model = record_model(activities)
         started = time.monotonic()
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What are T-1 and T-2 about?"),
+            "AgentWorkflow", AgentRequest(agent="support", input="What are T-1 and T-2 about?", requester="carol"),
             id=workflow_id("hang"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         result = await handle.result(rpc_timeout=None)

@@ -22,6 +22,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     events_with,
     failure_of,
     make_project,
@@ -65,7 +66,7 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
             ]
             [waiting_call] = await wait_pending(waiting)
             [writing_call] = await wait_pending(writing)
-            await writing.signal("approve", {"call_id": writing_call["call_id"], "approver": "alice"})
+            await writing.signal("approve", decision(writing_call, "alice"))
 
             async def write_applied() -> bool:
                 return count_writes(project.tickets_db, "close_ticket") == 1
@@ -77,7 +78,7 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
             again = second.client
             waiting, writing = (again.get_workflow_handle(h.id, result_type=AgentResult) for h in (waiting, writing))
             assert [p["call_id"] for p in await wait_pending(waiting)] == [waiting_call["call_id"]]
-            await waiting.signal("approve", {"call_id": waiting_call["call_id"], "approver": "bob"})
+            await waiting.signal("approve", decision(waiting_call, "bob"))
             results = [await asyncio.wait_for(h.result(), RUN_DEADLINE_S) for h in (waiting, writing)]
         for result in results:
             assert result.output == "Done."
@@ -112,7 +113,8 @@ async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client
                                    openai_api_key="sk-test-gone", openai_base_url=stub.base_url)
             async with airlock_worker(client, project):
                 handle = await client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="support", input="[route:gone] What is T-1?"),
+                    "AgentWorkflow",
+                    AgentRequest(agent="support", input="[route:gone] What is T-1?", requester="carol"),
                     id=workflow_id("mcp-gone"), task_queue=project.settings.task_queue, result_type=AgentResult,
                 )
                 await wait_for(condition(lambda: stub.count("gone") == 1), what="the first model call, held")
@@ -138,7 +140,7 @@ async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(
     project = make_project(tmp_path, servers=http_tickets(url))
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1?"),
+            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1?", requester="carol"),
             id=workflow_id("mcp-gone-prepare"), task_queue=project.settings.task_queue,
         )
         cause = await asyncio.wait_for(failure_of(handle), RUN_DEADLINE_S)

@@ -29,7 +29,7 @@ async def test_read_is_retried_on_a_fresh_process_after_the_server_crashes_mid_c
         model = record_model(activities)
         started = time.monotonic()
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?"),
+            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
             id=workflow_id("stdio-crash"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         result = await handle.result()

@@ -17,7 +17,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
+from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
 from tests.support.conditions import alive, condition
 from tests.support.fault_stubs import RoutedStub
 from tests.support.openai_stub import Text, ToolCalls
@@ -62,7 +62,8 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
                      OPENAI_BASE_URL=stub.base_url)
         handles = {
             route: await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="support", input=f"[route:{route}] Please help."),
+                "AgentWorkflow",
+                AgentRequest(agent="support", input=f"[route:{route}] Please help.", requester="carol"),
                 id=workflow_id(f"kill-{route}"), task_queue=project.settings.task_queue, result_type=AgentResult,
             )
             for route in ("model", "read", "approval")
@@ -77,7 +78,7 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
         assert first.proc.returncode == -9
 
         async with worker_process(env):
-            await handles["approval"].signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+            await handles["approval"].signal("approve", decision(pending, "alice"))
             results = {
                 route: await asyncio.wait_for(handle.result(), RUN_DEADLINE_S) for route, handle in handles.items()
             }

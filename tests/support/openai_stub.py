@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-__all__ = ["Fault", "OpenAIStub", "Reply", "Text", "ToolCalls"]
+__all__ = ["Fault", "OpenAIStub", "RawOutput", "Reply", "Text", "ToolCalls"]
 
 # Fixed rather than wall-clock so identical scripts produce identical bodies.
 _CREATED = 1_700_000_000
@@ -61,14 +61,30 @@ class Text:
 
 @dataclass(frozen=True)
 class Fault:
-    """An HTTP error reply; ``body`` replaces the default OpenAI-style error JSON."""
+    """An HTTP error reply; ``body`` replaces the default OpenAI-style error JSON.
+
+    With ``echo_authorization`` the error message quotes the request's ``Authorization``
+    header (and so the API key), as a careless provider or proxy does.
+    """
 
     status: int
     retry_after: float | None = None
     body: dict[str, Any] | None = None
+    echo_authorization: bool = False
 
 
-Reply = ToolCalls | Text | Fault
+@dataclass(frozen=True)
+class RawOutput:
+    """A 200 Responses-API reply whose ``output`` is exactly this JSON, well-formed or not.
+
+    A hostile endpoint can send items the Agents SDK cannot rebuild (a ``function_call``
+    without ``call_id``, an unknown item type, an ``output`` that is not a list).
+    """
+
+    output: Any
+
+
+Reply = ToolCalls | Text | Fault | RawOutput
 
 
 def _error_body(status: int, message: str) -> dict[str, Any]:
@@ -229,6 +245,9 @@ class OpenAIStub:
         body, reply, n = received
         if isinstance(reply, Fault):
             return _fault(reply)
+        if isinstance(reply, RawOutput):
+            # Fail loudly: a script meant for the Responses API reached the wrong endpoint.
+            return _error(400, "RawOutput replies are for /v1/responses only.")
         message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
         if isinstance(reply, ToolCalls):
             message["tool_calls"] = [
@@ -266,8 +285,10 @@ class OpenAIStub:
         body, reply, n = received
         if isinstance(reply, Fault):
             return _fault(reply)
-        output: list[dict[str, Any]]
-        if isinstance(reply, ToolCalls):
+        output: Any
+        if isinstance(reply, RawOutput):
+            output = reply.output
+        elif isinstance(reply, ToolCalls):
             output = [
                 {
                     "type": "function_call",
@@ -355,7 +376,12 @@ class OpenAIStub:
                     f"arrived after all {self._script.served} scripted replies were used.",
                 )
             self._script.served += 1
-            return body, self._script.replies.pop(0), self._script.served
+            reply, n = self._script.replies.pop(0), self._script.served
+        if isinstance(reply, Fault) and reply.echo_authorization:
+            header = request.headers["authorization"]
+            message = f"Invalid Authorization header {header!r}: no such API key."
+            reply = Fault(reply.status, reply.retry_after, _error_body(reply.status, message))
+        return body, reply, n
 
     def _number_calls(self, reply: ToolCalls) -> list[tuple[str, str, str]]:
         """Give each requested call a stub-wide ``call_<n>`` id.

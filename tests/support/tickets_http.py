@@ -1,4 +1,4 @@
-"""The bundled tickets MCP server as a real streamable-HTTP subprocess on loopback."""
+"""HTTP MCP servers as real subprocesses on loopback: the bundled tickets server, or a test's own."""
 
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ class HttpServer:
     stderr_lines: list[str] = field(default_factory=list)
 
 
-async def _wait_until_ready(stream: asyncio.StreamReader, lines: list[str]) -> str:
+async def _wait_until_ready(stream: asyncio.StreamReader, lines: list[str], ready: re.Pattern[str]) -> str:
     while line := (await stream.readline()).decode(errors="replace"):
         lines.append(line)
-        if match := READY_LINE.search(line):
+        if match := ready.search(line):
             return match.group(1)
-    raise RuntimeError("tickets server exited before it was ready:\n" + "".join(lines))
+    raise RuntimeError("server exited before it was ready:\n" + "".join(lines))
 
 
 async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
@@ -42,17 +42,14 @@ async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def tickets_http_server(db_path: Path, port: int = 0) -> AsyncIterator[HttpServer]:
-    """Start `python -m mcp_servers.tickets --http` on 127.0.0.1; stop it by pid afterwards.
-
-    With port 0 the server binds a free port itself and reports it, so no other process can
-    take the port between choosing and binding it.
-    """
+async def http_server_process(
+    args: list[str], env: dict[str, str], ready: re.Pattern[str]
+) -> AsyncIterator[tuple[str, int, list[str]]]:
+    """Run `python *args` until its stderr matches `ready`; yield (URL, pid, stderr lines); stop it."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mcp_servers.tickets", "--http", "--host", "127.0.0.1",
-        "--port", str(port),
+        sys.executable, *args,
         cwd=REPO_ROOT,
-        env={**os.environ, "TICKETS_DB": str(db_path)},
+        env=env,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -61,9 +58,9 @@ async def tickets_http_server(db_path: Path, port: int = 0) -> AsyncIterator[Htt
     lines: list[str] = []
     drain: asyncio.Task[None] | None = None
     try:
-        url = await asyncio.wait_for(_wait_until_ready(proc.stderr, lines), STARTUP_DEADLINE_S)
+        url = await asyncio.wait_for(_wait_until_ready(proc.stderr, lines, ready), STARTUP_DEADLINE_S)
         drain = asyncio.create_task(_drain(proc.stderr, lines))
-        yield HttpServer(url=url, db_path=db_path, pid=proc.pid, stderr_lines=lines)
+        yield url, proc.pid, lines
     finally:
         if proc.returncode is None:
             proc.terminate()
@@ -74,3 +71,16 @@ async def tickets_http_server(db_path: Path, port: int = 0) -> AsyncIterator[Htt
                 await proc.wait()
         if drain is not None:
             await drain
+
+
+@contextlib.asynccontextmanager
+async def tickets_http_server(db_path: Path, port: int = 0) -> AsyncIterator[HttpServer]:
+    """Start `python -m mcp_servers.tickets --http` on 127.0.0.1; stop it by pid afterwards.
+
+    With port 0 the server binds a free port itself and reports it, so no other process can
+    take the port between choosing and binding it.
+    """
+    args = ["-m", "mcp_servers.tickets", "--http", "--host", "127.0.0.1", "--port", str(port)]
+    env = {**os.environ, "TICKETS_DB": str(db_path)}
+    async with http_server_process(args, env, READY_LINE) as (url, pid, lines):
+        yield HttpServer(url=url, db_path=db_path, pid=pid, stderr_lines=lines)

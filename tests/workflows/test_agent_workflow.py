@@ -12,6 +12,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     failure_of,
     history_text,
     make_project,
@@ -32,7 +33,7 @@ async def test_reads_over_stdio_and_returns_scripted_answer(client: Client, tmp_
     project = make_project(tmp_path, script=READ_SCRIPT)
     async with airlock_worker(client, project) as activities:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?"),
+            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
             id=workflow_id("read"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         result = await handle.result()
@@ -58,7 +59,7 @@ async def test_reads_over_streamable_http(client: Client, tmp_path: Path) -> Non
         project.environ["TICKETS_TOKEN"] = "secret-token"
         async with airlock_worker(client, project):
             handle = await client.start_workflow(
-                "AgentWorkflow", {"agent": "support", "input": "What is T-1 about?"},
+                "AgentWorkflow", {"agent": "support", "input": "What is T-1 about?", "requester": "carol"},
                 id=workflow_id("http"), task_queue=project.settings.task_queue, result_type=AgentResult,
             )
             result = await handle.result()
@@ -86,7 +87,7 @@ async def test_write_waits_for_approval_then_runs_once(client: Client, tmp_path:
         assert pending["arguments"] == {"ticket_id": "T-1"}
         assert len(pending["arguments_sha256"]) == 64
         assert count_writes(project.tickets_db) == 0, "nothing is written before approval"
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 1
     [record] = result.approvals

@@ -22,6 +22,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     events_with,
     history_text,
     make_project,
@@ -32,7 +33,7 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.recording_model import record_model
-from workflows.approvals import arguments_sha256
+from workflows.arguments import arguments_sha256
 from workflows.payloads import AgentRequest, AgentResult
 
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
@@ -94,7 +95,7 @@ async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Clie
         spy = record_model(activities)
         handle = await start(client, project, "reject")
         [pending] = await wait_pending(handle)
-        await handle.signal("reject", {"call_id": pending["call_id"], "approver": "bob", "reason": reason})
+        await handle.signal("reject", decision(pending, "bob", reason=reason))
         result = await handle.result()
         # Queries of a closed run are answered by a worker, so ask before it stops.
         audit = await audit_of(handle)
@@ -147,7 +148,7 @@ async def test_approve_with_the_temporal_cli(
         waiting = 'AirlockState="awaiting_approval"'
         await wait_for(lambda: listed(temporal_env, waiting, handle.id),
                        what="the run listed as awaiting_approval")
-        payload = json.dumps({"call_id": pending["call_id"], "approver": "alice"})
+        payload = json.dumps(decision(pending, "alice"))
         await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
                            "--name", "approve", "--input", payload)
         result = await handle.result()
@@ -169,7 +170,7 @@ async def test_review_update_returns_the_recorded_decision(client: Client, tmp_p
         handle = await start(client, project, "review")
         [pending] = await wait_pending(handle)
         recorded = await handle.execute_update(
-            "review", {"call_id": pending["call_id"], "approver": "bob", "decision": "approve",
+            "review", {**decision(pending, "bob"), "decision": "approve",
                        "reason": "verified fix"},
             result_type=dict,
         )
@@ -197,9 +198,10 @@ async def test_refused_signals_change_nothing_and_are_audited(client: Client, tm
         handle = await start(client, project, "refuse-signal", requester="alice")
         [first] = await wait_pending(handle)
         attempts = [
-            ({"call_id": "call-nobody-7", "approver": "bob"}, "bob", "no approval is pending"),
-            ({"call_id": first["call_id"], "approver": "mallory"}, "mallory", "not an approver"),
-            ({"call_id": first["call_id"], "approver": "alice"}, "alice", "self-approval"),
+            ({"call_id": "call-nobody-7", "arguments_sha256": "0" * 64, "approver": "bob"}, "bob",
+             "no approval is pending"),
+            (decision(first, "mallory"), "mallory", "not an approver"),
+            (decision(first, "alice"), "alice", "self-approval"),
         ]
         for payload, _, _ in attempts:
             await handle.signal("approve", payload)
@@ -210,17 +212,17 @@ async def test_refused_signals_change_nothing_and_are_audited(client: Client, tm
         assert [p["call_id"] for p in await pending_of(handle)] == [first["call_id"]]
         assert count_writes(project.tickets_db) == 0, "refused approvals must not open the gate"
 
-        await handle.signal("approve", {"call_id": first["call_id"], "approver": "bob"})
+        await handle.signal("approve", decision(first, "bob"))
         [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
                                   what="the second write to wait")
         assert count_writes(project.tickets_db, "close_ticket") == 1
-        await handle.signal("approve", {"call_id": first["call_id"], "approver": "bob"})
+        await handle.signal("approve", decision(first, "bob"))
         duplicate = (await wait_refused(handle, 4))[-1]
         assert (duplicate["actor"], duplicate["call_id"]) == ("bob", first["call_id"])
         assert "already decided" in duplicate["reason"]
         assert count_writes(project.tickets_db) == 1, "a duplicate approval must not write again"
 
-        await handle.signal("approve", {"call_id": second["call_id"], "approver": "bob"})
+        await handle.signal("approve", decision(second, "bob"))
         result = await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 2
     assert [(r.decision, r.decided_by, r.outcome) for r in result.approvals] == [("approved", "bob", "ok")] * 2
@@ -240,7 +242,8 @@ async def test_refused_reviews_fail_and_leave_no_trace(client: Client, tmp_path:
         async def refused_review(call_id: str, approver: str, why: str) -> None:
             with pytest.raises(WorkflowUpdateFailedError) as failure:
                 await handle.execute_update(
-                    "review", {"call_id": call_id, "approver": approver, "decision": "approve"},
+                    "review", {"call_id": call_id, "arguments_sha256": first["arguments_sha256"],
+                               "approver": approver, "decision": "approve"},
                     result_type=dict,
                 )
             cause = failure.value.cause
@@ -254,14 +257,14 @@ async def test_refused_reviews_fail_and_leave_no_trace(client: Client, tmp_path:
         assert count_writes(project.tickets_db) == 0
 
         await handle.execute_update(
-            "review", {"call_id": first["call_id"], "approver": "bob", "decision": "approve"}, result_type=dict)
+            "review", decision(first, "bob", decision="approve"), result_type=dict)
         [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
                                   what="the second write to wait")
         await refused_review(first["call_id"], "bob", "already decided")
         assert count_writes(project.tickets_db) == 1
 
         await handle.execute_update(
-            "review", {"call_id": second["call_id"], "approver": "bob", "decision": "approve"}, result_type=dict)
+            "review", decision(second, "bob", decision="approve"), result_type=dict)
         result = await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 2
     assert [r.decided_by for r in result.approvals] == ["bob", "bob"]
@@ -284,15 +287,15 @@ async def test_malformed_signal_changes_nothing(client: Client, tmp_path: Path) 
         handle = await start(client, project, "malformed")
         [pending] = await wait_pending(handle)
         await handle.signal("approve", {"call": 1})
-        await handle.signal("reject", {"call_id": pending["call_id"], "approver": "bob", "colour": "red"})
+        await handle.signal("reject", decision(pending, "bob", colour="red"))
         refused = await wait_refused(handle, 2)
-        assert all(e["reason"].startswith("malformed payload") for e in refused), refused
+        assert [e["reason"].split(":")[0] for e in refused] == ["invalid approve signal", "invalid reject signal"]
         assert [e["actor"] for e in refused] == ["?", "bob"]
         assert await pending_of(handle) == [pending]
         status = await handle.query("status", result_type=dict)
         assert status["state"] == "awaiting_approval"
         assert count_writes(project.tickets_db) == 0
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert [(r.decision, r.decided_by) for r in result.approvals] == [("approved", "alice")]
     history = await handle.fetch_history()
@@ -316,10 +319,10 @@ async def test_non_object_signal_payload_is_audited_as_refused(
         await handle.signal("approve", {"call_id": "marker", "approver": "alice"})
         refused = await wait_for(lambda: _refused_for(handle, "marker"), what="the marker refusal")
         assert await pending_of(handle) == [pending]
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert [e["call_id"] for e in refused] == ["", "marker"], f"the {payload!r} payload left no audit entry"
-    assert refused[0]["reason"].startswith("malformed payload")
+    assert refused[0]["reason"].startswith("invalid approve signal")
     assert [(r.decision, r.decided_by) for r in result.approvals] == [("approved", "alice")]
     assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)
@@ -392,7 +395,7 @@ async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path
         assert status["tool_calls"] == 1, f"the read runs without waiting: {status}"
         assert status["pending"] == 1
         assert count_writes(project.tickets_db) == 0
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert result.output == "Read and closed T-1."
     assert result.tool_calls == 2, "the read is not run again when the run resumes"
@@ -419,7 +422,7 @@ async def test_untrusted_server_read_only_hint_does_not_open_the_gate(client: Cl
         assert (pending["server"], pending["tool"]) == ("tickets", "get_ticket")
         status = await handle.query("status", result_type=dict)
         assert (status["state"], status["tool_calls"]) == ("awaiting_approval", 0)
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert result.output == "T-1 is about the login page."
     assert [(r.tool, r.decision, r.outcome) for r in result.approvals] == [("get_ticket", "approved", "ok")]
@@ -441,7 +444,8 @@ async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
         [pending] = await wait_pending(handle)
         after = datetime.now(UTC)
         assert set(pending) == {"call_id", "agent", "server", "tool", "arguments", "arguments_sha256",
-                                "requested_at", "deadline"}
+                                "requested_at", "deadline", "approvals_needed", "approved_by", "requester"}
+        assert (pending["approvals_needed"], pending["approved_by"], pending["requester"]) == (1, [], "carol")
         assert (pending["call_id"], pending["agent"], pending["server"], pending["tool"]) == (
             "call-support-0", "support", "tickets", "close_ticket")
         assert pending["arguments"] == arguments
@@ -449,7 +453,7 @@ async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
         requested = at(pending["requested_at"])
         assert before - timedelta(seconds=5) <= requested <= after + timedelta(seconds=5)
         assert at(pending["deadline"]) - requested == timedelta(hours=2)
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 1
     await assert_replays(handle)
@@ -463,7 +467,7 @@ async def test_result_and_audit_record_request_decision_outcome_in_order(client:
     async with airlock_worker(client, project):
         handle = await start(client, project, "audit")
         [pending] = await wait_pending(handle)
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice", "comment": "ok by me"})
+        await handle.signal("approve", decision(pending, "alice", comment="ok by me"))
         result = await handle.result()
         audit = await audit_of(handle)
     [record] = result.approvals

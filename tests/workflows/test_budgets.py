@@ -33,7 +33,7 @@ async def test_budget_ends_run_with_partial_result(
     project = make_project(tmp_path, agents={"support": agent}, script=READS)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", {"agent": "support", "input": "read everything"},
+            "AgentWorkflow", {"agent": "support", "input": "read everything", "requester": "carol"},
             id=workflow_id("budget"), task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)

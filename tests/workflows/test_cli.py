@@ -21,7 +21,8 @@ async def test_cli_starts_run_and_reads_result(
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT)
     run_id = workflow_id("cli")
-    payload = json.dumps({"agent": "support", "input": "What is T-3?", "context": {"ticket": "T-3"}})
+    payload = json.dumps(
+        {"agent": "support", "input": "What is T-3?", "requester": "carol", "context": {"ticket": "T-3"}})
     async with airlock_worker(client, project):
         await temporal_cli(
             temporal_env, "workflow", "start", "--type", "AgentWorkflow",

@@ -7,7 +7,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import airlock_worker, assert_replays, make_project, wait_pending, workflow_id
+from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest
 
 TRIAGE = """
@@ -50,15 +50,15 @@ async def test_handed_off_agent_write_waits_and_audit_names_it(client: Client, t
     project = make_project(tmp_path, agents={"triage": TRIAGE, "billing": BILLING}, script=script)
     async with airlock_worker(client, project) as activities:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="triage", input="T-2 was charged twice."),
+            "AgentWorkflow", AgentRequest(agent="triage", input="T-2 was charged twice.", requester="carol"),
             id=workflow_id("handoff"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         assert (pending["agent"], pending["tool"]) == ("billing", "close_ticket")
         assert count_writes(project.tickets_db, "close_ticket") == 0
         # The triage agent's approvers do not apply: billing's list says bob only.
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "bob"})
+        await handle.signal("approve", decision(pending, "alice"))
+        await handle.signal("approve", decision(pending, "bob"))
         result = await handle.result()
         audit = await handle.query("audit", result_type=list)
         plan = await activities.prepare(PrepareRequest(agent="triage"))

@@ -42,7 +42,7 @@ def openai_project(root: Path, stub: OpenAIStub, api: Api) -> Project:
 async def start_support(client: Client, project: Project, prefix: str) -> WorkflowHandle[Any, AgentResult]:
     """Start the support agent on T-1."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?"),
+        "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
         id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
 

@@ -19,6 +19,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     failure_of,
     make_project,
     temporal_cli,
@@ -81,7 +82,8 @@ async def test_bundled_incident_pipeline_from_the_cli(
         handle = client.get_workflow_handle(pipeline_id)
         pending = await wait_pipeline_pending(handle, "close_ticket")
         assert pending["workflow_id"] == f"{pipeline_id}/fix"
-        assert f"--workflow-id {pipeline_id}/fix --name approve" in pending["approve_command"]
+        assert pending["approve_command"].startswith(
+            f"airlock approve {pipeline_id}/fix {pending['call_id']} --sha256 ")
         status = await pipeline_status(handle)
         assert (status["state"], status["current"]) == ("awaiting_approval", "fix")
         assert [s["status"] for s in status["steps"]] == ["completed", "awaiting_approval", "pending"]
@@ -90,7 +92,7 @@ async def test_bundled_incident_pipeline_from_the_cli(
         # The approver signals the child by its predictable id, exactly as the status says.
         await temporal_cli(
             temporal_env, "workflow", "signal", "--workflow-id", pending["workflow_id"], "--name", "approve",
-            "--input", json.dumps({"call_id": pending["call_id"], "approver": "alice"}),
+            "--input", json.dumps(decision(pending, "alice")),
         )
         out = await temporal_cli(temporal_env, "workflow", "result", "--workflow-id", pipeline_id, "-o", "json")
     assert json.loads(out)["result"]["status"] == "completed"
@@ -162,16 +164,16 @@ async def test_worker_restart_mid_pipeline(client: Client, tmp_path: Path) -> No
     steps = [{"name": "fix", "agent": "support", "input": "Fix T-4"}, {"name": "after", "agent": "echo"}]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "done"}, id=workflow_id("restart"),
+            "PipelineWorkflow", {"steps": steps, "input": "done", "requester": "carol"}, id=workflow_id("restart"),
             task_queue=project.settings.task_queue, result_type=PipelineResult,
         )
         comment = await wait_pipeline_pending(handle, "comment_on_ticket")
     # No worker now: the decision waits in Temporal until one comes back.
     child = client.get_workflow_handle(comment["workflow_id"])
-    await child.signal("approve", {"call_id": comment["call_id"], "approver": "alice"})
+    await child.signal("approve", decision(comment, "alice"))
     async with airlock_worker(client, project):
         close = await wait_pipeline_pending(handle, "close_ticket")
-        await child.signal("approve", {"call_id": close["call_id"], "approver": "bob"})
+        await child.signal("approve", decision(close, "bob"))
         result = await handle.result()
     assert [s.status for s in result.steps] == ["completed", "completed"]
     assert result.output == "echo: done"
@@ -185,12 +187,12 @@ async def test_cancel_mid_pipeline_keeps_completed_writes_in_the_audit(client: C
     steps = [{"name": "fix", "agent": "support", "input": "Fix T-4"}, {"name": "after", "agent": "echo"}]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "x"}, id=workflow_id("cancel"),
+            "PipelineWorkflow", {"steps": steps, "input": "x", "requester": "carol"}, id=workflow_id("cancel"),
             task_queue=project.settings.task_queue,
         )
         comment = await wait_pipeline_pending(handle, "comment_on_ticket")
         child = client.get_workflow_handle(comment["workflow_id"])
-        await child.signal("approve", {"call_id": comment["call_id"], "approver": "alice"})
+        await child.signal("approve", decision(comment, "alice"))
         await wait_pipeline_pending(handle, "close_ticket")
         await handle.cancel()
         try:

@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import airlock_worker, assert_replays, history_text, make_project, wait_pending, workflow_id
+from tests.conftest import (
+    airlock_worker,
+    assert_replays,
+    decision,
+    history_text,
+    make_project,
+    wait_pending,
+    workflow_id,
+)
 from workflows.payloads import AgentRequest, AgentResult
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
@@ -67,7 +75,8 @@ async def test_reads_run_and_writes_wait_for_approval(
         assert tools["write_file"] is not None and tools["write_file"].read_only_hint is False
 
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="files", input="Summarise notes.txt into summary.txt."),
+            "AgentWorkflow",
+            AgentRequest(agent="files", input="Summarise notes.txt into summary.txt.", requester="carol"),
             id=workflow_id("fs"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
@@ -77,7 +86,7 @@ async def test_reads_run_and_writes_wait_for_approval(
         audit = await handle.query("audit", result_type=list)
         assert {entry["tool"] for entry in audit} == {"write_file"}, "the read asked nobody"
 
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
 
     assert summary.read_text() == SUMMARY

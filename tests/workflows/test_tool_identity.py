@@ -20,6 +20,7 @@ from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
+    decision,
     failure_of,
     make_project,
     wait_pending,
@@ -75,7 +76,7 @@ def planned(tools: list[ToolPlan]) -> dict[tuple[str, str], str]:
 async def start(client: Client, project: Project, prefix: str) -> WorkflowHandle[Any, AgentResult]:
     """Start a support run on the project's task queue."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1."),
+        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
         id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
 
@@ -105,7 +106,7 @@ async def test_a_dotted_tool_name_does_not_borrow_another_servers_auto_rule(clie
         [pending] = await wait_pending(handle)
         # The read of the trusted server ran under the rule; the look-alike waits at the gate.
         assert (pending["server"], pending["tool"]) == ("hostile", "tickets.get_secret")
-        await handle.signal("reject", {"call_id": pending["call_id"], "approver": "alice", "reason": "who is this"})
+        await handle.signal("reject", decision(pending, "alice", reason="who is this"))
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
     tools = planned(plan.agents["support"].tools)
     assert tools[("tickets", "get_ticket")] == "auto"
@@ -142,7 +143,7 @@ async def test_a_denied_duplicate_is_no_conflict_and_the_call_runs_where_it_was_
         handle = await start(client, project, "denied-twin")
         [pending] = await wait_pending(handle)
         assert (pending["server"], pending["tool"]) == ("tickets", "close_ticket")
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
     assert result.output == "Done."
     assert count_writes(project.tickets_db, "close_ticket") == 1

@@ -12,6 +12,7 @@ from mcp_servers.tickets.store import count_writes
 from tests.conftest import (
     airlock_worker,
     assert_replays,
+    decision,
     failure_of,
     make_project,
     wait_for,
@@ -59,7 +60,7 @@ async def test_worker_stopped_mid_run_resumes_without_repeating_writes(
     # The first worker is gone, with one write done and one waiting for approval.
     assert count_writes(project.tickets_db, "comment_on_ticket") == 1
     async with airlock_worker(client, project):
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
     assert result.output == "Closed T-2."
     assert count_writes(project.tickets_db, "comment_on_ticket") == 2
@@ -75,13 +76,13 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
     project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=script, servers=servers)
     address = temporal_env.client.service_client.config.target_host
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2"),
+        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2", requester="carol"),
         id=workflow_id("sigkill"), task_queue=project.settings.task_queue, result_type=AgentResult,
     )
     # The server commits the approved close, then holds its answer long enough to kill the worker.
     async with worker_process(project_env(project, address, **hold_answer("close_ticket", 30))) as first:
         [pending] = await wait_pending(handle)
-        await handle.signal("approve", {"call_id": pending["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(pending, "alice"))
 
         async def close_applied() -> bool:
             return count_writes(project.tickets_db, "close_ticket") == 1
@@ -121,14 +122,14 @@ async def test_approvals_survive_continue_as_new(client: Client, tmp_path: Path)
         )
         first_run = (await handle.describe()).run_id
         [close] = await wait_pending(handle)
-        await handle.signal("approve", {"call_id": close["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(close, "alice"))
 
         async def assign_pending() -> list[dict[str, object]] | None:
             pending = await handle.query("pending_approvals", result_type=list)
             return pending if pending and pending[0]["tool"] == "assign_ticket" else None
         [assign] = await wait_for(assign_pending, what="the second approval, in the continued run")
         assert (await handle.describe()).run_id != first_run, "the run should have continued as new"
-        await handle.signal("approve", {"call_id": assign["call_id"], "approver": "alice"})
+        await handle.signal("approve", decision(assign, "alice"))
         result = await handle.result()
         audit = await handle.query("audit", result_type=list)
     assert [(r.tool, r.decision, r.decided_by, r.outcome) for r in result.approvals] == [

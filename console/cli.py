@@ -1,0 +1,608 @@
+"""`airlock`: the operator command line — see what waits, decide it (signed), read the audit.
+
+Exit status: 0 done, 1 refused or failed (stderr says why), 2 usage error. stdout carries only
+what the command is for: a table for people, or JSON with `-o json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shlex
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel, ValidationError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from console import signing
+from workflows.approvers import NAME
+from workflows.commands import decision_command
+from workflows.connection import connect
+from workflows.errors import ConfigError
+from workflows.identity import MAX_LIFETIME_SECONDS
+from workflows.payloads import Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
+from workflows.settings import Settings
+from workflows.tomlfiles import parse_duration
+
+M = TypeVar("M", bound=BaseModel)
+
+WAITING_QUERY = 'AirlockState="awaiting_approval" AND ExecutionStatus="Running"'
+# Bounds how many runs are asked at once: enough to list hundreds of waiting runs in a second
+# or two, without flooding the frontend or the workers that answer the queries.
+QUERY_CONCURRENCY = 20
+ARGUMENTS_SHORT = 48
+# Agent names are checked by the catalog; this only keeps the visibility query well-formed.
+AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+# The gate prefixes a refused `review` with this; the CLI says `refused:` itself.
+REFUSED_PREFIX = "refused: "
+
+
+class CliError(Exception):
+    """A command that could not do what it was asked; the message says why (exit status 1)."""
+
+
+class RefusedError(CliError):
+    """A decision that was refused, by the run or before sending it; printed as `refused: ...`."""
+
+
+class UsageError(Exception):
+    """Arguments that make no sense together (exit status 2)."""
+
+
+# --- entry point -------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run one `airlock` command and exit with its status."""
+    code = run(argv)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader stopped early (`| head`): nothing left to tell it
+    sys.stderr.flush()
+    # Skipping interpreter teardown avoids a known abort when Temporal's Rust threads outlive
+    # finalization (temporalio/sdk-python#300), as worker.py does.
+    os._exit(code)
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Parse `argv`, run the command, and return the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0) if not isinstance(exit_.code, str) else 2
+    args.output = args.output or args.global_output or "table"
+    try:
+        result: int = asyncio.run(args.command(args))
+        return result
+    except UsageError as err:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write(f"airlock: error: {err}\n")
+        return 2
+    except RefusedError as err:
+        sys.stderr.write(f"refused: {err}\n")
+        return 1
+    except (CliError, ConfigError, signing.KeyFileError) as err:
+        sys.stderr.write(f"airlock: {err}\n")
+        return 1
+    except BrokenPipeError:
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `airlock` argument parser: global options, then one subcommand."""
+    parser = argparse.ArgumentParser(prog="airlock", description="Airlock operator CLI")
+    parser.add_argument("--address", help="Temporal frontend host:port (default: AIRLOCK_TEMPORAL_ADDRESS)")
+    parser.add_argument("--namespace", help="Temporal namespace (default: AIRLOCK_TEMPORAL_NAMESPACE)")
+    parser.add_argument("--timeout", dest="wait", type=_positive_seconds, default=timedelta(seconds=10),
+                        help="seconds to wait for each query or update (default: 10)")
+    parser.add_argument("-o", "--output", dest="global_output", choices=("table", "json"))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-o", "--output", choices=("table", "json"), default=None,
+                        help="table (for people, the default) or json (for machines)")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+    keygen = commands.add_parser("keygen", parents=[common], help="make an Ed25519 key for signing decisions")
+    keygen.add_argument("name", type=_name, metavar="NAME")
+    keygen.add_argument("--out", type=Path, help="where to write the private key (default ~/.config/airlock/NAME.key)")
+    keygen.set_defaults(command=cmd_keygen)
+
+    pending = commands.add_parser("pending", parents=[common], help="every call waiting for a decision")
+    pending.add_argument("--agent", type=_agent, help="only runs of this agent")
+    pending.set_defaults(command=cmd_pending)
+
+    show = commands.add_parser("show", parents=[common], help="one run: state, pending calls, audit")
+    show.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    show.add_argument("call_id", metavar="CALL_ID", nargs="?")
+    show.set_defaults(command=cmd_show)
+
+    for name, text in (("approve", "approve one pending call"), ("reject", "reject one pending call")):
+        decide = commands.add_parser(name, parents=[common], help=f"{text} (signed, with the review update)")
+        _decision_arguments(decide)
+        if name == "approve":
+            decide.add_argument("--comment", default="", help="why, for the audit")
+            decide.add_argument("--edit", type=_json_object, metavar="JSON",
+                                help="arguments to run the call with instead (a whole JSON object)")
+            decide.set_defaults(command=cmd_decide, decision="approve", reason=None)
+        else:
+            decide.add_argument("--reason", required=True, help="why; the model hears it")
+            decide.set_defaults(command=cmd_decide, decision="reject", comment=None, edit=None)
+
+    sign = commands.add_parser("sign", parents=[common],
+                               help="print a signed approve/reject signal payload (for any Temporal client)")
+    _decision_arguments(sign)
+    sign.add_argument("--decision", required=True, choices=("approve", "reject"))
+    sign.add_argument("--comment", help="approve: why, for the audit")
+    sign.add_argument("--reason", help="reject: why; the model hears it")
+    sign.add_argument("--edit", type=_json_object, metavar="JSON", help="approve: arguments to run the call with")
+    sign.add_argument("--expires", type=_lifetime, default=signing.DEFAULT_LIFETIME,
+                      help="how long the signature is good for (default 10m, at most 7d)")
+    sign.set_defaults(command=cmd_sign)
+
+    audit = commands.add_parser("audit", parents=[common], help="one run's audit trail")
+    audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    audit.set_defaults(command=cmd_audit)
+    return parser
+
+
+def _decision_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    parser.add_argument("call_id", metavar="CALL_ID")
+    parser.add_argument("--as", dest="approver", required=True, type=_name, metavar="NAME",
+                        help="who decides (a name in approvers.toml)")
+    parser.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
+    parser.add_argument("--sha256", type=_sha256, metavar="HASH",
+                        help="the arguments_sha256 you were shown; refused unless it is still the pending one")
+
+
+def _name(text: str) -> str:
+    if not NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a name (letters, digits and _.@+-)")
+    return text
+
+
+def _agent(text: str) -> str:
+    if not AGENT_NAME.match(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an agent name")
+    return text
+
+
+def _sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", text):
+        raise argparse.ArgumentTypeError("a SHA-256 is 64 lowercase hex digits")
+    return text
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"not JSON: {err.msg} at position {err.pos}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("the arguments must be a JSON object")
+    return value
+
+
+def _positive_seconds(text: str) -> timedelta:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return timedelta(seconds=value)
+
+
+def _lifetime(text: str) -> timedelta:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    # The workflow refuses a signature that claims longer; better to say so before signing.
+    if not 1 <= seconds <= MAX_LIFETIME_SECONDS:
+        raise argparse.ArgumentTypeError("a signature lives at least 1s and at most 7d")
+    return timedelta(seconds=seconds)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+
+async def cmd_keygen(args: argparse.Namespace) -> int:
+    """Make a key pair, write the private key (0600), print the approvers.toml entry."""
+    path: Path = args.out or signing.default_key_path(args.name)
+    key = signing.generate_key()
+    signing.save_private_key(key, path)
+    entry = signing.toml_entry(args.name, key)
+    public = signing.public_bytes(key)
+    emit(args, {"name": args.name, "path": str(path), "key_id": signing.key_id_of(key),
+                "public_key": signing.public_key_entry(public), "toml": entry}, entry)
+    sys.stderr.write(f"wrote {path}; add the entry to approvers.toml (AIRLOCK_APPROVERS_FILE)\n")
+    return 0
+
+
+async def cmd_pending(args: argparse.Namespace) -> int:
+    """Every call waiting across all runs: list waiting runs, then ask each (bounded, concurrently)."""
+    client = await _client(args)
+    query = WAITING_QUERY + (f' AND AirlockAgent="{args.agent}"' if args.agent else "")
+    try:
+        runs = [(execution.id, execution.run_id) async for execution in client.list_workflows(query)]
+    except RPCError as err:
+        raise CliError(f"cannot list waiting runs: {err.message}") from None
+    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def ask(workflow_id: str, run_id: str | None) -> list[dict[str, Any]]:
+        async with gate:
+            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+            try:
+                calls = await _query(handle, "pending_approvals", args.wait)
+            except CliError as err:
+                # A run that ended (or was reset) since it was listed has nothing to decide.
+                if not isinstance(err.__cause__, RPCError) or err.__cause__.status != RPCStatusCode.NOT_FOUND:
+                    sys.stderr.write(f"airlock: skipped {workflow_id}: {err}\n")
+                return []
+        return [{"workflow_id": workflow_id, "run_id": run_id, **call} for call in calls]
+
+    found = await asyncio.gather(*(ask(workflow_id, run_id) for workflow_id, run_id in runs))
+    calls = sorted((call for group in found for call in group),
+                   key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]))
+    for call in calls:
+        _add_commands(call["workflow_id"], call)
+    now = datetime.now(UTC)
+    rows = []
+    for call in calls:
+        view = _known(PendingApproval, call)
+        rows.append([
+            call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}",
+            _short(json.dumps(view.arguments, ensure_ascii=False), ARGUMENTS_SHORT),
+            _age(now - view.requested_at), _until(view.deadline, now), str(view.approvals_needed),
+        ])
+    headers = ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
+    emit(args, calls, table(headers, rows) if rows else "nothing is waiting for a decision")
+    return 0
+
+
+async def cmd_show(args: argparse.Namespace) -> int:
+    """One run: its state, its pending calls with full arguments and hash, and its audit."""
+    client = await _client(args)
+    handle = client.get_workflow_handle(args.workflow_id)
+    kind = await _workflow_type(handle)
+    if kind == "PipelineWorkflow":
+        return await _show_pipeline(args, handle)
+    status, calls, audit = await asyncio.gather(
+        _query(handle, "status", args.wait, dict), _query(handle, "pending_approvals", args.wait),
+        _query(handle, "audit", args.wait),
+    )
+    if args.call_id is not None:
+        calls = [c for c in calls if c.get("call_id") == args.call_id]
+        audit = [e for e in audit if e.get("call_id") == args.call_id]
+        if not calls and not audit:
+            raise CliError(f"workflow {args.workflow_id} has no call {args.call_id!r}")
+    for call in calls:
+        _add_commands(args.workflow_id, call)
+    state = _known(RunStatus, status)
+    parts = [fields([("workflow", args.workflow_id), ("state", state.state), ("agent", state.agent),
+                     ("turn", str(state.turn)), ("tool calls", str(state.tool_calls)),
+                     ("pending", str(state.pending))])]
+    now = datetime.now(UTC)
+    for call in calls:
+        parts.append(_pending_block(args.workflow_id, call, now))
+    parts.append("audit\n" + (_audit_table(audit) if audit else "(empty)"))
+    emit(args, {"workflow_id": args.workflow_id, "type": kind, "status": status, "pending": calls,
+                "audit": audit}, "\n\n".join(parts))
+    return 0
+
+
+async def _show_pipeline(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> int:
+    status = await _query(handle, "status", args.wait, dict)
+    steps = [[s.get("name", ""), s.get("agent", ""), s.get("status", ""), s.get("workflow_id", "")]
+             for s in status.get("steps", [])]
+    waiting = [[p["workflow_id"], p["call_id"], f"{p['server']}.{p['tool']}"] for p in status.get("pending", [])]
+    text = fields([("workflow", args.workflow_id), ("pipeline", str(status.get("pipeline"))),
+                   ("state", str(status.get("state"))), ("current", str(status.get("current") or "-"))])
+    text += "\n\n" + table(["STEP", "AGENT", "STATUS", "WORKFLOW"], steps)
+    if waiting:
+        # A child's own `pending_approvals` is the authority on what is decided and its hash.
+        text += "\n\nwaiting in child runs (decide with `airlock show CHILD`):\n"
+        text += table(["WORKFLOW", "CALL", "TOOL"], waiting)
+    emit(args, {"workflow_id": args.workflow_id, "type": "PipelineWorkflow", "status": status}, text)
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace) -> int:
+    """Approve or reject one pending call with the `review` update; print the recorded decision."""
+    client = await _client(args)
+    handle = client.get_workflow_handle(args.workflow_id)
+    call = await _pending_call(handle, args)
+    sha = _bound_sha256(args, call["arguments_sha256"])
+    edit, edited = _edit(args, sha)
+    key = _key_for(args, required=False)
+    signature = None
+    if key is None:
+        sys.stderr.write(f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
+                         "decision, which counts only where decisions are asserted\n")
+    else:
+        signature = signing.sign_decision(
+            key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id,
+            call_id=args.call_id, decision=args.decision, arguments_sha256=sha, edited_sha256=edited,
+        )
+    payload = _wire(Review, {
+        "call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "decision": args.decision,
+        "reason": args.comment if args.decision == "approve" else args.reason, "arguments": edit,
+        "signature": signature,
+    })
+    try:
+        record: dict[str, Any] = await handle.execute_update(
+            "review", payload, result_type=dict, rpc_timeout=args.wait,
+        )
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        reason = reason.removeprefix(REFUSED_PREFIX)
+        raise RefusedError(f"{reason} (workflow {args.workflow_id}, call {args.call_id})") from None
+    except RPCError as err:
+        raise _rpc_error(err, args.workflow_id, "review") from None
+    rows = [(name, _text(record.get(name))) for name in (
+        "call_id", "decision", "decided_by", "decided_at", "identity", "reason", "arguments_sha256",
+        "approved_by", "approvals_needed", "outcome",
+    ) if name in record]
+    emit(args, record, fields([("workflow", args.workflow_id), *rows]))
+    return 0
+
+
+async def cmd_sign(args: argparse.Namespace) -> int:
+    """Print only the signed `approve`/`reject` signal payload; offline when `--sha256` is given."""
+    if args.decision == "reject" and (args.comment is not None or args.edit is not None):
+        raise UsageError("--comment and --edit belong to --decision approve (a rejection has --reason)")
+    if args.decision == "approve" and args.reason is not None:
+        raise UsageError("--reason belongs to --decision reject (an approval has --comment)")
+    key = _key_for(args, required=True)
+    assert key is not None
+    if args.sha256 is not None:
+        sha = args.sha256
+    else:
+        client = await _client(args)
+        call = await _pending_call(client.get_workflow_handle(args.workflow_id), args)
+        sha = call["arguments_sha256"]
+    edit, edited = _edit(args, sha)
+    signature = signing.sign_decision(
+        key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id,
+        call_id=args.call_id, decision=args.decision, arguments_sha256=sha, edited_sha256=edited,
+        lifetime=args.expires,
+    )
+    common = {"call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "signature": signature}
+    if args.decision == "approve":
+        payload = _wire(Approve, {**common, "comment": args.comment or "", "arguments": edit})
+    else:
+        payload = _wire(Reject, {**common, "reason": args.reason or ""})
+    # Always JSON, whatever -o says: this output is meant for `--input "$(airlock sign ...)"`.
+    write(json.dumps(payload, ensure_ascii=False))
+    return 0
+
+
+async def cmd_audit(args: argparse.Namespace) -> int:
+    """The run's audit trail as a table."""
+    client = await _client(args)
+    handle = client.get_workflow_handle(args.workflow_id)
+    audit = await _query(handle, "audit", args.wait)
+    emit(args, audit, _audit_table(audit) if audit else "(empty)")
+    return 0
+
+
+# --- Temporal ----------------------------------------------------------------------------------
+
+
+async def _client(args: argparse.Namespace) -> Client:
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise CliError(f"bad setting AIRLOCK_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+    overrides = {"temporal_address": args.address, "temporal_namespace": args.namespace}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    return await connect(settings)
+
+
+async def _query(handle: WorkflowHandle[Any, Any], name: str, wait: timedelta, result_type: type = list) -> Any:
+    try:
+        return await handle.query(name, result_type=result_type, rpc_timeout=wait)
+    except WorkflowQueryFailedError as err:
+        raise CliError(f"workflow {handle.id} cannot answer {name}: {err}") from None
+    except RPCError as err:
+        raise _rpc_error(err, handle.id, name) from err
+
+
+def _rpc_error(err: RPCError, workflow_id: str, what: str) -> CliError:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return CliError(f"no such workflow: {workflow_id}")
+    if err.status == RPCStatusCode.DEADLINE_EXCEEDED:
+        # Queries and updates are answered by a worker; none answering is the usual reason.
+        return CliError(f"workflow {workflow_id} did not answer {what} in time (is an Airlock worker running?)")
+    return CliError(f"{what} of workflow {workflow_id} failed: {err.message}")
+
+
+async def _workflow_type(handle: WorkflowHandle[Any, Any]) -> str:
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        raise _rpc_error(err, handle.id, "describe") from None
+    return description.workflow_type
+
+
+async def _pending_call(handle: WorkflowHandle[Any, Any], args: argparse.Namespace) -> dict[str, Any]:
+    calls: list[dict[str, Any]] = await _query(handle, "pending_approvals", args.wait)
+    call = next((c for c in calls if c.get("call_id") == args.call_id), None)
+    if call is None:
+        raise RefusedError(f"call {args.call_id} is not pending in workflow {args.workflow_id}")
+    return call
+
+
+def _bound_sha256(args: argparse.Namespace, pending: str) -> str:
+    # `--sha256` keeps a pasted command bound to what its approver was shown: if the call's
+    # arguments changed since (an edit), the command no longer decides it.
+    if args.sha256 is not None and args.sha256 != pending:
+        raise RefusedError(
+            f"wrong arguments_sha256 for call {args.call_id} of workflow {args.workflow_id}: the pending "
+            f"arguments are {pending[:12]}…, not {args.sha256[:12]}… (review them: "
+            f"{shlex.join(['airlock', 'show', args.workflow_id, args.call_id])})"
+        )
+    return pending
+
+
+def _edit(args: argparse.Namespace, sha: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The edit to send and the hash to sign for it; an "edit" that changes nothing is none."""
+    if args.edit is None:
+        return None, None
+    edited = signing.arguments_sha256(args.edit)
+    # The gate treats arguments equal to the pending ones as a plain approval, and so checks the
+    # signature for one without an edit hash.
+    return (None, None) if edited == sha else (args.edit, edited)
+
+
+def _key_path(args: argparse.Namespace) -> Path:
+    return args.key if args.key is not None else signing.default_key_path(args.approver)
+
+
+def _key_for(args: argparse.Namespace, *, required: bool) -> Ed25519PrivateKey | None:
+    path = _key_path(args)
+    if args.key is None and not path.exists() and not required:
+        return None
+    if not path.exists():
+        raise CliError(f"no key at {path} (make one with `airlock keygen {args.approver}`, or give --key)")
+    return signing.load_private_key(path)
+
+
+def _wire(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    try:
+        message = model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{where}: {first['msg']}") from None
+    return message.model_dump(mode="json", exclude_none=True)
+
+
+def _add_commands(workflow_id: str, call: dict[str, Any]) -> None:
+    # The same shell-quoted, hash-bound commands the workflows print in notices and statuses.
+    for decision in ("approve", "reject"):
+        call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], call["arguments_sha256"], decision)
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+def emit(args: argparse.Namespace, data: Any, text: str) -> None:
+    """Write the command's result: `data` as JSON with `-o json`, else the readable `text`."""
+    write(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.output == "json" else text)
+
+
+def write(text: str) -> None:
+    """One block of output on stdout (logs and errors go to stderr)."""
+    sys.stdout.write(text + "\n")
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Plain aligned columns, two spaces apart; no colour, so it reads the same in a pipe."""
+    clean = [[_one_line(cell) for cell in row] for row in rows]
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *clean, strict=True)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [headers, *clean]]
+    return "\n".join(lines)
+
+
+def fields(pairs: list[tuple[str, str]]) -> str:
+    """Name/value lines, values aligned."""
+    width = max(len(name) for name, _ in pairs)
+    return "\n".join(f"{name.ljust(width)}  {_one_line(value)}".rstrip() for name, value in pairs)
+
+
+def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str:
+    view = _known(PendingApproval, call)
+    head = fields([
+        ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+        ("requested", f"{_at(view.requested_at)} ({_age(now - view.requested_at)} ago)"),
+        ("deadline", f"{_at(view.deadline)} ({_until(view.deadline, now)})" if view.deadline else "-"),
+        ("approvals", f"{view.approvals_needed} more needed"
+                      + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else "")),
+        ("arguments_sha256", view.arguments_sha256),
+        ("approve", call["approve_command"]),
+        ("reject", call["reject_command"]),
+    ])
+    arguments = json.dumps(view.arguments, indent=2, sort_keys=True, ensure_ascii=False)
+    return head + "\narguments:\n" + "\n".join("  " + line for line in arguments.splitlines())
+
+
+def _audit_table(audit: list[dict[str, Any]]) -> str:
+    rows = []
+    for raw in audit:
+        entry = _known(AuditEntry, raw)
+        rows.append([
+            _at(entry.at), entry.event, entry.call_id, entry.actor or "-", entry.identity or "-",
+            _short(entry.reason or (f"outcome {entry.outcome}" if entry.outcome else "-"), 60),
+            (entry.arguments_sha256 or "-")[:12],
+        ])
+    return table(["AT", "EVENT", "CALL", "ACTOR", "IDENTITY", "REASON", "HASH"], rows)
+
+
+def _known(model: type[M], raw: dict[str, Any]) -> M:
+    # A newer worker may add fields; the CLI shows what it knows and passes the rest through in JSON.
+    try:
+        return model.model_validate({k: v for k, v in raw.items() if k in model.model_fields})
+    except ValidationError as err:
+        raise CliError(f"unexpected {model.__name__} from the run: {err.errors()[0]['msg']}") from None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def _one_line(text: str) -> str:
+    # A model or a sender chose these strings: a newline or escape must not forge table rows.
+    return "".join(ch if ch.isprintable() else " " for ch in text)
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _at(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
+
+
+def _age(delta: timedelta) -> str:
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes}m"
+    if minutes:
+        return f"{minutes}m{seconds}s"
+    return f"{seconds}s"
+
+
+def _until(deadline: datetime | None, now: datetime) -> str:
+    if deadline is None:
+        return "-"
+    if deadline <= now:
+        return f"overdue {_age(now - deadline)}"
+    return f"in {_age(deadline - now)}"
+

@@ -1,0 +1,103 @@
+"""The demo walkthrough (`python worker.py --demo`): a run pauses at the gate, an unsigned approval
+is refused, alice's signed one passes, and the run finishes.
+
+Printed on stdout for a person; the worker's logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from console import signing
+from workflows.payloads import AgentRequest, AgentResult, PendingApproval, RunStatus
+from workflows.settings import PROJECT_ROOT, Settings
+
+SCRIPT = PROJECT_ROOT / "agents" / "scripted.json"
+GATE_DEADLINE_S = 60.0
+
+
+def prepare(settings: Settings) -> Settings:
+    """The demo's settings: the offline scripted model, and alice's key in a demo approvers file."""
+    directory = settings.data_dir / "demo"
+    key_file = directory / "alice.key"
+    if not key_file.exists():
+        signing.save_private_key(signing.generate_key(), key_file)
+    approvers = directory / "approvers.toml"
+    approvers.write_text(
+        "# Written by `python worker.py --demo`: alice signs with .airlock/demo/alice.key.\n"
+        + signing.toml_entry("alice", signing.load_private_key(key_file)) + "\n"
+    )
+    return settings.model_copy(update={
+        "model_provider": "scripted", "scripted_model_file": SCRIPT, "approvers_file": approvers,
+    })
+
+
+def say(line: str) -> None:
+    """Print a line of the walkthrough (stdout is the person's, logs go to stderr)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def walkthrough(client: Client, settings: Settings) -> None:
+    """Run the support agent to its gate, try an unsigned approval, approve signed, show the result."""
+    say(f"model: scripted ({SCRIPT.relative_to(PROJECT_ROOT)}), offline")
+    workflow_id = f"demo-support-{int(time.time())}"
+    handle = await client.start_workflow(
+        "AgentWorkflow", AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
+                                      requester="demo"),
+        id=workflow_id, task_queue=settings.task_queue, result_type=AgentResult,
+    )
+    say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
+    call = await _wait_for_gate(handle)
+    say(f"⏸ paused at the approval gate: {call.server}.{call.tool} {json.dumps(call.arguments)}")
+    say("  see what waits:  airlock pending")
+
+    unsigned = {"call_id": call.call_id, "approver": "alice", "arguments_sha256": call.arguments_sha256,
+                "decision": "approve"}
+    try:
+        await handle.execute_update("review", unsigned, result_type=dict)
+        raise SystemExit("an unsigned approval was accepted: the demo's approvers file is not in force")
+    except WorkflowUpdateFailedError as err:
+        reason = err.cause.message if isinstance(err.cause, ApplicationError) else str(err.cause)
+        say(f"✘ an unsigned approval claiming to be alice is {reason}")
+
+    key_file = settings.data_dir / "demo" / "alice.key"
+    command = ["airlock", "approve", workflow_id, call.call_id, "--as", "alice", "--key", str(key_file)]
+    say("✔ alice approves, signed with her key:\n  " + shlex.join(command))
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "airlock"), "--address", settings.temporal_address, *command[1:],
+        stdout=asyncio.subprocess.DEVNULL, env={**os.environ, "AIRLOCK_LOG_FORMAT": "json"},
+    )
+    if await proc.wait() != 0:
+        raise SystemExit("`airlock approve` could not approve the call")
+    result = await handle.result()
+    say(f"■ completed: {result.output}")
+    for record in result.approvals:
+        say(f"  {record.tool} {record.decision} by {record.decided_by} ({record.identity}) → outcome {record.outcome}")
+    say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}\n")
+
+
+async def _wait_for_gate(handle: WorkflowHandle[object, AgentResult]) -> PendingApproval:
+    deadline = time.monotonic() + GATE_DEADLINE_S
+    status = RunStatus(state="starting", agent="support", turn=0, tool_calls=0)
+    while time.monotonic() < deadline:
+        status = await handle.query("status", result_type=RunStatus)
+        if status.state == "awaiting_approval":
+            pending: list[PendingApproval] = await handle.query(
+                "pending_approvals", result_type=list[PendingApproval])
+            if pending:
+                return pending[0]
+        if status.state in ("completed", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.1)  # polling a query for the walkthrough
+    await handle.terminate("the demo's run did not reach its approval gate")
+    raise SystemExit(f"the run did not reach its approval gate (state: {status.state})")

@@ -1,0 +1,72 @@
+"""What callers send, decoded once: JSON values, bounded in depth, validated into payload models.
+
+Pure; used by both workflows for their inputs, signals and updates.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from temporalio.common import RawValue
+
+from workflows.arguments import depth
+from workflows.errors import InvalidInputError
+
+M = TypeVar("M", bound=BaseModel)
+
+# Deeper than any real input; a few hundred bytes of brackets must not reach a parser's limits.
+MAX_INPUT_DEPTH = 32
+
+
+def received(raw: Any, extra: tuple[Any, ...] = ()) -> Any:
+    """What a caller sent as one JSON value: several arguments become a list.
+
+    Handlers take `(raw=None, *extra)` so that no argument, or several, reach them instead of
+    failing the workflow task; a payload the converter could not decode arrives as a `RawValue`.
+    """
+    value = [raw, *extra] if extra else raw
+    if isinstance(value, RawValue):
+        return _undecodable(value)
+    return value
+
+
+def _undecodable(raw: RawValue) -> Any:
+    try:
+        return json.loads(raw.payload.data)
+    except (ValueError, RecursionError):
+        # Not JSON, or deeper than even Python's parser goes: either way, not an input.
+        return RawValue(raw.payload)
+
+
+def parse(model: type[M], value: Any, what: str) -> M:
+    """Validate a JSON value as `model`, or raise `InvalidInputError` saying what is wrong."""
+    if isinstance(value, model):
+        return value
+    if isinstance(value, RawValue):
+        raise InvalidInputError(f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels")
+    if depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
+        raise InvalidInputError(f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels")
+    try:
+        return model.model_validate(value)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in issue['loc']) or '(top level)'}: {issue['msg']}{_got(issue)}"
+            for issue in err.errors()[:5]
+        )
+        raise InvalidInputError(f"invalid {what}: {problems}") from None
+
+
+def _got(issue: Any) -> str:
+    # The offending value, briefly: enough to find the mistake, never a flood in the history.
+    if issue["type"] in ("missing", "extra_forbidden") or isinstance(issue.get("input"), dict | list):
+        return ""
+    shown = repr(issue.get("input"))
+    return f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+
+
+def cut(text: object, limit: int = 200) -> str:
+    """`text` as a string of at most `limit` characters, marked when cut."""
+    shown = str(text)
+    return shown if len(shown) <= limit else f"{shown[:limit]}…"

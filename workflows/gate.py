@@ -1,0 +1,334 @@
+"""The approval gate: gated calls, the one place decisions on them are judged, and the audit.
+
+Pure and deterministic: the workflow passes in `workflow.now()`, so the gate can be unit-tested
+and carried across continue-as-new as plain data. A decision counts only for the call it names,
+the arguments hash its sender saw, an identity the verifier proves, and a person the agent's
+`[approval]` table allows; anything else changes nothing and is audited as refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from workflows.arguments import arguments_sha256, schema_errors
+from workflows.decoding import cut
+from workflows.identity import Expected, Identity, RefusedError, Verifier
+from workflows.payloads import (
+    ApprovalConfig,
+    ApprovalRecord,
+    Approve,
+    AuditEntry,
+    AuditEvent,
+    Decision,
+    Outcome,
+    PendingApproval,
+    Reject,
+    Review,
+)
+
+# Refused attempts are listed one by one up to this many per run; later ones are only counted,
+# so a flood of refused signals cannot grow the audit (queries, continue-as-new) without bound.
+MAX_REFUSALS_LISTED = 100
+
+Kind = Literal["approve", "reject"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A decision that may be applied: the call, who decided, and an edit if there is one."""
+
+    record: ApprovalRecord
+    kind: Kind
+    identity: Identity
+    reason: str
+    edited: dict[str, Any] | None = None
+
+
+def kind_of(message: Decision) -> Kind:
+    """Whether a decision approves or rejects."""
+    if isinstance(message, Review):
+        return message.decision
+    return "approve" if isinstance(message, Approve) else "reject"
+
+
+def reason_of(message: Decision) -> str:
+    """The comment of an approval or the reason of a rejection."""
+    if isinstance(message, Approve):
+        return message.comment
+    return message.reason if isinstance(message, Reject | Review) else ""
+
+
+def edit_of(message: Decision) -> dict[str, Any] | None:
+    """The arguments an approval replaces the call's with, if any."""
+    return message.arguments if isinstance(message, Approve | Review) else None
+
+
+class ApprovalGate:
+    """Every gated call of one run, keyed by the model's call id."""
+
+    def __init__(
+        self,
+        config_of: Callable[[str], ApprovalConfig],
+        schema_of: Callable[[ApprovalRecord], dict[str, Any]],
+        verifier: Verifier,
+        *,
+        workflow_id: str,
+        requester: str | None,
+        records: list[ApprovalRecord] | None = None,
+        audit: list[AuditEntry] | None = None,
+        used_tokens: list[str] | None = None,
+    ) -> None:
+        self._config_of = config_of
+        self._schema_of = schema_of
+        self.verifier = verifier
+        self._workflow_id = workflow_id
+        self._requester = requester
+        self._records = {record.call_id: record for record in records or []}
+        self.audit: list[AuditEntry] = list(audit or [])
+        self.used_tokens: list[str] = list(used_tokens or [])
+        self._listed_refusals = sum(entry.event == "refused" for entry in self.audit)
+        # The one entry that counts refusals past the listed ones, once there are any.
+        self._omitted = next((entry for entry in self.audit if entry.event == "refusals_omitted"), None)
+        # Calls whose execution has begun in this history; a reused call id never runs twice.
+        self._started: set[str] = {r.call_id for r in self._records.values() if r.outcome is not None}
+
+    @property
+    def records(self) -> list[ApprovalRecord]:
+        """Every gated call so far, in the order it was requested."""
+        return list(self._records.values())
+
+    # --- requests --------------------------------------------------------------------------------
+
+    def request(
+        self, *, call_id: str, agent: str, server: str, tool: str, arguments: dict[str, Any], now: datetime,
+    ) -> ApprovalRecord:
+        """Open an approval for one call; a call id that is empty, too long or used before is refused."""
+        if not call_id or len(call_id) > 200:
+            raise RefusedError("the call id must be 1 to 200 characters")
+        if call_id in self._records:
+            raise RefusedError(f"call id {cut(call_id)!r} was already used in this run")
+        config = self._config_of(agent)
+        record = ApprovalRecord(
+            call_id=call_id, agent=agent, server=server, tool=tool, arguments=arguments,
+            arguments_sha256=arguments_sha256(arguments), requested_at=now,
+            deadline=now + timedelta(seconds=config.timeout_seconds), approvals_needed=config.required,
+        )
+        self._records[call_id] = record
+        self._audit(record, "requested", now)
+        return record
+
+    def pending(self) -> list[PendingApproval]:
+        """The calls still waiting for a decision."""
+        return [self.as_pending(r) for r in self._records.values() if r.decision is None]
+
+    def as_pending(self, record: ApprovalRecord) -> PendingApproval:
+        """The `pending_approvals` view of a gated call."""
+        return PendingApproval(
+            call_id=record.call_id, agent=record.agent, server=record.server, tool=record.tool,
+            arguments=record.arguments, arguments_sha256=record.arguments_sha256,
+            requested_at=record.requested_at, deadline=record.deadline,
+            approvals_needed=max(record.approvals_needed - len(record.approved_by), 0),
+            approved_by=list(record.approved_by), requester=self._requester,
+        )
+
+    # --- decisions -------------------------------------------------------------------------------
+
+    def judge(self, message: Decision, now: datetime) -> Verdict:
+        """Check a decision without changing anything; `RefusedError` says why it does not count."""
+        record = self._records.get(message.call_id)
+        if record is None:
+            raise RefusedError(f"no approval is pending for call id {cut(message.call_id)!r}")
+        if record.decision is not None:
+            raise RefusedError(f"call {cut(message.call_id)!r} was already decided ({record.decision})")
+        if message.arguments_sha256 != record.arguments_sha256:
+            raise RefusedError(
+                "wrong arguments_sha256: it is not the hash of the call's arguments as they are now "
+                "(read them again with pending_approvals)"
+            )
+        kind = kind_of(message)
+        edited = edit_of(message) if kind == "approve" else None
+        if edited is not None and arguments_sha256(edited) == record.arguments_sha256:
+            edited = None  # the "edit" is the call as it stands: a plain approval
+        if edited is not None:
+            problems = schema_errors(self._schema_of(record), edited)
+            if problems:
+                raise RefusedError("the edited arguments do not match the tool's input schema: " + "; ".join(problems))
+        identity = self.verifier.identify(message.signature, Expected(
+            workflow_id=self._workflow_id, call_id=record.call_id, decision=kind, approver=message.approver,
+            arguments_sha256=record.arguments_sha256,
+            edited_sha256=arguments_sha256(edited) if edited is not None else None,
+        ), now)
+        if identity.token_id is not None and identity.token_id in self.used_tokens:
+            raise RefusedError("this signature was already used; sign each decision anew")
+        self._check_allowed(record, identity.person, now)
+        if kind == "approve" and edited is None and identity.person in record.approved_by:
+            raise RefusedError(f"{cut(identity.person)!r} already approved this call")
+        return Verdict(record=record, kind=kind, identity=identity, reason=reason_of(message), edited=edited)
+
+    def _check_allowed(self, record: ApprovalRecord, person: str, now: datetime) -> None:
+        config = self._config_of(record.agent)
+        if not config.allow_self_approval and self._requester is not None and person == self._requester:
+            raise RefusedError(f"{cut(person)!r} requested this run and agent {record.agent!r} forbids self-approval")
+        if not config.approvers:
+            return
+        allowed = self.verifier.members(config.approvers)
+        if self._escalated(record, now):
+            allowed |= self.verifier.members(config.escalate_to)
+        if person not in allowed:
+            raise RefusedError(f"{cut(person)!r} is not an approver of agent {record.agent!r}")
+
+    def _escalated(self, record: ApprovalRecord, now: datetime) -> bool:
+        at = self.escalation_at(record)
+        return at is not None and now >= at
+
+    def decide(self, message: Decision, now: datetime) -> ApprovalRecord:
+        """Judge a decision and, when it counts, record it: the one way any decision is applied."""
+        return self.apply(self.judge(message, now), now)
+
+    def apply(self, verdict: Verdict, now: datetime) -> ApprovalRecord:
+        """Record a decision that `judge` allowed."""
+        record, person = verdict.record, verdict.identity.person
+        if verdict.identity.token_id is not None:
+            self.used_tokens.append(verdict.identity.token_id)
+        reason = verdict.reason or None
+        if verdict.kind == "reject":
+            self._close(record, "rejected", person, verdict.identity.label, reason, now)
+            self._audit(record, "rejected", now, actor=person, reason=reason, identity=verdict.identity.label)
+            return record
+        before = record.arguments_sha256
+        if verdict.edited is not None:
+            # An edit is its author's approval of the edited call; approvals of the earlier
+            # arguments no longer count, and the others decide on what is now shown.
+            record.requested_sha256 = record.requested_sha256 or before
+            record.arguments = verdict.edited
+            record.arguments_sha256 = arguments_sha256(verdict.edited)
+            record.approved_by = []
+        record.approved_by.append(person)
+        self._audit(record, "approved", now, actor=person, reason=reason, identity=verdict.identity.label,
+                    edited_from=before if verdict.edited is not None else None)
+        if len(record.approved_by) >= record.approvals_needed:
+            self._close(record, "approved", person, verdict.identity.label, reason, now)
+        return record
+
+    @staticmethod
+    def _close(
+        record: ApprovalRecord, decision: Literal["approved", "rejected", "timed_out"], person: str | None,
+        identity: str | None, reason: str | None, now: datetime,
+    ) -> None:
+        record.decision = decision
+        record.decided_by = person
+        record.decided_at = now
+        record.identity = identity
+        record.reason = reason
+
+    def refuse(self, call_id: str, *, actor: str, reason: str, now: datetime) -> None:
+        """Note an attempt to decide that was refused; it changes nothing else."""
+        if self._listed_refusals >= MAX_REFUSALS_LISTED:
+            if self._omitted is None:
+                self._omitted = AuditEntry(at=now, event="refusals_omitted", call_id="*", count=0,
+                                           reason=f"refused attempts beyond the first {MAX_REFUSALS_LISTED}, "
+                                                  "counted, not listed")
+                self.audit.append(self._omitted)
+            self._omitted.count = (self._omitted.count or 0) + 1
+            self._omitted.at = now
+            return
+        self._listed_refusals += 1
+        record = self._records.get(call_id)
+        self.audit.append(AuditEntry(
+            at=now, event="refused", call_id=cut(call_id), actor=cut(actor), reason=cut(reason, 300),
+            agent=record.agent if record else None, server=record.server if record else None,
+            tool=record.tool if record else None,
+        ))
+
+    # --- time ------------------------------------------------------------------------------------
+
+    def escalation_at(self, record: ApprovalRecord) -> datetime | None:
+        """When a call's escalation opens it to `escalate_to`, if its agent escalates."""
+        after = self._config_of(record.agent).escalate_after_seconds
+        return record.requested_at + timedelta(seconds=after) if after is not None else None
+
+    def next_wakeup(self, now: datetime) -> datetime | None:
+        """The earliest deadline or escalation still ahead among pending calls."""
+        times: list[datetime] = []
+        for record in self._records.values():
+            if record.decision is not None:
+                continue
+            if record.deadline is not None:
+                times.append(record.deadline)
+            at = self.escalation_at(record)
+            if at is not None and at > now and record.escalated_at is None:
+                times.append(at)
+        return min(times) if times else None
+
+    def escalate_due(self, now: datetime) -> list[ApprovalRecord]:
+        """Mark and return pending calls whose escalation time has come."""
+        due = []
+        for record in self._records.values():
+            at = self.escalation_at(record)
+            if record.decision is None and record.escalated_at is None and at is not None and now >= at:
+                record.escalated_at = now
+                self._audit(record, "escalated", now, reason="may now also be decided by: " + ", ".join(
+                    self._config_of(record.agent).escalate_to))
+                due.append(record)
+        return due
+
+    def overdue(self, now: datetime) -> list[ApprovalRecord]:
+        """Pending calls whose deadline has passed."""
+        return [
+            r for r in self._records.values()
+            if r.decision is None and r.deadline is not None and r.deadline <= now
+        ]
+
+    def time_out(self, record: ApprovalRecord, now: datetime) -> None:
+        """Close a pending call whose deadline passed."""
+        self._close(record, "timed_out", None, None, "no decision before the deadline", now)
+        self._audit(record, "timed_out", now, reason=record.reason)
+
+    # --- execution -------------------------------------------------------------------------------
+
+    def release(self, call_id: str, *, server: str, tool: str, requested: dict[str, Any]) -> dict[str, Any]:
+        """The arguments an approved call runs with, once; `RefusedError` if this call may not run.
+
+        Checked where the call runs: the same call id, the same (server, tool), the arguments the
+        model asked for when it was gated, an approval, and no earlier execution.
+        """
+        record = self._records.get(call_id)
+        if record is None or record.decision != "approved":
+            raise RefusedError("it has not been approved")
+        if (record.server, record.tool) != (server, tool):
+            raise RefusedError(f"the approval is for {record.server}.{record.tool}")
+        if arguments_sha256(requested) != (record.requested_sha256 or record.arguments_sha256):
+            raise RefusedError("the arguments differ from the ones that were approved")
+        if call_id in self._started:
+            raise RefusedError(f"call id {cut(call_id)!r} already ran")
+        self._started.add(call_id)
+        return record.arguments
+
+    def start(self, call_id: str) -> bool:
+        """Note that an ungated call with this id runs; False if the id already ran in this run."""
+        if call_id in self._started:
+            return False
+        self._started.add(call_id)
+        return True
+
+    def record_outcome(self, call_id: str, outcome: Outcome, now: datetime) -> None:
+        """Attach what happened when an approved call ran."""
+        record = self._records.get(call_id)
+        if record is None:
+            return
+        record.outcome = outcome
+        self._audit(record, "outcome", now, outcome=outcome)
+
+    def _audit(
+        self, record: ApprovalRecord, event: AuditEvent, now: datetime, *, actor: str | None = None,
+        reason: str | None = None, outcome: Outcome | None = None, identity: str | None = None,
+        edited_from: str | None = None,
+    ) -> None:
+        self.audit.append(AuditEntry(
+            at=now, event=event, call_id=record.call_id, agent=record.agent, server=record.server,
+            tool=record.tool, actor=actor, reason=reason, outcome=outcome,
+            arguments_sha256=record.arguments_sha256, identity=identity, edited_from_sha256=edited_from,
+        ))
