@@ -28,6 +28,9 @@ from workflows.tomlfiles import parse_duration, read_toml, validate
 log = structlog.get_logger(__name__)
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# No dots: a policy rule `server.tool` splits at the first dot, so a dotted server name could
+# never be told apart from a tool of another server whose own name has dots.
+SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 CONNECT_TIMEOUT_FLOOR_S = 10.0
 
 
@@ -123,6 +126,11 @@ def load_servers(path: Path, environ: Mapping[str, str]) -> dict[str, ServerConf
     """Load and check `servers.toml`; every `${VAR}` a header names must be set on the worker."""
     registry = validate(_RegistryFile, read_toml(path), path=path)
     for name, server in registry.servers.items():
+        if not SERVER_NAME.fullmatch(name):
+            raise ConfigError(
+                f"{path}: key {'servers.' + name!r}: a server name must match {SERVER_NAME.pattern} "
+                "(lower-case letters, digits, '_' and '-'; no dots)"
+            )
         for header, var in _header_references(server):
             if var not in environ:
                 raise ConfigError(

@@ -9,6 +9,7 @@ from typing import Literal
 import httpx
 import openai
 import structlog
+from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import CallToolResult, TextContent
 from pydantic import ValidationError
 from temporalio import activity
@@ -19,7 +20,7 @@ from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from workflows import model_output, policy
 from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
-from workflows.errors import InvalidInputError, ModelError, UnknownAgentError
+from workflows.errors import InvalidInputError, ModelError, ToolConflictError, UnknownAgentError
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
@@ -41,6 +42,7 @@ from workflows.redaction import Redactor
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
+MAX_LOGGED_NAME = 80
 
 
 def cap(text: str, limit: int) -> tuple[str, int]:
@@ -139,6 +141,7 @@ class AirlockActivities:
     async def _plan(self, name: str) -> AgentPlan:
         spec = self.catalog.agents[name]
         tools: list[ToolPlan] = []
+        offered_by: dict[str, str] = {}
         for server in spec.mcp_servers:
             config = self.pool.servers[server]
             try:
@@ -146,6 +149,11 @@ class AirlockActivities:
             except ServerUnavailable as err:
                 raise ApplicationError(str(err), type="ToolUnavailable") from err
             for tool in listed:
+                if not TOOL_NAME_REGEX.fullmatch(tool.name):
+                    # A hostile server picks the name: logs get a bounded prefix of it.
+                    log.warning("mcp_tool_name_invalid", agent=name, server=server,
+                                tool=tool.name[:MAX_LOGGED_NAME], length=len(tool.name))
+                    continue
                 hints = tool.annotations
                 read_only = hints.read_only_hint if hints is not None else None
                 idempotent = hints.idempotent_hint if hints is not None else None
@@ -154,6 +162,14 @@ class AirlockActivities:
                 )
                 if decided == "deny":
                     continue
+                # The model calls a tool by name alone: with two servers offering one name, the
+                # gate and the call could each pick a different server.
+                if tool.name in offered_by:
+                    raise ToolConflictError(
+                        f"agent {name!r}: servers {offered_by[tool.name]!r} and {server!r} both offer a tool "
+                        f"named {tool.name!r}; deny it on one of them in [tools] or drop one server"
+                    )
+                offered_by[tool.name] = server
                 tools.append(ToolPlan(
                     name=tool.name,
                     server=server,

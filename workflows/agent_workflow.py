@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         BudgetExceededError,
         InvalidInputError,
         ModelError,
+        ToolConflictError,
         ToolUnavailableError,
         UnknownAgentError,
     )
@@ -208,6 +209,8 @@ class AgentWorkflow:
             cause = local_failure(err)
             if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
                 raise UnknownAgentError(cause.message) from None
+            if isinstance(cause, ApplicationError) and cause.type == "ToolConflictError":
+                raise ToolConflictError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
     def _policy_of(self, item: ToolApprovalItem) -> str:

@@ -6,8 +6,10 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from workflows import policy
 from workflows.errors import ConfigError
 from workflows.payloads import ApprovalConfig, Policy
 from workflows.tomlfiles import parse_duration, read_toml, validate
@@ -111,6 +113,10 @@ class Catalog:
                     raise ConfigError(
                         f"{path}: key 'mcp_servers[{index}]': unknown MCP server {server!r} (known: {known})"
                     )
+            for key in spec.tools:
+                problem = policy.rule_problem(key, servers=spec.mcp_servers, tool_name=TOOL_NAME_REGEX)
+                if problem is not None:
+                    raise ConfigError(f"{path}: key {'tools.' + key!r}: {problem}")
             agents[spec.name] = spec
             files[spec.name] = path
         for name, spec in agents.items():

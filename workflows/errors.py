@@ -40,6 +40,10 @@ class ToolUnavailableError(AirlockError):
     """An MCP server could not be reached or its circuit is open."""
 
 
+class ToolConflictError(AirlockError):
+    """Two MCP servers of one agent offer the same tool name, so a call could not name one tool."""
+
+
 class PipelineError(AirlockError):
     """A pipeline definition or one of its steps failed."""
 
@@ -51,5 +55,6 @@ DOMAIN_ERRORS: list[type[BaseException]] = [
     ApprovalTimedOutError,
     ModelError,
     ToolUnavailableError,
+    ToolConflictError,
     PipelineError,
 ]

@@ -114,6 +114,33 @@ def test_header_variable_not_set_on_worker(tmp_path: Path) -> None:
     assert "'servers.crm.headers.Authorization'" in message and "CRM_MCP_TOKEN" in message
 
 
+@pytest.mark.parametrize(("key", "why"), [
+    ("tickets.", "empty server or tool part"),
+    (".close_ticket", "empty server or tool part"),
+    ("crm.close_*", "matches none of the agent's mcp_servers"),
+    ("close ticket", "matches no valid MCP tool name"),
+])
+def test_policy_rule_that_can_match_nothing(tmp_path: Path, key: str, why: str) -> None:
+    message = load_error(tmp_path, agents={"support": agent(f'"{key}" = "deny"\n')})
+    assert str(tmp_path / "agents" / "support.toml") in message
+    assert repr(f"tools.{key}") in message and why in message
+
+
+def test_policy_rule_for_a_dotted_tool_name_loads(tmp_path: Path) -> None:
+    # `*.a.b` is tool `a.b` on any server: the control for the rule-key errors above.
+    config = make_project(tmp_path, agents={"support": agent('"*.a.b" = "deny"\n"tickets.get_*" = "auto"\n')})
+    activities = build_activities(config.settings, environ=config.environ)
+    assert activities.catalog.agents["support"].tools["*.a.b"] == "deny"
+
+
+@pytest.mark.parametrize("name", ["tickets.v2", "Tickets", "2tickets", "x" * 65])
+def test_server_name_outside_the_allowed_form(tmp_path: Path, name: str) -> None:
+    servers = TICKETS_STDIO + f'\n[servers."{name}"]\ntransport = "http"\nurl = "http://127.0.0.1:9/mcp"\n'
+    message = load_error(tmp_path, servers=servers)
+    assert str(tmp_path / "servers.toml") in message
+    assert repr(f"servers.{name}") in message and "no dots" in message
+
+
 def test_script_step_with_tool_call_and_message(tmp_path: Path) -> None:
     script = {"support": [
         {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}, "message": "Hi."},
