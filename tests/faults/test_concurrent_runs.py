@@ -49,11 +49,15 @@ async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client:
     outputs = model.fresh_tool_outputs()
     print(f"crowd: {RUNS} runs in {elapsed:.1f}s; server saw {stats}; client-side peak {client_peak}")
     assert [r.output for r in results] == ["T-2 is about the CSV export."] * RUNS
-    assert len(outputs) == RUNS
+    # A read is a local activity: when a workflow task times out on a loaded 2-core machine, its
+    # local activities run again with the retried task. Reads are safe to repeat, so that is
+    # allowed; a run that got no answer is not.
+    assert len(outputs) >= RUNS
     assert all("CSV export drops rows" in o and not o.startswith("Error") for o in outputs)
     # Seen by the server itself: every call arrived, and never more than the limit at once. The
     # limit was also reached, so the check is not vacuous.
-    assert stats == {"calls": RUNS, "peak_in_flight": MAX_CONCURRENCY}
+    assert stats["calls"] >= RUNS
+    assert stats["peak_in_flight"] == MAX_CONCURRENCY
     # 200 calls of 50 ms through 4 slots take at least 2.5 s.
     assert elapsed >= RUNS * SLOW_S / MAX_CONCURRENCY
     histories = await asyncio.gather(*(h.fetch_history() for h in handles))

@@ -7,17 +7,14 @@ echoes the API key, and a real HTTP MCP server that echoes its bearer token back
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
 import structlog
-from temporalio import workflow
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, CancelledError
 
@@ -32,10 +29,10 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.echo_http import echo_http_server
+from tests.support.logs import worker_logs
 from tests.support.openai_stub import Fault, OpenAIStub, RawOutput, Reply
 from tests.support.recording_model import record_model
 from worker import build_activities
-from workflows import logs
 from workflows.interceptors import ScrubFailures, scrubbed
 from workflows.payloads import AgentRequest, AgentResult
 from workflows.redaction import MIN_SECRET_LENGTH, REDACTED, Redactor
@@ -142,36 +139,6 @@ async def test_cancellation_passes_the_interceptor_untouched(cancel: BaseExcepti
 
 
 # --- logs -------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def worker_logs(redactor: Redactor, capsys: pytest.CaptureFixture[str]) -> Iterator[Callable[[], str]]:
-    """Configure logging as the worker does (JSON to stderr, scrubbed); yield what it wrote so far.
-
-    Whatever logging looked like before is put back, so other tests keep pytest's own capture.
-    """
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level, workflow.logger.workflow_info_on_message
-    levels = {
-        name: logger.level for name, logger in logging.root.manager.loggerDict.items()
-        if isinstance(logger, logging.Logger)
-    }
-    capsys.readouterr()
-    written: list[str] = []
-
-    def text() -> str:
-        written.append(capsys.readouterr().err)
-        return "".join(written)
-
-    logs.configure("INFO", "json", redactor=redactor)
-    try:
-        yield text
-    finally:
-        root.handlers[:], level, workflow.logger.workflow_info_on_message = saved
-        root.setLevel(level)
-        for name, old in levels.items():
-            logging.getLogger(name).setLevel(old)
-        structlog.reset_defaults()
 
 
 def test_log_lines_are_scrubbed_from_structlog_and_stdlib(capsys: pytest.CaptureFixture[str]) -> None:

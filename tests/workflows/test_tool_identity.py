@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from structlog.testing import capture_logs
+import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from mcp_servers.registry import McpPool, load_servers
@@ -27,8 +27,10 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.hostile_mcp import LONG_NAME
+from tests.support.logs import worker_logs
 from workflows.activities import MAX_LOGGED_NAME
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest, ToolPlan
+from workflows.redaction import Redactor
 from workflows.settings import PROJECT_ROOT
 
 HOSTILE_SERVER = f"""
@@ -151,13 +153,16 @@ async def test_a_denied_duplicate_is_no_conflict_and_the_call_runs_where_it_was_
     await assert_replays(handle)
 
 
-async def test_tool_names_the_mcp_spec_forbids_are_left_out(client: Client, tmp_path: Path) -> None:
+async def test_tool_names_the_mcp_spec_forbids_are_left_out(
+    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     # The model asks for the misnamed tool anyway: it hears the tool does not exist.
     script = [{"tool_call": {"name": "get secret", "arguments": {}}}, {"message": "Done."}]
     project = hostile_project(tmp_path, "bad_names,echo", "", script)
     async with airlock_worker(client, project) as activities:
-        with capture_logs() as logs:
+        with worker_logs(Redactor(), capsys) as written:
             plan = await activities.prepare(PrepareRequest(agent="support"))
+            logs = [json.loads(line) for line in written().splitlines() if line.startswith("{")]
         handle = await start(client, project, "bad-names")
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
     hostile = {tool.name for tool in plan.agents["support"].tools if tool.server == "hostile"}
