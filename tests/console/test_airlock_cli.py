@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -262,7 +261,11 @@ async def terminate(client: Client, ids: list[str]) -> None:
     await asyncio.gather(*(one(run_id) for run_id in ids), return_exceptions=True)
 
 
-async def test_pending_lists_500_waiting_runs_quickly(
+# More than one batch of concurrent queries; the time for 500 is a figure of the benchmark.
+RUNS = 45
+
+
+async def test_pending_lists_every_waiting_run_and_skips_one_nobody_answers(
     client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     agent = f"fake{uuid.uuid4().hex[:8]}"
@@ -274,7 +277,7 @@ async def test_pending_lists_500_waiting_runs_quickly(
     runner = UnsandboxedWorkflowRunner()
     async with Worker(client, task_queue=task_queue, workflows=[WaitingRun], workflow_runner=runner):
         try:
-            ids = await start_waiting(client, task_queue, agent, 500, prefix)
+            ids = await start_waiting(client, task_queue, agent, RUNS, prefix)
             # A run nobody answers for (no worker on its queue) must not stall or break the list.
             orphan = workflow_id("orphan")
             await client.start_workflow(
@@ -285,30 +288,25 @@ async def test_pending_lists_500_waiting_runs_quickly(
             query = f'AirlockAgent="{agent}" AND ExecutionStatus="Running"'
 
             async def all_visible() -> bool:
-                return (await client.count_workflows(query)).count == 501
+                return (await client.count_workflows(query)).count == RUNS + 1
             # Listed as waiting means its first workflow task ran (it upserted): it can answer.
-            await wait_for(all_visible, timeout=90, what="501 runs in visibility")
-            began = time.monotonic()
+            await wait_for(all_visible, timeout=90, what=f"{RUNS + 1} runs in visibility")
             ran = await airlock("--address", address_of(temporal_env), "--timeout", "3", "-o", "json", "pending",
                                 "--agent", agent, home=tmp_path)
-            elapsed = time.monotonic() - began
-            print(f"airlock pending: {elapsed:.1f}s for 500 runs and one orphan")
             calls = ran.json()
             table = await airlock("--address", address_of(temporal_env), "--timeout", "3", "pending",
                                   "--agent", agent, home=tmp_path)
         finally:
             await terminate(client, ids)
-    assert len(calls) == 500, ran.err
-    assert sorted(c["workflow_id"] for c in calls) == ids[:500]
+    assert len(calls) == RUNS, ran.err
+    assert sorted(c["workflow_id"] for c in calls) == sorted(ids[:RUNS])
     first = next(c for c in calls if c["workflow_id"] == ids[0])
     assert first["arguments"] == {"ticket_id": ids[0]} and first["agent"] == agent
     assert first["approve_command"] == decision_command(ids[0], "call-fake-1", first["arguments_sha256"], "approve")
     assert first["reject_command"] == decision_command(ids[0], "call-fake-1", first["arguments_sha256"], "reject")
     assert f"skipped {orphan}" in ran.err
-    # 500 queries, 20 at a time, plus the orphan's 3s timeout and the interpreter's start.
-    assert elapsed < 15, f"airlock pending took {elapsed:.1f}s for 500 runs"
     lines = table.out.splitlines()
-    assert table.code == 0 and len(lines) == 501, table.describe()
+    assert table.code == 0 and len(lines) == RUNS + 1, table.describe()
     assert lines[0].split() == ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     row = next(line for line in lines if line.startswith(ids[0] + " "))
     # One approval still needed; no deadline.
