@@ -3,158 +3,55 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import httpx2
 import structlog
 from mcp import Client, StdioServerParameters
+from mcp.client.session import IncomingMessage
 from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
+from mcp.shared.dispatcher import ProgressFnT as Progress
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, Tool
+from mcp_types import CallToolResult, TextContent, Tool, ToolListChangedNotification
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mcp_servers.limits import CircuitBreaker, RateLimiter
-from workflows.errors import ConfigError
-from workflows.tomlfiles import parse_duration, read_toml, validate
+from mcp_servers import auth
+from mcp_servers.config import (
+    CONNECT_TIMEOUT_FLOOR_S,
+    SERVER_NAME,
+    BreakerConfig,
+    OAuthConfig,
+    ServerConfig,
+    expand,
+    load_servers,
+    referenced_variables,
+)
+from mcp_servers.limits import RateLimiter
+
+__all__ = [
+    "CONNECT_TIMEOUT_FLOOR_S",
+    "SERVER_NAME",
+    "BreakerConfig",
+    "Connection",
+    "McpPool",
+    "NotSent",
+    "OAuthConfig",
+    "ServerConfig",
+    "ServerUnavailable",
+    "expand",
+    "load_servers",
+    "referenced_variables",
+]
 
 log = structlog.get_logger(__name__)
 
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-# No dots: a policy rule `server.tool` splits at the first dot, so a dotted server name could
-# never be told apart from a tool of another server whose own name has dots.
-SERVER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-CONNECT_TIMEOUT_FLOOR_S = 10.0
-
-
-def _positive_duration(value: str | float) -> str | float:
-    if parse_duration(value) <= 0:
-        raise ValueError("must be a positive duration")
-    return value
-
-
-class BreakerConfig(BaseModel):
-    """One `[servers.<name>.breaker]` table: when the server's circuit opens, and for how long."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    failures: int = Field(default=5, ge=1, le=10_000)
-    window: str | float = "30s"
-    cooldown: str | float = "10s"
-
-    _durations = field_validator("window", "cooldown")(_positive_duration)
-
-    def build(self) -> CircuitBreaker:
-        """A fresh breaker with these thresholds."""
-        return CircuitBreaker(
-            threshold=self.failures, window=parse_duration(self.window), cooldown=parse_duration(self.cooldown)
-        )
-
-
-class ServerConfig(BaseModel):
-    """One `[servers.<name>]` table."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    transport: Literal["stdio", "http"]
-    command: str | None = None
-    args: list[str] = Field(default_factory=list)
-    env: list[str] = Field(default_factory=list)
-    cwd: str | None = None
-    url: str | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    trust: Literal["trusted", "untrusted"] = "untrusted"
-    idempotency_keys: bool = False
-    timeout: str | float = "30s"
-    max_concurrency: int = Field(default=16, ge=1, le=10_000)
-    rate_limit: float | None = Field(default=None, gt=0)
-    breaker: BreakerConfig = Field(default_factory=BreakerConfig)
-
-    _timeout = field_validator("timeout")(_positive_duration)
-
-    @model_validator(mode="after")
-    def _transport_fields(self) -> ServerConfig:
-        if self.transport == "stdio" and not self.command:
-            raise ValueError("a stdio server needs 'command'")
-        if self.transport == "http" and not self.url:
-            raise ValueError("an http server needs 'url'")
-        return self
-
-    @property
-    def trusted(self) -> bool:
-        """Whether this server's tool annotations are believed."""
-        return self.trust == "trusted"
-
-    @property
-    def timeout_seconds(self) -> float:
-        """Per-request timeout in seconds."""
-        return parse_duration(self.timeout)
-
-    @property
-    def connect_timeout_seconds(self) -> float:
-        """How long opening a session may take: `timeout`, but never less than the floor.
-
-        A stdio server is a fresh interpreter importing the MCP SDK, which takes a second or more
-        on a busy host; a short request timeout must not make such a server unreachable.
-        """
-        return max(self.timeout_seconds, CONNECT_TIMEOUT_FLOOR_S)
-
-    @property
-    def call_deadline_seconds(self) -> float:
-        """How long one tool call may take end to end, as the activity's start-to-close timeout.
-
-        Connecting, then the request, plus a second: the registry's own timeouts, which the
-        circuit breaker counts, must fire before the activity's, which it never sees.
-        """
-        return self.connect_timeout_seconds + self.timeout_seconds + 1.0
-
-
-class _RegistryFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    servers: dict[str, ServerConfig] = Field(default_factory=dict)
-
-
-def load_servers(path: Path, environ: Mapping[str, str]) -> dict[str, ServerConfig]:
-    """Load and check `servers.toml`; every `${VAR}` a header names must be set on the worker."""
-    registry = validate(_RegistryFile, read_toml(path), path=path)
-    for name, server in registry.servers.items():
-        if not SERVER_NAME.fullmatch(name):
-            raise ConfigError(
-                f"{path}: key {'servers.' + name!r}: a server name must match {SERVER_NAME.pattern} "
-                "(lower-case letters, digits, '_' and '-'; no dots)"
-            )
-        for header, var in _header_references(server):
-            if var not in environ:
-                raise ConfigError(
-                    f"{path}: key 'servers.{name}.headers.{header}': "
-                    f"environment variable {var!r} is not set on the worker"
-                )
-    return registry.servers
-
-
-def _header_references(config: ServerConfig) -> Iterator[tuple[str, str]]:
-    """`(header, variable)` for every `${VAR}` in a server's headers."""
-    for header, value in config.headers.items():
-        for var in _VAR.findall(value):
-            yield header, var
-
-
-def referenced_variables(config: ServerConfig) -> list[str]:
-    """Names of the worker variables a server's headers expand (`${VAR}`): the server's secrets."""
-    return sorted({var for _, var in _header_references(config)})
-
-
-def expand(value: str, environ: Mapping[str, str]) -> str:
-    """Replace `${VAR}` with the worker's value; done at connect time, never stored."""
-    return _VAR.sub(lambda match: environ[match.group(1)], value)
 
 
 class ServerUnavailable(Exception):
@@ -165,20 +62,59 @@ class NotSent(ServerUnavailable):
     """The server could not be reached, so the request was never sent."""
 
 
+class _Session:
+    """One opened MCP session, the task that owns it, and how many calls are borrowing it.
+
+    A broken session is *retired*, not closed: new calls get a fresh session at once, and the
+    old one is closed when its last borrower returns, so a healthy call in flight on it is
+    never cancelled by another call's failure.
+    """
+
+    def __init__(self, owner: asyncio.Task[None], closing: asyncio.Event, client: Client) -> None:
+        self.owner = owner
+        self.closing = closing
+        self.client = client
+        self.borrowers = 0
+        self.retired = False
+
+    @property
+    def alive(self) -> bool:
+        """Whether the owner task still holds the session open."""
+        return not self.owner.done() and not self.retired
+
+    def retire(self) -> None:
+        """Hand out no more; close once nobody borrows it."""
+        self.retired = True
+        if self.borrowers == 0:
+            self.closing.set()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Close now, whoever borrows it (worker shutdown)."""
+        self.retired = True
+        self.closing.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.owner), grace)
+        except TimeoutError:
+            self.owner.cancel()
+            await asyncio.gather(self.owner, return_exceptions=True)
+
+
 class Connection:
-    """One long-lived MCP session to one server, reopened when it breaks.
+    """One long-lived MCP session to one server, replaced when it breaks.
 
     The MCP client is entered and exited by a dedicated owner task because anyio cancel
     scopes must be closed by the task that opened them; activities only borrow the session.
     """
 
-    def __init__(self, name: str, config: ServerConfig, environ: Mapping[str, str]) -> None:
+    def __init__(
+        self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None
+    ) -> None:
         self.name = name
         self.config = config
         self._environ = environ
-        self._client: Client | None = None
-        self._owner: asyncio.Task[None] | None = None
-        self._closing: asyncio.Event | None = None
+        self._token_dir = token_dir
+        self._current: _Session | None = None
+        self._retired: set[_Session] = set()
         self._lock = asyncio.Lock()
         self.connects = 0
         self.breaker = config.breaker.build()
@@ -186,6 +122,9 @@ class Connection:
         self._rate = RateLimiter(config.rate_limit) if config.rate_limit else None
         self.in_flight = 0
         self.peak_in_flight = 0
+        # Set when the server says its tool list changed; the next listing clears it.
+        self.tools_changed = False
+        self._tools: list[Tool] | None = None
 
     def _target(self) -> Any:
         config = self.config
@@ -199,36 +138,56 @@ class Connection:
         assert config.url is not None
         headers = {key: expand(value, self._environ) for key, value in config.headers.items()}
         timeout = httpx2.Timeout(config.timeout_seconds, read=max(config.timeout_seconds, 300.0))
+        provider = auth.provider_for(self.name, config, self._environ, self._token_dir)
         return streamable_http_client(
-            config.url, http_client=create_mcp_http_client(headers=headers, timeout=timeout)
+            config.url, http_client=create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
         )
 
+    async def _on_message(self, message: IncomingMessage) -> None:
+        if isinstance(message, ToolListChangedNotification):
+            self.tools_changed = True
+            log.info("mcp_tools_changed", server=self.name)
+
     async def client(self) -> Client:
-        """The live session, connecting first if there is none."""
-        if self._client is not None and self._owner is not None and not self._owner.done():
-            return self._client
+        """The live session's client, connecting first if there is none."""
+        return (await self._session()).client
+
+    async def _session(self) -> _Session:
+        current = self._current
+        if current is not None and current.alive:
+            return current
         async with self._lock:
-            if self._client is not None and self._owner is not None and not self._owner.done():
-                return self._client
-            await self._stop_owner()
-            ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
-            self._closing = asyncio.Event()
-            self._owner = asyncio.create_task(self._own(ready, self._closing), name=f"mcp:{self.name}")
-            try:
-                self._client = await asyncio.wait_for(ready, self.config.connect_timeout_seconds)
-            except TimeoutError:
-                await self._stop_owner()
-                raise ServerUnavailable(f"MCP server {self.name!r} did not answer in time") from None
-            except (OSError, ServerUnavailable) as err:
-                await self._stop_owner()
-                raise ServerUnavailable(f"MCP server {self.name!r} is unreachable: {err}") from err
+            current = self._current
+            if current is not None and current.alive:
+                return current
+            if current is not None:
+                self._retire(current)
+            self._current = await self._open()
             self.connects += 1
             log.info("mcp_connected", server=self.name, transport=self.config.transport, connects=self.connects)
-            return self._client
+            return self._current
+
+    async def _open(self) -> _Session:
+        ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        closing = asyncio.Event()
+        owner = asyncio.create_task(self._own(ready, closing), name=f"mcp:{self.name}")
+        try:
+            client = await asyncio.wait_for(asyncio.shield(ready), self.config.connect_timeout_seconds)
+        except TimeoutError:
+            closing.set()
+            owner.cancel()
+            await asyncio.gather(owner, return_exceptions=True)
+            raise ServerUnavailable(f"MCP server {self.name!r} did not answer in time") from None
+        except ServerUnavailable:
+            await asyncio.gather(owner, return_exceptions=True)
+            raise
+        return _Session(owner, closing, client)
 
     async def _own(self, ready: asyncio.Future[Client], closing: asyncio.Event) -> None:
         try:
-            async with Client(self._target(), read_timeout_seconds=self.config.timeout_seconds) as client:
+            async with Client(
+                self._target(), read_timeout_seconds=self.config.timeout_seconds, message_handler=self._on_message,
+            ) as client:
                 if ready.done():
                     # The caller stopped waiting (connect timeout); nobody will use this session.
                     return
@@ -236,89 +195,119 @@ class Connection:
                 await closing.wait()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
-                ready.set_exception(ServerUnavailable(f"{type(err).__name__}: {err}"))
+                ready.set_exception(ServerUnavailable(auth.describe_failure(self.name, err)))
             elif not isinstance(err, asyncio.CancelledError):
-                log.warning("mcp_connection_lost", server=self.name, error=repr(err))
+                log.warning("mcp_connection_lost", server=self.name, error=auth.describe_failure(self.name, err))
             if isinstance(err, asyncio.CancelledError):
                 raise
 
-    async def _stop_owner(self) -> None:
-        owner, self._owner, self._client = self._owner, None, None
-        if owner is None or owner.done():
-            return
-        assert self._closing is not None
-        self._closing.set()
+    def _retire(self, session: _Session) -> None:
+        if self._current is session:
+            self._current = None
+        if not session.owner.done():
+            self._retired.add(session)
+            session.owner.add_done_callback(lambda _: self._retired.discard(session))
+        session.retire()
+
+    @contextlib.asynccontextmanager
+    async def _borrow(self, session: _Session) -> AsyncIterator[Client]:
+        session.borrowers += 1
+        self.in_flight += 1
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         try:
-            await asyncio.wait_for(owner, 5)
-        except TimeoutError:
-            owner.cancel()
-            await asyncio.gather(owner, return_exceptions=True)
+            yield session.client
+        finally:
+            session.borrowers -= 1
+            self.in_flight -= 1
+            if session.retired and session.borrowers == 0:
+                session.closing.set()
 
     def invalidate(self, client: Client) -> None:
-        """Forget `client` after it failed, so the next call reconnects."""
-        if self._client is client:
-            self._client = None
-            if self._closing is not None:
-                self._closing.set()
+        """Stop handing out the session of `client` after it broke; calls still on it finish."""
+        for session in (self._current, *self._retired):
+            if session is not None and session.client is client:
+                self._retire(session)
 
     async def list_tools(self) -> list[Tool]:
-        """Every tool the server offers (all pages)."""
-        client = await self.client()
+        """Every tool the server offers (all pages), listed afresh."""
+        session = await self._session()
         tools: list[Tool] = []
         cursor: str | None = None
-        try:
-            while True:
-                page = await client.list_tools(cursor=cursor, cache_mode="refresh")
-                tools.extend(page.tools)
-                cursor = page.next_cursor
-                if not cursor:
-                    return tools
-        except Exception as err:
-            self.invalidate(client)
-            raise ServerUnavailable(f"MCP server {self.name!r}: listing tools failed: {err}") from err
+        self.tools_changed = False
+        async with self._borrow(session) as client:
+            try:
+                while True:
+                    page = await client.list_tools(cursor=cursor, cache_mode="refresh")
+                    tools.extend(page.tools)
+                    cursor = page.next_cursor
+                    if not cursor:
+                        break
+            except Exception as err:
+                if not _is_protocol_error(err) and not _is_timeout(err):
+                    self._retire(session)
+                raise ServerUnavailable(
+                    f"MCP server {self.name!r}: listing tools failed: {auth.describe_failure(self.name, err)}"
+                ) from err
+        self._tools = tools
+        return tools
+
+    def listed(self, tool: str) -> Tool | None:
+        """The tool as last listed (its output schema and annotations), if it was."""
+        return next((t for t in self._tools or () if t.name == tool), None)
 
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None
+        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, *,
+        progress: Progress | None = None, request_timeout: float | None = None,
     ) -> CallToolResult:
         """Call one tool within the server's concurrency and rate limits.
 
         Raises `CircuitOpen` or `NotSent` when the request never left (safe to resend), and
-        `ServerUnavailable` when the connection broke after sending (it is reopened next time).
+        `ServerUnavailable` when it timed out or the connection broke after sending. Only a
+        broken connection replaces the session; a timeout cancels that one request
+        (`notifications/cancelled`) and leaves every other call on the session alone. `request_timeout`
+        overrides the server's request timeout for this one call.
         """
         async with self._slots:
             if self._rate is not None:
                 await self._rate.acquire()
             probe = self.breaker.check()
             try:
-                return await self._send(tool, arguments, meta)
+                return await self._send(tool, arguments, meta, progress, request_timeout)
             except asyncio.CancelledError:
                 if probe:
                     self.breaker.release()
                 raise
 
-    async def _send(self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None) -> CallToolResult:
+    async def _send(
+        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None,
+        request_timeout: float | None,
+    ) -> CallToolResult:
         try:
-            client = await self.client()
+            session = await self._session()
         except ServerUnavailable as err:
             self._failed()
             raise NotSent(str(err)) from err
-        self.in_flight += 1
-        self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
-        try:
-            result = await client.call_tool(tool, arguments, meta=meta)  # type: ignore[arg-type]
-        except TimeoutError as err:
-            self._failed()
-            self.invalidate(client)
-            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
-        except Exception as err:
-            if _is_protocol_error(err):
-                self.breaker.success()
-                raise
-            self._failed()
-            self.invalidate(client)
-            raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {err!r}") from err
-        finally:
-            self.in_flight -= 1
+        async with self._borrow(session) as client:
+            try:
+                result = await client.call_tool(
+                    tool, arguments, read_timeout_seconds=request_timeout, progress_callback=progress,
+                    meta=meta,  # type: ignore[arg-type]
+                )
+            except Exception as err:
+                if _is_protocol_error(err):
+                    self.breaker.success()
+                    raise
+                if _is_output_problem(err):
+                    # The server answered, but not as its `outputSchema` promised: the model hears it.
+                    self.breaker.success()
+                    return CallToolResult(content=[TextContent(type="text", text=str(err)[:1000])], is_error=True)
+                self._failed()
+                if _is_timeout(err):
+                    raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+                self._retire(session)
+                raise ServerUnavailable(
+                    f"MCP server {self.name!r}: {tool} failed: {auth.describe_failure(self.name, err)}"
+                ) from err
         self.breaker.success()
         return result
 
@@ -328,12 +317,27 @@ class Connection:
                         cooldown_seconds=self.breaker.cooldown)
 
     async def close(self) -> None:
-        """End the session (and the stdio child process)."""
+        """End every session (and the stdio child processes)."""
         async with self._lock:
-            await self._stop_owner()
+            sessions = [s for s in (self._current, *self._retired) if s is not None]
+            self._current = None
+            await asyncio.gather(*(s.stop() for s in sessions), return_exceptions=True)
 
 
-def _is_protocol_error(err: Exception) -> bool:
+def _is_output_problem(err: BaseException) -> bool:
+    """The SDK refused a result whose structured content does not match the tool's output schema."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        text.startswith("Invalid structured content") or "did not return structured content" in text
+    )
+
+
+def _is_timeout(err: BaseException) -> bool:
+    """This one request ran out of time; the session itself may be fine."""
+    return isinstance(err, TimeoutError) or (isinstance(err, MCPError) and err.code == REQUEST_TIMEOUT)
+
+
+def _is_protocol_error(err: BaseException) -> bool:
     """An error answer from a live server, as opposed to a broken or expired connection."""
     if not isinstance(err, MCPError) or err.code in (CONNECTION_CLOSED, REQUEST_TIMEOUT):
         return False
@@ -344,10 +348,14 @@ def _is_protocol_error(err: Exception) -> bool:
 class McpPool:
     """Connections to every registered server, shared by all activities of one worker."""
 
-    def __init__(self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None,
+        *, token_dir: Path | None = None,
+    ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
-        self._connections = {name: Connection(name, config, env) for name, config in servers.items()}
+        tokens = token_dir if token_dir is not None else auth.default_token_dir(env)
+        self._connections = {name: Connection(name, config, env, tokens) for name, config in servers.items()}
 
     def connection(self, name: str) -> Connection:
         """The connection to server `name`."""

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Literal
 
 import httpx
 import openai
 import structlog
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
+from mcp_servers.results import result_text
 from workflows import model_output, policy
 from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
@@ -53,19 +53,6 @@ def cap(text: str, limit: int) -> tuple[str, int]:
     cut = len(data) - limit
     kept = data[:limit].decode(errors="ignore")
     return f"{kept}\n[airlock: result cut, {cut} of {len(data)} bytes not shown]", cut
-
-
-def result_text(result: CallToolResult) -> str:
-    """The model-facing text of an MCP tool result."""
-    parts: list[str] = []
-    for block in result.content:
-        if isinstance(block, TextContent):
-            parts.append(block.text)
-        else:
-            parts.append(f"[{block.type} content omitted]")
-    if not parts and result.structured_content is not None:
-        parts.append(json.dumps(result.structured_content))
-    return "\n".join(parts)
 
 
 class AirlockActivities:

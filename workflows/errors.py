@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+# Defined on the MCP side (servers.toml raises it too); one class, so one `except` catches both.
+from mcp_servers.tomlfiles import ConfigError as ConfigError
+
 
 class AirlockError(ApplicationError):
     """Base of every domain error; the class name is the failure type callers see."""
 
     def __init__(self, message: str, *details: object, non_retryable: bool = True) -> None:
         super().__init__(message, *details, type=type(self).__name__, non_retryable=non_retryable)
-
-
-class ConfigError(Exception):
-    """An agent, server or script file is invalid; raised at worker start, naming file and key."""
 
 
 class InvalidInputError(AirlockError):

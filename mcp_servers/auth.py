@@ -1,0 +1,264 @@
+"""MCP authorization for HTTP servers: the mcp SDK's OAuth providers, fed from `servers.toml`.
+
+The SDK does discovery (protected-resource and authorization-server metadata), registration
+(pre-registered, CIMD or dynamic), PKCE, resource indicators, refresh and scope step-up; this
+module picks the provider a server's `[servers.X.oauth]` table means, keeps tokens in a file on
+the worker host (mode 0600), and turns a failure into one line naming the server and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from mcp.client.auth import OAuthClientProvider, OAuthFlowError
+from mcp.client.auth.extensions.client_credentials import (
+    ClientCredentialsOAuthProvider,
+    PrivateKeyJWTOAuthProvider,
+    SignedJWTParameters,
+)
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+from mcp_servers.config import OAuthConfig, ServerConfig, expand
+
+TOKEN_DIR_VARIABLE = "AIRLOCK_OAUTH_DIR"
+CLIENT_NAME = "airlock"
+MAX_REASON = 300
+
+
+class LoginRequired(OAuthFlowError):
+    """The server needs a person to log in once (`airlock mcp login SERVER`); the worker cannot."""
+
+
+def default_token_dir(environ: Mapping[str, str]) -> Path:
+    """Where OAuth tokens live on the worker host: `AIRLOCK_OAUTH_DIR`, else under ~/.local/state."""
+    configured = environ.get(TOKEN_DIR_VARIABLE)
+    if configured:
+        return Path(configured)
+    return Path(environ.get("HOME", str(Path.home()))) / ".local" / "state" / "airlock" / "oauth"
+
+
+class FileTokenStorage:
+    """The SDK's `TokenStorage` in one JSON file per server, written atomically with mode 0600.
+
+    Tokens and client credentials stay on the worker host: never in history, logs or prompts.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        temporary = self.path.with_suffix(".tmp")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle)
+        os.replace(temporary, self.path)
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the stored access token expires (seconds since the epoch), if the server said."""
+        value = self._read().get("expires_at")
+        return float(value) if isinstance(value, int | float) else None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        """The stored tokens, if any."""
+        raw = self._read().get("tokens")
+        return OAuthToken.model_validate(raw) if raw else None
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        """Store new tokens and when they expire."""
+        data = self._read()
+        data["tokens"] = tokens.model_dump(mode="json", exclude_none=True)
+        data["expires_at"] = time.time() + tokens.expires_in if tokens.expires_in else None
+        self._write(data)
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        """The stored client registration, if any."""
+        raw = self._read().get("client")
+        return OAuthClientInformationFull.model_validate(raw) if raw else None
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        """Store the client registration (dynamic or CIMD)."""
+        data = self._read()
+        data["client"] = client_info.model_dump(mode="json", exclude_none=True)
+        self._write(data)
+
+
+class _StoredExpiry:
+    """Restores a stored token's expiry, so a restarted worker refreshes before it is refused."""
+
+    context: Any
+    _initialized: bool
+
+    async def _initialize(self) -> None:
+        await super()._initialize()  # type: ignore[misc]
+        storage = self.context.storage
+        if isinstance(storage, FileTokenStorage):
+            self.context.token_expiry_time = storage.expires_at
+
+
+class _MetadataAuthMethod(ClientCredentialsOAuthProvider):
+    """Client credentials whose secret goes as the authorization server's metadata asks."""
+
+    def __init__(self, *args: Any, fixed_method: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fixed_method = fixed_method
+
+    async def _exchange_token_client_credentials(self) -> httpx2.Request:
+        metadata, info = self.context.oauth_metadata, self.context.client_info
+        if not self._fixed_method and metadata is not None and info is not None:
+            offered = metadata.token_endpoint_auth_methods_supported or ["client_secret_basic"]
+            if "client_secret_basic" not in offered and "client_secret_post" in offered:
+                info.token_endpoint_auth_method = "client_secret_post"
+        return await super()._exchange_token_client_credentials()
+
+
+class ClientCredentials(_StoredExpiry, _MetadataAuthMethod):
+    """Client credentials (`client_secret_basic` or `client_secret_post`) for a service."""
+
+
+class PrivateKeyJwt(_StoredExpiry, PrivateKeyJWTOAuthProvider):
+    """Client credentials authenticated with a signed JWT (RFC 7523)."""
+
+
+class AuthorizationCode(_StoredExpiry, OAuthClientProvider):
+    """Authorization code with PKCE: a person logs in once, then the tokens are refreshed."""
+
+
+Redirect = Callable[[str], Awaitable[None]]
+Callback = Callable[[], Awaitable[AuthorizationCodeResult]]
+
+
+async def _login_required_redirect(url: str) -> None:
+    raise LoginRequired("a person must log in once: run `airlock mcp login SERVER` on the worker host")
+
+
+async def _no_callback() -> AuthorizationCodeResult:
+    raise LoginRequired("a person must log in once: run `airlock mcp login SERVER` on the worker host")
+
+
+def client_metadata(oauth: OAuthConfig, redirect_uri: str) -> OAuthClientMetadata:
+    """What Airlock registers (dynamically) as a client for the authorization code flow."""
+    return OAuthClientMetadata(
+        client_name=CLIENT_NAME,
+        redirect_uris=[redirect_uri],  # type: ignore[list-item]
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+        scope=oauth.scope,
+    )
+
+
+def redirect_uri(port: int) -> str:
+    """The loopback redirect `airlock mcp login` listens on."""
+    return f"http://127.0.0.1:{port}/callback"
+
+
+def provider_for(
+    name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None,
+    *, redirect: Redirect | None = None, callback: Callback | None = None, port: int | None = None,
+) -> httpx2.Auth | None:
+    """The SDK auth provider for server `name` (None without an `oauth` table).
+
+    The worker passes no `redirect`/`callback`: a server that needs a person then fails with
+    `LoginRequired` instead of waiting for a browser nobody will open.
+    """
+    oauth = config.oauth
+    if oauth is None:
+        return None
+    assert config.url is not None
+    storage = FileTokenStorage((token_dir or default_token_dir(environ)) / f"{name}.json")
+    kind = oauth.kind
+    if kind == "client_credentials":
+        assert oauth.client_id is not None and oauth.client_secret is not None
+        return ClientCredentials(
+            server_url=config.url, storage=storage, client_id=oauth.client_id,
+            client_secret=expand(oauth.client_secret, environ),
+            token_endpoint_auth_method=oauth.token_endpoint_auth_method or "client_secret_basic",
+            fixed_method=oauth.token_endpoint_auth_method is not None, scope=oauth.scope,
+        )
+    if kind == "private_key_jwt":
+        assert oauth.client_id is not None and oauth.private_key is not None
+        signer = SignedJWTParameters(
+            issuer=oauth.client_id, subject=oauth.client_id,
+            signing_key=expand(oauth.private_key, environ), signing_algorithm=oauth.signing_algorithm,
+        )
+        return PrivateKeyJwt(
+            server_url=config.url, storage=storage, client_id=oauth.client_id,
+            assertion_provider=signer.create_assertion_provider(), scope=oauth.scope,
+        )
+    provider = AuthorizationCode(
+        server_url=config.url,
+        client_metadata=client_metadata(oauth, redirect_uri(port if port is not None else oauth.redirect_port)),
+        storage=storage,
+        redirect_handler=redirect or _login_required_redirect,
+        callback_handler=callback or _no_callback,
+        client_metadata_url=oauth.client_metadata_url,
+    )
+    return provider
+
+
+async def preregister(name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path, uri: str) -> None:
+    """Store a pre-registered `client_id` (and secret) so the flow skips registration."""
+    oauth = config.oauth
+    if oauth is None or oauth.client_id is None or oauth.kind != "authorization_code":
+        return
+    storage = FileTokenStorage(token_dir / f"{name}.json")
+    secret = expand(oauth.client_secret, environ) if oauth.client_secret else None
+    await storage.set_client_info(OAuthClientInformationFull(
+        client_id=oauth.client_id, client_secret=secret, redirect_uris=[uri],  # type: ignore[list-item]
+        grant_types=["authorization_code", "refresh_token"],
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+    ))
+
+
+def _leaves(err: BaseException) -> list[BaseException]:
+    if isinstance(err, BaseExceptionGroup):
+        return [leaf for inner in err.exceptions for leaf in _leaves(inner)]
+    return [err]
+
+
+def _challenge(response: httpx2.Response) -> str:
+    header = response.headers.get("www-authenticate", "")
+    parts = dict(
+        (key.strip().lower(), value.strip().strip('"'))
+        for key, _, value in (item.partition("=") for item in header.replace("Bearer ", "", 1).split(","))
+        if value
+    )
+    reason = parts.get("error_description") or parts.get("error") or ""
+    if not reason:
+        reason = "unauthorized" if response.status_code == 401 else "forbidden"
+    return reason[:MAX_REASON]
+
+
+def describe_failure(name: str, err: BaseException) -> str:
+    """One line for a failed connection or call: for a 401/403, the server and the reason.
+
+    Task groups wrap the real failure in `ExceptionGroup`s; the leaf is what an operator needs.
+    """
+    leaves = [leaf for leaf in _leaves(err) if not isinstance(leaf, GeneratorExit)] or [err]
+    for leaf in leaves:
+        if isinstance(leaf, httpx2.HTTPStatusError) and leaf.response.status_code in (401, 403):
+            status = leaf.response.status_code
+            word = "unauthorized" if status == 401 else "forbidden"
+            return f"{status} {word} from server {name!r}: {_challenge(leaf.response)}"
+        if isinstance(leaf, OAuthFlowError):
+            return f"authorization with server {name!r} failed: {str(leaf)[:MAX_REASON]}"
+    leaf = leaves[0]
+    if isinstance(leaf, httpx2.HTTPStatusError):
+        return f"HTTP {leaf.response.status_code} from server {name!r}"
+    text = str(leaf)[:MAX_REASON]
+    return f"{type(leaf).__name__}: {text}" if text else type(leaf).__name__
