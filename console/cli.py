@@ -24,7 +24,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, 
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console import signing
+from console import mcp, signing
 from workflows.approvers import NAME
 from workflows.commands import decision_command
 from workflows.connection import connect
@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", parents=[common], help="one run's audit trail")
     audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
     audit.set_defaults(command=cmd_audit)
+    mcp.add_commands(commands, common)
     return parser
 
 

@@ -157,7 +157,6 @@ def client_metadata(oauth: OAuthConfig, redirect_uri: str) -> OAuthClientMetadat
         redirect_uris=[redirect_uri],  # type: ignore[list-item]
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
-        token_endpoint_auth_method="none",
         scope=oauth.scope,
     )
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import structlog
 from mcp import Client, StdioServerParameters
-from mcp.client.session import IncomingMessage
+from mcp.client.session import ElicitationFnT, IncomingMessage
 from mcp.client.stdio import get_default_environment
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -34,6 +34,7 @@ from mcp_servers.config import (
     referenced_variables,
 )
 from mcp_servers.limits import RateLimiter
+from mcp_servers.login import LoopbackLogin
 
 __all__ = [
     "CONNECT_TIMEOUT_FLOOR_S",
@@ -107,9 +108,13 @@ class Connection:
     """
 
     def __init__(
-        self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None
+        self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None,
+        *, login: LoopbackLogin | None = None, elicitation: ElicitationFnT | None = None,
     ) -> None:
         self.name = name
+        # Only a person's command (`airlock mcp login/call`) has these; the worker never waits for a browser.
+        self._login = login
+        self._elicitation = elicitation
         self.config = config
         self._environ = environ
         self._token_dir = token_dir
@@ -138,7 +143,12 @@ class Connection:
         assert config.url is not None
         headers = {key: expand(value, self._environ) for key, value in config.headers.items()}
         timeout = httpx2.Timeout(config.timeout_seconds, read=max(config.timeout_seconds, 300.0))
-        provider = auth.provider_for(self.name, config, self._environ, self._token_dir)
+        login = self._login
+        provider = auth.provider_for(
+            self.name, config, self._environ, self._token_dir,
+            redirect=login.redirect if login else None, callback=login.callback if login else None,
+            port=login.port if login else None,
+        )
         return streamable_http_client(
             config.url, http_client=create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
         )
@@ -187,6 +197,7 @@ class Connection:
         try:
             async with Client(
                 self._target(), read_timeout_seconds=self.config.timeout_seconds, message_handler=self._on_message,
+                elicitation_callback=self._elicitation,
             ) as client:
                 if ready.done():
                     # The caller stopped waiting (connect timeout); nobody will use this session.
@@ -350,12 +361,16 @@ class McpPool:
 
     def __init__(
         self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None,
-        *, token_dir: Path | None = None,
+        *, token_dir: Path | None = None, login: LoopbackLogin | None = None,
+        elicitation: ElicitationFnT | None = None,
     ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
-        tokens = token_dir if token_dir is not None else auth.default_token_dir(env)
-        self._connections = {name: Connection(name, config, env, tokens) for name, config in servers.items()}
+        self.token_dir = token_dir if token_dir is not None else auth.default_token_dir(env)
+        self._connections = {
+            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation)
+            for name, config in servers.items()
+        }
 
     def connection(self, name: str) -> Connection:
         """The connection to server `name`."""
