@@ -22,7 +22,7 @@ from mcp_servers.auth import preregister, redirect_uri
 from mcp_servers.login import Browser, LoopbackLogin
 from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
 from mcp_servers.results import render
-from workflows import policy
+from workflows import logs, policy
 from workflows.catalog import Catalog
 from workflows.settings import Settings
 
@@ -53,6 +53,8 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _servers(settings: Settings, name: str) -> dict[str, ServerConfig]:
+    # stdout is the command's answer: the registry's log lines go to stderr, at warnings only.
+    logs.configure("WARNING")
     servers = load_servers(settings.mcp_servers_file, os.environ)
     if name not in servers:
         known = ", ".join(sorted(servers)) or "none"

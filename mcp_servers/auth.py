@@ -243,6 +243,12 @@ def _challenge(response: httpx2.Response) -> str:
     return reason[:MAX_REASON]
 
 
+def refusal(name: str, response: httpx2.Response) -> str:
+    """"401 unauthorized from server X: reason" for a refused HTTP response."""
+    word = "unauthorized" if response.status_code == 401 else "forbidden"
+    return f"{response.status_code} {word} from server {name!r}: {_challenge(response)}"
+
+
 def describe_failure(name: str, err: BaseException) -> str:
     """One line for a failed connection or call: for a 401/403, the server and the reason.
 
@@ -251,9 +257,7 @@ def describe_failure(name: str, err: BaseException) -> str:
     leaves = [leaf for leaf in _leaves(err) if not isinstance(leaf, GeneratorExit)] or [err]
     for leaf in leaves:
         if isinstance(leaf, httpx2.HTTPStatusError) and leaf.response.status_code in (401, 403):
-            status = leaf.response.status_code
-            word = "unauthorized" if status == 401 else "forbidden"
-            return f"{status} {word} from server {name!r}: {_challenge(leaf.response)}"
+            return refusal(name, leaf.response)
         if isinstance(leaf, OAuthFlowError):
             return f"authorization with server {name!r} failed: {str(leaf)[:MAX_REASON]}"
     leaf = leaves[0]

@@ -130,6 +130,8 @@ class Connection:
         # Set when the server says its tool list changed; the next listing clears it.
         self.tools_changed = False
         self._tools: list[Tool] | None = None
+        # The last 401/403 this server answered ("401 unauthorized from server X: reason"), until a success.
+        self.refusal: str | None = None
 
     def _target(self) -> Any:
         config = self.config
@@ -149,9 +151,19 @@ class Connection:
             redirect=login.redirect if login else None, callback=login.callback if login else None,
             port=login.port if login else None,
         )
-        return streamable_http_client(
-            config.url, http_client=create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
-        )
+        http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
+        http.event_hooks["response"].append(self._watch_refusals)
+        return streamable_http_client(config.url, http_client=http)
+
+    async def _watch_refusals(self, response: httpx2.Response) -> None:
+        # The transport turns a 401/403 into a bare "error response"; keep the reason it hides.
+        if response.status_code in (401, 403):
+            self.refusal = auth.refusal(self.name, response)
+        elif response.status_code < 300:
+            self.refusal = None
+
+    def _describe(self, err: BaseException) -> str:
+        return self.refusal or auth.describe_failure(self.name, err)
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
@@ -206,9 +218,9 @@ class Connection:
                 await closing.wait()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
-                ready.set_exception(ServerUnavailable(auth.describe_failure(self.name, err)))
+                ready.set_exception(ServerUnavailable(self._describe(err)))
             elif not isinstance(err, asyncio.CancelledError):
-                log.warning("mcp_connection_lost", server=self.name, error=auth.describe_failure(self.name, err))
+                log.warning("mcp_connection_lost", server=self.name, error=self._describe(err))
             if isinstance(err, asyncio.CancelledError):
                 raise
 
@@ -257,7 +269,7 @@ class Connection:
                 if not _is_protocol_error(err) and not _is_timeout(err):
                     self._retire(session)
                 raise ServerUnavailable(
-                    f"MCP server {self.name!r}: listing tools failed: {auth.describe_failure(self.name, err)}"
+                    f"MCP server {self.name!r}: listing tools failed: {self._describe(err)}"
                 ) from err
         self._tools = tools
         return tools
@@ -317,7 +329,7 @@ class Connection:
                     raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
                 self._retire(session)
                 raise ServerUnavailable(
-                    f"MCP server {self.name!r}: {tool} failed: {auth.describe_failure(self.name, err)}"
+                    f"MCP server {self.name!r}: {tool} failed: {self._describe(err)}"
                 ) from err
         self.breaker.success()
         return result

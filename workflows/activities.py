@@ -230,7 +230,7 @@ class AirlockActivities:
         # Heartbeats let Temporal notice a dead worker in seconds rather than at the timeout.
         beat = asyncio.create_task(_heartbeat_until_done())
         try:
-            result = await connection.call_tool(call.tool, call.arguments, meta)
+            result = await connection.call_tool(call.tool, call.arguments, meta, progress=_progress_heartbeat)
         except (CircuitOpen, NotSent) as err:
             raise ApplicationError(f"MCP server {call.server!r}: {err}", type="ToolNotSent") from err
         except ServerUnavailable as err:
@@ -257,6 +257,11 @@ class AirlockActivities:
         if response.status_code >= 300:
             raise ApplicationError(f"approval webhook answered {response.status_code}", type="WebhookFailed")
 
+
+
+async def _progress_heartbeat(progress: float, total: float | None, message: str | None) -> None:
+    """An MCP progress notification becomes a heartbeat whose details `temporal workflow describe` shows."""
+    activity.heartbeat({"progress": progress, "total": total, "message": (message or "")[:200]})
 
 
 async def _heartbeat_until_done(every: float = 1.0) -> None:
