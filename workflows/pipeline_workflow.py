@@ -29,7 +29,7 @@ from workflows.payloads import (
     PipelineStep,
     StepResult,
 )
-from workflows.pipelines import holds, render
+from workflows.templates import holds, render
 
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["InvalidInputError"])
 
