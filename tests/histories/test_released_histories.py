@@ -6,6 +6,7 @@ re-recorded; a change that breaks one needs `workflow.patched` (docs/compatibili
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
@@ -27,7 +28,7 @@ def test_every_scenario_of_the_release_is_on_file() -> None:
 
 @pytest.mark.parametrize("path", RECORDED, ids=[path.stem for path in RECORDED])
 async def test_a_released_history_replays(path: Path) -> None:
-    data = json.loads(path.read_text())
+    data = json.loads(await asyncio.to_thread(path.read_text))
     history = WorkflowHistory.from_json(data.pop("workflowId"), data)
     result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
