@@ -137,7 +137,7 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
-    worker = build_worker(client, settings.task_queue, activities, **options)
+    worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
     log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
              pipelines=sorted(activities.pipelines))

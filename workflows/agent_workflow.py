@@ -10,56 +10,58 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
+# Third-party packages are shared with the worker, not imported again into each sandbox; Airlock's
+# own modules are loaded by the sandbox, so a replay checks them (see workflows/runtime.py).
 with workflow.unsafe.imports_passed_through():
     from agents import RunConfig, Runner, RunResult, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import ValidationError
 
-    from workflows.arguments import parse_arguments
-    from workflows.commands import decision_command
-    from workflows.decoding import cut, parse, received
-    from workflows.durable import (
-        BudgetStop,
-        Ledger,
-        ToolRuntime,
-        build_agents,
-        local_failure,
-    )
-    from workflows.errors import (
-        DOMAIN_ERRORS,
-        ApprovalTimedOutError,
-        BudgetExceededError,
-        InvalidInputError,
-        ModelError,
-        ToolConflictError,
-        ToolUnavailableError,
-        UnknownAgentError,
-    )
-    from workflows.gate import ApprovalGate, Verdict
-    from workflows.identity import RefusedError, UnknownKeyError, Verifier
-    from workflows.payloads import (
-        AgentRequest,
-        AgentResult,
-        ApprovalConfig,
-        ApprovalNotice,
-        ApprovalRecord,
-        Approve,
-        AuditEntry,
-        CallDetails,
-        Checkpoint,
-        ChildPending,
-        ConversationItem,
-        Decision,
-        Directory,
-        PendingApproval,
-        PrepareRequest,
-        Reject,
-        Review,
-        RunPlan,
-        RunStateName,
-        RunStatus,
-        ToolPlan,
-    )
+from workflows.arguments import parse_arguments
+from workflows.commands import decision_command
+from workflows.decoding import cut, parse, received
+from workflows.durable import (
+    BudgetStop,
+    Ledger,
+    ToolRuntime,
+    build_agents,
+    local_failure,
+)
+from workflows.errors import (
+    DOMAIN_ERRORS,
+    ApprovalTimedOutError,
+    BudgetExceededError,
+    InvalidInputError,
+    ModelError,
+    ToolConflictError,
+    ToolUnavailableError,
+    UnknownAgentError,
+)
+from workflows.gate import ApprovalGate, Verdict
+from workflows.identity import RefusedError, UnknownKeyError, Verifier
+from workflows.payloads import (
+    AgentRequest,
+    AgentResult,
+    ApprovalConfig,
+    ApprovalNotice,
+    ApprovalRecord,
+    Approve,
+    AuditEntry,
+    CallDetails,
+    Checkpoint,
+    ChildPending,
+    ConversationItem,
+    Decision,
+    Directory,
+    PendingApproval,
+    PrepareRequest,
+    Reject,
+    Review,
+    RunPlan,
+    RunStateName,
+    RunStatus,
+    ToolPlan,
+)
 
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")

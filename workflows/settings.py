@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Run workflow code in Temporal's checking sandbox on this worker too (tests always replay in it).
+    workflow_sandbox: bool = False
     dev_ui_port: int = 8233
     tracing: bool = False
 
