@@ -1,7 +1,7 @@
 """Airlock worker: read settings, connect to Temporal (or start the embedded one), run.
 
     python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
-    python worker.py --dev       # start the bundled `temporal server start-dev` first
+    python worker.py --dev       # start the bundled `temporal server start-dev` first, and the inbox
     python worker.py --demo      # --dev, then run the support agent through an approval
 """
 
@@ -24,8 +24,10 @@ from agents import set_tracing_disabled
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from console import inbox
 from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
+from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from workflows import devserver, logs
 from workflows.activities import AirlockActivities
@@ -135,7 +137,7 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
-    worker = build_worker(client, settings.task_queue, activities, **options)
+    worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
     log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
              pipelines=sorted(activities.pipelines))
@@ -155,8 +157,17 @@ async def serve(settings: Settings, activities: AirlockActivities, dev: bool) ->
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with temporal(settings, dev) as client, running_worker(client, settings, activities):
+        serving = None
+        if dev:
+            # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
+            app = inbox.make_app(client, settings, dev_identity=inbox.DEV_PERSON)
+            serving = asyncio.create_task(inbox.serve(app, settings, stop, inbox.bind(settings)))
+            log.info("inbox ready", url=inbox.inbox_url(settings), identity=f"dev:{inbox.DEV_PERSON}")
+            dev_inbox.announce(settings)
         await stop.wait()
         log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+        if serving is not None:
+            await serving
 
 
 async def demo(settings: Settings, activities: AirlockActivities) -> None:
@@ -180,6 +191,8 @@ def main() -> None:
     elif args.dev and settings.resolved_provider() is None:
         # The embedded default: offline and deterministic when no key is set.
         settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
+    if args.dev and not args.demo:
+        settings = dev_inbox.prepare(settings)
     code = 0
     try:
         activities = build_activities(settings)  # configuration errors stop us before any connection

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,12 @@ from typing import Any, NoReturn, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError, WorkflowUpdateFailedError
-from temporalio.exceptions import ApplicationError
+from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console import mcp, signing
+from console import mcp, signing, waiting
+from console.decisions import DecisionRefusedError, send_review
 from workflows.approvers import NAME
-from workflows.commands import decision_command
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
@@ -36,15 +36,7 @@ from workflows.tomlfiles import parse_duration
 
 M = TypeVar("M", bound=BaseModel)
 
-WAITING_QUERY = 'AirlockState="awaiting_approval" AND ExecutionStatus="Running"'
-# Bounds how many runs are asked at once: enough to list hundreds of waiting runs in a second
-# or two, without flooding the frontend or the workers that answer the queries.
-QUERY_CONCURRENCY = 20
 ARGUMENTS_SHORT = 48
-# Agent names are checked by the catalog; this only keeps the visibility query well-formed.
-AGENT_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-# The gate prefixes a refused `review` with this; the CLI says `refused:` itself.
-REFUSED_PREFIX = "refused: "
 
 
 class CliError(Exception):
@@ -156,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
     audit.set_defaults(command=cmd_audit)
     mcp.add_commands(commands, common)
+
+    inbox = commands.add_parser("inbox", help="serve the approval inbox web page (loopback by default)")
+    inbox.add_argument("--host", help="address to bind (default: AIRLOCK_INBOX_HOST, 127.0.0.1)")
+    inbox.add_argument("--port", type=int, help="port (default: AIRLOCK_INBOX_PORT, 8234)")
+    inbox.set_defaults(command=cmd_inbox, output=None)
     return parser
 
 
@@ -176,7 +173,7 @@ def _name(text: str) -> str:
 
 
 def _agent(text: str) -> str:
-    if not AGENT_NAME.match(text):
+    if not waiting.AGENT_NAME.match(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an agent name")
     return text
 
@@ -235,32 +232,16 @@ async def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 async def cmd_pending(args: argparse.Namespace) -> int:
-    """Every call waiting across all runs: list waiting runs, then ask each (bounded, concurrently)."""
+    """Every call waiting across all runs (console.waiting lists them for the inbox too)."""
     client = await _client(args)
-    query = WAITING_QUERY + (f' AND AirlockAgent="{args.agent}"' if args.agent else "")
+
+    def skipped(workflow_id: str, why: str) -> None:
+        sys.stderr.write(f"airlock: skipped {workflow_id}: {why}\n")
+
     try:
-        runs = [(execution.id, execution.run_id) async for execution in client.list_workflows(query)]
-    except RPCError as err:
-        raise CliError(f"cannot list waiting runs: {err.message}") from None
-    gate = asyncio.Semaphore(QUERY_CONCURRENCY)
-
-    async def ask(workflow_id: str, run_id: str | None) -> list[dict[str, Any]]:
-        async with gate:
-            handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-            try:
-                calls = await _query(handle, "pending_approvals", args.wait)
-            except CliError as err:
-                # A run that ended (or was reset) since it was listed has nothing to decide.
-                if not isinstance(err.__cause__, RPCError) or err.__cause__.status != RPCStatusCode.NOT_FOUND:
-                    sys.stderr.write(f"airlock: skipped {workflow_id}: {err}\n")
-                return []
-        return [{"workflow_id": workflow_id, "run_id": run_id, **call} for call in calls]
-
-    found = await asyncio.gather(*(ask(workflow_id, run_id) for workflow_id, run_id in runs))
-    calls = sorted((call for group in found for call in group),
-                   key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]))
-    for call in calls:
-        _add_commands(call["workflow_id"], call)
+        calls = await waiting.waiting_calls(client, agent=args.agent, wait=args.wait, on_skip=skipped)
+    except waiting.ListingError as err:
+        raise CliError(str(err)) from None
     now = datetime.now(UTC)
     rows = []
     for call in calls:
@@ -268,7 +249,7 @@ async def cmd_pending(args: argparse.Namespace) -> int:
         rows.append([
             call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}",
             _short(json.dumps(view.arguments, ensure_ascii=False), ARGUMENTS_SHORT),
-            _age(now - view.requested_at), _until(view.deadline, now), str(view.approvals_needed),
+            waiting.age(now - view.requested_at), waiting.until(view.deadline, now), str(view.approvals_needed),
         ])
     headers = ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     emit(args, calls, table(headers, rows) if rows else "nothing is waiting for a decision")
@@ -292,7 +273,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
         if not calls and not audit:
             raise CliError(f"workflow {args.workflow_id} has no call {args.call_id!r}")
     for call in calls:
-        _add_commands(args.workflow_id, call)
+        waiting.add_commands(args.workflow_id, call)
     state = _known(RunStatus, status)
     parts = [fields([("workflow", args.workflow_id), ("state", state.state), ("agent", state.agent),
                      ("turn", str(state.turn)), ("tool calls", str(state.tool_calls)),
@@ -345,14 +326,9 @@ async def cmd_decide(args: argparse.Namespace) -> int:
         "signature": signature,
     })
     try:
-        record: dict[str, Any] = await handle.execute_update(
-            "review", payload, result_type=dict, rpc_timeout=args.wait,
-        )
-    except WorkflowUpdateFailedError as err:
-        cause = err.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        reason = reason.removeprefix(REFUSED_PREFIX)
-        raise RefusedError(f"{reason} (workflow {args.workflow_id}, call {args.call_id})") from None
+        record = await send_review(handle, payload, args.wait)
+    except DecisionRefusedError as err:
+        raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "review") from None
     rows = [(name, _text(record.get(name))) for name in (
@@ -402,18 +378,38 @@ async def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_inbox(args: argparse.Namespace) -> int:
+    """Serve the inbox until interrupted (console/inbox does the work)."""
+    from console import inbox  # the web stack loads only for this command
+
+    settings = _settings(args)
+    overrides = {"inbox_host": args.host, "inbox_port": args.port}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    app = inbox.make_app(await connect(settings), settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    sys.stderr.write(f"airlock: inbox on {inbox.inbox_url(settings)}\n")
+    await inbox.serve(app, settings, stop)
+    return 0
+
+
 # --- Temporal ----------------------------------------------------------------------------------
 
 
 async def _client(args: argparse.Namespace) -> Client:
+    return await connect(_settings(args))
+
+
+def _settings(args: argparse.Namespace) -> Settings:
     try:
         settings = Settings()
     except ValidationError as err:
         first = err.errors()[0]
         raise CliError(f"bad setting AIRLOCK_{str(first['loc'][0]).upper()}: {first['msg']}") from None
     overrides = {"temporal_address": args.address, "temporal_namespace": args.namespace}
-    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    return await connect(settings)
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
 async def _query(handle: WorkflowHandle[Any, Any], name: str, wait: timedelta, result_type: type = list) -> Any:
@@ -495,12 +491,6 @@ def _wire(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
     return message.model_dump(mode="json", exclude_none=True)
 
 
-def _add_commands(workflow_id: str, call: dict[str, Any]) -> None:
-    # The same shell-quoted, hash-bound commands the workflows print in notices and statuses.
-    for decision in ("approve", "reject"):
-        call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], call["arguments_sha256"], decision)
-
-
 # --- output ------------------------------------------------------------------------------------
 
 
@@ -533,8 +523,8 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
     view = _known(PendingApproval, call)
     head = fields([
         ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
-        ("requested", f"{_at(view.requested_at)} ({_age(now - view.requested_at)} ago)"),
-        ("deadline", f"{_at(view.deadline)} ({_until(view.deadline, now)})" if view.deadline else "-"),
+        ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
+        ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
         ("approvals", f"{view.approvals_needed} more needed"
                       + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else "")),
         ("arguments_sha256", view.arguments_sha256),
@@ -584,26 +574,3 @@ def _short(text: str, limit: int) -> str:
 
 def _at(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if moment else "-"
-
-
-def _age(delta: timedelta) -> str:
-    seconds = max(int(delta.total_seconds()), 0)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes}m"
-    if minutes:
-        return f"{minutes}m{seconds}s"
-    return f"{seconds}s"
-
-
-def _until(deadline: datetime | None, now: datetime) -> str:
-    if deadline is None:
-        return "-"
-    if deadline <= now:
-        return f"overdue {_age(now - deadline)}"
-    return f"in {_age(deadline - now)}"
-

@@ -59,7 +59,8 @@ async def walkthrough(client: Client, settings: Settings) -> None:
     say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
     call = await _wait_for_gate(handle)
     say(f"⏸ paused at the approval gate: {call.server}.{call.tool} {json.dumps(call.arguments)}")
-    say("  see what waits:  airlock pending")
+    say("  see what waits:  airlock pending   (or in a browser: `python worker.py --dev` serves the inbox, "
+        "http://localhost:8234)")
 
     unsigned = {"call_id": call.call_id, "approver": "alice", "arguments_sha256": call.arguments_sha256,
                 "decision": "approve"}

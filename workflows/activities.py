@@ -36,8 +36,8 @@ from workflows.payloads import (
     ToolPlan,
     ToolReply,
 )
-from workflows.pipelines import problems
 from workflows.redaction import Redactor
+from workflows.templates import problems
 
 log = structlog.get_logger(__name__)
 

@@ -10,54 +10,58 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
+# Third-party packages are shared with the worker, not imported again into each sandbox; Airlock's
+# own modules are loaded by the sandbox, so a replay checks them (see workflows/runtime.py).
 with workflow.unsafe.imports_passed_through():
-    from agents import RunConfig, Runner, RunState, ToolApprovalItem
+    from agents import RunConfig, Runner, RunResult, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import ValidationError
 
-    from workflows.arguments import parse_arguments
-    from workflows.commands import decision_command
-    from workflows.decoding import cut, parse, received
-    from workflows.durable import (
-        BudgetStop,
-        Ledger,
-        ToolRuntime,
-        build_agents,
-        local_failure,
-    )
-    from workflows.errors import (
-        DOMAIN_ERRORS,
-        ApprovalTimedOutError,
-        BudgetExceededError,
-        InvalidInputError,
-        ModelError,
-        ToolConflictError,
-        ToolUnavailableError,
-        UnknownAgentError,
-    )
-    from workflows.gate import ApprovalGate, Verdict
-    from workflows.identity import RefusedError, UnknownKeyError, Verifier
-    from workflows.payloads import (
-        AgentRequest,
-        AgentResult,
-        ApprovalConfig,
-        ApprovalNotice,
-        ApprovalRecord,
-        Approve,
-        AuditEntry,
-        Checkpoint,
-        ChildPending,
-        Decision,
-        Directory,
-        PendingApproval,
-        PrepareRequest,
-        Reject,
-        Review,
-        RunPlan,
-        RunStateName,
-        RunStatus,
-        ToolPlan,
-    )
+from workflows.arguments import parse_arguments
+from workflows.commands import decision_command
+from workflows.decoding import cut, parse, received
+from workflows.durable import (
+    BudgetStop,
+    Ledger,
+    ToolRuntime,
+    build_agents,
+    local_failure,
+)
+from workflows.errors import (
+    DOMAIN_ERRORS,
+    ApprovalTimedOutError,
+    BudgetExceededError,
+    InvalidInputError,
+    ModelError,
+    ToolConflictError,
+    ToolUnavailableError,
+    UnknownAgentError,
+)
+from workflows.gate import ApprovalGate, Verdict
+from workflows.identity import RefusedError, UnknownKeyError, Verifier
+from workflows.payloads import (
+    AgentRequest,
+    AgentResult,
+    ApprovalConfig,
+    ApprovalNotice,
+    ApprovalRecord,
+    Approve,
+    AuditEntry,
+    CallDetails,
+    Checkpoint,
+    ChildPending,
+    ConversationItem,
+    Decision,
+    Directory,
+    PendingApproval,
+    PrepareRequest,
+    Reject,
+    Review,
+    RunPlan,
+    RunStateName,
+    RunStatus,
+    ToolPlan,
+)
 
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
@@ -74,6 +78,9 @@ RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False
 # file; more than this many at once are refused straight away.
 MAX_RECHECKS = 10
 REFRESH_INTERVAL = timedelta(minutes=1)
+# What `call_details` shows of the conversation: enough to judge a call, bounded for a query.
+CONVERSATION_ITEMS = 20
+CONVERSATION_ITEM_CHARS = 2_000
 
 
 @workflow.defn(name="AgentWorkflow", failure_exception_types=DOMAIN_ERRORS)
@@ -91,6 +98,8 @@ class AgentWorkflow:
         self._decisions = 0
         self._recheck: list[tuple[type[Decision], Any]] = []
         self._refreshed_at: datetime | None = None
+        self._conversation: list[ConversationItem] = []
+        self._conversation_omitted = 0
 
     # `Any`, a default and `*extra`: the converter decodes by these hints before `run` starts, and
     # a non-object input, none or several would fail the workflow task forever instead of failing
@@ -146,6 +155,7 @@ class AgentWorkflow:
                 raise ModelError(f"the model's reply broke the run: {type(err).__name__}: {cut(err, 300)}") from None
             if not result.interruptions:
                 break
+            self._remember_conversation(result)
             state = result.to_state()
             gated = [item for item in result.interruptions if self._policy_of(item) != "auto"]
             for item in result.interruptions:
@@ -472,6 +482,59 @@ class AgentWorkflow:
     def audit(self) -> list[AuditEntry]:
         """Every approval request, decision, refusal and outcome, in order."""
         return self._gate.audit
+
+    @workflow.query(name="call_details")
+    def call_details(self, call_id: str = "") -> CallDetails | None:
+        """One pending call with its tool's description and schema, who may decide it, and the conversation."""
+        record = next((r for r in self._gate.records if r.call_id == call_id and r.decision is None), None)
+        if record is None:
+            return None
+        tool = self._tools.get((record.agent, record.tool))
+        config = self._approval_config(record.agent)
+        pending = self._gate.as_pending(record)
+        deciders: list[str] | None = None
+        if config.approvers:
+            people = self._gate.verifier.members(config.approvers)
+            escalation = self._gate.escalation_at(record)
+            if record.escalated_at is not None or (escalation is not None and workflow.now() >= escalation):
+                people |= self._gate.verifier.members(config.escalate_to)
+            if not config.allow_self_approval and pending.requester is not None:
+                people.discard(pending.requester)
+            deciders = sorted(people)
+        return CallDetails(
+            pending=pending, description=tool.description if tool else "",
+            input_schema=tool.input_schema if tool else {}, deciders=deciders,
+            allow_self_approval=config.allow_self_approval, conversation=self._conversation,
+            conversation_omitted=self._conversation_omitted,
+        )
+
+    def _remember_conversation(self, result: RunResult) -> None:
+        # Kept only in memory (never in history): a replay rebuilds it from the same results.
+        items = result.to_input_list()
+        recent = items[-CONVERSATION_ITEMS:]
+        self._conversation = [_conversation_item(item) for item in recent]
+        self._conversation_omitted = len(items) - len(recent)
+
+
+def _conversation_item(item: Any) -> ConversationItem:
+    """A conversation item as text an approver can read, cut to `CONVERSATION_ITEM_CHARS`."""
+    if not isinstance(item, dict):
+        return ConversationItem(kind="item", text=cut(item, CONVERSATION_ITEM_CHARS))
+    kind = str(item.get("type") or "message")
+    role = item.get("role")
+    if kind == "function_call":
+        text = f"{item.get('name')}({item.get('arguments') or ''})"
+    elif kind == "function_call_output":
+        text = str(item.get("output"))
+    else:
+        content = item.get("content")
+        if isinstance(content, list):
+            text = "\n".join(str(part.get("text") or part.get("refusal") or "") for part in content
+                             if isinstance(part, dict))
+        else:
+            text = str(content if content is not None else item)
+    return ConversationItem(kind=kind, role=str(role) if role is not None else None,
+                            text=cut(text, CONVERSATION_ITEM_CHARS))
 
 
 def _require_requester(plan: RunPlan, requester: str | None) -> None:

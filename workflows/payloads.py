@@ -174,6 +174,28 @@ class PendingApproval(Wire):
     requester: str | None = None
 
 
+class ConversationItem(Wire):
+    """One item of a run's conversation as `call_details` shows it: its kind, role and text (cut)."""
+
+    kind: str
+    role: str | None = None
+    text: str
+
+
+class CallDetails(Wire):
+    """Answer of the `call_details` query: one pending call and what its approvers need to judge it."""
+
+    pending: PendingApproval
+    description: str
+    input_schema: dict[str, Any]
+    # Who may decide it now (groups expanded, escalation included); None: anyone with a valid identity.
+    deciders: list[str] | None = None
+    allow_self_approval: bool = False
+    # The last items of the conversation when the run paused, each cut; older ones are only counted.
+    conversation: list[ConversationItem] = Field(default_factory=list)
+    conversation_omitted: int = 0
+
+
 class RunStatus(Wire):
     """Answer of the `status` query."""
 

@@ -10,27 +10,26 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-with workflow.unsafe.imports_passed_through():
-    from workflows.arguments import arguments_sha256
-    from workflows.commands import decision_command
-    from workflows.decoding import parse, received
-    from workflows.durable import local_failure
-    from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
-    from workflows.payloads import (
-        AgentResult,
-        ChildPending,
-        PendingApproval,
-        PipelineDefinition,
-        PipelineLookup,
-        PipelinePending,
-        PipelineRequest,
-        PipelineResult,
-        PipelineState,
-        PipelineStatus,
-        PipelineStep,
-        StepResult,
-    )
-    from workflows.pipelines import holds, render
+from workflows.arguments import arguments_sha256
+from workflows.commands import decision_command
+from workflows.decoding import parse, received
+from workflows.durable import local_failure
+from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
+from workflows.payloads import (
+    AgentResult,
+    ChildPending,
+    PendingApproval,
+    PipelineDefinition,
+    PipelineLookup,
+    PipelinePending,
+    PipelineRequest,
+    PipelineResult,
+    PipelineState,
+    PipelineStatus,
+    PipelineStep,
+    StepResult,
+)
+from workflows.templates import holds, render
 
 LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["InvalidInputError"])
 

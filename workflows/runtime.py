@@ -1,13 +1,23 @@
-"""How Airlock's workflows and activities are hosted: sandbox, worker and replayer settings."""
+"""How Airlock's workflows and activities are hosted: worker, workflow runner and replayer.
+
+The determinism boundary. Every module that runs inside a workflow is pure: the banned-API lint
+(ruff TID251, scoped in pyproject.toml to every module the workflows import) refuses clocks,
+randomness and the environment in them, and a test proves the scope covers them all. Every
+workflow test replays its history in Temporal's sandbox with Airlock's own modules loaded (not
+passed through), so the sandbox checks each of them at run time, and checked-in histories of
+earlier releases replay the same way. Production workers run workflow code without the sandbox
+by default: it re-imports the workflow modules and hooks every import and payload of every run,
+which more than doubled the worker's CPU per step, for checks the tests already make.
+`AIRLOCK_WORKFLOW_SANDBOX=true` turns the checking sandbox on in production too.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from workflows.activities import AirlockActivities
@@ -18,9 +28,9 @@ from workflows.pipeline_workflow import PipelineWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]
 
-# Pure libraries the workflow code uses. Passing them through skips re-importing them into
-# every workflow sandbox (a large start-up and memory cost); none of them is used for I/O or
-# clock reads from workflow code.
+# Third-party packages the workflow code uses, shared with the worker instead of imported again
+# into every sandbox (a large cost per run); workflow code uses no I/O, clock or randomness of
+# theirs. The Agents SDK imports some of these lazily, inside functions run by workflows.
 PASSTHROUGH_MODULES = (
     "agents", "openai", "pydantic", "pydantic_core", "typing_extensions", "annotated_types",
     "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
@@ -30,11 +40,16 @@ PASSTHROUGH_MODULES = (
 )
 
 
-def workflow_runner() -> SandboxedWorkflowRunner:
-    """The workflow sandbox with Airlock's pure dependencies passed through."""
+def checking_sandbox() -> SandboxedWorkflowRunner:
+    """Temporal's sandbox, loading Airlock's own modules so that it checks them."""
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
+
+
+def workflow_runner(*, sandboxed: bool) -> WorkflowRunner:
+    """How a worker runs workflow code: in the checking sandbox, or directly (the default)."""
+    return checking_sandbox() if sandboxed else UnsandboxedWorkflowRunner()
 
 
 def activity_list(activities: AirlockActivities) -> Sequence[Any]:
@@ -45,7 +60,9 @@ def activity_list(activities: AirlockActivities) -> Sequence[Any]:
     ]
 
 
-def build_worker(client: Client, task_queue: str, activities: AirlockActivities, **options: Any) -> Worker:
+def build_worker(
+    client: Client, task_queue: str, activities: AirlockActivities, *, sandboxed: bool = False, **options: Any,
+) -> Worker:
     """A worker that hosts every Airlock workflow and activity on `task_queue`.
 
     Every activity failure passes `ScrubFailures` first, so no secret reaches the history.
@@ -55,8 +72,7 @@ def build_worker(client: Client, task_queue: str, activities: AirlockActivities,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=activity_list(activities),
-        workflow_runner=workflow_runner(),
-        activity_executor=ThreadPoolExecutor(4),
+        workflow_runner=workflow_runner(sandboxed=sandboxed),
         # Innermost (last), so other interceptors (tracing, metrics) only ever see scrubbed failures.
         interceptors=[*options.pop("interceptors", ()), ScrubFailures(activities.redactor)],
         **options,
@@ -64,5 +80,5 @@ def build_worker(client: Client, task_queue: str, activities: AirlockActivities,
 
 
 def replayer() -> Replayer:
-    """A replayer for recorded histories, configured exactly like the worker."""
-    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), data_converter=data_converter())
+    """A replayer for recorded histories, in the checking sandbox: replays are where it checks."""
+    return Replayer(workflows=WORKFLOWS, workflow_runner=checking_sandbox(), data_converter=data_converter())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,8 +48,31 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
+    # Run workflow code in Temporal's checking sandbox on this worker too (tests always replay in it).
+    workflow_sandbox: bool = False
     dev_ui_port: int = 8233
     tracing: bool = False
+
+    # The approval inbox (`airlock inbox`, and `python worker.py --dev`).
+    inbox_host: str = "127.0.0.1"
+    inbox_port: int = 8234
+    # The header the authenticating reverse proxy sets (oauth2-proxy: X-Forwarded-User or
+    # X-Forwarded-Email; Pomerium: X-Pomerium-Claim-Email), believed only from these peers.
+    inbox_identity_header: str = "X-Forwarded-User"
+    inbox_trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Host names (host or host:port) the inbox answers to; empty: the bind address and localhost.
+    inbox_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The Ed25519 key of `[services.inbox]` in approvers.toml; without it decisions go unsigned.
+    inbox_key_file: Path | None = None
+    inbox_service_name: str = "inbox"
+
+    @field_validator("inbox_trusted_proxies", "inbox_allowed_hosts", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        """`a,b` in the environment is the list [a, b]."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     def resolved_pipelines_dir(self) -> Path:
         """Where pipeline files are read: `AIRLOCK_PIPELINES_DIR`, else `<agents dir>/pipelines`."""

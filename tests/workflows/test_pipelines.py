@@ -8,8 +8,9 @@ import pytest
 
 from tests.workflows.test_catalog import load_error
 from workflows.payloads import PipelineDefinition, StepCondition, StepResult
-from workflows.pipelines import holds, load_pipelines, render
+from workflows.pipelines import load_pipelines
 from workflows.settings import PROJECT_ROOT
+from workflows.templates import holds, render
 
 ECHO = 'name = "echo"\ninstructions = "Repeat."\n'
 

@@ -1,0 +1,296 @@
+"""The inbox web app (Starlette): routes, security headers, and the pages they render."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import structlog
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from temporalio.service import RPCError
+
+from console.decisions import DecisionRefusedError
+from console.inbox.auth import ForbiddenError, Gatekeeper, NotAuthenticatedError, Person
+from console.inbox.runs import DecisionError, Runs, may_decide
+from console.waiting import AGENT_NAME, ListingError, age, until
+from workflows.approvers import NAME
+from workflows.arguments import schema_errors
+
+log = structlog.get_logger("airlock.inbox")
+
+HERE = Path(__file__).parent
+# No inline script or style anywhere: everything the pages use is served from /static.
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+}
+# Strings longer than this are folded in the argument view (opened with a click or Enter).
+FOLD_CHARS = 160
+MAX_FORM_BYTES = 256_000
+EXPORT_FIELDS = ["workflow_id", "at", "event", "call_id", "agent", "server", "tool", "actor", "identity",
+                 "reason", "outcome", "arguments_sha256", "edited_from_sha256"]
+
+templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+
+def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
+    """The inbox as an ASGI app: every request passes the Host check and identifies its person."""
+    Handler = Callable[[Request, Person], Awaitable[Response]]
+
+    def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            try:
+                gatekeeper.check_host(request)
+                person = gatekeeper.person(request)
+                if request.method == "POST":
+                    gatekeeper.check_origin(request)
+                response = await handler(request, person)
+            except NotAuthenticatedError as err:
+                log.warning("inbox request not authenticated", reason=str(err), path=request.url.path)
+                response = _error(401, "Not signed in", f"The inbox could not tell who you are: {err}.")
+            except ForbiddenError as err:
+                log.warning("inbox request refused", reason=str(err), path=request.url.path)
+                response = _error(403, "Refused", str(err))
+            except (RPCError, ListingError) as err:
+                response = _error(502, "Temporal did not answer", str(err))
+            response.headers.update(SECURITY_HEADERS)
+            return response
+        return endpoint
+
+    async def inbox(request: Request, person: Person) -> Response:
+        return _html("inbox.html", person, gatekeeper, **await _listing(request, person, runs))
+
+    async def inbox_part(request: Request, person: Person) -> Response:
+        return _html("calls.html", person, gatekeeper, **await _listing(request, person, runs))
+
+    async def call(request: Request, person: Person) -> Response:
+        return await _call_page(request, person, runs, gatekeeper)
+
+    async def decide(request: Request, person: Person) -> Response:
+        return await _decide(request, person, runs, gatekeeper)
+
+    async def run(request: Request, person: Person) -> Response:
+        workflow_id = request.query_params.get("wf", "")
+        found = await runs.run(workflow_id)
+        return _html("run.html", person, gatekeeper, run=found, audit=[_audit_row(e) for e in found["audit"]],
+                     decided=request.query_params.get("decided"))
+
+    async def audit(request: Request, person: Person) -> Response:
+        filters = {name: request.query_params.get(name, "").strip() for name in ("agent", "decided_by", "tool")}
+        if filters["agent"] and not AGENT_NAME.match(filters["agent"]):
+            return _error(400, "Bad filter", "not an agent name")
+        if filters["decided_by"] and not NAME.match(filters["decided_by"]):
+            return _error(400, "Bad filter", "not a name")
+        rows = await runs.search(agent=filters["agent"] or None, decided_by=filters["decided_by"] or None,
+                                 tool=filters["tool"] or None)
+        export = request.query_params.get("format")
+        if export == "json":
+            return JSONResponse(rows, headers={"Content-Disposition": 'attachment; filename="airlock-audit.json"'})
+        if export == "csv":
+            out = io.StringIO()
+            writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
+            return Response(out.getvalue(), media_type="text/csv",
+                            headers={"Content-Disposition": 'attachment; filename="airlock-audit.csv"'})
+        query = urlencode({k: v for k, v in filters.items() if v})
+        return _html("audit.html", person, gatekeeper, filters=filters, rows=[_audit_row(r) for r in rows],
+                     query=query)
+
+    async def input_request(request: Request, person: Person) -> Response:
+        # Hook for elicitation (DESIGN §4b), built elsewhere: a run's input request will be listed
+        # with the calls and answered here with a form rendered from its requested schema, signed
+        # like a decision (decision "answer"). Until then the inbox says so instead of guessing.
+        return _error(501, "Not built yet", "Answering a server's input request from the inbox is not built yet; "
+                      "use `airlock answer WORKFLOW_ID CALL_ID JSON --as NAME`.")
+
+    async def healthz(request: Request) -> Response:
+        return Response("ok\n", media_type="text/plain", headers=SECURITY_HEADERS)
+
+    return Starlette(routes=[
+        Route("/", page(inbox)),
+        Route("/calls", page(inbox_part)),
+        Route("/call", page(call)),
+        Route("/decide", page(decide), methods=["POST"]),
+        Route("/run", page(run)),
+        Route("/audit", page(audit)),
+        Route("/input", page(input_request), methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ])
+
+
+async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, Any]:
+    agent = request.query_params.get("agent", "").strip()
+    mine = request.query_params.get("mine") == "1"
+    if agent and not AGENT_NAME.match(agent):
+        agent = ""
+    calls = await runs.waiting(person.name, agent=agent or None, mine=mine)
+    now = datetime.now(UTC)
+    rows = [{
+        **call, "tool_name": f"{call['server']}.{call['tool']}", "args_text": _one_line(call["arguments"]),
+        "waited": age(now - _parse(call["requested_at"])),
+        "deadline_text": until(_parse(call["deadline"]) if call.get("deadline") else None, now),
+        "link": "/call?" + urlencode({"wf": call["workflow_id"], "call": call["call_id"]}),
+    } for call in calls]
+    agents = sorted({c["agent"] for c in calls} | ({agent} if agent else set()))
+    query = urlencode({k: v for k, v in (("agent", agent), ("mine", "1" if mine else "")) if v})
+    return {"calls": rows, "agent": agent, "mine": mine, "agents": agents, "query": query}
+
+
+async def _call_page(
+    request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper, *, status: int = 200,
+    message: str | None = None, edit_text: str | None = None, diff: list[tuple[str, str]] | None = None,
+) -> Response:
+    workflow_id = request.query_params.get("wf", "")
+    call_id = request.query_params.get("call", "")
+    details = await runs.details(workflow_id, call_id)
+    run = await runs.run(workflow_id) if details is not None else None
+    if details is None:
+        return _html("gone.html", person, gatekeeper, status=404 if status == 200 else status,
+                     workflow_id=workflow_id, call_id=call_id, message=message,
+                     run_link="/run?" + urlencode({"wf": workflow_id}))
+    pending = details["pending"]
+    pretty = json.dumps(pending["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
+    return _html(
+        "call.html", person, gatekeeper, status=status, workflow_id=workflow_id, details=details,
+        pending=pending, arguments_html=json_html(pending["arguments"]), pretty=pretty,
+        schema=json.dumps(details.get("input_schema") or {}, indent=2, sort_keys=True),
+        decidable=may_decide(person.name, details), message=message, edit_text=edit_text or pretty, diff=diff,
+        audit=[_audit_row(e) for e in (run["audit"] if run else [])],
+        run_link="/run?" + urlencode({"wf": workflow_id}),
+    )
+
+
+async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper) -> Response:
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        return _error(413, "Too large", "the form is larger than the inbox accepts")
+    form = await request.form()
+    values = {k: str(v) for k, v in form.items() if isinstance(v, str)}
+    gatekeeper.check_csrf(person, values.get("csrf", ""))
+    workflow_id, call_id = values.get("wf", ""), values.get("call", "")
+    action = values.get("action", "")
+    request.scope["query_string"] = urlencode({"wf": workflow_id, "call": call_id}).encode()
+    edit: dict[str, Any] | None = None
+    edit_text = values.get("arguments")
+    if action in ("preview", "approve_edit"):
+        try:
+            parsed = json.loads(edit_text or "")
+        except json.JSONDecodeError as err:
+            return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
+                                    message=f"The edited arguments are not JSON: {err.msg} (line {err.lineno}).")
+        if not isinstance(parsed, dict):
+            return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
+                                    message="The edited arguments must be one JSON object.")
+        edit = parsed
+    if action == "preview":
+        details = await runs.details(workflow_id, call_id)
+        if details is not None:
+            problems = schema_errors(details.get("input_schema") or {}, edit)
+            if problems:
+                return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
+                                        message="The edit does not match the tool's schema: " + "; ".join(problems))
+            before = json.dumps(details["pending"]["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
+            after = json.dumps(edit, indent=2, sort_keys=True, ensure_ascii=False)
+            return await _call_page(request, person, runs, gatekeeper, edit_text=after, diff=_diff(before, after),
+                                    message="Check the change below, then approve with these edits.")
+    decision = {"approve": "approve", "approve_edit": "approve", "reject": "reject"}.get(action)
+    if decision is None:
+        return _error(400, "Bad request", "unknown action")
+    reason = values.get("reason", "").strip()
+    if decision == "reject" and not reason:
+        return await _call_page(request, person, runs, gatekeeper, status=400, message="A rejection needs a reason.")
+    try:
+        record = await runs.decide(person.name, workflow_id, call_id, seen_sha256=values.get("sha256", ""),
+                                   decision=decision, reason=reason, edit=edit, )  # type: ignore[arg-type]
+    except (DecisionError, DecisionRefusedError) as err:
+        log.warning("inbox decision refused", workflow_id=workflow_id, call_id=call_id, approver=person.name,
+                    reason=str(err))
+        return await _call_page(request, person, runs, gatekeeper, status=403, edit_text=edit_text,
+                                message=f"Refused: {err}")
+    log.info("inbox decision sent", workflow_id=workflow_id, call_id=call_id, approver=person.name,
+             decision=record.get("decision"), identity=record.get("identity"))
+    target = "/run?" + urlencode({"wf": workflow_id, "decided": call_id})
+    return RedirectResponse(target, status_code=303)
+
+
+def _html(name: str, person: Person, gatekeeper: Gatekeeper, *, status: int = 200, **context: Any) -> HTMLResponse:
+    body = templates.get_template(name).render(person=person, csrf=gatekeeper.csrf_token(person), **context)
+    return HTMLResponse(body, status_code=status)
+
+
+def _error(status: int, title: str, text: str) -> HTMLResponse:
+    body = templates.get_template("error.html").render(person=None, title=title, text=text, status=status)
+    return HTMLResponse(body, status_code=status)
+
+
+def json_html(value: Any, indent: int = 0) -> Markup:
+    """Pretty JSON as escaped HTML, with long strings folded into a <details> element."""
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return Markup("{}")
+        inner = ",\n".join(f'{pad}  <span class="k">{escape(json.dumps(k, ensure_ascii=False))}</span>: '
+                           f"{json_html(v, indent + 1)}" for k, v in sorted(value.items()))
+        return Markup("{\n" + inner + f"\n{pad}}}")
+    if isinstance(value, list):
+        if not value:
+            return Markup("[]")
+        inner = ",\n".join(f"{pad}  {json_html(v, indent + 1)}" for v in value)
+        return Markup("[\n" + inner + f"\n{pad}]")
+    text = json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str) and len(text) > FOLD_CHARS:
+        return Markup(f'<details class="fold"><summary><span class="s">{escape(text[:FOLD_CHARS])}</span>… '
+                      f'<em>({len(value)} characters)</em></summary><span class="s">{escape(text)}</span></details>')
+    css = "s" if isinstance(value, str) else "n"
+    return Markup(f'<span class="{css}">{escape(text)}</span>')
+
+
+def _diff(before: str, after: str) -> list[tuple[str, str]]:
+    lines = difflib.unified_diff(before.splitlines(), after.splitlines(), "pending", "edited", lineterm="", n=2)
+    kinds = {"+": "add", "-": "del", "@": "hunk"}
+    # The two file-name lines of a unified diff say nothing here; the hunks are the change.
+    return [(kinds.get(line[:1], "same"), line) for line in lines if not line.startswith(("---", "+++"))]
+
+
+def _audit_row(entry: dict[str, Any]) -> dict[str, Any]:
+    return {**entry, "at_text": _at(entry.get("at")),
+            "tool_name": f"{entry['server']}.{entry['tool']}" if entry.get("server") else (entry.get("tool") or "")}
+
+
+def _at(value: Any) -> str:
+    if not value:
+        return "-"
+    return _parse(value).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def _parse(value: Any) -> datetime:
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _one_line(arguments: Any) -> str:
+    text = json.dumps(arguments, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+def _csv_safe(value: Any) -> Any:
+    # A spreadsheet runs a cell that starts with = + - @ as a formula; models and senders chose these.
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
