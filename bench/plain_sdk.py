@@ -14,7 +14,7 @@ from agents.models.interface import Model
 from mcp.client.stdio import get_default_environment
 from scenario import Scenario, max_turns_of, reader_agent
 
-from workflows.durable import input_items, model_response
+from workflows.durable_model import input_items, model_response
 from workflows.models import ScriptedModel
 from workflows.payloads import ModelCall
 

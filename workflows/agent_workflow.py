@@ -18,15 +18,11 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
 from workflows.arguments import parse_arguments
+from workflows.budget import BudgetStop, Ledger
 from workflows.commands import decision_command
 from workflows.decoding import cut, parse, received
-from workflows.durable import (
-    BudgetStop,
-    Ledger,
-    ToolRuntime,
-    build_agents,
-    local_failure,
-)
+from workflows.durable import build_agents
+from workflows.durable_tools import ToolRuntime
 from workflows.errors import (
     DOMAIN_ERRORS,
     ApprovalTimedOutError,
@@ -36,6 +32,7 @@ from workflows.errors import (
     ToolConflictError,
     ToolUnavailableError,
     UnknownAgentError,
+    local_failure,
 )
 from workflows.gate import ApprovalGate, Verdict
 from workflows.identity import RefusedError, UnknownKeyError, Verifier

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 # Defined on the MCP side (servers.toml raises it too); one class, so one `except` catches both.
 from mcp_servers.tomlfiles import ConfigError as ConfigError
@@ -57,3 +57,13 @@ DOMAIN_ERRORS: list[type[BaseException]] = [
     ToolConflictError,
     PipelineError,
 ]
+
+
+def local_failure(err: ActivityError | ApplicationError) -> BaseException | None:
+    """The failure an activity ended with.
+
+    A regular activity's failure arrives wrapped in `ActivityError`; a local activity that has
+    failed for good arrives as its own last `ApplicationError`, unwrapped (temporalio 1.35), so
+    workflow code that only caught `ActivityError` let it fail the whole run.
+    """
+    return err.cause if isinstance(err, ActivityError) else err

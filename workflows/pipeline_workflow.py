@@ -13,8 +13,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from workflows.arguments import arguments_sha256
 from workflows.commands import decision_command
 from workflows.decoding import parse, received
-from workflows.durable import local_failure
-from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
+from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError, local_failure
 from workflows.payloads import (
     AgentResult,
     ChildPending,

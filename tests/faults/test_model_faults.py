@@ -27,7 +27,7 @@ from tests.conftest import (
 from tests.support.fault_stubs import TimedStub
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
 from tests.support.recording_model import record_model
-from workflows.durable import MODEL_RETRY
+from workflows.durable_model import MODEL_RETRY
 from workflows.payloads import AgentRequest, AgentResult
 
 API_KEY = "sk-test-faults-0b7e"

@@ -1,0 +1,150 @@
+"""Agents SDK function tools whose calls are activities, each released by the gate when gated.
+
+Runs inside the workflow: no I/O, clock, randomness or environment (the banned-API lint checks).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from agents import FunctionTool, RunContextWrapper
+from agents.tool_context import ToolContext
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from workflows.arguments import parse_arguments, schema_errors
+from workflows.budget import BudgetStop, Ledger
+from workflows.errors import local_failure
+from workflows.gate import ApprovalGate
+from workflows.identity import RefusedError
+from workflows.payloads import AgentPlan, ToolCall, ToolPlan, ToolReply
+
+READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10), maximum_attempts=5,
+)
+IDEMPOTENT_WRITE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10), maximum_attempts=5,
+)
+# A write that is not known to be idempotent is sent at most once per activity; the workflow
+# re-sends it only when the activity proved nothing was sent (`ToolNotSent`).
+SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
+NOT_SENT_RESENDS = 3
+
+
+
+@dataclass
+class ToolRuntime:
+    """What a tool needs from its run: identity, the gate, the ledger and when to checkpoint."""
+
+    workflow_id: str
+    gate: ApprovalGate
+    ledger: Ledger
+    on_outcome: Callable[[str, str], None]
+    # True when the run should continue as new; an auto tool call then interrupts the runner
+    # so that even a run with no gated calls reaches a point where its state can be carried.
+    checkpoint_due: Callable[[], bool]
+
+
+def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
+    """An SDK function tool whose call is an activity, behind the gate when its policy says so."""
+
+    async def needs_approval(_ctx: RunContextWrapper[Any], params: dict[str, Any], _call_id: str) -> bool:
+        if tool.policy == "auto":
+            return runtime.checkpoint_due()
+        # Invalid arguments never reach an approver: the model hears about them instead.
+        return not schema_errors(tool.input_schema, params)
+
+    async def invoke(ctx: ToolContext[Any], raw: str) -> str:
+        arguments, problem = parse_arguments(raw, tool.input_schema)
+        if arguments is None:
+            return f"Error: {tool.name} was not called: {problem}."
+        call_id = ctx.tool_call_id
+        note = ""
+        try:
+            if tool.policy == "approve":
+                approved = runtime.gate.release(call_id, server=tool.server, tool=tool.name, requested=arguments)
+                if approved != arguments:
+                    note = f"Note: an approver edited this call; it ran with the arguments {json.dumps(approved)}.\n"
+                arguments = approved
+            elif not tool.read_only and not runtime.gate.start(call_id):
+                raise RefusedError(f"call id {call_id[:200]!r} already ran")
+        except RefusedError as err:
+            return f"Error: {tool.name} was not called: {err}."
+        ledger = runtime.ledger
+        if ledger.tool_calls >= agent.max_tool_calls:
+            ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
+            raise BudgetStop(ledger.exceeded)
+        ledger.tool_calls += 1
+        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments)
+        if tool.read_only:
+            ledger.local_steps += 1
+            reply = await _read(call, tool)
+        else:
+            call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
+            reply = await _write(call, tool)
+        if tool.policy == "approve" or not tool.read_only:
+            runtime.on_outcome(call_id, reply.outcome)
+        return note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
+
+    return FunctionTool(
+        name=tool.name,
+        description=tool.description,
+        params_json_schema=tool.input_schema,
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
+        needs_approval=needs_approval,
+    )
+
+
+async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
+    try:
+        reply: ToolReply = await workflow.execute_local_activity(
+            "airlock.read", call, result_type=ToolReply,
+            start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
+            retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
+        )
+        return reply
+    except (ActivityError, ApplicationError) as err:
+        return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
+
+
+async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
+    summary = f"{call.agent} / {call.server}.{call.tool}"
+    for attempt in range(NOT_SENT_RESENDS + 1):
+        try:
+            reply: ToolReply = await workflow.execute_activity(
+                "airlock.write", call, result_type=ToolReply,
+                start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
+                heartbeat_timeout=timedelta(seconds=5),
+                retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
+                summary=summary,
+            )
+            return reply
+        except ActivityError as err:
+            cause = err.cause
+            not_sent = isinstance(cause, ApplicationError) and cause.type == "ToolNotSent"
+            if not_sent and attempt < NOT_SENT_RESENDS:
+                await workflow.sleep(timedelta(seconds=2**attempt))
+                continue
+            if not_sent:
+                return ToolReply(text=f"{summary} was not sent: {_reason(err)}", outcome="error")
+            return ToolReply(
+                text=(f"the outcome of {call.server}.{call.tool} is unknown ({_reason(err)}); "
+                      "it may or may not have been applied and was not repeated"),
+                outcome="outcome_unknown",
+            )
+    raise AssertionError("unreachable")
+
+
+def _reason(err: ActivityError | ApplicationError) -> str:
+    cause = local_failure(err)
+    while cause is not None and cause.__cause__ is not None and not isinstance(cause, ApplicationError):
+        cause = cause.__cause__
+    return str(cause or err)[:300]
