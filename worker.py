@@ -38,6 +38,7 @@ from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
+from workflows.startup import check_dependencies, ensure_search_attributes
 
 log = structlog.get_logger("airlock.worker")
 
@@ -148,15 +149,23 @@ async def running_worker(
         log.info("worker stopped")
 
 
+async def preflight(client: Client, settings: Settings, activities: AirlockActivities) -> None:
+    """Stop with the reason (and the fixing command) unless the namespace, model and servers are ready."""
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    await check_dependencies(activities.model_backend, activities.pool, activities.pool.servers)
+
+
 async def serve(settings: Settings, activities: AirlockActivities, dev: bool) -> None:
-    """Run until SIGINT or SIGTERM."""
+    """Check what the worker depends on, then run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with temporal(settings, dev) as client, running_worker(client, settings, activities):
-        await stop.wait()
-        log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+    async with temporal(settings, dev) as client:
+        await preflight(client, settings, activities)
+        async with running_worker(client, settings, activities):
+            await stop.wait()
+            log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
 
 
 async def demo(settings: Settings, activities: AirlockActivities) -> None:
