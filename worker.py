@@ -27,7 +27,7 @@ from temporalio.worker import Worker
 from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import devserver, logs
+from workflows import devserver, logs, telemetry
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
@@ -183,6 +183,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
+    telemetry.install_runtime(settings)
     if args.demo:
         # Always offline and deterministic, and with alice's key as the only proof that counts.
         settings = prepare_demo(settings)
