@@ -29,7 +29,7 @@ from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
 from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import devserver, logs
+from workflows import devserver, logs, telemetry
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
@@ -40,6 +40,7 @@ from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
+from workflows.startup import check_dependencies, ensure_search_attributes
 
 log = structlog.get_logger("airlock.worker")
 
@@ -150,24 +151,32 @@ async def running_worker(
         log.info("worker stopped")
 
 
+async def preflight(client: Client, settings: Settings, activities: AirlockActivities) -> None:
+    """Stop with the reason (and the fixing command) unless the namespace, model and servers are ready."""
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    await check_dependencies(activities.model_backend, activities.pool, activities.pool.servers)
+
+
 async def serve(settings: Settings, activities: AirlockActivities, dev: bool) -> None:
-    """Run until SIGINT or SIGTERM."""
+    """Check what the worker depends on, then run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with temporal(settings, dev) as client, running_worker(client, settings, activities):
-        serving = None
-        if dev:
-            # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
-            app = inbox.make_app(client, settings, dev_identity=inbox.DEV_PERSON)
-            serving = asyncio.create_task(inbox.serve(app, settings, stop, inbox.bind(settings)))
-            log.info("inbox ready", url=inbox.inbox_url(settings), identity=f"dev:{inbox.DEV_PERSON}")
-            dev_inbox.announce(settings)
-        await stop.wait()
-        log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
-        if serving is not None:
-            await serving
+    async with temporal(settings, dev) as client:
+        await preflight(client, settings, activities)
+        async with running_worker(client, settings, activities):
+            serving = None
+            if dev:
+                # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
+                app = inbox.make_app(client, settings, dev_identity=inbox.DEV_PERSON)
+                serving = asyncio.create_task(inbox.serve(app, settings, stop, inbox.bind(settings)))
+                log.info("inbox ready", url=inbox.inbox_url(settings), identity=f"dev:{inbox.DEV_PERSON}")
+                dev_inbox.announce(settings)
+            await stop.wait()
+            log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+            if serving is not None:
+                await serving
 
 
 async def demo(settings: Settings, activities: AirlockActivities) -> None:
@@ -185,6 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
+    telemetry.install_runtime(settings)
     if args.demo:
         # Always offline and deterministic, and with alice's key as the only proof that counts.
         settings = prepare_demo(settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console import mcp, signing, waiting
+from console import follow, mcp, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
 from workflows.approvers import NAME
 from workflows.connection import connect
@@ -153,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--host", help="address to bind (default: AIRLOCK_INBOX_HOST, 127.0.0.1)")
     inbox.add_argument("--port", type=int, help="port (default: AIRLOCK_INBOX_PORT, 8234)")
     inbox.set_defaults(command=cmd_inbox, output=None)
+
+    start = commands.add_parser("run", parents=[common], help="start a run of an agent (and follow it)")
+    start.add_argument("agent", type=_agent, metavar="AGENT")
+    start.add_argument("input", metavar="INPUT")
+    start.add_argument("--id", dest="workflow_id", help="workflow id (default: AGENT-<random>)")
+    start.add_argument("--requester", default=getpass.getuser(), help="who asks (default: your user name)")
+    start.add_argument("--follow", action="store_true", help="show progress and the approve command until it ends")
+    start.set_defaults(command=cmd_run)
     return parser
 
 
@@ -395,11 +404,39 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
     return 0
 
 
+async def cmd_run(args: argparse.Namespace) -> int:
+    """`airlock run`: start a run; with --follow, report it until it ends (exit 1 if it failed)."""
+    client = await _client(args)
+    try:
+        handle = await follow.start(client, args.settings.task_queue, args.agent, args.input,
+                                    requester=args.requester, workflow_id=args.workflow_id)
+    except RPCError as err:
+        raise CliError(f"could not start the run: {err.message}") from None
+    if not args.follow:
+        emit(args, {"workflow_id": handle.id, "run_id": handle.result_run_id},
+             f"started {handle.id} (follow it: {shlex.join(['airlock', 'show', handle.id])})")
+        return 0
+    quiet = args.output == "json"
+    if not quiet:
+        write(f"▶ started {handle.id} (agent {args.agent}, task queue {args.settings.task_queue})")
+    completed, result = await follow.follow(client, handle, args.settings.task_queue,
+                                            (lambda _line: None) if quiet else follow.say)
+    if quiet:
+        emit(args, {"workflow_id": handle.id, "completed": completed, "result": result}, "")
+    elif completed:
+        write(f"■ completed: {result.get('output', '')}")
+    else:
+        write(f"✘ failed: {result}")
+    return 0 if completed else 1
+
+
 # --- Temporal ----------------------------------------------------------------------------------
 
 
 async def _client(args: argparse.Namespace) -> Client:
-    return await connect(_settings(args))
+    settings = _settings(args)
+    args.settings = settings
+    return await connect(settings)
 
 
 def _settings(args: argparse.Namespace) -> Settings:

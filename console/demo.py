@@ -7,6 +7,7 @@ Printed on stdout for a person; the worker's logs go to stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shlex
@@ -14,8 +15,9 @@ import sys
 import time
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from console import signing
 from workflows.payloads import AgentRequest, AgentResult, PendingApproval, RunStatus
@@ -57,6 +59,40 @@ async def walkthrough(client: Client, settings: Settings) -> None:
         id=workflow_id, task_queue=settings.task_queue, result_type=AgentResult,
     )
     say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
+    try:
+        await _gate_and_decide(handle, settings)
+    finally:
+        await _end_unfinished(handle)
+    say("  look again later (same database): " + _dev_command(settings) + "; then, in another terminal: "
+        + shlex.join([*_airlock(settings), "audit", workflow_id]) + "\n")
+
+
+def _dev_command(settings: Settings) -> str:
+    """`python worker.py --dev` with the settings that put it on the demo's server and database."""
+    changed = {name: value for name, value in (("AIRLOCK_TEMPORAL_ADDRESS", settings.temporal_address),
+                                               ("AIRLOCK_DATA_DIR", str(settings.data_dir)),
+                                               ("AIRLOCK_DEV_UI_PORT", str(settings.dev_ui_port)))
+               if value != str(Settings.model_fields[name.removeprefix("AIRLOCK_").lower()].default)}
+    return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in changed.items()), "python worker.py --dev"])
+
+
+def _airlock(settings: Settings) -> list[str]:
+    """`airlock` with `--address` when the demo's server is not where the CLI looks by default."""
+    default = Settings.model_fields["temporal_address"].default
+    return ["airlock"] if settings.temporal_address == default else ["airlock", "--address", settings.temporal_address]
+
+
+async def _end_unfinished(handle: WorkflowHandle[object, AgentResult]) -> None:
+    """Terminate the demo's run if it is still going (an error, Ctrl-C): nothing is left waiting."""
+    with contextlib.suppress(RPCError):
+        if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+            await handle.terminate("the demo ended before its run did")
+            say(f"  terminated {handle.id}: the demo ended before its run did")
+
+
+async def _gate_and_decide(handle: WorkflowHandle[object, AgentResult], settings: Settings) -> None:
+    """Wait at the gate, show an unsigned approval refused, approve signed, print the result."""
+    workflow_id = handle.id
     call = await _wait_for_gate(handle)
     say(f"⏸ paused at the approval gate: {call.server}.{call.tool} {json.dumps(call.arguments)}")
     say("  see what waits:  airlock pending   (or in a browser: `python worker.py --dev` serves the inbox, "
@@ -72,10 +108,11 @@ async def walkthrough(client: Client, settings: Settings) -> None:
         say(f"✘ an unsigned approval claiming to be alice is {reason}")
 
     key_file = settings.data_dir / "demo" / "alice.key"
-    command = ["airlock", "approve", workflow_id, call.call_id, "--as", "alice", "--key", str(key_file)]
+    command = [*_airlock(settings), "approve", workflow_id, call.call_id, "--as", "alice", "--key", str(key_file)]
     say("✔ alice approves, signed with her key:\n  " + shlex.join(command))
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "airlock"), "--address", settings.temporal_address, *command[1:],
+        str(Path(sys.executable).parent / "airlock"), "--address", settings.temporal_address,
+        *command[command.index("approve"):],
         stdout=asyncio.subprocess.DEVNULL, env={**os.environ, "AIRLOCK_LOG_FORMAT": "json"},
     )
     if await proc.wait() != 0:
@@ -84,7 +121,7 @@ async def walkthrough(client: Client, settings: Settings) -> None:
     say(f"■ completed: {result.output}")
     for record in result.approvals:
         say(f"  {record.tool} {record.decision} by {record.decided_by} ({record.identity}) → outcome {record.outcome}")
-    say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}\n")
+    say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}")
 
 
 async def _wait_for_gate(handle: WorkflowHandle[object, AgentResult]) -> PendingApproval:

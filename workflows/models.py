@@ -50,12 +50,17 @@ class ScriptStep(BaseModel):
     tool_call: _ScriptedCall | None = None
     tool_calls: list[_ScriptedCall] | None = None
     message: str | None = None
+    # Played instead of `message` when the previous turn's call did not run (rejected, timed out,
+    # refused): a scripted agent that hears "no" must not claim it did the thing.
+    if_not_run: str | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ScriptStep:
         given = [self.tool_call is not None, self.tool_calls is not None, self.message is not None]
         if sum(given) != 1:
             raise ValueError("a step has exactly one of 'tool_call', 'tool_calls', 'message'")
+        if self.if_not_run is not None and self.message is None:
+            raise ValueError("'if_not_run' goes with 'message'")
         return self
 
 
@@ -117,7 +122,10 @@ class ScriptedModel:
         step = steps[turn]
         output: list[dict[str, Any]] = []
         if step.message is not None:
-            text = step.message.replace("{input}", _last_user_text(call.input))
+            message = step.message
+            if step.if_not_run is not None and (not_run := _last_call_not_run(call.input)) is not None:
+                message = step.if_not_run.replace("{output}", not_run)
+            text = message.replace("{input}", _last_user_text(call.input))
             output.append({
                 "type": "message", "id": f"msg-{call.agent}-{turn}", "role": "assistant",
                 "status": "completed",
@@ -132,6 +140,16 @@ class ScriptedModel:
                 "name": scripted.name, "arguments": arguments, "status": "completed",
             })
         return ModelReply(output=output, usage=Usage(requests=1))
+
+
+def _last_call_not_run(items: list[dict[str, Any]]) -> str | None:
+    """What the model was told about its latest tool call, if that call did not run."""
+    for item in reversed(items):
+        if item.get("type") == "function_call_output":
+            output = item.get("output")
+            text = output if isinstance(output, str) else json.dumps(output)
+            return text if text.startswith("Error") or "was not executed" in text else None
+    return None
 
 
 def _last_user_text(items: list[dict[str, Any]]) -> str:

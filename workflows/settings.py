@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     max_history_events: int = 10_000
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # Temporal core's own lines (forwarded into the log stream): TRACE, DEBUG, INFO, WARN or ERROR.
+    temporal_core_log_level: Literal["TRACE", "DEBUG", "INFO", "WARN", "ERROR"] = "WARN"
 
     # Run workflow code in Temporal's checking sandbox on this worker too (tests always replay in it).
     workflow_sandbox: bool = False

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
-import sys
 from collections.abc import Sequence
 
 import uvicorn
 
+from mcp_servers import logs
 from mcp_servers.tickets.server import server
 
 logger = logging.getLogger("mcp_servers.tickets")
@@ -45,24 +45,17 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port; 0 picks a free one")
     parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
+    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
+                        help="stderr log lines: JSON unless stderr is a terminal (auto, the default)")
     return parser.parse_args(argv)
-
-
-def _configure_logging() -> None:
-    # force=True: constructing MCPServer already installed a root handler; stdout stays free
-    # for the stdio protocol either way.
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        force=True,
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse the command line and serve until stdin closes (stdio) or a signal arrives (HTTP)."""
     args = _parse_args(argv)
-    _configure_logging()
+    # After MCPServer was built (it installs a root handler of its own): the worker's format,
+    # on stderr, so stdout stays free for the stdio protocol.
+    logs.configure("INFO", args.log_format)
     if not args.http:
         server.run("stdio")
         return

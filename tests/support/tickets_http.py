@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_LINE = re.compile(r"tickets MCP server listening on (http://\S+)")
+READY_LINE = re.compile(r"tickets MCP server listening on (http://[^\s\"]+)")
 STARTUP_DEADLINE_S = 15.0
 SHUTDOWN_DEADLINE_S = 10.0
 

@@ -51,10 +51,10 @@ def project_env(project: Project, address: str, **extra: str) -> dict[str, str]:
 
 
 @contextlib.asynccontextmanager
-async def worker_process(env: dict[str, str]) -> AsyncIterator[WorkerProcess]:
-    """Start `python worker.py`; wait until it logs that it is ready; stop it by pid at the end."""
+async def worker_process(env: dict[str, str], *args: str) -> AsyncIterator[WorkerProcess]:
+    """Start `python worker.py ARGS`; wait until it logs that it is ready; stop it by pid at the end."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO_ROOT / "worker.py"), cwd=REPO_ROOT, env=env,
+        sys.executable, str(REPO_ROOT / "worker.py"), *args, cwd=REPO_ROOT, env=env,
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )

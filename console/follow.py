@@ -1,0 +1,128 @@
+"""`airlock run`: start an agent run and follow it — progress, who it waits for, the result.
+
+The workflow type and task queue come from Airlock itself, so a misspelled type cannot leave a
+newcomer's run `starting` forever; a run no worker picks up is reported as such.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from workflows.commands import decision_command
+from workflows.payloads import AgentRequest, PendingApproval, RunStatus
+
+WORKFLOW_TYPE = "AgentWorkflow"
+POLL_S = 0.25
+# A run still `starting` after this long, with no worker polling its queue, is reported.
+NO_WORKER_AFTER_S = 3.0
+QUERY_TIMEOUT = timedelta(seconds=5)
+FINAL_STATES = ("completed", "failed", "cancelled")
+
+
+async def start(client: Client, task_queue: str, agent: str, text: str, *, requester: str,
+                workflow_id: str | None = None, context: dict[str, Any] | None = None) -> WorkflowHandle[Any, Any]:
+    """Start one `AgentWorkflow` run of `agent` on `task_queue`."""
+    request = AgentRequest(agent=agent, input=text, requester=requester, context=context or {})
+    return await client.start_workflow(
+        WORKFLOW_TYPE, request, id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}", task_queue=task_queue,
+    )
+
+
+async def has_poller(client: Client, task_queue: str) -> bool:
+    """Whether any worker has polled `task_queue` for workflow tasks lately."""
+    reply = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    ))
+    return bool(reply.pollers)
+
+
+@dataclass
+class Progress:
+    """What has been said about a run so far, so each change is said once."""
+
+    say: Callable[[str], None]
+    line: str = ""
+    announced: set[str] = field(default_factory=set)
+    warned_no_worker: bool = False
+
+    def status(self, status: RunStatus) -> None:
+        """One progress line whenever the state, turn or tool-call count changes."""
+        line = f"  {status.state} · turn {status.turn} · {status.tool_calls} tool call(s)"
+        if line != self.line:
+            self.line = line
+            self.say(line)
+
+    def pending(self, workflow_id: str, calls: list[PendingApproval]) -> None:
+        """For each call newly waiting: what it is, whom it waits for, and the commands that decide it."""
+        for call in calls:
+            key = f"{call.call_id}/{call.arguments_sha256}"
+            if key in self.announced:
+                continue
+            self.announced.add(key)
+            needed = call.approvals_needed - len(call.approved_by)
+            by = f"; approved so far by {', '.join(call.approved_by)}" if call.approved_by else ""
+            self.say(f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "
+                     f"{json.dumps(call.arguments, ensure_ascii=False)}")
+            self.say("  approve: " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve"))
+            self.say("  reject:  " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject"))
+
+
+async def follow(client: Client, handle: WorkflowHandle[Any, Any], task_queue: str,
+                 say: Callable[[str], None]) -> tuple[bool, Any]:
+    """Report the run's progress until it ends; return (completed, result or failure message)."""
+    progress = Progress(say)
+    started = time.monotonic()
+    result_task: asyncio.Task[Any] = asyncio.create_task(handle.result())
+    try:
+        while not result_task.done():
+            status = await _status(handle)
+            if status is not None:
+                progress.status(status)
+                if status.state == "awaiting_approval":
+                    calls = await handle.query("pending_approvals", result_type=list[PendingApproval],
+                                               rpc_timeout=QUERY_TIMEOUT)
+                    progress.pending(handle.id, calls)
+            if ((status is None or status.state == "starting") and not progress.warned_no_worker
+                    and time.monotonic() - started > NO_WORKER_AFTER_S and not await has_poller(client, task_queue)):
+                progress.warned_no_worker = True
+                say(f"  no worker polls task queue {task_queue!r}: start one (`python worker.py`), "
+                    "or check AIRLOCK_TASK_QUEUE")
+            await asyncio.wait({result_task}, timeout=POLL_S)
+        return True, result_task.result()
+    except WorkflowFailureError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError):
+            return False, f"{cause.type}: {cause.message}"
+        return False, str(cause or err)
+    finally:
+        result_task.cancel()
+
+
+async def _status(handle: WorkflowHandle[Any, Any]) -> RunStatus | None:
+    try:
+        status: RunStatus = await handle.query("status", result_type=RunStatus, rpc_timeout=QUERY_TIMEOUT)
+    except (WorkflowQueryFailedError, RPCError):
+        return None  # no worker has answered yet: the no-worker check says so
+    return status
+
+
+def say(line: str) -> None:
+    """One line of progress on stdout, at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
