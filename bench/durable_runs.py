@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -90,13 +90,15 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    env: dict[str, str], log_file: Path, script: Path = WORKER_SCRIPT
+    env: dict[str, str], log_file: Path, script: Path = WORKER_SCRIPT, *,
+    python: str = sys.executable, args: Sequence[str] = (),
 ) -> AsyncIterator[WorkerProcess]:
-    """Start `python worker.py` (or a variant `script`), wait until it logs "worker ready", stop it."""
+    """Start `python worker.py` (or a variant `script`, or another venv's `python`), wait until it
+    logs "worker ready", stop it."""
     with log_file.open("wb") as sink:
         spawned_at = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), cwd=REPO_ROOT, env=env,
+            python, str(script), *args, cwd=REPO_ROOT, env=env,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=sink,
         )
     worker = WorkerProcess(proc, log_file, spawned_at)
@@ -139,13 +141,14 @@ async def history_size(handle: WorkflowHandle[Any, Any]) -> tuple[int, int, int]
     return len(history.events), proto_bytes, len(history.to_json())
 
 
-async def _pending_call_id(handle: WorkflowHandle[Any, Any]) -> str:
+async def pending_call(handle: WorkflowHandle[Any, Any], poll_s: float = 0.01) -> dict[str, Any]:
+    """The first call `handle` waits on at its gate, polled until it is there (within the run deadline)."""
     deadline = time.monotonic() + RUN_DEADLINE_S
     while time.monotonic() < deadline:
         pending = await handle.query("pending_approvals", result_type=list)
         if pending:
-            return str(pending[0]["call_id"])
-        await asyncio.sleep(0.01)
+            return dict(pending[0])
+        await asyncio.sleep(poll_s)
     raise TimeoutError(f"{handle.id} never reached its approval gate")
 
 
@@ -162,9 +165,10 @@ def _wait_for_write(db: Path, before: int, deadline: float) -> float:
 async def approval_latency(client: Client, task_queue: str, db: Path) -> float:
     """Seconds from the `approve` signal being accepted to the gated write landing in the server."""
     handle = await start(client, task_queue, WRITER_AGENT, "Comment on T-3.")
-    call_id = await _pending_call_id(handle)
+    call = await pending_call(handle)
     before = count_writes(db, GATED_TOOL)
-    await handle.signal("approve", Approve(call_id=call_id, approver=APPROVER))
+    await handle.signal("approve", Approve(call_id=call["call_id"], approver=APPROVER,
+                                           arguments_sha256=call["arguments_sha256"]))
     accepted = time.perf_counter()
     arrived = await asyncio.to_thread(_wait_for_write, db, before, accepted + RUN_DEADLINE_S)
     result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)

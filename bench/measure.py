@@ -91,3 +91,11 @@ async def throughput(run: Callable[[], Awaitable[object]], runs: int, concurrenc
     began = time.perf_counter()
     await asyncio.gather(*(one() for _ in range(runs)))
     return runs / (time.perf_counter() - began)
+
+
+def process_rss_bytes(pid: int) -> int:
+    """Resident set size of process `pid`, from /proc/<pid>/status (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"/proc/{pid}/status has no VmRSS line")

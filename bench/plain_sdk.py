@@ -6,45 +6,17 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
-from agents import Agent, ModelResponse, RunConfig, Runner
+from agents import Agent, RunConfig, Runner
 from agents.mcp import MCPServerStdio
-from agents.models.interface import Model
 from mcp.client.stdio import get_default_environment
-from scenario import Scenario, max_turns_of, reader_agent
+from scenario import READER_INSTRUCTIONS, Scenario, max_turns_of, reader_agent
+from sdk_model import ScriptedSdkModel
 
-from workflows.durable_model import input_items, model_response
 from workflows.models import ScriptedModel
-from workflows.payloads import ModelCall
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_CONFIG = RunConfig(tracing_disabled=True)
-
-
-class PlainScriptedModel(Model):
-    """A zero-latency SDK model playing the same script as Airlock's scripted backend."""
-
-    def __init__(self, backend: ScriptedModel, agent: str) -> None:
-        self.backend = backend
-        self.agent = agent
-
-    async def get_response(
-        self, system_instructions: str | None, input: str | list[Any], model_settings: Any,
-        tools: list[Any], output_schema: Any, handoffs: list[Any], tracing: Any, *,
-        previous_response_id: str | None = None, conversation_id: str | None = None,
-        prompt: Any = None,
-    ) -> ModelResponse:
-        """Play the next scripted step; the output is rebuilt the way `workflows.durable` does."""
-        reply = await self.backend.respond(ModelCall(
-            agent=self.agent, model="scripted", instructions=system_instructions,
-            input=input_items(input),
-        ))
-        return model_response(reply)
-
-    def stream_response(self, *args: Any, **kwargs: Any) -> Any:
-        """Not used by the benchmark."""
-        raise NotImplementedError
 
 
 class PlainRunner:
@@ -63,8 +35,8 @@ class PlainRunner:
         )
         backend = ScriptedModel(scenario.script)
         self.agents = {
-            name: Agent(name=name, instructions="Read the tickets you are asked about.",
-                        model=PlainScriptedModel(backend, name), mcp_servers=[self.server])
+            name: Agent(name=name, instructions=READER_INSTRUCTIONS,
+                        model=ScriptedSdkModel(backend, name), mcp_servers=[self.server])
             for name in scenario.script
         }
         self.max_turns = {reader_agent(k): max_turns_of(k) for k in scenario.ks}

@@ -53,66 +53,99 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _row(*cells: object) -> str:
-    return "  ".join(f"{cell:>12}" if i else f"{cell:<56}" for i, cell in enumerate(cells)).rstrip()
+    return "  ".join(f"{cell:>12}" if i else f"{cell:<58}" for i, cell in enumerate(cells)).rstrip()
 
 
-def _fmt(value: float, digits: int = 1) -> str:
-    return f"{value:.{digits}f}"
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _ratio(top: float | None, bottom: float | None) -> float | None:
+    return None if top is None or bottom is None else top / bottom
 
 
 def table(results: dict[str, Any]) -> str:
     """The human-readable summary printed at the end of a run."""
     seq, thr, cpu, appr, boot = (results[key] for key in ("sequential", "throughput", "cpu", "approval", "startup"))
+    anchor = results["anchor"]["versions"]
     lines = [
         f"Airlock benchmark ({results['mode']}) on {results['machine']['cpu']}, "
         f"{results['machine']['cores']} cores; {results['elapsed_s']:.0f} s; 1-min load "
         f"{results['load_average_1m']['before']:.2f} before, {results['load_average_1m']['after']:.2f} after",
+        f"plain = Agents SDK {results['machine']['versions']['openai-agents']} Runner; durable = Airlock; "
+        f"anchor = temporalio-openai-agents {anchor['temporalio-openai-agents']} "
+        f"(Agents SDK {anchor['openai-agents']})",
         "",
-        _row(f"1. sequential latency, K={seq['k']} ({seq['steps']} steps)", "plain", "durable", "ratio"),
+        _row(f"1. sequential latency, K={seq['k']} ({seq['steps']} steps)", "plain", "durable", "anchor",
+             "durable/plain"),
         _row("   median (ms)", _fmt(seq["plain"]["median_ms"]), _fmt(seq["durable"]["median_ms"]),
-             _fmt(seq["ratio"], 2)),
+             _fmt(seq["anchor"]["median_ms"]), _fmt(seq["ratio"], 2)),
         _row("   p95 (ms)", _fmt(seq["plain"]["p95_ms"]), _fmt(seq["durable"]["p95_ms"]),
-             _fmt(seq["p95_ratio"], 2)),
-        _row("   orchestration overhead per step (ms)", "", _fmt(seq["overhead_ms_per_step"], 2)),
+             _fmt(seq["anchor"]["p95_ms"]), _fmt(seq["p95_ratio"], 2)),
+        _row("   orchestration overhead per step (ms)", "", _fmt(seq["overhead_ms_per_step"], 2),
+             _fmt(seq["anchor_overhead_ms_per_step"], 2)),
         "",
-        _row(f"2. throughput, K={seq['k']}, {thr['runs']} runs (runs/s)", "plain", "durable", "ratio"),
+        _row(f"2. throughput, K={seq['k']}, {thr['runs']} runs (runs/s)", "plain", "durable", "anchor",
+             "durable/plain"),
     ]
     for level in thr["concurrency"]:
         row = thr[f"c{level}"]
         lines.append(_row(f"   concurrency {level}", _fmt(row["plain_rps"]), _fmt(row["durable_rps"]),
-                          _fmt(row["ratio"], 3)))
+                          _fmt(row["anchor_rps"]), _fmt(row["ratio"], 3)))
     lines += [
         "",
-        _row(f"3. CPU ms per step over phases 1-2 ({cpu['durable_steps']} durable steps)", "plain", "durable"),
-        _row("   agent process (plain: this one; durable: worker)", _fmt(cpu["plain_process_ms_per_step"], 2),
-             _fmt(cpu["worker_ms_per_step"], 2)),
-        _row("   tickets MCP server", _fmt(cpu["plain_mcp_ms_per_step"], 2), _fmt(cpu["worker_mcp_ms_per_step"], 2)),
-        _row("   Temporal dev server", "", _fmt(cpu["server_ms_per_step"], 2)),
-        _row("   Temporal client (this process)", "", _fmt(cpu["client_ms_per_step"], 2)),
+        _row("   Airlock vs anchor, sequential (median latency, x faster)", "", "",
+             _fmt(seq["airlock_vs_anchor_speedup"], 2)),
+        _row("   Airlock vs anchor, at concurrency 10 (runs/s, x faster)", "", "",
+             _fmt(thr["c10"]["airlock_vs_anchor_speedup"], 2)),
         "",
-        _row("4. history per step", "events/step", "bytes/step", "json B/step"),
+        _row(f"3. CPU ms per step over phases 1-2 ({cpu['durable_steps']} steps each)", "plain", "durable",
+             "anchor"),
+        _row("   agent process (plain: this one; else the worker)", _fmt(cpu["plain_process_ms_per_step"], 2),
+             _fmt(cpu["worker_ms_per_step"], 2), _fmt(cpu["anchor_worker_ms_per_step"], 2)),
+        _row("   tickets MCP server", _fmt(cpu["plain_mcp_ms_per_step"], 2), _fmt(cpu["worker_mcp_ms_per_step"], 2),
+             _fmt(cpu["anchor_mcp_ms_per_step"], 2)),
+        _row("   Temporal dev server", "", _fmt(cpu["server_ms_per_step"], 2),
+             _fmt(cpu["anchor_server_ms_per_step"], 2)),
+        _row("   Temporal client (this process)", "", _fmt(cpu["client_ms_per_step"], 2),
+             _fmt(cpu["anchor_client_ms_per_step"], 2)),
+        "",
+        _row("4. history per step", "events/step", "bytes/step", "anchor B/step", "json B/step"),
     ]
     for row in results["history"]:
         lines.append(_row(f"   K={row['k']} ({row['steps']} steps, {row['events']} events)",
                           _fmt(row["events_per_step"], 2), _fmt(row["bytes_per_step"], 0),
-                          _fmt(row["json_bytes_per_step"], 0)))
+                          _fmt(row.get("anchor_bytes_per_step"), 0), _fmt(row["json_bytes_per_step"], 0)))
     lines.append(_row("   marginal bytes per extra step (largest two K)", "",
-                      _fmt(results["history_marginal_bytes_per_step"], 0)))
-    lines += ["", _row("   latency per step vs K (ms/step)", "plain", "durable", "ratio")]
+                      _fmt(results["history_marginal_bytes_per_step"], 0),
+                      _fmt(results["anchor_history_marginal_bytes_per_step"], 0)))
+    lines += ["", _row("   latency per step vs K (ms/step)", "plain", "durable", "anchor", "durable/plain")]
     for row in results["history"]:
         lines.append(_row(f"   K={row['k']}", _fmt(row["plain_ms_per_step"], 2),
-                          _fmt(row["durable_ms_per_step"], 2),
-                          _fmt(row["durable_ms_per_step"] / row["plain_ms_per_step"], 2)))
+                          _fmt(row["durable_ms_per_step"], 2), _fmt(row["anchor_ms_per_step"], 2),
+                          _fmt(_ratio(row["durable_ms_per_step"], row["plain_ms_per_step"]), 2)))
+    big = results["scale"]
     lines += [
         "",
         _row(f"5. approval: signal accepted -> write at server ({appr['n']} runs)", "median", "p95"),
         _row("   (ms)", _fmt(appr["median_ms"]), _fmt(appr["p95_ms"])),
         "",
-        _row("6. worker start-up (s from spawning `python worker.py`)", "ready line", "first run"),
-        _row("   to its 'worker ready' log line / end of a 1-step run", _fmt(boot["ready_s"], 2),
+        _row("6. worker start-up (s from spawning the worker)", "ready line", "first run"),
+        _row("   Airlock: to 'worker ready' / end of a 1-step run", _fmt(boot["ready_s"], 2),
              _fmt(boot["first_run_s"], 2)),
+        _row("   anchor: to its 'worker ready' line", _fmt(results["anchor_startup"]["ready_s"], 2)),
         "",
-        f"worker log: {results['worker_log']['problems']} warning/error lines",
+        _row(f"7. scale: {big['runs']} runs waiting at the gate on one worker", "value"),
+        _row("   worker RSS with all waiting (MiB)", _fmt(big["worker_rss_mib_waiting"])),
+        _row("   worker RSS before they started (MiB)", _fmt(big["worker_rss_mib_before"])),
+        _row("   worker RSS per waiting run (KiB)", _fmt(big["worker_rss_kib_per_waiting_run"])),
+        _row("   start -> all listed as waiting (s)", _fmt(big["start_to_all_waiting_s"], 2)),
+        _row(f"   `airlock pending -o json` lists all {big['cli_listed']} (s)", _fmt(big["cli_pending_s"], 2)),
+        _row(f"   {big['runs']} `review` updates sent (s)", _fmt(big["approve_updates_s"], 2)),
+        _row(f"   first approval sent -> all {big['runs']} completed (s)", _fmt(big["approve_to_all_completed_s"], 2)),
+        "",
+        f"worker log: {results['worker_log']['problems']} warning/error lines; anchor worker log: "
+        f"{results['anchor_worker_log']['problems']}",
         "",
         "Targets",
     ]
@@ -134,13 +167,19 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     rows = results["history"]
     ks = [row["k"] for row in rows]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    left.plot(ks, [row["bytes_per_step"] for row in rows], "o-", label="protobuf bytes / step")
-    left.plot(ks, [row["json_bytes_per_step"] for row in rows], "s--", label="JSON bytes / step")
-    left.set(xscale="log", xlabel="K (ticket reads per run)", ylabel="bytes per step",
-             title="Durable history size per step")
-    left.set_ylim(bottom=0)
+    left.plot(ks, [row["bytes_per_step"] for row in rows], "o-", label="Airlock: protobuf bytes / step")
+    left.plot(ks, [row["json_bytes_per_step"] for row in rows], "s--", label="Airlock: JSON bytes / step")
+    # Log scale: the anchor's bytes per step grow with K, Airlock's stay flat; both must stay readable.
+    left.set(xscale="log", yscale="log", xlabel="K (ticket reads per run)", ylabel="bytes per step",
+             title="History size per step")
     right.plot(ks, [row["plain_ms_per_step"] for row in rows], "o-", label="plain Agents SDK")
     right.plot(ks, [row["durable_ms_per_step"] for row in rows], "s-", label="Airlock (durable)")
+    anchored = [row for row in rows if row.get("anchor_bytes_per_step") is not None]
+    if anchored:
+        left.plot([row["k"] for row in anchored], [row["anchor_bytes_per_step"] for row in anchored], "^:",
+                  label="anchor: protobuf bytes / step")
+        right.plot([row["k"] for row in anchored], [row["anchor_ms_per_step"] for row in anchored], "^-",
+                   label="Temporal's integration (anchor)")
     right.set(xscale="log", xlabel="K (ticket reads per run)", ylabel="ms per step (median run)",
               title="Latency per step")
     right.set_ylim(bottom=0)

@@ -1,12 +1,14 @@
-"""Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor (issue 6).
+"""Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor (issue 6) and
+against Temporal's own OpenAI Agents integration (the anchor).
 
-    python bench/run.py            # full: about 2 minutes on a 2-core machine (hard limit 330 s)
-    python bench/run.py --quick    # small counts, under a minute
+    python bench/run.py            # full: about 6 minutes on a 2-core machine (hard limit 420 s)
+    python bench/run.py --quick    # small counts, about 90 s
     python bench/run.py --profile  # also record the worker with py-spy (bench/results/worker-profile.txt)
 
-Everything runs on loopback: the bundled Temporal dev server, `python worker.py` as a subprocess,
-and the bundled `tickets` MCP server over stdio (one for each side). Results go to
-bench/results/latest.json and bench/results/history_and_latency.png.
+Everything runs on loopback: the bundled Temporal dev server, `python worker.py` and the anchor
+worker (bench/.anchor-venv, made on first run) as subprocesses, and the bundled `tickets` MCP
+server over stdio (one for each side). Results go to bench/results/latest.json and
+bench/results/history_and_latency.png.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anchor_runs
 import durable_runs
 import report
+import scale
 from measure import CpuMeter, child_pids, summary_ms, throughput
 from plain_sdk import PlainRunner
 from profiling import py_spy, summarise
@@ -49,17 +53,22 @@ class Plan:
     warmup: int
     sequential: int
     throughput_runs: int
-    history_reps: tuple[int, ...]  # runs of each side for each K in `ks`
+    history_reps: tuple[int, ...]  # runs of plain and durable for each K in `ks`
+    anchor_history_reps: tuple[int, ...]  # runs of the anchor for each K (0: not measured)
     approvals: int
+    scale_runs: int
     hard_limit_s: float
     concurrency: tuple[int, ...] = (10, 50)
     ks: tuple[int, ...] = (5, 50, 200)
 
 
-QUICK = Plan("quick", warmup=2, sequential=8, throughput_runs=20, history_reps=(3, 1, 1), approvals=5,
-             hard_limit_s=55)
-FULL = Plan("full", warmup=5, sequential=50, throughput_runs=100, history_reps=(15, 7, 3), approvals=20,
-            hard_limit_s=330)
+# The anchor's runs grow quadratically with K (its K=200 run alone takes a minute or more), so it
+# runs fewer of them, and none at K=200 in a quick run.
+QUICK = Plan("quick", warmup=2, sequential=8, throughput_runs=20, history_reps=(3, 1, 1),
+             anchor_history_reps=(2, 1, 0), approvals=5, scale_runs=50, hard_limit_s=150)
+FULL = Plan("full", warmup=5, sequential=40, throughput_runs=100, history_reps=(15, 7, 3),
+            anchor_history_reps=(5, 1, 1), approvals=20, scale_runs=500, hard_limit_s=420)
+SIDES = ("plain", "durable", "anchor")
 
 
 @dataclass(frozen=True)
@@ -72,69 +81,65 @@ class Options:
 
 @dataclass
 class Bench:
-    """Both runners and the CPU meters of one benchmark process run."""
+    """The three runners and the CPU meters of one benchmark process run."""
 
     plan: Plan
     client: Client
     task_queue: str
+    anchor_queue: str
     plain: PlainRunner
     worker: durable_runs.WorkerProcess
-    durable_cpu: CpuMeter = field(default_factory=lambda: CpuMeter({}))
-    plain_cpu: CpuMeter = field(default_factory=lambda: CpuMeter({}))
-    durable_steps: int = 0
-    plain_steps: int = 0
+    anchor_worker: durable_runs.WorkerProcess
+    cpu: dict[str, CpuMeter] = field(default_factory=lambda: {side: CpuMeter({}) for side in SIDES})
+    steps: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SIDES, 0))
 
-    async def durable_run(self, k: int) -> float:
-        """One durable run of the K-read agent; wall seconds."""
-        seconds, _ = await durable_runs.run(self.client, self.task_queue, reader_agent(k), PROMPT)
+    async def run(self, side: str, k: int) -> float:
+        """One run of the K-read agent on `side`; wall seconds."""
+        if side == "plain":
+            return await self.plain.run(reader_agent(k), PROMPT)
+        if side == "durable":
+            seconds, _ = await durable_runs.run(self.client, self.task_queue, reader_agent(k), PROMPT)
+            return seconds
+        seconds, _ = await anchor_runs.run(self.client, self.anchor_queue, k, PROMPT)
         return seconds
 
-    async def plain_run(self, k: int) -> float:
-        """One plain SDK run of the K-read agent; wall seconds."""
-        return await self.plain.run(reader_agent(k), PROMPT)
-
-    async def metered_pair(self, k: int, durable_first: bool) -> tuple[float, float]:
-        """One plain and one durable run, CPU-metered; returns (plain, durable) seconds."""
-        async def plain() -> float:
-            with self.plain_cpu:
-                seconds = await self.plain_run(k)
-            self.plain_steps += steps_of(k)
-            return seconds
-
-        async def durable() -> float:
-            with self.durable_cpu:
-                seconds = await self.durable_run(k)
-            self.durable_steps += steps_of(k)
-            return seconds
-
-        if durable_first:
-            d = await durable()
-            return await plain(), d
-        p = await plain()
-        return p, await durable()
+    async def metered(self, side: str, k: int) -> float:
+        """One CPU-metered run on `side`; wall seconds."""
+        with self.cpu[side]:
+            seconds = await self.run(side, k)
+        self.steps[side] += steps_of(k)
+        return seconds
 
 
 async def warm_up(bench: Bench) -> None:
     """Runs that are not counted: imports, sandbox caches and MCP sessions get hot."""
     for _ in range(bench.plan.warmup):
-        await bench.plain_run(BASE_K)
-        await bench.durable_run(BASE_K)
+        for side in SIDES:
+            await bench.run(side, BASE_K)
+
+
+def _rotated(index: int) -> tuple[str, ...]:
+    shift = index % len(SIDES)
+    return SIDES[shift:] + SIDES[:shift]
 
 
 async def sequential(bench: Bench) -> dict[str, Any]:
-    """Measurement 1: one run at a time, plain and durable interleaved (order alternating)."""
-    plain: list[float] = []
-    durable: list[float] = []
+    """Measurement 1: one run at a time, the three sides interleaved (order rotating)."""
+    samples: dict[str, list[float]] = {side: [] for side in SIDES}
     for index in range(bench.plan.sequential):
-        p, d = await bench.metered_pair(BASE_K, durable_first=index % 2 == 1)
-        plain.append(p)
-        durable.append(d)
-    result: dict[str, Any] = {"k": BASE_K, "steps": steps_of(BASE_K), "plain": summary_ms(plain),
-                              "durable": summary_ms(durable)}
-    result["ratio"] = result["durable"]["median_ms"] / result["plain"]["median_ms"]
-    result["p95_ratio"] = result["durable"]["p95_ms"] / result["plain"]["p95_ms"]
-    result["overhead_ms_per_step"] = (
-        result["durable"]["median_ms"] - result["plain"]["median_ms"]) / steps_of(BASE_K)
+        for side in _rotated(index):
+            samples[side].append(await bench.metered(side, BASE_K))
+    result: dict[str, Any] = {"k": BASE_K, "steps": steps_of(BASE_K)}
+    result.update({side: summary_ms(samples[side]) for side in SIDES})
+    for side in ("durable", "anchor"):
+        result[f"{side}_ratio"] = result[side]["median_ms"] / result["plain"]["median_ms"]
+        result[f"{side}_p95_ratio"] = result[side]["p95_ms"] / result["plain"]["p95_ms"]
+        result[f"{side}_overhead_ms_per_step"] = (
+            result[side]["median_ms"] - result["plain"]["median_ms"]) / steps_of(BASE_K)
+    # Kept under their old names: durable against plain.
+    result["ratio"], result["p95_ratio"] = result["durable_ratio"], result["durable_p95_ratio"]
+    result["overhead_ms_per_step"] = result["durable_overhead_ms_per_step"]
+    result["airlock_vs_anchor_speedup"] = result["anchor"]["median_ms"] / result["durable"]["median_ms"]
     return result
 
 
@@ -143,68 +148,98 @@ async def throughput_phase(bench: Bench) -> dict[str, Any]:
     runs = bench.plan.throughput_runs
     result: dict[str, Any] = {"k": BASE_K, "runs": runs, "concurrency": list(bench.plan.concurrency)}
     for level in bench.plan.concurrency:
-        with bench.plain_cpu:
-            plain_rps = await throughput(lambda: bench.plain_run(BASE_K), runs, level)
-        bench.plain_steps += runs * steps_of(BASE_K)
-        with bench.durable_cpu:
-            durable_rps = await throughput(lambda: bench.durable_run(BASE_K), runs, level)
-        bench.durable_steps += runs * steps_of(BASE_K)
-        result[f"c{level}"] = {"plain_rps": plain_rps, "durable_rps": durable_rps,
-                               "ratio": durable_rps / plain_rps}
+        rps: dict[str, float] = {}
+        for side in SIDES:
+            with bench.cpu[side]:
+                rps[side] = await throughput(lambda side=side: bench.run(side, BASE_K), runs, level)
+            bench.steps[side] += runs * steps_of(BASE_K)
+        result[f"c{level}"] = {
+            "plain_rps": rps["plain"], "durable_rps": rps["durable"], "anchor_rps": rps["anchor"],
+            "ratio": rps["durable"] / rps["plain"], "anchor_ratio": rps["anchor"] / rps["plain"],
+            "airlock_vs_anchor_speedup": rps["durable"] / rps["anchor"],
+        }
     return result
 
 
 def cpu_per_step(bench: Bench) -> dict[str, Any]:
     """Measurement 3: CPU per step of each process over the metered runs (phases 1 and 2)."""
-    durable, plain = bench.durable_cpu.totals, bench.plain_cpu.totals
-    per_durable = 1000 / bench.durable_steps
-    per_plain = 1000 / bench.plain_steps
+    plain, durable, anchor = (bench.cpu[side].totals for side in SIDES)
+    per_durable = 1000 / bench.steps["durable"]
+    per_plain = 1000 / bench.steps["plain"]
+    per_anchor = 1000 / bench.steps["anchor"]
     return {
-        "durable_steps": bench.durable_steps, "plain_steps": bench.plain_steps,
-        "worker_s_per_step": durable["worker"] / bench.durable_steps,
+        "durable_steps": bench.steps["durable"], "plain_steps": bench.steps["plain"],
+        "anchor_steps": bench.steps["anchor"],
+        "worker_s_per_step": durable["worker"] / bench.steps["durable"],
         "worker_ms_per_step": durable["worker"] * per_durable,
         "worker_mcp_ms_per_step": durable["worker_mcp"] * per_durable,
         "server_ms_per_step": durable["temporal"] * per_durable,
         "client_ms_per_step": durable["bench"] * per_durable,
         "plain_process_ms_per_step": plain["bench"] * per_plain,
         "plain_mcp_ms_per_step": plain["plain_mcp"] * per_plain,
-        "note": "worker = `python worker.py` (all threads, /proc utime+stime); client = this process "
-                "while durable runs were in flight; plain process = this process during plain runs",
+        "anchor_worker_ms_per_step": anchor["worker"] * per_anchor,
+        "anchor_mcp_ms_per_step": anchor["worker_mcp"] * per_anchor,
+        "anchor_server_ms_per_step": anchor["temporal"] * per_anchor,
+        "anchor_client_ms_per_step": anchor["bench"] * per_anchor,
+        "note": "worker = `python worker.py` / the anchor worker (all threads, /proc utime+stime); client = "
+                "this process while durable (anchor) runs were in flight; plain process = this process "
+                "during plain runs",
+    }
+
+
+async def _history_of(handle: Any, steps: int, prefix: str) -> dict[str, Any]:
+    events, proto_bytes, json_bytes = await durable_runs.history_size(handle)
+    return {
+        f"{prefix}events": events, f"{prefix}events_per_step": events / steps,
+        f"{prefix}bytes": proto_bytes, f"{prefix}bytes_per_step": proto_bytes / steps,
+        f"{prefix}json_bytes": json_bytes, f"{prefix}json_bytes_per_step": json_bytes / steps,
     }
 
 
 async def history_phase(bench: Bench) -> list[dict[str, Any]]:
     """Measurement 4: history events and bytes per step, and latency per step, for each K."""
     rows = []
-    for k, reps in zip(bench.plan.ks, bench.plan.history_reps, strict=True):
+    plan = bench.plan
+    for k, reps, anchor_reps in zip(plan.ks, plan.history_reps, plan.anchor_history_reps, strict=True):
         plain: list[float] = []
         durable: list[float] = []
-        handle = None
-        for rep in range(reps):
-            if rep % 2 == 0:
-                plain.append(await bench.plain_run(k))
-            seconds, handle = await durable_runs.run(bench.client, bench.task_queue, reader_agent(k), PROMPT)
-            durable.append(seconds)
-            if rep % 2 == 1:
-                plain.append(await bench.plain_run(k))
+        anchor: list[float] = []
+        handle = anchor_handle = None
+        for rep in range(max(reps, anchor_reps)):
+            if rep < reps and rep % 2 == 0:
+                plain.append(await bench.run("plain", k))
+            if rep < reps:
+                seconds, handle = await durable_runs.run(bench.client, bench.task_queue, reader_agent(k), PROMPT)
+                durable.append(seconds)
+            if rep < anchor_reps:
+                seconds, anchor_handle = await anchor_runs.run(bench.client, bench.anchor_queue, k, PROMPT)
+                anchor.append(seconds)
+            if rep < reps and rep % 2 == 1:
+                plain.append(await bench.run("plain", k))
         assert handle is not None
-        events, proto_bytes, json_bytes = await durable_runs.history_size(handle)
         steps = steps_of(k)
         plain_ms, durable_ms = summary_ms(plain)["median_ms"], summary_ms(durable)["median_ms"]
-        rows.append({
-            "k": k, "steps": steps, "events": events, "events_per_step": events / steps,
-            "bytes": proto_bytes, "bytes_per_step": proto_bytes / steps,
-            "json_bytes": json_bytes, "json_bytes_per_step": json_bytes / steps,
+        row: dict[str, Any] = {
+            "k": k, "steps": steps, **await _history_of(handle, steps, ""),
             "plain_median_ms": plain_ms, "durable_median_ms": durable_ms,
             "plain_ms_per_step": plain_ms / steps, "durable_ms_per_step": durable_ms / steps,
-        })
+            "anchor_median_ms": None, "anchor_ms_per_step": None,
+        }
+        if anchor_handle is not None:
+            anchor_ms = summary_ms(anchor)["median_ms"]
+            row.update(await _history_of(anchor_handle, steps, "anchor_"))
+            row.update({"anchor_median_ms": anchor_ms, "anchor_ms_per_step": anchor_ms / steps})
+        rows.append(row)
     return rows
 
 
-def marginal_bytes(rows: list[dict[str, Any]]) -> float:
-    """History bytes added per extra step between the two largest K: the true growth rate."""
-    small, large = rows[-2], rows[-1]
-    return float((large["bytes"] - small["bytes"]) / (large["steps"] - small["steps"]))
+def marginal_bytes(rows: list[dict[str, Any]], prefix: str = "") -> float | None:
+    """History bytes added per extra step between the two largest K measured: the true growth rate."""
+    measured = [row for row in rows if row.get(f"{prefix}bytes") is not None]
+    if len(measured) < 2:
+        return None
+    small, large = measured[-2], measured[-1]
+    return float((large[f"{prefix}bytes"] - small[f"{prefix}bytes"]) / (large["steps"] - small["steps"]))
 
 
 async def approvals(bench: Bench, scenario: Scenario) -> dict[str, Any]:
@@ -224,6 +259,7 @@ def phase(name: str, timings: dict[str, float]) -> Iterator[None]:
     began = time.perf_counter()
     yield
     timings[name] = round(time.perf_counter() - began, 2)
+    print(f"  {name}: {timings[name]:.1f} s", file=sys.stderr, flush=True)
 
 
 @contextlib.asynccontextmanager
@@ -238,9 +274,10 @@ async def temporal_server() -> AsyncIterator[tuple[Client, str]]:
 
 
 async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[str, Any]:
-    """Start everything, run the six measurements, stop everything."""
+    """Start everything, run the seven measurements, stop everything."""
     timings: dict[str, float] = {}
     task_queue = f"airlock-bench-{uuid.uuid4().hex[:8]}"
+    anchor_queue = f"anchor-bench-{uuid.uuid4().hex[:8]}"
     results: dict[str, Any] = {"phase_seconds": timings}
     async with temporal_server() as (client, address):
         env = durable_runs.worker_env(scenario, address, task_queue)
@@ -252,10 +289,16 @@ async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[
                     "note": "from spawning `python worker.py` to its 'worker ready' log line, and to the "
                             "end of its first run (a one-step agent: MCP connect, prepare, one model call)",
                 }
-                async with PlainRunner(scenario) as plain:
-                    bench = Bench(plan, client, task_queue, plain, worker)
-                    results.update(await _phases(bench, scenario, timings, options.profile))
+                async with anchor_runs.worker_process(scenario, address, anchor_queue) as anchor_worker:
+                    results["anchor_startup"] = {"ready_s": anchor_worker.ready_s}
+                    async with PlainRunner(scenario) as plain:
+                        bench = Bench(plan, client, task_queue, anchor_queue, plain, worker, anchor_worker)
+                        results.update(await _phases(bench, scenario, timings, options.profile))
+                with phase(f"7. scale: {plan.scale_runs} runs waiting at the gate", timings):
+                    results["scale"] = await scale.waiting_runs(client, address, task_queue, worker,
+                                                                plan.scale_runs)
         results["worker_log"] = durable_runs.log_problems(scenario.root / "worker.log")
+        results["anchor_worker_log"] = durable_runs.log_problems(scenario.root / "anchor-worker.log")
     return results
 
 
@@ -263,8 +306,16 @@ def _meters(bench: Bench) -> None:
     [temporal] = child_pids(os.getpid(), "start-dev")
     [plain_mcp] = child_pids(os.getpid(), "mcp_servers.tickets")
     [worker_mcp] = child_pids(bench.worker.pid, "mcp_servers.tickets")
-    bench.durable_cpu = CpuMeter({"worker": bench.worker.pid, "worker_mcp": worker_mcp, "temporal": temporal})
-    bench.plain_cpu = CpuMeter({"plain_mcp": plain_mcp})
+    bench.cpu["durable"] = CpuMeter({"worker": bench.worker.pid, "worker_mcp": worker_mcp, "temporal": temporal})
+    bench.cpu["plain"] = CpuMeter({"plain_mcp": plain_mcp})
+
+
+def _anchor_meter(bench: Bench) -> None:
+    # The anchor connects to its MCP server on its first tool call, not at start-up.
+    [temporal] = child_pids(os.getpid(), "start-dev")
+    [anchor_mcp] = child_pids(bench.anchor_worker.pid, "mcp_servers.tickets")
+    bench.cpu["anchor"] = CpuMeter({"worker": bench.anchor_worker.pid, "worker_mcp": anchor_mcp,
+                                    "temporal": temporal})
 
 
 async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], profile: Path | None) -> dict[str, Any]:
@@ -272,6 +323,7 @@ async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], p
     _meters(bench)
     with phase("warm-up", timings):
         await warm_up(bench)
+    _anchor_meter(bench)
     async with py_spy(bench.worker.pid, profile):
         with phase("1. sequential", timings):
             results["sequential"] = await sequential(bench)
@@ -281,6 +333,7 @@ async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], p
     with phase("4. history and latency per step", timings):
         results["history"] = await history_phase(bench)
     results["history_marginal_bytes_per_step"] = marginal_bytes(results["history"])
+    results["anchor_history_marginal_bytes_per_step"] = marginal_bytes(results["history"], "anchor_")
     with phase("5. approval latency", timings):
         results["approval"] = await approvals(bench, scenario)
     return results
@@ -290,6 +343,10 @@ async def main_async(plan: Plan, options: Options) -> dict[str, Any]:
     """The whole benchmark, bounded by the plan's hard time limit."""
     began = time.perf_counter()
     load_before = os.getloadavg()
+    installing = time.perf_counter()
+    # Not under the hard limit: the first run installs the anchor venv from the package index.
+    installed_now = await asyncio.to_thread(anchor_runs.ensure_venv)
+    install_s = time.perf_counter() - installing
     with tempfile.TemporaryDirectory(prefix="airlock-bench-") as tmp:
         scenario = build(Path(tmp), plan.ks)
         async with asyncio.timeout(plan.hard_limit_s):
@@ -298,6 +355,8 @@ async def main_async(plan: Plan, options: Options) -> dict[str, Any]:
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "mode": plan.mode,
         "plan": asdict(plan), "worker_script": str(options.worker), "machine": report.machine(),
         "elapsed_s": time.perf_counter() - began,
+        "anchor": {"venv": str(anchor_runs.VENV), "installed_this_run": installed_now,
+                   "install_s": install_s, "versions": anchor_runs.installed_versions()},
         # Other work on the machine skews every number: the 1-minute load before and after.
         "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
     })
@@ -308,7 +367,7 @@ async def main_async(plan: Plan, options: Options) -> dict[str, Any]:
 def main() -> None:
     """Parse flags, run, print the table and the targets, write JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="small counts; finishes in under a minute")
+    parser.add_argument("--quick", action="store_true", help="small counts; finishes in about 90 s")
     parser.add_argument("--profile", action="store_true",
                         help="record the worker with py-spy during phases 1-2 (needs `pip install py-spy`)")
     parser.add_argument("--worker", type=Path, default=durable_runs.WORKER_SCRIPT, metavar="SCRIPT",

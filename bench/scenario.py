@@ -16,6 +16,7 @@ TINY_AGENT = "tiny"
 WRITER_AGENT = "writer"
 APPROVER = "alice"
 GATED_TOOL = "comment_on_ticket"
+READER_INSTRUCTIONS = "Read the tickets you are asked about, then summarise them."
 
 # The registry the project ships: the tickets server over stdio, trusted, honouring keys.
 BUNDLED_SERVERS = PROJECT_ROOT / "mcp_servers" / "servers.toml"
@@ -46,6 +47,7 @@ class Scenario:
     script_file: Path
     durable_db: Path
     plain_db: Path
+    anchor_db: Path
     script: dict[str, list[ScriptStep]]
     ks: tuple[int, ...]
 
@@ -53,7 +55,7 @@ class Scenario:
 def _reader_toml(name: str, k: int) -> str:
     return textwrap.dedent(f"""
         name = "{name}"
-        instructions = "Read the tickets you are asked about, then summarise them."
+        instructions = "{READER_INSTRUCTIONS}"
         mcp_servers = ["tickets"]
         max_turns = {max_turns_of(k)}
         max_tool_calls = {k + 5}
@@ -110,5 +112,6 @@ def build(root: Path, ks: tuple[int, ...]) -> Scenario:
     return Scenario(
         root=root, agents_dir=agents_dir, servers_file=BUNDLED_SERVERS, script_file=script_file,
         durable_db=root / "durable-tickets.db", plain_db=root / "plain-tickets.db",
+        anchor_db=root / "anchor-tickets.db",
         script=load_script(script_file), ks=ks,
     )
