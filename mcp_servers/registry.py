@@ -218,7 +218,8 @@ class Connection:
                 await closing.wait()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
-                ready.set_exception(ServerUnavailable(self._describe(err)))
+                why = self._describe(err)
+                ready.set_exception(ServerUnavailable(f"MCP server {self.name!r} is unreachable: {why}"))
             elif not isinstance(err, asyncio.CancelledError):
                 log.warning("mcp_connection_lost", server=self.name, error=self._describe(err))
             if isinstance(err, asyncio.CancelledError):
