@@ -29,7 +29,7 @@ class ScriptedSdkModel(Model):
         previous_response_id: str | None = None, conversation_id: str | None = None,
         prompt: Any = None,
     ) -> ModelResponse:
-        """Play the next scripted step; the output is rebuilt the way `workflows.durable` does."""
+        """Play the next scripted step; the output is rebuilt the way `workflows.durable_model` does."""
         reply = await self.backend.respond(ModelCall(
             agent=self.agent, model="scripted", instructions=system_instructions,
             input=input_items(input),
