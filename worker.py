@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,8 @@ import openai
 import structlog
 from agents import set_tracing_disabled
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.runtime import Runtime
+from temporalio.worker import Interceptor, Worker
 
 from console import inbox
 from console.demo import prepare as prepare_demo
@@ -35,6 +36,7 @@ from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
 from workflows.connection import connect
 from workflows.errors import ConfigError
+from workflows.metrics import AirlockMetrics
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
@@ -86,8 +88,8 @@ def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], envir
 def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
     """Load and check every configuration file; any mistake stops the worker here."""
     environ = os.environ if environ is None else environ
-    # The Agents SDK would export traces to OpenAI by default; Airlock exports nothing unasked.
-    set_tracing_disabled(not settings.tracing)
+    # The Agents SDK would export its traces to OpenAI; Airlock's traces go over OTLP, where told to.
+    set_tracing_disabled(True)
     servers = load_servers(settings.mcp_servers_file, environ)
     redactor = Redactor(known_secrets(settings, servers, environ))
     catalog = Catalog.load(settings.agents_dir, set(servers))
@@ -136,8 +138,13 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
 async def running_worker(
     client: Client, settings: Settings, activities: AirlockActivities, **options: Any
 ) -> AsyncIterator[Worker]:
-    """Run a worker until the block ends, then shut it down gracefully and close MCP sessions."""
+    """Run a worker until the block ends, then shut it down gracefully and close MCP sessions.
+
+    Airlock's metrics are recorded on the client's runtime meter (a no-op unless it serves them).
+    """
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
+    meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
+    options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
     worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
     log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
@@ -157,7 +164,9 @@ async def preflight(client: Client, settings: Settings, activities: AirlockActiv
     await check_dependencies(activities.model_backend, activities.pool, activities.pool.servers)
 
 
-async def serve(settings: Settings, activities: AirlockActivities, dev: bool) -> None:
+async def serve(
+    settings: Settings, activities: AirlockActivities, dev: bool, interceptors: Sequence[Interceptor] = (),
+) -> None:
     """Check what the worker depends on, then run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -165,7 +174,7 @@ async def serve(settings: Settings, activities: AirlockActivities, dev: bool) ->
         loop.add_signal_handler(sig, stop.set)
     async with temporal(settings, dev) as client:
         await preflight(client, settings, activities)
-        async with running_worker(client, settings, activities):
+        async with running_worker(client, settings, activities, interceptors=interceptors):
             serving = None
             if dev:
                 # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
@@ -179,9 +188,11 @@ async def serve(settings: Settings, activities: AirlockActivities, dev: bool) ->
                 await serving
 
 
-async def demo(settings: Settings, activities: AirlockActivities) -> None:
+async def demo(settings: Settings, activities: AirlockActivities, interceptors: Sequence[Interceptor] = ()) -> None:
     """Start everything, walk the support agent through a signed approval, stop."""
-    async with temporal(settings, dev=True) as client, running_worker(client, settings, activities):
+    async with temporal(settings, dev=True) as client, running_worker(
+        client, settings, activities, interceptors=interceptors,
+    ):
         await walkthrough(client, settings)
 
 
@@ -204,14 +215,24 @@ def main() -> None:
     if args.dev and not args.demo:
         settings = dev_inbox.prepare(settings)
     code = 0
+    tracing = telemetry.start_tracing(settings, service="airlock-worker")
+    if tracing is not None:
+        log.info("tracing on", otlp_endpoint=telemetry.traces_url(settings.otlp_endpoint) or "from OTEL_* settings")
+    if settings.metrics_bind:
+        log.info("metrics served", url=f"http://{settings.metrics_bind}/metrics")
+    interceptors = tracing.interceptors if tracing is not None else ()
     try:
         activities = build_activities(settings)  # configuration errors stop us before any connection
         # Only now are the secrets known; from here on every log line is scrubbed of them.
         logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
-        asyncio.run(demo(settings, activities) if args.demo else serve(settings, activities, dev=args.dev))
+        asyncio.run(demo(settings, activities, interceptors) if args.demo
+                    else serve(settings, activities, dev=args.dev, interceptors=interceptors))
     except ConfigError as err:
         log.error("configuration error", error=str(err))
         code = 2
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
     # Everything is shut down by now. Skipping interpreter teardown avoids a known abort when
     # Temporal's Rust threads outlive finalization (temporalio/sdk-python#300).
     sys.stdout.flush()

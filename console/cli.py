@@ -27,6 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, mcp, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
+from workflows import telemetry
 from workflows.approvers import NAME
 from workflows.connection import connect
 from workflows.errors import ConfigError
@@ -405,8 +406,21 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
-    """`airlock run`: start a run; with --follow, report it until it ends (exit 1 if it failed)."""
+    """`airlock run`: start a run; with --follow, report it until it ends (exit 1 if it failed).
+
+    With `AIRLOCK_TRACING=true` the run's trace starts here, at the client's start.
+    """
     client = await _client(args)
+    tracing = telemetry.start_tracing(args.settings, service="airlock-cli")
+    if tracing is None:
+        return await _run(args, client)
+    try:
+        return await _run(args, tracing.client(client))
+    finally:
+        tracing.shutdown()
+
+
+async def _run(args: argparse.Namespace, client: Client) -> int:
     try:
         handle = await follow.start(client, args.settings.task_queue, args.agent, args.input,
                                     requester=args.requester, workflow_id=args.workflow_id)

@@ -35,6 +35,7 @@ from workflows.errors import (
     local_failure,
 )
 from workflows.gate import ApprovalGate, Verdict
+from workflows.gate_metrics import GateMetrics
 from workflows.identity import RefusedError, UnknownKeyError, Verifier
 from workflows.payloads import (
     AgentRequest,
@@ -91,6 +92,7 @@ class AgentWorkflow:
         self._tools: dict[tuple[str, str], ToolPlan] = {}
         self._ledger = Ledger()
         self._gate = self._new_gate(None, None)
+        self._gate_metrics = GateMetrics()
         # Bumped by every applied decision, so the wait for approvals wakes on each.
         self._decisions = 0
         self._recheck: list[tuple[type[Decision], Any]] = []
@@ -124,6 +126,7 @@ class AgentWorkflow:
         self._use_plan(plan)
         _require_requester(plan, request.requester)
         self._gate = self._new_gate(plan.directory, request.requester, checkpoint)
+        self._gate_metrics = GateMetrics(checkpoint.gate if checkpoint is not None else ())
         if checkpoint is not None:
             self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
         self._set_state("running", agent=request.agent)
@@ -285,6 +288,8 @@ class AgentWorkflow:
         self._set_state("running")
 
     async def _report_pending(self) -> None:
+        # Every change to what waits passes here: requests, decisions, timeouts.
+        self._gate_metrics.observe(self._gate.records)
         parent = workflow.info().parent
         if parent is None:
             return

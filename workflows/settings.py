@@ -53,7 +53,13 @@ class Settings(BaseSettings):
     # Run workflow code in Temporal's checking sandbox on this worker too (tests always replay in it).
     workflow_sandbox: bool = False
     dev_ui_port: int = 8233
+    # OpenTelemetry traces of every run, sent over OTLP/HTTP (docs/deploy.md, "Traces and metrics").
     tracing: bool = False
+    # The collector's base URL (the SDK adds /v1/traces); unset: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+    # OTEL_EXPORTER_OTLP_ENDPOINT, else http://localhost:4318.
+    otlp_endpoint: str | None = None
+    # host:port of the Prometheus scrape endpoint (Temporal's metrics and Airlock's); empty: off.
+    metrics_bind: str = ""
 
     # The approval inbox (`airlock inbox`, and `python worker.py --dev`).
     inbox_host: str = "127.0.0.1"
@@ -67,6 +73,15 @@ class Settings(BaseSettings):
     # The Ed25519 key of `[services.inbox]` in approvers.toml; without it decisions go unsigned.
     inbox_key_file: Path | None = None
     inbox_service_name: str = "inbox"
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        """`host:port` or empty; anything else is named before Temporal's runtime refuses it obscurely."""
+        host, _, port = value.rpartition(":")
+        if value and not (host and port.isdigit() and 0 < int(port) < 65536):
+            raise ValueError(f"AIRLOCK_METRICS_BIND={value!r} is not host:port (e.g. 127.0.0.1:9464)")
+        return value
 
     @field_validator("inbox_trusted_proxies", "inbox_allowed_hosts", mode="before")
     @classmethod

@@ -1,0 +1,247 @@
+"""Traces and metrics with real parts: `python worker.py` and `airlock run` export spans over
+OTLP/HTTP to a loopback receiver, a stdio MCP server writes down the `_meta` it is sent, and the
+worker's Prometheus endpoint is scraped over HTTP and parsed with prometheus_client's parser.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from mcp_servers.registry import McpPool
+from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
+from tests.support.airlock_cli import address_of, airlock
+from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
+from tests.support.otlp_receiver import OtlpReceiver, Span
+from tests.support.worker_process import REPO_ROOT, project_env, worker_process
+from workflows import telemetry
+from workflows.devserver import free_port
+from workflows.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels
+from workflows.payloads import AgentResult
+from workflows.settings import Settings
+
+META_SERVERS = f"""
+[servers.meta]
+transport = "stdio"
+command = "python"
+args = ["-m", "tests.support.meta_mcp"]
+cwd = "{REPO_ROOT}"
+env = ["MCP_META_LOG"]
+trust = "trusted"
+"""
+
+DESK_AGENT = """
+name = "desk"
+model = "gpt-test"
+instructions = "You close tickets."
+mcp_servers = ["meta"]
+
+[tools]
+close_ticket = "approve"
+
+[approval]
+approvers = ["alice"]
+"""
+REPLIES = [
+    ToolCalls([("get_ticket", {"ticket_id": "T-1"})]),
+    ToolCalls([("close_ticket", {"ticket_id": "T-1"})]),
+    Text("Closed T-1."),
+]
+# What the stub reports for each reply (tests/support/openai_stub.py).
+INPUT_TOKENS, OUTPUT_TOKENS = 11, 7
+AIRLOCK_FAMILIES = ("airlock_tool_calls", "airlock_model_tokens", "airlock_mcp_breaker_state",
+                    "airlock_pending_approvals", "airlock_approval_decision_seconds")
+PER_RUN_LABELS = {"workflow_id", "run_id", "call_id", "temporalWorkflowID", "activity_id"}
+
+
+async def scrape(url: str) -> dict[str, list[Sample]]:
+    """GET the Prometheus endpoint and parse it: family name → samples."""
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.get(url)
+    response.raise_for_status()
+    return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
+
+
+def value(families: dict[str, list[Sample]], sample: str, **labels: str) -> float | None:
+    """The value of the one sample named `sample` whose labels include `labels`, if there is one."""
+    family = sample.removesuffix("_total").removesuffix("_count").removesuffix("_sum")
+    found = [s.value for s in families.get(family, []) if s.name == sample
+             and all(s.labels.get(k) == v for k, v in labels.items())]
+    assert len(found) <= 1, f"{sample}{labels} matches {len(found)} samples"
+    return found[0] if found else None
+
+
+def trace_ids(spans: Iterable[Span]) -> set[str]:
+    """The distinct trace ids among `spans`."""
+    return {span.trace_id for span in spans}
+
+
+def named(spans: list[Span], name: str) -> list[Span]:
+    """The spans called `name`."""
+    return [span for span in spans if span.name == name]
+
+
+async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scraped(
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, agents={"desk": DESK_AGENT}, servers=META_SERVERS)
+    meta_log = tmp_path / "meta.jsonl"
+    project.environ["MCP_META_LOG"] = str(meta_log)
+    metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
+    with OtlpReceiver() as receiver, OpenAIStub(REPLIES) as stub:
+        traced = {
+            "AIRLOCK_TRACING": "true", "AIRLOCK_OTLP_ENDPOINT": receiver.endpoint,
+            # Export within a tenth of a second, not the SDK's default five.
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        env = project_env(
+            project, address_of(temporal_env), **traced, AIRLOCK_MODEL_PROVIDER="openai",
+            OPENAI_BASE_URL=stub.base_url, OPENAI_API_KEY="sk-test-telemetry",
+            AIRLOCK_METRICS_BIND=metrics_url.removeprefix("http://").removesuffix("/metrics"),
+        )
+        async with worker_process(env) as worker:
+            run_id = workflow_id("traced")
+            started = await airlock(
+                "-o", "json", "run", "desk", "Close T-1, it is fixed.", "--id", run_id, "--requester", "carol",
+                home=tmp_path, env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env),
+                                    "AIRLOCK_TASK_QUEUE": project.settings.task_queue, **traced},
+            )
+            assert started.json()["workflow_id"] == run_id
+            handle: WorkflowHandle[Any, AgentResult] = client.get_workflow_handle(run_id, result_type=AgentResult)
+            [call] = await wait_pending(handle)
+
+            async def waiting_gauge() -> dict[str, list[Sample]] | None:
+                families = await scrape(metrics_url)
+                return families if value(families, "airlock_pending_approvals", agent="desk") == 1 else None
+
+            await wait_for(waiting_gauge, what="airlock_pending_approvals{agent=desk} = 1")
+            await handle.signal("approve", decision(call, "alice"))
+            result = await handle.result()
+            assert result.output == "Closed T-1."
+            assert [(a.tool, a.decision, a.outcome) for a in result.approvals] == [("close_ticket", "approved", "ok")]
+
+            async def settled() -> dict[str, list[Sample]] | None:
+                families = await scrape(metrics_url)
+                done = value(families, "airlock_approval_decision_seconds_count", agent="desk", decision="approved")
+                gauge = value(families, "airlock_pending_approvals", agent="desk")
+                return families if done == 1 and gauge == 0 else None
+
+            families = await wait_for(settled, what="the decision in the histogram and nothing pending")
+        # The worker has stopped (and flushed its spans): every span it made has arrived.
+        assert worker.proc.returncode is not None
+
+    # --- traces: one trace from the CLI's start through the workflow to each model turn and tool call
+    spans = receiver.spans()
+    [start] = named(spans, "StartWorkflow:AgentWorkflow")
+    assert start.service == "airlock-cli" and start.attributes["temporalWorkflowID"] == run_id
+    trace = start.trace_id
+    runs = [s for s in spans if s.attributes.get("temporalWorkflowID") == run_id]
+    assert trace_ids(runs) == {trace}, "every span of the run is in the trace the client started"
+    [workflow_span] = named(runs, "RunWorkflow:AgentWorkflow")
+    assert workflow_span.parent_span_id == start.span_id and workflow_span.service == "airlock-worker"
+    model_turns = named(runs, "RunActivity:airlock.model")
+    assert len(model_turns) == len(REPLIES) and stub.remaining == 0
+    [read] = named(runs, "RunActivity:airlock.read")
+    [write] = named(runs, "RunActivity:airlock.write")
+    starts = {s.span_id for s in named(runs, "StartActivity:airlock.model")
+              + named(runs, "StartActivity:airlock.read") + named(runs, "StartActivity:airlock.write")}
+    assert {s.parent_span_id for s in [*model_turns, read, write]} <= starts, "each activity run has its start"
+    # The MCP SDK's client span for each tools/call is a child of the tool activity's span.
+    [send_read] = named(spans, "MCP send tools/call get_ticket")
+    [send_write] = named(spans, "MCP send tools/call close_ticket")
+    assert (send_read.parent_span_id, send_write.parent_span_id) == (read.span_id, write.span_id)
+    assert trace_ids([send_read, send_write]) == {trace}
+
+    # --- the MCP server was sent that trace in `_meta` (W3C traceparent: 00-trace-span-flags)
+    received = {line["tool"]: line["meta"] for line in map(json.loads, meta_log.read_text().splitlines())}
+    assert set(received) == {"get_ticket", "close_ticket"}
+    for tool, sender in (("get_ticket", send_read), ("close_ticket", send_write)):
+        version, trace_id, parent, _flags = received[tool]["traceparent"].split("-")
+        assert (version, trace_id, parent) == ("00", trace, sender.span_id), tool
+    assert received["close_ticket"]["airlock/idempotency_key"] == f"{run_id}/{call['call_id']}"
+
+    # --- metrics: Temporal's own and Airlock's, from one scrape
+    queue = {"task_queue": project.settings.task_queue}
+    assert value(families, "temporal_workflow_completed_total", workflow_type="AgentWorkflow", **queue) == 1
+    assert any(name.startswith("temporal_activity_execution") for name in families)
+    for tool in ("get_ticket", "close_ticket"):
+        assert value(families, "airlock_tool_calls_total", server="meta", tool=tool, outcome="ok") == 1, tool
+    model = {"agent": "desk", "model": "gpt-test"}
+    assert value(families, "airlock_model_tokens_total", **model, kind="input") == INPUT_TOKENS * len(REPLIES)
+    assert value(families, "airlock_model_tokens_total", **model, kind="output") == OUTPUT_TOKENS * len(REPLIES)
+    assert result.usage.input_tokens == INPUT_TOKENS * len(REPLIES)
+    assert value(families, "airlock_mcp_breaker_state", server="meta") == 0
+    seconds = value(families, "airlock_approval_decision_seconds_sum", agent="desk", decision="approved")
+    assert seconds is not None and 0 < seconds < 120
+    buckets = {b.labels["le"] for b in families["airlock_approval_decision_seconds"] if "le" in b.labels}
+    assert {"1", "60", "3600", "86400"} <= buckets, "decisions are bucketed in seconds to days"
+    for family in AIRLOCK_FAMILIES:
+        assert families.get(family), f"{family} is exported"
+        for sample in families[family]:
+            assert not PER_RUN_LABELS & set(sample.labels), f"{sample} is labelled per run"
+    await assert_replays(handle)
+
+
+async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(tmp_path: Path) -> None:
+    # A server's name is checked by servers.toml and a tool's by the MCP name rule before either
+    # reaches a label; the exposition must still carry any value intact if one ever does.
+    port = free_port()
+    runtime = telemetry.build_runtime(Settings(metrics_bind=f"127.0.0.1:{port}", data_dir=tmp_path))
+    metrics = AirlockMetrics(McpPool({}), runtime.metric_meter, tools=ToolLabels(limit=5))
+    odd = ['we"ird', "back\\slash", "new\nline", "brace}{=,", "ünï code", ""]
+    for name in odd:
+        metrics.tool_called(runtime.metric_meter, f"srv {name}", name, "ok")
+    for n in range(12):
+        metrics.tool_called(runtime.metric_meter, "busy", f"tool_{n}", "error")
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    async def exported() -> dict[str, list[Sample]] | None:
+        families = await scrape(url)
+        return families if len(families.get("airlock_tool_calls", [])) >= len(odd) + 6 else None
+
+    families = await wait_for(exported, what="the tool call series")
+    samples = families["airlock_tool_calls"]
+    odd_series = {(s.labels["server"], s.labels["tool"]) for s in samples if s.labels["server"] != "busy"}
+    assert odd_series == {(f"srv {name}", name) for name in odd}
+    busy = {s.labels["tool"]: s.value for s in samples if s.labels["server"] == "busy"}
+    assert busy == {**{f"tool_{n}": 1.0 for n in range(5)}, OTHER_TOOL: 7.0}, "at most 5 names, then (other)"
+
+    # The listener lives as long as the runtime: dropping it stops the listener.
+    del metrics, runtime
+    gc.collect()
+
+    def refused() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) != 0
+
+    async def stopped() -> bool:
+        return refused()
+
+    await wait_for(stopped, what="the metrics listener to stop")
+
+
+def test_the_otlp_endpoint_is_a_base_url_or_a_full_traces_url() -> None:
+    assert telemetry.traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
+    assert telemetry.traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+    assert telemetry.traces_url("http://collector:4318/v1/traces") == "http://collector:4318/v1/traces"
+    assert telemetry.traces_url(None) is None
+
+
+def test_a_metrics_bind_that_is_not_host_port_is_named(tmp_path: Path) -> None:
+    for bad in ("9464", "localhost:", "127.0.0.1:http", "127.0.0.1:70000"):
+        try:
+            Settings(metrics_bind=bad, data_dir=tmp_path)
+        except ValueError as err:
+            assert f"AIRLOCK_METRICS_BIND={bad!r}" in str(err)
+        else:
+            raise AssertionError(f"{bad!r} was accepted")
