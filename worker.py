@@ -30,7 +30,7 @@ from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
 from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import devserver, logs, telemetry
+from workflows import devserver, logs, telemetry, tracing
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
@@ -215,24 +215,26 @@ def main() -> None:
     if args.dev and not args.demo:
         settings = dev_inbox.prepare(settings)
     code = 0
-    tracing = telemetry.start_tracing(settings, service="airlock-worker")
-    if tracing is not None:
-        log.info("tracing on", otlp_endpoint=telemetry.traces_url(settings.otlp_endpoint) or "from OTEL_* settings")
+    tracer = tracing.start_tracing(settings, service="airlock-worker")
+    if tracer is not None:
+        log.info("tracing on", otlp_endpoint=tracing.traces_url(settings.otlp_endpoint) or "from OTEL_* settings")
     if settings.metrics_bind:
         log.info("metrics served", url=f"http://{settings.metrics_bind}/metrics")
-    interceptors = tracing.interceptors if tracing is not None else ()
+    interceptors = tracer.interceptors if tracer is not None else ()
     try:
         activities = build_activities(settings)  # configuration errors stop us before any connection
         # Only now are the secrets known; from here on every log line is scrubbed of them.
         logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
+        if tracer is not None:
+            tracer.scrub_with(activities.redactor)
         asyncio.run(demo(settings, activities, interceptors) if args.demo
                     else serve(settings, activities, dev=args.dev, interceptors=interceptors))
     except ConfigError as err:
         log.error("configuration error", error=str(err))
         code = 2
     finally:
-        if tracing is not None:
-            tracing.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
+        if tracer is not None:
+            tracer.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
     # Everything is shut down by now. Skipping interpreter teardown avoids a known abort when
     # Temporal's Rust threads outlive finalization (temporalio/sdk-python#300).
     sys.stdout.flush()

@@ -27,7 +27,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, mcp, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
-from workflows import telemetry
+from workflows import tracing
 from workflows.approvers import NAME
 from workflows.connection import connect
 from workflows.errors import ConfigError
@@ -411,13 +411,13 @@ async def cmd_run(args: argparse.Namespace) -> int:
     With `AIRLOCK_TRACING=true` the run's trace starts here, at the client's start.
     """
     client = await _client(args)
-    tracing = telemetry.start_tracing(args.settings, service="airlock-cli")
-    if tracing is None:
+    tracer = tracing.start_tracing(args.settings, service="airlock-cli")
+    if tracer is None:
         return await _run(args, client)
     try:
-        return await _run(args, tracing.client(client))
+        return await _run(args, tracer.client(client))
     finally:
-        tracing.shutdown()
+        tracer.shutdown()
 
 
 async def _run(args: argparse.Namespace, client: Client) -> int:

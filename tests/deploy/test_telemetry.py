@@ -5,6 +5,7 @@ worker's Prometheus endpoint is scraped over HTTP and parsed with prometheus_cli
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import socket
@@ -13,21 +14,41 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from opentelemetry.trace import StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
-from temporalio.client import Client, WorkflowHandle
+from temporalio.api.common.v1 import Payload
+from temporalio.client import (
+    Client,
+    Interceptor,
+    OutboundInterceptor,
+    SignalWorkflowInput,
+    StartWorkflowInput,
+    WorkflowHandle,
+)
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.registry import McpPool
-from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
+from tests.conftest import (
+    airlock_worker,
+    assert_no_task_failures,
+    assert_replays,
+    decision,
+    make_project,
+    wait_for,
+    wait_pending,
+    workflow_id,
+)
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
 from tests.support.otlp_receiver import OtlpReceiver, Span
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
-from workflows import telemetry
+from workflows import telemetry, tracing
 from workflows.devserver import free_port
 from workflows.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels
-from workflows.payloads import AgentResult
+from workflows.payloads import AgentRequest, AgentResult
+from workflows.redaction import REDACTED, Redactor
 from workflows.settings import Settings
 
 META_SERVERS = f"""
@@ -61,6 +82,7 @@ REPLIES = [
 INPUT_TOKENS, OUTPUT_TOKENS = 11, 7
 AIRLOCK_FAMILIES = ("airlock_tool_calls", "airlock_model_tokens", "airlock_mcp_breaker_state",
                     "airlock_pending_approvals", "airlock_approval_decision_seconds")
+TRACE_HEADER = "_tracer-data"  # where Temporal's TracingInterceptor carries the trace context
 PER_RUN_LABELS = {"workflow_id", "run_id", "call_id", "temporalWorkflowID", "activity_id"}
 
 
@@ -230,11 +252,33 @@ async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(
     await wait_for(stopped, what="the metrics listener to stop")
 
 
+def test_spans_leave_the_worker_scrubbed_of_its_secrets(tmp_path: Path) -> None:
+    # What an MCP server or a provider answers becomes a span's status and exception event.
+    secret = "sk-live-telemetry-0123456789"
+    with OtlpReceiver() as receiver:
+        tracer = tracing.Tracing(Settings(otlp_endpoint=receiver.endpoint, data_dir=tmp_path), install_global=False)
+        tracer.scrub_with(Redactor([secret]))
+        try:
+            with tracer.provider.get_tracer("test").start_as_current_span(f"call {secret}") as span:
+                span.set_attribute("http.response.body", f"Bearer {secret}")
+                span.set_attribute("echoed", [f"token={secret}", "plain"])
+                span.record_exception(RuntimeError(f"server said: token {secret} refused"))
+                span.set_status(StatusCode.ERROR, f"401 unauthorized: {secret}")
+        finally:
+            tracer.shutdown()  # flushes: the span has been received when this returns
+    [span] = receiver.spans()
+    assert secret not in repr(span)
+    assert span.name == f"call {REDACTED}" and span.status == f"401 unauthorized: {REDACTED}"
+    assert span.attributes["http.response.body"] == f"Bearer {REDACTED}"
+    [(event, attributes)] = span.events
+    assert event == "exception" and attributes["exception.message"] == f"server said: token {REDACTED} refused"
+
+
 def test_the_otlp_endpoint_is_a_base_url_or_a_full_traces_url() -> None:
-    assert telemetry.traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
-    assert telemetry.traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
-    assert telemetry.traces_url("http://collector:4318/v1/traces") == "http://collector:4318/v1/traces"
-    assert telemetry.traces_url(None) is None
+    assert tracing.traces_url("http://collector:4318") == "http://collector:4318/v1/traces"
+    assert tracing.traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+    assert tracing.traces_url("http://collector:4318/v1/traces") == "http://collector:4318/v1/traces"
+    assert tracing.traces_url(None) is None
 
 
 def test_a_metrics_bind_that_is_not_host_port_is_named(tmp_path: Path) -> None:
@@ -245,3 +289,63 @@ def test_a_metrics_bind_that_is_not_host_port_is_named(tmp_path: Path) -> None:
             assert f"AIRLOCK_METRICS_BIND={bad!r}" in str(err)
         else:
             raise AssertionError(f"{bad!r} was accepted")
+
+
+class ForgedTraceHeader(Interceptor):
+    """A client that sends `_tracer-data` headers of its own making on starts and signals."""
+
+    def __init__(self, payload: Payload) -> None:
+        self.payload = payload
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        payload = self.payload
+
+        class Forging(OutboundInterceptor):
+            async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+                input.headers = {**input.headers, TRACE_HEADER: payload}
+                return await super().start_workflow(input)
+
+            async def signal_workflow(self, input: SignalWorkflowInput) -> None:
+                input.headers = {**input.headers, TRACE_HEADER: payload}
+                await super().signal_workflow(input)
+
+        return Forging(next)
+
+
+FORGED = {
+    "not JSON": Payload(metadata={"encoding": b"json/plain"}, data=b"{not json"),
+    "a string": Payload(metadata={"encoding": b"json/plain"}, data=b'"00-abc"'),
+    "a list": Payload(metadata={"encoding": b"json/plain"}, data=b'["traceparent"]'),
+    "odd values": Payload(metadata={"encoding": b"json/plain"}, data=b'{"traceparent": 7, "tracestate": [1]}'),
+    "unknown encoding": Payload(metadata={"encoding": b"binary/evil"}, data=b"\x00\xff"),
+}
+
+
+@pytest.mark.parametrize("forged", list(FORGED))
+async def test_a_forged_trace_header_neither_breaks_a_traced_run_nor_joins_its_trace(
+    client: Client, tmp_path: Path, forged: str,
+) -> None:
+    project = make_project(tmp_path, script={"support": [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+        {"message": "Closed T-1."},
+    ]})
+    with OtlpReceiver() as receiver:
+        tracer = tracing.Tracing(Settings(otlp_endpoint=receiver.endpoint, data_dir=tmp_path), install_global=False)
+        hostile = Client(**{**client.config(), "interceptors": [ForgedTraceHeader(FORGED[forged])]})
+        try:
+            async with airlock_worker(client, project, interceptors=tracer.interceptors):
+                handle = await hostile.start_workflow(
+                    "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+                    id=workflow_id("forged-trace"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                )
+                [call] = await wait_pending(handle)
+                await hostile.get_workflow_handle(handle.id).signal("approve", decision(call, "alice"))
+                result = await asyncio.wait_for(handle.result(), 30)
+        finally:
+            tracer.shutdown()
+    assert result.output == "Closed T-1."
+    history = await handle.fetch_history()
+    assert_no_task_failures(history)
+    assert not [s for s in receiver.spans() if s.attributes.get("temporalWorkflowID") == handle.id
+                and s.name.endswith("Workflow:AgentWorkflow")], "a forged header starts no trace of the run"
+    await assert_replays(handle)

@@ -34,6 +34,8 @@ class Span:
     span_id: str
     parent_span_id: str
     attributes: dict[str, Any]
+    status: str = ""
+    events: tuple[tuple[str, dict[str, Any]], ...] = ()
 
 
 def _value(value: AnyValue) -> Any:
@@ -90,6 +92,8 @@ class OtlpReceiver:
                         trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
                         parent_span_id=span.parent_span_id.hex(),
                         attributes={a.key: _value(a.value) for a in span.attributes},
+                        status=span.status.message,
+                        events=tuple((e.name, {a.key: _value(a.value) for a in e.attributes}) for e in span.events),
                     ))
         with self._lock:
             self.requests += 1
