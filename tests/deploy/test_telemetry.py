@@ -9,7 +9,8 @@ import asyncio
 import gc
 import json
 import socket
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from temporalio.client import (
     StartWorkflowInput,
     WorkflowHandle,
 )
+from temporalio.runtime import Runtime
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.registry import McpPool
@@ -83,6 +85,19 @@ INPUT_TOKENS, OUTPUT_TOKENS = 11, 7
 AIRLOCK_FAMILIES = ("airlock_tool_calls", "airlock_model_tokens", "airlock_mcp_breaker_state",
                     "airlock_pending_approvals", "airlock_approval_decision_seconds")
 TRACE_HEADER = "_tracer-data"  # where Temporal's TracingInterceptor carries the trace context
+LONG_SUPPORT = """
+name = "support"
+instructions = "You resolve support tickets."
+mcp_servers = ["tickets"]
+max_turns = 100
+
+[tools]
+"get_*" = "auto"
+
+[approval]
+approvers = ["alice"]
+"""
+READS_BETWEEN = 12
 PER_RUN_LABELS = {"workflow_id", "run_id", "call_id", "temporalWorkflowID", "activity_id"}
 
 
@@ -214,18 +229,44 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
     await assert_replays(handle)
 
 
-async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(tmp_path: Path) -> None:
+@dataclass
+class Served:
+    """A Temporal runtime serving Prometheus in this process, and its scrape URL."""
+
+    runtime: Runtime | None
+    url: str
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    """A runtime like the worker's with AIRLOCK_METRICS_BIND on a free port; its listener is stopped after."""
+    port = free_port()
+    served = Served(telemetry.build_runtime(Settings(metrics_bind=f"127.0.0.1:{port}", data_dir=tmp_path)),
+                    f"http://127.0.0.1:{port}/metrics")
+    yield served
+    # The listener lives as long as the runtime: dropping the last reference stops it.
+    served.runtime = None
+    gc.collect()
+
+    async def stopped() -> bool:
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", port)) != 0
+
+    await wait_for(stopped, what="the metrics listener to stop")
+
+
+async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(served: Served) -> None:
     # A server's name is checked by servers.toml and a tool's by the MCP name rule before either
     # reaches a label; the exposition must still carry any value intact if one ever does.
-    port = free_port()
-    runtime = telemetry.build_runtime(Settings(metrics_bind=f"127.0.0.1:{port}", data_dir=tmp_path))
-    metrics = AirlockMetrics(McpPool({}), runtime.metric_meter, tools=ToolLabels(limit=5))
+    assert served.runtime is not None
+    meter = served.runtime.metric_meter
+    metrics = AirlockMetrics(McpPool({}), meter, tools=ToolLabels(limit=5))
     odd = ['we"ird', "back\\slash", "new\nline", "brace}{=,", "ünï code", ""]
     for name in odd:
-        metrics.tool_called(runtime.metric_meter, f"srv {name}", name, "ok")
+        metrics.tool_called(meter, f"srv {name}", name, "ok")
     for n in range(12):
-        metrics.tool_called(runtime.metric_meter, "busy", f"tool_{n}", "error")
-    url = f"http://127.0.0.1:{port}/metrics"
+        metrics.tool_called(meter, "busy", f"tool_{n}", "error")
+    url = served.url
 
     async def exported() -> dict[str, list[Sample]] | None:
         families = await scrape(url)
@@ -238,18 +279,56 @@ async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(
     busy = {s.labels["tool"]: s.value for s in samples if s.labels["server"] == "busy"}
     assert busy == {**{f"tool_{n}": 1.0 for n in range(5)}, OTHER_TOOL: 7.0}, "at most 5 names, then (other)"
 
-    # The listener lives as long as the runtime: dropping it stops the listener.
-    del metrics, runtime
-    gc.collect()
 
-    def refused() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) != 0
+async def test_a_run_that_continues_as_new_reports_each_decision_once(
+    served: Served, temporal_env: WorkflowEnvironment, tmp_path: Path,
+) -> None:
+    close = [{"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{n}", "resolution": "fixed"}}}
+             for n in (1, 2)]
+    reads = [{"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}}] * READS_BETWEEN
+    project = make_project(tmp_path, agents={"support": LONG_SUPPORT}, max_history_events=40, script={
+        "support": [close[0], *reads, close[1], {"message": "Closed both."}],
+    })
+    assert served.runtime is not None
+    config = temporal_env.client.config()
+    metered = await Client.connect(
+        temporal_env.client.service_client.config.target_host, namespace=config["namespace"],
+        data_converter=config["data_converter"], runtime=served.runtime,
+    )
+    async with airlock_worker(metered, project):
+        handle = await metered.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1 and T-2.", requester="carol"),
+            id=workflow_id("metered-can"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        for _ in close:
+            [call] = await wait_pending(handle)
+            await handle.signal("approve", decision(call, "alice"))
+            await wait_for(lambda call=call: decided(metered, handle.id, call["call_id"]), what="the decision")
+        result = await asyncio.wait_for(handle.result(), 60)
 
-    async def stopped() -> bool:
-        return refused()
+        async def settled() -> dict[str, list[Sample]] | None:
+            families = await scrape(served.url)
+            return families if value(families, "airlock_pending_approvals", agent="support") == 0 else None
 
-    await wait_for(stopped, what="the metrics listener to stop")
+        families = await wait_for(settled, what="nothing pending")
+    assert result.output == "Closed both."
+    runs = [run async for run in temporal_env.client.list_workflows(f'WorkflowId = "{handle.id}"')]
+    assert len(runs) >= 2, "the run continued as new, carrying its decided approvals"
+    queue = {"task_queue": project.settings.task_queue}
+    assert value(families, "airlock_approval_decision_seconds_count", agent="support", decision="approved",
+                 **queue) == 2, "each decision counted once, not again by the run that carried it"
+    assert value(families, "airlock_tool_calls_total", server="tickets", tool="get_ticket", outcome="ok",
+                 **queue) == READS_BETWEEN
+    assert value(families, "airlock_tool_calls_total", server="tickets", tool="close_ticket", outcome="ok",
+                 **queue) == 2
+    for run in runs:
+        await assert_replays(temporal_env.client.get_workflow_handle(handle.id, run_id=run.run_id))
+
+
+async def decided(client: Client, run_id: str, call_id: str) -> bool:
+    """Whether the audit of the run's latest execution records an approval of `call_id`."""
+    audit: list[dict[str, Any]] = await client.get_workflow_handle(run_id).query("audit", result_type=list)
+    return any(entry["call_id"] == call_id and entry["event"] == "approved" for entry in audit)
 
 
 def test_spans_leave_the_worker_scrubbed_of_its_secrets(tmp_path: Path) -> None:
