@@ -36,7 +36,7 @@ from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
 from workflows.connection import connect
 from workflows.errors import ConfigError
-from workflows.metrics import AirlockMetrics
+from workflows.metrics import AirlockMetrics, WaitingRuns
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
@@ -175,6 +175,11 @@ async def serve(
     async with temporal(settings, dev) as client:
         await preflight(client, settings, activities)
         async with running_worker(client, settings, activities, interceptors=interceptors):
+            sampling = None
+            if settings.metrics_bind:
+                meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
+                waiting = WaitingRuns(client, settings.task_queue, activities.catalog.agents, meter)
+                sampling = asyncio.create_task(waiting.run(stop))
             serving = None
             if dev:
                 # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
@@ -186,6 +191,8 @@ async def serve(
             log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
             if serving is not None:
                 await serving
+            if sampling is not None:
+                await sampling
 
 
 async def demo(settings: Settings, activities: AirlockActivities, interceptors: Sequence[Interceptor] = ()) -> None:

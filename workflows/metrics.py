@@ -6,6 +6,7 @@ They come out of the same Prometheus endpoint as Temporal's own (workflows/telem
 - `airlock_mcp_breaker_state{server}`: the server's circuit breaker as of its last call
   (0 closed, 1 half-open, 2 open);
 - `airlock_pending_approvals{agent}`: calls waiting for a decision in the runs this worker holds;
+- `airlock_runs_awaiting_approval{agent}`: runs waiting at the gate, cluster-wide (visibility);
 - `airlock_approval_decision_seconds{agent, decision}`: request → decision (workflows/gate_metrics.py).
 
 Labels are bounded: servers come from servers.toml, agents and models from the agent files,
@@ -18,13 +19,17 @@ activities themselves stay free of metrics code.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
+import structlog
 import temporalio.exceptions
 from temporalio import activity, workflow
+from temporalio.client import Client
 from temporalio.common import MetricMeter
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
@@ -38,10 +43,14 @@ from mcp_servers.registry import McpPool
 from workflows.gate_metrics import DECISION_SECONDS, PENDING_EXTERN, RUN_ENDED_EXTERN
 from workflows.payloads import ModelCall, ModelReply, ToolCall, ToolReply
 
+log = structlog.get_logger(__name__)
+
 TOOL_CALLS = "airlock_tool_calls_total"
 MODEL_TOKENS = "airlock_model_tokens_total"
 BREAKER_STATE = "airlock_mcp_breaker_state"
 PENDING_APPROVALS = "airlock_pending_approvals"
+RUNS_WAITING = "airlock_runs_awaiting_approval"
+SAMPLE_EVERY = timedelta(seconds=30)
 TOOL_ACTIVITIES = frozenset({"airlock.read", "airlock.write"})
 MODEL_ACTIVITY = "airlock.model"
 
@@ -110,6 +119,43 @@ class PendingApprovals:
     def _publish(self, agents: set[str]) -> None:
         for agent in agents:
             self._gauge.set(self.total(agent), {"agent": agent})
+
+
+class WaitingRuns:
+    """Runs of each agent waiting at the gate on one task queue, as Temporal's visibility counts them.
+
+    Unlike `airlock_pending_approvals`, this does not depend on which runs a worker holds, so it
+    stays right across worker restarts; every worker reports the same cluster-wide number.
+    """
+
+    def __init__(self, client: Client, task_queue: str, agents: Iterable[str], meter: MetricMeter) -> None:
+        """Count the runs of `agents` (names from the catalog: lower-case, digits, `_`) on `task_queue`."""
+        self.client = client
+        self.task_queue = task_queue.replace("\\", "\\\\").replace('"', '\\"')
+        self.agents = sorted(agents)
+        self._gauge = meter.create_gauge(RUNS_WAITING, "Runs waiting at the approval gate (visibility, cluster-wide)")
+
+    async def sample(self) -> dict[str, int]:
+        """Count now and publish; returns the counts by agent."""
+        counts: dict[str, int] = {}
+        for agent in self.agents:
+            query = (f'AirlockState="awaiting_approval" AND ExecutionStatus="Running" '
+                     f'AND AirlockAgent="{agent}" AND TaskQueue="{self.task_queue}"')
+            counts[agent] = (await self.client.count_workflows(query)).count
+            self._gauge.set(counts[agent], {"agent": agent})
+        return counts
+
+    async def run(self, stop: asyncio.Event, every: timedelta = SAMPLE_EVERY) -> None:
+        """Sample every `every` until `stop` is set; a failed count is logged and tried again later."""
+        while not stop.is_set():
+            try:
+                await self.sample()
+            except RPCError as err:
+                log.warning("waiting runs not counted", error=err.message, retry_seconds=every.total_seconds())
+            try:
+                await asyncio.wait_for(stop.wait(), every.total_seconds())
+            except TimeoutError:
+                pass
 
 
 class AirlockMetrics(Interceptor):

@@ -48,7 +48,7 @@ from tests.support.otlp_receiver import OtlpReceiver, Span
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows import telemetry, tracing
 from workflows.devserver import free_port
-from workflows.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels
+from workflows.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels, WaitingRuns
 from workflows.payloads import AgentRequest, AgentResult
 from workflows.redaction import REDACTED, Redactor
 from workflows.settings import Settings
@@ -83,7 +83,7 @@ REPLIES = [
 # What the stub reports for each reply (tests/support/openai_stub.py).
 INPUT_TOKENS, OUTPUT_TOKENS = 11, 7
 AIRLOCK_FAMILIES = ("airlock_tool_calls", "airlock_model_tokens", "airlock_mcp_breaker_state",
-                    "airlock_pending_approvals", "airlock_approval_decision_seconds")
+                    "airlock_pending_approvals", "airlock_approval_decision_seconds", "airlock_runs_awaiting_approval")
 TRACE_HEADER = "_tracer-data"  # where Temporal's TracingInterceptor carries the trace context
 LONG_SUPPORT = """
 name = "support"
@@ -323,6 +323,38 @@ async def test_a_run_that_continues_as_new_reports_each_decision_once(
                  **queue) == 2
     for run in runs:
         await assert_replays(temporal_env.client.get_workflow_handle(handle.id, run_id=run.run_id))
+
+
+async def test_runs_waiting_at_the_gate_are_counted_cluster_wide(
+    served: Served, client: Client, tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, script={"support": [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+        {"message": "Closed T-1."},
+    ]})
+    assert served.runtime is not None
+    # Another worker's view: the count comes from visibility, not from what this process holds.
+    waiting = WaitingRuns(client, project.settings.task_queue, ["support", "idle"], served.runtime.metric_meter)
+    assert await waiting.sample() == {"support": 0, "idle": 0}
+    async with airlock_worker(client, project):
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+            id=workflow_id("counted"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        [call] = await wait_pending(handle)
+
+        async def counted(expected: int) -> dict[str, list[Sample]] | None:
+            if (await waiting.sample())["support"] != expected:
+                return None  # visibility catches up within moments
+            families = await scrape(served.url)
+            return families if value(families, "airlock_runs_awaiting_approval", agent="support") == expected else None
+
+        families = await wait_for(lambda: counted(1), what="one run counted as waiting")
+        assert value(families, "airlock_runs_awaiting_approval", agent="idle") == 0
+        await handle.signal("approve", decision(call, "alice"))
+        await handle.result()
+        await wait_for(lambda: counted(0), what="no run counted as waiting")
+    await assert_replays(handle)
 
 
 async def decided(client: Client, run_id: str, call_id: str) -> bool:
