@@ -408,24 +408,29 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
 async def cmd_run(args: argparse.Namespace) -> int:
     """`airlock run`: start a run; with --follow, report it until it ends (exit 1 if it failed).
 
-    With `AIRLOCK_TRACING=true` the run's trace starts here, at the client's start.
+    With `AIRLOCK_TRACING=true` the run's trace starts here, at the client's start (following it
+    is not traced: every status poll would be a trace of its own).
     """
     client = await _client(args)
     tracer = tracing.start_tracing(args.settings, service="airlock-cli")
     if tracer is None:
-        return await _run(args, client)
+        return await _run(args, client, client)
     try:
-        return await _run(args, tracer.client(client))
+        return await _run(args, client, tracer.client(client))
     finally:
         tracer.shutdown()
 
 
-async def _run(args: argparse.Namespace, client: Client) -> int:
+async def _run(args: argparse.Namespace, client: Client, starter: Client) -> int:
     try:
-        handle = await follow.start(client, args.settings.task_queue, args.agent, args.input,
-                                    requester=args.requester, workflow_id=args.workflow_id)
+        started = await follow.start(starter, args.settings.task_queue, args.agent, args.input,
+                                     requester=args.requester, workflow_id=args.workflow_id)
     except RPCError as err:
         raise CliError(f"could not start the run: {err.message}") from None
+    handle: WorkflowHandle[Any, Any] = WorkflowHandle(
+        client, started.id, result_run_id=started.result_run_id,
+        first_execution_run_id=started.first_execution_run_id,
+    )
     if not args.follow:
         emit(args, {"workflow_id": handle.id, "run_id": handle.result_run_id},
              f"started {handle.id} (follow it: {shlex.join(['airlock', 'show', handle.id])})")

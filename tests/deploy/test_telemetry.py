@@ -29,6 +29,7 @@ from temporalio.client import (
     WorkflowHandle,
 )
 from temporalio.runtime import Runtime
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.registry import McpPool
@@ -118,6 +119,17 @@ def value(families: dict[str, list[Sample]], sample: str, **labels: str) -> floa
     return found[0] if found else None
 
 
+async def _pending_if_started(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]] | None:
+    """The run's pending calls once it exists and waits (None until then)."""
+    try:
+        pending: list[dict[str, Any]] = await handle.query("pending_approvals", result_type=list)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None  # `airlock run` has not started it yet
+        raise
+    return pending or None
+
+
 def trace_ids(spans: Iterable[Span]) -> set[str]:
     """The distinct trace ids among `spans`."""
     return {span.trace_id for span in spans}
@@ -148,14 +160,14 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
         )
         async with worker_process(env) as worker:
             run_id = workflow_id("traced")
-            started = await airlock(
+            # `--follow` polls the run's status until it ends: only the start may be traced.
+            following = asyncio.create_task(airlock(
                 "-o", "json", "run", "desk", "Close T-1, it is fixed.", "--id", run_id, "--requester", "carol",
-                home=tmp_path, env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env),
-                                    "AIRLOCK_TASK_QUEUE": project.settings.task_queue, **traced},
-            )
-            assert started.json()["workflow_id"] == run_id
+                "--follow", home=tmp_path, env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env),
+                                                "AIRLOCK_TASK_QUEUE": project.settings.task_queue, **traced},
+            ))
             handle: WorkflowHandle[Any, AgentResult] = client.get_workflow_handle(run_id, result_type=AgentResult)
-            [call] = await wait_pending(handle)
+            [call] = await wait_for(lambda: _pending_if_started(handle), what="the run to wait for alice")
 
             async def waiting_gauge() -> dict[str, list[Sample]] | None:
                 families = await scrape(metrics_url)
@@ -164,6 +176,8 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
             await wait_for(waiting_gauge, what="airlock_pending_approvals{agent=desk} = 1")
             await handle.signal("approve", decision(call, "alice"))
             result = await handle.result()
+            followed = (await following).json()
+            assert (followed["workflow_id"], followed["completed"]) == (run_id, True)
             assert result.output == "Closed T-1."
             assert [(a.tool, a.decision, a.outcome) for a in result.approvals] == [("close_ticket", "approved", "ok")]
 
@@ -188,6 +202,9 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
     assert workflow_span.parent_span_id == start.span_id and workflow_span.service == "airlock-worker"
     model_turns = named(runs, "RunActivity:airlock.model")
     assert len(model_turns) == len(REPLIES) and stub.remaining == 0
+    assert named(runs, "HandleSignal:approve"), "the decision is in the run's trace"
+    assert not [s for s in spans if s.service == "airlock-cli" and s is not start], "the CLI traces only the start"
+    assert not [s for s in spans if s.name.startswith("HandleQuery")], "no query joined the trace"
     [read] = named(runs, "RunActivity:airlock.read")
     [write] = named(runs, "RunActivity:airlock.write")
     starts = {s.span_id for s in named(runs, "StartActivity:airlock.model")
