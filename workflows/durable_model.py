@@ -15,6 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import steps
 from workflows.budget import BudgetStop, Ledger
 from workflows.decoding import cut
 from workflows.errors import ModelError, local_failure
@@ -65,13 +66,13 @@ class DurableModel(Model):
         self.ledger.local_steps += 1
         try:
             reply = await workflow.execute_local_activity(
-                "airlock.model", call, result_type=ModelReply,
+                steps.model, call,
                 start_to_close_timeout=self.timeout, retry_policy=MODEL_RETRY,
                 summary=f"{self.plan.name} / model",
             )
         except (ActivityError, ApplicationError) as err:
             cause = local_failure(err)
-            if isinstance(cause, ApplicationError) and cause.type == "ModelError":
+            if ModelError.is_type_of(cause):
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
         reused = reused_call_id(call.input, reply.output)

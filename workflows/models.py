@@ -14,9 +14,8 @@ from agents.models.interface import Model
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from temporalio.exceptions import ApplicationError
 
-from workflows.errors import ConfigError, ModelError
+from workflows.errors import ConfigError, ModelError, ModelUnavailableError
 from workflows.payloads import FORWARDED_MODEL_SETTINGS, ModelCall, ModelReply, Usage
 
 
@@ -225,13 +224,12 @@ def provider_failure(err: openai.APIError) -> Exception:
         status = err.status_code
         if status in (408, 409, 429) or status >= 500:
             delay = _retry_after(err.response.headers.get("retry-after"))
-            return ApplicationError(
+            return ModelUnavailableError(
                 f"model provider answered {status}; will retry",
-                type="ModelUnavailable",
                 next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
             )
         return ModelError(f"model provider refused the request ({status}): {err.message}")
-    return ApplicationError(f"model provider unreachable: {type(err).__name__}", type="ModelUnavailable")
+    return ModelUnavailableError(f"model provider unreachable: {type(err).__name__}")
 
 
 def _retry_after(value: str | None) -> float | None:
