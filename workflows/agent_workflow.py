@@ -134,7 +134,7 @@ class AgentWorkflow:
         ))
         root = agents[plan.root]
         spec = plan.agents[plan.root]
-        next_input: str | RunState[Any] = request.input
+        next_input: str | RunState[Any] = request.first_message()
         if checkpoint is not None:
             next_input = await RunState.from_string(root, checkpoint.run_state)
         while True:

@@ -6,10 +6,11 @@ fields always get defaults so older callers keep working.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Policy = Literal["auto", "approve", "deny"]
 Outcome = Literal["ok", "error", "outcome_unknown"]
@@ -27,6 +28,10 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The JSON of a run's `context`, at most (it goes to the model with every turn's input).
+MAX_CONTEXT_CHARS = 20_000
+
+
 # --- AgentWorkflow ---------------------------------------------------------------------------
 
 
@@ -36,9 +41,24 @@ class AgentRequest(Wire):
     agent: str = Field(min_length=1, max_length=64)
     input: str = Field(min_length=1, max_length=100_000)
     requester: str | None = Field(default=None, max_length=200)
+    # Facts from the caller (a ticket id, a customer); the model sees them with the input.
     context: dict[str, Any] = Field(default_factory=dict)
     # Set only by the workflow itself when it continues as new.
     checkpoint: Checkpoint | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _bounded_context(cls, context: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(context))
+        if size > MAX_CONTEXT_CHARS:
+            raise ValueError(f"context is {size} characters of JSON; at most {MAX_CONTEXT_CHARS}")
+        return context
+
+    def first_message(self) -> str:
+        """What the model is first told: the input, then the context as JSON when there is one."""
+        if not self.context:
+            return self.input
+        return f"{self.input}\n\nContext from the requester (JSON):\n{json.dumps(self.context, indent=2)}"
 
 
 class Usage(Wire):
