@@ -20,7 +20,7 @@ from workflows.budget import BudgetStop, Ledger
 from workflows.decoding import cut
 from workflows.errors import ModelError, local_failure
 from workflows.model_output import OUTPUT_ITEM
-from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, ModelCall, ModelReply
+from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, HandoffSpec, ModelCall, ModelReply, ToolSpec
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -47,14 +47,14 @@ class DurableModel(Model):
             agent=self.plan.name, model=self.plan.model, instructions=system_instructions,
             input=input_items(input),
             tools=[
-                {"name": t.name, "description": t.description, "parameters": t.params_json_schema,
-                 "strict": t.strict_json_schema}
+                ToolSpec(name=t.name, description=t.description, parameters=t.params_json_schema,
+                         strict=t.strict_json_schema)
                 for t in tools if isinstance(t, FunctionTool)
             ],
             handoffs=[
-                {"tool_name": h.tool_name, "tool_description": h.tool_description,
-                 "input_json_schema": h.input_json_schema, "agent_name": h.agent_name,
-                 "strict": h.strict_json_schema}
+                HandoffSpec(tool_name=h.tool_name, tool_description=h.tool_description,
+                            input_json_schema=h.input_json_schema, agent_name=h.agent_name,
+                            strict=h.strict_json_schema)
                 for h in handoffs
             ],
             settings={

@@ -427,6 +427,25 @@ class PipelineLookup(Wire):
 FORWARDED_MODEL_SETTINGS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "max_tokens")
 
 
+class ToolSpec(Wire):
+    """A function tool as the model is shown it; its calls run in the workflow, never in the model step."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    strict: bool = False
+
+
+class HandoffSpec(Wire):
+    """A handoff to another agent, as the model is shown it."""
+
+    tool_name: str
+    tool_description: str
+    input_json_schema: dict[str, Any]
+    agent_name: str
+    strict: bool = True
+
+
 class ModelCall(Wire):
     """Input of the `model` activity: one model turn, provider-neutral."""
 
@@ -434,8 +453,8 @@ class ModelCall(Wire):
     model: str
     instructions: str | None
     input: list[dict[str, Any]]
-    tools: list[dict[str, Any]] = Field(default_factory=list)
-    handoffs: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    handoffs: list[HandoffSpec] = Field(default_factory=list)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

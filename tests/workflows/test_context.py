@@ -50,7 +50,8 @@ async def test_a_run_without_context_is_told_only_its_input(client: Client, tmp_
 async def test_an_oversized_context_fails_the_run_before_any_model_call(client: Client, tmp_path: Path) -> None:
     # A requester could otherwise make every model turn carry megabytes.
     project = make_project(tmp_path, script=SCRIPT)
-    payload = {"agent": "support", "input": "hi", "requester": "carol", "context": {"blob": "x" * (MAX_CONTEXT_CHARS + 1)}}
+    blob = "x" * (MAX_CONTEXT_CHARS + 1)
+    payload = {"agent": "support", "input": "hi", "requester": "carol", "context": {"blob": blob}}
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
         handle = await client.start_workflow(
