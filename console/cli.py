@@ -27,7 +27,6 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
-from workflows import tracing
 from workflows.approvers import NAME
 from workflows.connection import connect
 from workflows.errors import ConfigError
@@ -443,9 +442,12 @@ async def cmd_run(args: argparse.Namespace) -> int:
     is not traced: every status poll would be a trace of its own).
     """
     client = await _client(args)
-    tracer = tracing.start_tracing(args.settings, service="airlock-cli")
-    if tracer is None:
+    if not args.settings.tracing:
         return await _run(args, client, client)
+    # Loaded only when asked for: the OpenTelemetry SDK and exporter add a fifth to every start.
+    from workflows import tracing
+
+    tracer = tracing.Tracing(args.settings, service="airlock-cli")
     try:
         return await _run(args, client, tracer.client(client))
     finally:
