@@ -22,6 +22,7 @@ import openai
 import structlog
 from agents import set_tracing_disabled
 from temporalio.client import Client
+from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
@@ -140,11 +141,12 @@ async def running_worker(
 ) -> AsyncIterator[Worker]:
     """Run a worker until the block ends, then shut it down gracefully and close MCP sessions.
 
-    Airlock's metrics are recorded on the client's runtime meter (a no-op unless it serves them).
+    Airlock's metrics are recorded when the client's runtime serves metrics (AIRLOCK_METRICS_BIND).
     """
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
     meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
-    options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
+    if meter is not MetricMeter.noop:
+        options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
     worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
     log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
