@@ -6,8 +6,11 @@ worker's Prometheus endpoint is scraped over HTTP and parsed with prometheus_cli
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
+import os
+import signal
 import socket
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
@@ -37,6 +40,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.registry import McpPool
 from tests.conftest import (
+    Project,
     airlock_worker,
     assert_no_task_failures,
     assert_replays,
@@ -49,6 +53,7 @@ from tests.conftest import (
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
 from tests.support.otlp_receiver import OtlpReceiver, Span
+from tests.support.tickets_http import tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows import telemetry, tracing
 from workflows.devserver import free_port
@@ -268,11 +273,13 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
     served.runtime = None
     gc.collect()
 
-    async def stopped() -> bool:
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", port)) != 0
+    await wait_for(lambda: refused(port), what="the metrics listener to stop")
 
-    await wait_for(stopped, what="the metrics listener to stop")
+
+async def refused(port: int) -> bool:
+    """Whether nothing accepts connections on 127.0.0.1:`port` now."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(served: Served) -> None:
@@ -300,34 +307,39 @@ async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(
     assert busy == {**{f"tool_{n}": 1.0 for n in range(5)}, OTHER_TOOL: 7.0}, "at most 5 names, then (other)"
 
 
+@contextlib.asynccontextmanager
+async def metrics_worker(project: Project, env: WorkflowEnvironment, **extra: str) -> AsyncIterator[str]:
+    """`python worker.py` for `project` serving its metrics on a free port; yields the scrape URL.
+
+    A worker process of its own: the listener is stopped with the process, by its pid.
+    """
+    bind = f"127.0.0.1:{free_port()}"
+    async with worker_process(project_env(project, address_of(env), AIRLOCK_METRICS_BIND=bind, **extra)):
+        yield f"http://{bind}/metrics"
+
+
 async def test_a_run_that_continues_as_new_reports_each_decision_once(
-    served: Served, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
 ) -> None:
     close = [{"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{n}", "resolution": "fixed"}}}
              for n in (1, 2)]
     reads = [{"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}}] * READS_BETWEEN
-    project = make_project(tmp_path, agents={"support": LONG_SUPPORT}, max_history_events=40, script={
+    project = make_project(tmp_path, agents={"support": LONG_SUPPORT}, script={
         "support": [close[0], *reads, close[1], {"message": "Closed both."}],
     })
-    assert served.runtime is not None
-    config = temporal_env.client.config()
-    metered = await Client.connect(
-        temporal_env.client.service_client.config.target_host, namespace=config["namespace"],
-        data_converter=config["data_converter"], runtime=served.runtime,
-    )
-    async with airlock_worker(metered, project):
-        handle = await metered.start_workflow(
+    async with metrics_worker(project, temporal_env, AIRLOCK_MAX_HISTORY_EVENTS="40") as url:
+        handle = await client.start_workflow(
             "AgentWorkflow", AgentRequest(agent="support", input="Close T-1 and T-2.", requester="carol"),
             id=workflow_id("metered-can"), task_queue=project.settings.task_queue, result_type=AgentResult,
         )
         for _ in close:
             [call] = await wait_pending(handle)
             await handle.signal("approve", decision(call, "alice"))
-            await wait_for(lambda call=call: decided(metered, handle.id, call["call_id"]), what="the decision")
+            await wait_for(lambda call=call: decided(client, handle.id, call["call_id"]), what="the decision")
         result = await asyncio.wait_for(handle.result(), 60)
 
         async def settled() -> dict[str, list[Sample]] | None:
-            families = await scrape(served.url)
+            families = await scrape(url)
             return families if value(families, "airlock_pending_approvals", agent="support") == 0 else None
 
         families = await wait_for(settled, what="nothing pending")
@@ -374,6 +386,49 @@ async def test_runs_waiting_at_the_gate_are_counted_cluster_wide(
         await handle.signal("approve", decision(call, "alice"))
         await handle.result()
         await wait_for(lambda: counted(0), what="no run counted as waiting")
+    await assert_replays(handle)
+
+
+async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_gauge(
+    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+) -> None:
+    port = free_port()
+    project = make_project(tmp_path, servers=f"""
+    [servers.tickets]
+    transport = "http"
+    url = "http://127.0.0.1:{port}/mcp"
+    trust = "trusted"
+    timeout = "5s"
+    [servers.tickets.breaker]
+    failures = 2
+    window = "30s"
+    cooldown = "300s"
+    """, script={"support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": "pause"}}},
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"message": "Done."},
+    ]})
+    async with tickets_http_server(tmp_path / "http.db", port=port) as tickets, \
+            metrics_worker(project, temporal_env) as url:
+        handle = await client.start_workflow(
+            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 and T-2.", requester="carol"),
+            id=workflow_id("breaker-gauge"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        )
+        [pause] = await wait_pending(handle)
+        os.kill(tickets.pid, signal.SIGKILL)  # gone while the run waits; its context reaps it
+        await wait_for(lambda: refused(port), what="the tickets server to be gone")
+        # The second read fails twice (the circuit opens) and is then refused without a connection.
+        await handle.signal("reject", decision(pause, "alice", reason="not now"))
+        result = await asyncio.wait_for(handle.result(), 60)
+        families = await scrape(url)
+    assert result.output == "Done."
+    tools = {(s.labels["tool"], s.labels["outcome"]): s.value for s in families["airlock_tool_calls"]
+             if s.labels["task_queue"] == project.settings.task_queue}
+    assert tools == {("get_ticket", "ok"): 1, ("get_ticket", "unavailable"): 2, ("get_ticket", "circuit_open"): 1}
+    assert value(families, "airlock_mcp_breaker_state", server="tickets") == 2, "open"
+    assert value(families, "airlock_approval_decision_seconds_count", agent="support", decision="rejected",
+                 task_queue=project.settings.task_queue) == 1
     await assert_replays(handle)
 
 
