@@ -327,7 +327,9 @@ async def test_a_run_that_continues_as_new_reports_each_decision_once(
     project = make_project(tmp_path, agents={"support": LONG_SUPPORT}, script={
         "support": [close[0], *reads, close[1], {"message": "Closed both."}],
     })
-    async with metrics_worker(project, temporal_env, AIRLOCK_MAX_HISTORY_EVENTS="40") as url:
+    # In the checking sandbox: the run reports its gate from sandboxed workflow code too.
+    async with metrics_worker(project, temporal_env, AIRLOCK_MAX_HISTORY_EVENTS="40",
+                              AIRLOCK_WORKFLOW_SANDBOX="true") as url:
         handle = await client.start_workflow(
             "AgentWorkflow", AgentRequest(agent="support", input="Close T-1 and T-2.", requester="carol"),
             id=workflow_id("metered-can"), task_queue=project.settings.task_queue, result_type=AgentResult,
