@@ -290,6 +290,7 @@ async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a
 
         entries = await wait_for(refused, what="the forged signals audited as refused")
         assert len(entries) == len(forgeries)
+        assert all("encrypted with key id" in (e["reason"] or "") for e in entries), entries
         assert await pending_of(handle) == [pending]  # nothing was decided by them
         await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
@@ -300,6 +301,7 @@ async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a
                                                 task_queue=project.settings.task_queue)
         failure = await failure_of(encrypted.get_workflow_handle(forged_run.id))
     assert failure.type == "InvalidInputError"
+    assert "encrypted with key id 'nobody', which this worker cannot decrypt" in failure.message
     for run_id in (handle.id, forged_run.id):
         assert_no_task_failures(await encrypted.get_workflow_handle(run_id).fetch_history())
 
