@@ -27,12 +27,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, mcp, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
+from workflows import logs
 from workflows.approvers import NAME
 from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
 from workflows.payloads import Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
+from workflows.redaction import Redactor
 from workflows.settings import Settings
 from workflows.tomlfiles import parse_duration
 
@@ -426,7 +428,10 @@ async def cmd_codec_server(args: argparse.Namespace) -> int:
         raise CliError("the codec server needs the keys the worker encrypts with: set AIRLOCK_CODEC_KEYS_FILE")
     codec = EncryptionCodec(load_keyring(settings.codec_keys_file))
     origins = codec_server.origins(args.web_origin or settings.codec_server_origins)
-    app = codec_server.make_app(codec, token=codec_server.token(settings, args.token_file), origins=origins,
+    token = codec_server.token(settings, args.token_file)
+    # One line per request on stderr (stdout stays empty), the token scrubbed should anything echo it.
+    logs.configure(settings.log_level, settings.log_format, redactor=Redactor([token]))
+    app = codec_server.make_app(codec, token=token, origins=origins,
                                 max_body_bytes=settings.codec_server_max_body_bytes)
     host = args.host or settings.codec_server_host
     port = settings.codec_server_port if args.port is None else args.port

@@ -39,6 +39,7 @@ from tests.conftest import (
 )
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
 from worker import build_activities, running_worker
+from workflows import devserver
 from workflows.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, new_key
 from workflows.connection import connect
 from workflows.converter import data_converter
@@ -97,15 +98,19 @@ class CodecServer:
 
 @contextlib.asynccontextmanager
 async def codec_server(keys: Keys, *args: str) -> AsyncIterator[CodecServer]:
-    """Start `airlock codec-server --port 0 ARGS`; wait for its address line; stop it by its pid."""
-    env = {"AIRLOCK_CODEC_KEYS_FILE": str(keys.keys_file), "AIRLOCK_CODEC_SERVER_MAX_BODY_BYTES": str(MAX_BODY)}
+    """Start `airlock codec-server --port 0 ARGS`; wait for its address line; stop it by its pid.
+
+    At the end: nothing was written to stdout, and the token appears in none of its log lines.
+    """
+    env = {"AIRLOCK_CODEC_KEYS_FILE": str(keys.keys_file), "AIRLOCK_CODEC_SERVER_MAX_BODY_BYTES": str(MAX_BODY),
+           "AIRLOCK_LOG_FORMAT": "json"}
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
     proc = await asyncio.create_subprocess_exec(
         str(AIRLOCK), "codec-server", "--port", "0", "--token-file", str(keys.token_file), *args,
-        env={**environ, **env}, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        env={**environ, **env}, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    assert proc.stderr is not None
+    assert proc.stderr is not None and proc.stdout is not None
     lines: list[str] = []
 
     async def address() -> str:
@@ -116,8 +121,15 @@ async def codec_server(keys: Keys, *args: str) -> AsyncIterator[CodecServer]:
                 return found.group(1)
         raise RuntimeError("codec server exited before it listened:\n" + "".join(lines))
 
+    async def drain() -> None:  # a full pipe would block the server's logging
+        assert proc.stderr is not None
+        while line := await proc.stderr.readline():
+            lines.append(line.decode(errors="replace"))
+
+    drainer: asyncio.Task[None] | None = None
     try:
         url = await asyncio.wait_for(address(), READY_S)
+        drainer = asyncio.create_task(drain())
         yield CodecServer(proc, url, lines)
     finally:
         if proc.returncode is None:
@@ -127,6 +139,12 @@ async def codec_server(keys: Keys, *args: str) -> AsyncIterator[CodecServer]:
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+        if drainer is not None:
+            await drainer
+    assert await proc.stdout.read() == b""
+    assert proc.returncode == 0, "".join(lines)
+    logged = "".join(lines)
+    assert TOKEN not in logged and all(key not in logged for key in keys.keys.values())
 
 
 @pytest.fixture(scope="module")
@@ -256,6 +274,15 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
     decoded = await temporal_cli(temporal_env, "workflow", "show", "-w", handle.id, "--codec-endpoint", server.url,
                                  "--codec-auth", f"Bearer {TOKEN}", "-o", "json")
     assert "heron-4417" in readable(decoded) and "reset_token" in readable(decoded)
+    # The same from the environment (what docs/deploy.md recommends: the token stays off the process list).
+    proc = await asyncio.create_subprocess_exec(
+        str(devserver.temporal_binary()), "workflow", "show", "-w", handle.id, "--address", address, "-o", "json",
+        env={**os.environ, "TEMPORAL_CODEC_ENDPOINT": server.url, "TEMPORAL_CODEC_AUTH": f"Bearer {TOKEN}"},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    assert "heron-4417" in readable(out.decode())
 
 
 # --- hostile senders against an encrypted worker ------------------------------------------------
@@ -349,6 +376,7 @@ async def test_the_codec_server_answers_malformed_huge_and_foreign_requests_with
 
         assert (await http.post("/decode", content=streamed(), headers=auth())).status_code == 413
         assert (await http.get("/decode", headers=auth())).status_code == 405
+        assert (await http.post("/decode", content=huge)).status_code == 401  # no token: not even read
 
         # Payloads that are not encrypted come back unchanged; /encode seals with the first key.
         unencrypted = {"metadata": {"encoding": b64(b"json/plain")}, "data": b64(b'"hello"')}
@@ -361,6 +389,11 @@ async def test_the_codec_server_answers_malformed_huge_and_foreign_requests_with
         assert back.json()["payloads"] == [unencrypted]
         assert (await http.post("/decode", json={"payloads": []}, headers=auth())).json() == {"payloads": []}
     assert server.proc.returncode is None  # still serving after all of it
+
+    async def logged_refusal() -> bool:
+        return any('"status": 401' in line or '"status":401' in line for line in server.lines)
+
+    await wait_for(logged_refusal, what="a refused request in the codec server's log")
 
 
 def render(payload: Payload) -> dict[str, Any]:
