@@ -25,6 +25,10 @@ from temporalio.client import Client
 from temporalio.common import RawValue
 from temporalio.testing import WorkflowEnvironment
 
+from console.inbox.app import build_app
+from console.inbox.auth import Gatekeeper
+from console.inbox.runs import Runs
+from console.inbox.server import bind, serve
 from tests.conftest import (
     assert_no_task_failures,
     decision,
@@ -201,6 +205,21 @@ async def start(client: Client, task_queue: str, prefix: str, text: str = PROMPT
     )
 
 
+async def inbox_page(client: Client, settings: Settings, path: str, **params: str) -> httpx.Response:
+    """One page of the inbox, served on a free loopback port for `client`, as alice behind the proxy."""
+    sock = bind(settings.model_copy(update={"inbox_port": 0}))
+    host = f"127.0.0.1:{sock.getsockname()[1]}"
+    gatekeeper = Gatekeeper(identity_header="X-Forwarded-User", trusted_proxies=["127.0.0.1"], allowed_hosts=[host])
+    stop = asyncio.Event()
+    serving = asyncio.create_task(serve(build_app(Runs(client, None), gatekeeper), settings, stop, sock))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://{host}", timeout=30) as http:
+            return await http.get(path, params=params, headers={"X-Forwarded-User": "alice"})
+    finally:
+        stop.set()
+        await serving
+
+
 # --- the run, read with and without the keys ---------------------------------------------------
 
 
@@ -227,6 +246,12 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
         blind = await airlock("--address", address, "show", handle.id, home=tmp_path)
         assert blind.code == 1 and "key id 'k2'" in blind.err and "Traceback" not in blind.err, blind.describe()
         assert all(key not in blind.err + blind.out for key in keys.keys.values())
+
+        # So does the inbox, whose client comes from the same door.
+        page = await inbox_page(encrypted, project.settings, "/run", wf=handle.id)
+        # (its state and audit come from the run's queries, whose answers are sealed)
+        assert page.status_code == 200, page.text
+        assert "awaiting_approval" in page.text and "tickets.close_ticket" in page.text, page.text
 
         await handle.signal("approve", decision(pending, "alice"))
         result = await handle.result()
