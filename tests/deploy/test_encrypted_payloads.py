@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
+from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from worker import build_activities, running_worker
 from workflows import devserver
 from workflows.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, new_key
@@ -472,3 +474,39 @@ async def test_the_codec_server_will_not_start_open(
 def test_settings_read_the_codec_server_origins_as_a_list(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRLOCK_CODEC_SERVER_ORIGINS", "https://ui.example.com, http://localhost:8233")
     assert Settings().codec_server_origins == ["https://ui.example.com", "http://localhost:8233"]
+
+
+# --- the worker process ------------------------------------------------------------------------
+
+
+async def test_the_worker_process_encrypts_when_its_settings_say_so(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+) -> None:
+    address = address_of(temporal_env)
+    project = make_project(tmp_path, script={"support": [{"message": "Nothing to do."}]},
+                           **keys.settings(temporal_address=address))
+    async with worker_process(project_env(project, address, AIRLOCK_CODEC_KEYS_FILE=str(keys.keys_file))) as worker:
+        assert any('"payloads encrypted"' in line for line in worker.lines), worker.lines
+        encrypted = await connect(project.settings)
+        handle = await start(encrypted, project.settings.task_queue, "codec-process")
+        assert (await handle.result()).output == "Nothing to do."
+    raw = (await temporal_env.client.get_workflow_handle(handle.id).fetch_history()).to_json()
+    assert "heron-4417" not in readable(raw) and "Nothing to do." not in readable(raw)
+
+
+async def test_a_worker_with_a_keys_file_others_can_read_stops_naming_it(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+) -> None:
+    loose = tmp_path / "keys.toml"
+    loose.write_text(keys.keys_file.read_text())
+    loose.chmod(0o640)
+    project = make_project(tmp_path, script={"support": [{"message": "never"}]})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(REPO_ROOT / "worker.py"), cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL,
+        env=project_env(project, address_of(temporal_env), AIRLOCK_CODEC_KEYS_FILE=str(loose)),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, err.decode()
+    assert f"{loose} is readable by others (mode 0640)" in err.decode()
+    assert all(key not in err.decode() for key in keys.keys.values())
