@@ -36,8 +36,9 @@ from workflows.settings import Settings
 
 log = structlog.get_logger("airlock.codec_server")
 
-# What the Web UI and `temporal --codec-endpoint` send besides the body.
-ALLOWED_HEADERS = ("Authorization", "Content-Type", "X-Namespace")
+# What the Web UI and `temporal --codec-endpoint` send besides the body (the Web UI adds
+# Authorization-Extras, the login's id token, when it passes its access token).
+ALLOWED_HEADERS = ("Authorization", "Authorization-Extras", "Content-Type", "X-Namespace")
 ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
 MIN_TOKEN_CHARS = 16
 _BASE64 = re.compile(r"^[A-Za-z0-9+/_-]*={0,2}$")

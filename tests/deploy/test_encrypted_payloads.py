@@ -357,7 +357,9 @@ async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a
     assert failure.type == "InvalidInputError"
     assert "encrypted with key id 'nobody', which this worker cannot decrypt" in failure.message
     for run_id in (handle.id, forged_run.id):
-        assert_no_task_failures(await encrypted.get_workflow_handle(run_id).fetch_history())
+        history = await encrypted.get_workflow_handle(run_id).fetch_history()
+        assert_no_task_failures(history)
+        await replayer(data_converter(project.settings)).replay_workflow(history)
 
 
 # --- the codec server against hostile requests -------------------------------------------------
@@ -431,13 +433,13 @@ def render(payload: Payload) -> dict[str, Any]:
 
 async def test_cors_lets_the_configured_web_ui_in_and_no_other_origin(server: CodecServer) -> None:
     preflight = {"Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type,x-namespace"}
+                 "Access-Control-Request-Headers": "authorization,authorization-extras,content-type,x-namespace"}
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         allowed = await http.options("/decode", headers={"Origin": WEB_UI, **preflight})
         assert allowed.status_code == 200
         assert allowed.headers["Access-Control-Allow-Origin"] == WEB_UI
         assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
-        assert {"authorization", "x-namespace", "content-type"} <= {
+        assert {"authorization", "authorization-extras", "x-namespace", "content-type"} <= {
             h.strip().lower() for h in allowed.headers["Access-Control-Allow-Headers"].split(",")}
         assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
         other = await http.options("/decode", headers={"Origin": "http://evil.example", **preflight})
