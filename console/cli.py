@@ -27,14 +27,12 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
-from workflows import logs
 from workflows.approvers import NAME
 from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
 from workflows.payloads import Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
-from workflows.redaction import Redactor
 from workflows.settings import Settings
 from workflows.tomlfiles import parse_duration
 
@@ -453,6 +451,8 @@ async def cmd_codec_server(args: argparse.Namespace) -> int:
     """Serve the codec-server protocol until interrupted (console/codec_server does the work)."""
     from console import codec_server
     from console.inbox import serve  # the web stack loads only for this command
+    from workflows import logs
+    from workflows.redaction import Redactor
 
     settings = _settings(args)
     if settings.codec_keys_file is None:
