@@ -512,3 +512,30 @@ async def test_a_worker_with_a_keys_file_others_can_read_stops_naming_it(
     assert proc.returncode == 2, err.decode()
     assert f"{loose} is readable by others (mode 0640)" in err.decode()
     assert all(key not in err.decode() for key in keys.keys.values())
+
+
+async def test_turning_encryption_on_under_a_run_in_flight_lets_it_finish_and_replay(
+    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+) -> None:
+    plain_project = make_project(tmp_path, script=SCRIPT)
+    settings = plain_project.settings.model_copy(update={"codec_keys_file": keys.keys_file,
+                                                         "temporal_address": address_of(temporal_env)})
+    plain = temporal_env.client
+    activities = build_activities(plain_project.settings, environ=plain_project.environ)
+    async with running_worker(plain, plain_project.settings, activities):
+        handle = await start(plain, settings.task_queue, "codec-upgrade")
+        [pending] = await wait_pending(handle)
+    # The same queue, now served by a worker with the keys: the plain half of the history still reads.
+    encrypted = await connect(settings)
+    activities = build_activities(settings, environ=plain_project.environ)
+    async with running_worker(encrypted, settings, activities):
+        ours = encrypted.get_workflow_handle(handle.id, result_type=AgentResult)
+        assert await pending_of(ours) == [pending]
+        await ours.signal("approve", decision(pending, "alice"))
+        assert (await ours.result()).output == "Closed T-1."
+    history = await ours.fetch_history()
+    assert_no_task_failures(history)
+    payloads = history_payload_json(history.to_json())
+    encodings = {base64.b64decode(p["metadata"]["encoding"]) for p in payloads}
+    assert ENCODING in encodings and b"json/plain" in encodings  # both halves are there
+    await replayer(data_converter(settings)).replay_workflow(history)
