@@ -150,7 +150,7 @@ def test_keys_file_order_sets_the_sealing_key(tmp_path: Path) -> None:
     ("k1 = 42\n", "key 'k1' must be a base64 string"),
     (f'"bad id" = "{K1}"\n', "'bad id' is not a key id"),
     (f'k1 = "{K1}\n', "invalid TOML"),
-])
+], ids=["empty", "bad base64", "short key", "not a string", "bad id", "bad TOML"])  # fixed ids: xdist compares them
 def test_a_bad_keys_file_is_named_and_no_key_is_shown(tmp_path: Path, text: str, expected: str) -> None:
     path = keys_file(tmp_path / "keys.toml", text)
     with pytest.raises(ConfigError) as failure:
