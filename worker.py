@@ -31,7 +31,7 @@ from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
 from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import devserver, logs, telemetry, tracing
+from workflows import converter, devserver, logs, telemetry, tracing
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
@@ -128,7 +128,8 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
     db_file = settings.data_dir / "temporal.db"
     log.info("starting embedded Temporal", address=settings.temporal_address, db=str(db_file),
              ui=f"http://127.0.0.1:{settings.dev_ui_port}")
-    env = await devserver.start(db_file=db_file, port=int(port), ui_port=settings.dev_ui_port)
+    env = await devserver.start(db_file=db_file, port=int(port), ui_port=settings.dev_ui_port,
+                                data_converter=converter.data_converter(settings))
     try:
         yield env.client
     finally:
@@ -163,6 +164,8 @@ async def running_worker(
 async def preflight(client: Client, settings: Settings, activities: AirlockActivities) -> None:
     """Stop with the reason (and the fixing command) unless the namespace, model and servers are ready."""
     await ensure_search_attributes(client, settings.temporal_namespace)
+    if client.data_converter.payload_codec is not None:
+        log.info("payloads encrypted", keys_file=str(settings.codec_keys_file))
     await check_dependencies(activities.model_backend, activities.pool, activities.pool.servers)
 
 

@@ -28,6 +28,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
 from workflows.approvers import NAME
+from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
@@ -86,7 +87,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     except RefusedError as err:
         sys.stderr.write(f"refused: {err}\n")
         return 1
-    except (CliError, ConfigError, signing.KeyFileError) as err:
+    except (CliError, ConfigError, signing.KeyFileError, PayloadDecryptionError) as err:
         sys.stderr.write(f"airlock: {err}\n")
         return 1
     except BrokenPipeError:
@@ -154,6 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
     inbox.add_argument("--host", help="address to bind (default: AIRLOCK_INBOX_HOST, 127.0.0.1)")
     inbox.add_argument("--port", type=int, help="port (default: AIRLOCK_INBOX_PORT, 8234)")
     inbox.set_defaults(command=cmd_inbox, output=None)
+
+    codec = commands.add_parser("codec-server", help="decode encrypted payloads for the Web UI and `temporal`")
+    codec.add_argument("--host", help="address to bind (default: AIRLOCK_CODEC_SERVER_HOST, 127.0.0.1)")
+    codec.add_argument("--port", type=int, help="port (default: AIRLOCK_CODEC_SERVER_PORT, 8235)")
+    codec.add_argument("--web-origin", action="append", metavar="ORIGIN",
+                       help="a Web UI origin browsers may call from; repeatable "
+                            "(default: AIRLOCK_CODEC_SERVER_ORIGINS, the local dev UI)")
+    codec.add_argument("--token-file", type=Path, metavar="PATH",
+                       help="file (mode 0600) with the bearer token requests must carry "
+                            "(default: AIRLOCK_CODEC_SERVER_TOKEN_FILE or AIRLOCK_CODEC_SERVER_TOKEN)")
+    codec.set_defaults(command=cmd_codec_server, output=None)
 
     start = commands.add_parser("run", parents=[common], help="start a run of an agent (and follow it)")
     start.add_argument("agent", type=_agent, metavar="AGENT")
@@ -432,6 +444,37 @@ async def cmd_inbox(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop.set)
     sys.stderr.write(f"airlock: inbox on {inbox.inbox_url(settings)}\n")
     await inbox.serve(app, settings, stop)
+    return 0
+
+
+async def cmd_codec_server(args: argparse.Namespace) -> int:
+    """Serve the codec-server protocol until interrupted (console/codec_server does the work)."""
+    from console import codec_server
+    from console.inbox import serve  # the web stack loads only for this command
+    from workflows import logs
+    from workflows.redaction import Redactor
+
+    settings = _settings(args)
+    if settings.codec_keys_file is None:
+        raise CliError("the codec server needs the keys the worker encrypts with: set AIRLOCK_CODEC_KEYS_FILE")
+    codec = EncryptionCodec(load_keyring(settings.codec_keys_file))
+    origins = codec_server.origins(args.web_origin or settings.codec_server_origins)
+    token = codec_server.token(settings, args.token_file)
+    # One line per request on stderr (stdout stays empty), the token scrubbed should anything echo it.
+    logs.configure(settings.log_level, settings.log_format, redactor=Redactor([token]))
+    app = codec_server.make_app(codec, token=token, origins=origins,
+                                max_body_bytes=settings.codec_server_max_body_bytes)
+    host = args.host or settings.codec_server_host
+    port = settings.codec_server_port if args.port is None else args.port
+    sock = codec_server.listen(host, port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    bound = sock.getsockname()[1]
+    sys.stderr.write(f"airlock: codec server on http://{host}:{bound} (keys {', '.join(codec.keyring.keys)}; "
+                     f"Web UI origins {', '.join(origins) or 'none'})\n")
+    await serve(app, settings, stop, sock)
     return 0
 
 

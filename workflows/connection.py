@@ -7,7 +7,7 @@ import asyncio
 from temporalio.client import Client, TLSConfig
 from temporalio.service import RPCError
 
-from workflows import devserver
+from workflows.converter import data_converter
 from workflows.errors import ConfigError
 from workflows.settings import Settings
 
@@ -23,11 +23,12 @@ async def connect(settings: Settings) -> Client:
             client_private_key=settings.temporal_tls_key.read_bytes(),
         )
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    converter = data_converter(settings)  # a bad keys file stops here, before any connection
     try:
         return await asyncio.wait_for(
             Client.connect(
                 settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
-                api_key=api_key, data_converter=devserver.data_converter(),
+                api_key=api_key, data_converter=converter,
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

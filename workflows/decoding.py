@@ -18,6 +18,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # Deeper than any real input; a few hundred bytes of brackets must not reach a parser's limits.
 MAX_INPUT_DEPTH = 32
+# What workflows/codec.py marks a sealed payload with (spelled out: that module is not workflow code).
+_SEALED = b"binary/encrypted"
 
 
 def received(raw: Any, extra: tuple[Any, ...] = ()) -> Any:
@@ -33,6 +35,9 @@ def received(raw: Any, extra: tuple[Any, ...] = ()) -> Any:
 
 
 def _undecodable(raw: RawValue) -> Any:
+    if raw.payload.metadata.get("encoding") == _SEALED:
+        # Sealed but not opened by the codec: its bytes mean nothing, whatever they look like.
+        return raw
     try:
         return json.loads(raw.payload.data)
     except (ValueError, RecursionError):
@@ -45,6 +50,11 @@ def parse(model: type[M], value: Any, what: str) -> M:
     if isinstance(value, model):
         return value
     if isinstance(value, RawValue):
+        if value.payload.metadata.get("encoding") == _SEALED:
+            key_id = value.payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
+            raise InvalidInputError(f"invalid {what}: encrypted with key id {cut(key_id, 64)!r}, which this worker "
+                                    "cannot decrypt (its AIRLOCK_CODEC_KEYS_FILE lacks the key, or the payload "
+                                    "was altered)")
         raise InvalidInputError(f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels")
     if depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
         raise InvalidInputError(f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels")

@@ -15,7 +15,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from workflows.converter import DATA_CONVERTER
+from workflows import converter
 
 SEARCH_ATTRIBUTES = ("AirlockState", "AirlockAgent")
 
@@ -40,16 +40,17 @@ def free_port() -> int:
 
 async def start(
     *, db_file: Path | None = None, port: int | None = None, ui_port: int | None = None,
-    namespace: str = "default",
+    namespace: str = "default", data_converter: DataConverter | None = None,
 ) -> WorkflowEnvironment:
     """Start `temporal server start-dev` on loopback with Airlock's search attributes registered.
 
-    With `db_file` the server keeps its state in that SQLite file across restarts.
+    With `db_file` the server keeps its state in that SQLite file across restarts; the client it
+    returns uses `data_converter` (default: without encryption).
     """
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
     with _stdout_silenced():
-        return await _start_local(db_file, port, ui_port, namespace)
+        return await _start_local(db_file, port, ui_port, namespace, data_converter or converter.DATA_CONVERTER)
 
 
 @contextlib.contextmanager
@@ -70,7 +71,7 @@ def _stdout_silenced() -> Iterator[None]:
 
 
 async def _start_local(
-    db_file: Path | None, port: int | None, ui_port: int | None, namespace: str,
+    db_file: Path | None, port: int | None, ui_port: int | None, namespace: str, data_converter: DataConverter,
 ) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
@@ -86,10 +87,10 @@ async def _start_local(
         ui=ui_port is not None,
         ui_port=ui_port,
         search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
-        data_converter=data_converter(),
+        data_converter=data_converter,
     )
 
 
 def data_converter() -> DataConverter:
-    """Pydantic models cross the wire as plain JSON, readable by any Temporal client."""
-    return DATA_CONVERTER
+    """Pydantic models cross the wire as plain JSON, readable by any Temporal client (no encryption)."""
+    return converter.DATA_CONVERTER

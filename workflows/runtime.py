@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -79,6 +80,10 @@ def build_worker(
     )
 
 
-def replayer() -> Replayer:
-    """A replayer for recorded histories, in the checking sandbox: replays are where it checks."""
-    return Replayer(workflows=WORKFLOWS, workflow_runner=checking_sandbox(), data_converter=data_converter())
+def replayer(converter: DataConverter | None = None) -> Replayer:
+    """A replayer for recorded histories, in the checking sandbox: replays are where it checks.
+
+    Encrypted histories replay with the `converter` that holds their keys.
+    """
+    return Replayer(workflows=WORKFLOWS, workflow_runner=checking_sandbox(),
+                    data_converter=converter or data_converter())

@@ -74,6 +74,18 @@ class Settings(BaseSettings):
     inbox_key_file: Path | None = None
     inbox_service_name: str = "inbox"
 
+    # Payload encryption (workflows/codec.py): off unless set; the worker, CLI and inbox all use it.
+    codec_keys_file: Path | None = None
+    # `airlock codec-server`: loopback by default; a bearer token is required.
+    codec_server_host: str = "127.0.0.1"
+    codec_server_port: int = 8235
+    codec_server_token: SecretStr | None = None
+    codec_server_token_file: Path | None = None
+    # Web UI origins allowed to call it from a browser (never `*`); the dev UI's by default.
+    codec_server_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
+    codec_server_max_body_bytes: int = 8_000_000
+
     @field_validator("metrics_bind")
     @classmethod
     def _host_port(cls, value: str) -> str:
@@ -83,7 +95,7 @@ class Settings(BaseSettings):
             raise ValueError(f"AIRLOCK_METRICS_BIND={value!r} is not host:port (e.g. 127.0.0.1:9464)")
         return value
 
-    @field_validator("inbox_trusted_proxies", "inbox_allowed_hosts", mode="before")
+    @field_validator("inbox_trusted_proxies", "inbox_allowed_hosts", "codec_server_origins", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         """`a,b` in the environment is the list [a, b]."""
