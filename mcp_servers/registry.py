@@ -167,8 +167,10 @@ class Connection:
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
+            # One line per change, however often a server repeats itself until the next listing.
+            if not self.tools_changed:
+                log.info("mcp_tools_changed", server=self.name)
             self.tools_changed = True
-            log.info("mcp_tools_changed", server=self.name)
 
     async def client(self) -> Client:
         """The live session's client, connecting first if there is none."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +22,7 @@ from workflows.budget import BudgetStop, Ledger
 from workflows.errors import local_failure
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
-from workflows.payloads import AgentPlan, ToolCall, ToolPlan, ToolReply
+from workflows.payloads import AgentPlan, InFlightCall, ToolCall, ToolPlan, ToolReply
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
@@ -36,6 +36,7 @@ IDEMPOTENT_WRITE_RETRY = RetryPolicy(
 # re-sends it only when the activity proved nothing was sent (`ToolNotSent`).
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 NOT_SENT_RESENDS = 3
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 
 
@@ -50,6 +51,8 @@ class ToolRuntime:
     # True when the run should continue as new; an auto tool call then interrupts the runner
     # so that even a run with no gated calls reaches a point where its state can be carried.
     checkpoint_due: Callable[[], bool]
+    # Calls whose activity is running, for the `status` query (workflow memory, never history).
+    in_flight: dict[str, InFlightCall] = field(default_factory=dict)
 
 
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
@@ -82,13 +85,19 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
         ledger.tool_calls += 1
-        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments)
-        if tool.read_only:
-            ledger.local_steps += 1
-            reply = await _read(call, tool)
-        else:
-            call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
-            reply = await _write(call, tool)
+        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id)
+        runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
+                                                  since=workflow.now())
+        try:
+            if tool.read_only:
+                if not tool.long_running:
+                    ledger.local_steps += 1  # an ordinary activity is counted by the history itself
+                reply = await _read(call, tool)
+            else:
+                call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
+                reply = await _write(call, tool)
+        finally:
+            runtime.in_flight.pop(call_id, None)
         if tool.policy == "approve" or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
         return note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
@@ -105,7 +114,16 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
     try:
-        reply: ToolReply = await workflow.execute_local_activity(
+        if tool.long_running:
+            # An ordinary activity heartbeats: progress shows in describe, cancellation arrives.
+            reply: ToolReply = await workflow.execute_activity(
+                "airlock.read", call, result_type=ToolReply,
+                start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=READ_RETRY,
+                summary=f"{call.agent} / {call.server}.{call.tool}",
+            )
+            return reply
+        reply = await workflow.execute_local_activity(
             "airlock.read", call, result_type=ToolReply,
             start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
             retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
@@ -122,7 +140,7 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
             reply: ToolReply = await workflow.execute_activity(
                 "airlock.write", call, result_type=ToolReply,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=5),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
                 summary=summary,
             )

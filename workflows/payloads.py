@@ -196,6 +196,15 @@ class CallDetails(Wire):
     conversation_omitted: int = 0
 
 
+class InFlightCall(Wire):
+    """A tool call whose activity is running; its progress is that activity's heartbeat (describe)."""
+
+    call_id: str
+    server: str
+    tool: str
+    since: datetime
+
+
 class RunStatus(Wire):
     """Answer of the `status` query."""
 
@@ -204,6 +213,8 @@ class RunStatus(Wire):
     turn: int
     tool_calls: int
     pending: int = 0
+    # Kept in workflow memory only: progress itself never enters history (see workflows/progress.py).
+    in_flight: list[InFlightCall] = Field(default_factory=list)
 
 
 # --- PipelineWorkflow ------------------------------------------------------------------------
@@ -360,6 +371,8 @@ class ToolPlan(Wire):
     read_only: bool
     idempotent: bool
     timeout_seconds: float = 30.0
+    # The server is `long_running`: reads too run as heartbeating activities (progress, prompt cancel).
+    long_running: bool = False
 
 
 class AgentPlan(Wire):
@@ -435,6 +448,8 @@ class ToolCall(Wire):
     tool: str
     arguments: dict[str, Any]
     idempotency_key: str | None = None
+    # The model's call id, so a pending activity's heartbeat names the call it belongs to.
+    call_id: str | None = None
 
 
 class ToolReply(Wire):
