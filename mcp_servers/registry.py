@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+# Told each OAuth token and client secret the worker comes to hold (the worker's redactor learns them).
+SecretSink = Callable[[str | None], None]
 
 
 
@@ -110,8 +112,10 @@ class Connection:
     def __init__(
         self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None,
         *, login: LoopbackLogin | None = None, elicitation: ElicitationFnT | None = None,
+        on_secret: SecretSink | None = None,
     ) -> None:
         self.name = name
+        self._on_secret = on_secret
         # Only a person's command (`airlock mcp login/call`) has these; the worker never waits for a browser.
         self._login = login
         self._elicitation = elicitation
@@ -149,7 +153,7 @@ class Connection:
         provider = auth.provider_for(
             self.name, config, self._environ, self._token_dir,
             redirect=login.redirect if login else None, callback=login.callback if login else None,
-            port=login.port if login else None,
+            port=login.port if login else None, on_secret=self._on_secret,
         )
         http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
         http.event_hooks["response"].append(self._watch_refusals)
@@ -377,13 +381,14 @@ class McpPool:
     def __init__(
         self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None,
         *, token_dir: Path | None = None, login: LoopbackLogin | None = None,
-        elicitation: ElicitationFnT | None = None,
+        elicitation: ElicitationFnT | None = None, on_secret: SecretSink | None = None,
     ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
         self.token_dir = token_dir if token_dir is not None else auth.default_token_dir(env)
         self._connections = {
-            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation)
+            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation,
+                             on_secret=on_secret)
             for name, config in servers.items()
         }
 
