@@ -18,7 +18,8 @@ from temporalio.exceptions import ApplicationError
 
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
-from mcp_servers.results import result_text
+from mcp_servers.results import render
+from mcp_servers.results import result_text as result_text  # re-exported for callers of this module
 from mcp_servers.tasks import WHY as TASKS_WHY
 from mcp_servers.tasks import requires_tasks
 from workflows import model_output, policy
@@ -37,6 +38,7 @@ from workflows.payloads import (
     PrepareRequest,
     RunPlan,
     ToolCall,
+    ToolImage,
     ToolPlan,
     ToolReply,
 )
@@ -195,6 +197,7 @@ class AirlockActivities:
             max_turns=spec.max_turns,
             max_tool_calls=spec.max_tool_calls,
             max_total_tokens=spec.max_total_tokens,
+            model_takes_images=spec.model_takes_images,
         )
 
     @activity.defn(name="airlock.model")
@@ -274,12 +277,17 @@ class AirlockActivities:
                             received=progress.received, ignored=progress.ignored)
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
+        rendered = render(result)
+        if call.images:
+            # Text first, images in what it leaves: a reply stays within max_result_bytes in history.
+            rendered = render(result, attach=max(0, self.max_result_bytes - len(rendered.text.encode())))
+        images = [ToolImage(mime_type=image.mime_type, data=image.data) for image in rendered.images]
         # A server that echoes its bearer token back must not put it into the model's context.
-        text, cut = cap(self.redactor.scrub(result_text(result)), self.max_result_bytes)
+        text, cut = cap(self.redactor.scrub(rendered.text), self.max_result_bytes - rendered.attached_bytes)
         outcome: Literal["ok", "error"] = "error" if result.is_error else "ok"
         log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
-                 cut_bytes=cut, attempt=activity.info().attempt)
-        return ToolReply(text=text, outcome=outcome, cut_bytes=cut)
+                 cut_bytes=cut, images=len(images), attempt=activity.info().attempt)
+        return ToolReply(text=text, outcome=outcome, cut_bytes=cut, images=images)
 
     @activity.defn(name="airlock.notify")
     async def notify(self, notice: ApprovalNotice) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from agents import FunctionTool, RunContextWrapper
+from agents import FunctionTool, RunContextWrapper, ToolOutputImage, ToolOutputText
 from agents.tool_context import ToolContext
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -64,7 +64,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         # Invalid arguments never reach an approver: the model hears about them instead.
         return not schema_errors(tool.input_schema, params)
 
-    async def invoke(ctx: ToolContext[Any], raw: str) -> str:
+    async def invoke(ctx: ToolContext[Any], raw: str) -> str | list[ToolOutputText | ToolOutputImage]:
         arguments, problem = parse_arguments(raw, tool.input_schema)
         if arguments is None:
             return f"Error: {tool.name} was not called: {problem}."
@@ -85,7 +85,8 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
         ledger.tool_calls += 1
-        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id)
+        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id,
+                        images=agent.model_takes_images)
         runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
                                                   since=workflow.now())
         try:
@@ -100,7 +101,13 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             runtime.in_flight.pop(call_id, None)
         if tool.policy == "approve" or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
-        return note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
+        text = note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
+        if not reply.images:
+            return text
+        # The SDK sends these as `input_image` parts of the function call output (Responses API).
+        return [ToolOutputText(text=text), *(
+            ToolOutputImage(image_url=f"data:{image.mime_type};base64,{image.data}") for image in reply.images
+        )]
 
     return FunctionTool(
         name=tool.name,

@@ -388,6 +388,8 @@ class AgentPlan(Wire):
     max_turns: int = 20
     max_tool_calls: int = 50
     max_total_tokens: int = 1_000_000
+    # `model_takes_images` in the agent file: tool images are passed to the model, not only named.
+    model_takes_images: bool = False
 
 
 class RunPlan(Wire):
@@ -450,6 +452,15 @@ class ToolCall(Wire):
     idempotency_key: str | None = None
     # The model's call id, so a pending activity's heartbeat names the call it belongs to.
     call_id: str | None = None
+    # The agent's model takes images: return the result's images too (within max_result_bytes).
+    images: bool = False
+
+
+class ToolImage(Wire):
+    """An image from a tool result, passed to a model that takes images (base64, as the server sent it)."""
+
+    mime_type: str
+    data: str
 
 
 class ToolReply(Wire):
@@ -458,6 +469,7 @@ class ToolReply(Wire):
     text: str
     outcome: Outcome = "ok"
     cut_bytes: int = 0
+    images: list[ToolImage] = Field(default_factory=list)
 
 
 class ApprovalNotice(Wire):

@@ -11,6 +11,7 @@ interrupting the call (`cancelled`), a call finishing.
 - `stubborn(seconds)`: ignores cancellation (the handler shields itself) and then returns.
 - `flood(count)`: a hostile progress stream: `count` notifications with negative, decreasing,
   huge and out-of-range values and 100 kB messages, then the answer.
+- `huge_image(kb)`: a PNG-typed image of `kb` kilobytes, bigger than any sane result bound.
 - `flip()`: `target`'s annotations change from read-only to destructive, and the server sends
   `notifications/tools/list_changed`; `storm(count)` sends that notification `count` times.
 """
@@ -18,6 +19,7 @@ interrupting the call (`cancelled`), a call finishing.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import logging
 import os
@@ -28,7 +30,7 @@ from typing import Any
 import anyio
 import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import ToolAnnotations
+from mcp_types import ImageContent, TextContent, ToolAnnotations
 
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True)
@@ -97,6 +99,14 @@ async def flood(ctx: Context, count: int = 2000) -> str:
         await ctx.report_progress(progress, total, huge if index % 7 == 0 else f"bogus {index}")
     record("finished", ctx, "flood", count=count)
     return f"flooded {count}"
+
+
+@server.tool(annotations=READ_ONLY)
+def huge_image(kb: int = 2000) -> list[TextContent | ImageContent]:
+    """Return an enormous image."""
+    data = base64.b64encode(b"\x89PNG" + b"\0" * (kb * 1024)).decode()
+    return [TextContent(type="text", text=f"an image of {kb} kB"), ImageContent(type="image", data=data,
+                                                                               mime_type="image/png")]
 
 
 def target(text: str) -> str:
