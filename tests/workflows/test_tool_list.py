@@ -111,5 +111,5 @@ async def test_a_list_changed_storm_changes_nothing(
     # The session survived the storm and the next listing is the server's list, unchanged.
     assert connects == 1
     assert {t.name for t in plan.agents["worker"].tools} == {"slow", "wait_forever", "stubborn", "flood", "flip",
-                                                              "storm", "target"}
+                                                              "storm", "target", "huge_image"}
     assert text.count('"mcp_tools_changed"') <= 1, "at most one line per change until the next listing"
