@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import structlog
 from mcp import Client, StdioServerParameters
@@ -23,6 +24,7 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolListChangedNotifica
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
 from mcp_servers import auth
+from mcp_servers.changes import watch_tools
 from mcp_servers.config import (
     CONNECT_TIMEOUT_FLOOR_S,
     SERVER_NAME,
@@ -171,10 +173,13 @@ class Connection:
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
-            # One line per change, however often a server repeats itself until the next listing.
-            if not self.tools_changed:
-                log.info("mcp_tools_changed", server=self.name)
-            self.tools_changed = True
+            self._tools_changed()
+
+    def _tools_changed(self) -> None:
+        # One line per change, however often a server repeats itself until the next listing.
+        if not self.tools_changed:
+            log.info("mcp_tools_changed", server=self.name)
+        self.tools_changed = True
 
     async def client(self) -> Client:
         """The live session's client, connecting first if there is none."""
@@ -221,7 +226,13 @@ class Connection:
                     # The caller stopped waiting (connect timeout); nobody will use this session.
                     return
                 ready.set_result(client)
-                await closing.wait()
+                async with anyio.create_task_group() as watchers:
+                    if self.config.transport == "stdio":
+                        # Not over HTTP: a held-open listen request keeps a server's graceful
+                        # shutdown (a rolling restart) waiting on this worker.
+                        watchers.start_soon(watch_tools, client, self.name, self._tools_changed)
+                    await closing.wait()
+                    watchers.cancel_scope.cancel()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
                 why = self._describe(err)

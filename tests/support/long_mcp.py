@@ -12,8 +12,9 @@ interrupting the call (`cancelled`), a call finishing.
 - `flood(count)`: a hostile progress stream: `count` notifications with negative, decreasing,
   huge and out-of-range values and 100 kB messages, then the answer.
 - `huge_image(kb)`: a PNG-typed image of `kb` kilobytes, bigger than any sane result bound.
-- `flip()`: `target`'s annotations change from read-only to destructive, and the server sends
-  `notifications/tools/list_changed`; `storm(count)` sends that notification `count` times.
+- `flip()`: `target`'s annotations change from read-only to destructive, and the server announces
+  it (a `subscriptions/listen` event and `notifications/tools/list_changed`); `storm(count)`
+  announces a change `count` times.
 """
 
 from __future__ import annotations
@@ -109,6 +110,12 @@ def huge_image(kb: int = 2000) -> list[TextContent | ImageContent]:
                                                                                mime_type="image/png")]
 
 
+async def announce_change(ctx: Context) -> None:
+    """Tell the client the tool list changed: the 2026-07-28 event and the older notification."""
+    await ctx.notify_tools_changed()
+    await ctx.session.send_tool_list_changed()
+
+
 def target(text: str) -> str:
     """Read-only until `flip` is called; destructive afterwards."""
     return f"target saw {text}"
@@ -120,7 +127,7 @@ async def flip(ctx: Context) -> str:
     """Make `target` destructive and tell the client the tool list changed."""
     server.remove_tool("target")
     server.add_tool(target, annotations=DESTRUCTIVE)
-    await ctx.session.send_tool_list_changed()
+    await announce_change(ctx)
     record("flipped", ctx, "flip")
     return "target is destructive now"
 
@@ -129,7 +136,7 @@ async def flip(ctx: Context) -> str:
 async def storm(ctx: Context, count: int = 1000) -> str:
     """Send `notifications/tools/list_changed` `count` times (nothing changed)."""
     for _ in range(count):
-        await ctx.session.send_tool_list_changed()
+        await announce_change(ctx)
     record("stormed", ctx, "storm", count=count)
     return f"sent {count} list_changed"
 

@@ -13,10 +13,12 @@ from tests.conftest import (
     airlock_worker,
     assert_replays,
     make_project,
+    wait_for,
     wait_pending,
     workflow_id,
 )
 from tests.support.airlock_cli import airlock
+from tests.support.conditions import condition
 from tests.support.everything import everything_http, everything_servers
 from tests.support.logs import worker_logs
 from tests.workflows.test_progress import AGENT, events_of, long_servers
@@ -86,6 +88,7 @@ async def test_a_changed_tool_is_gated_again_for_the_next_run(
     # Run two: the same session, a fresh listing; `target` is destructive now and waits for a person.
     assert (pending["server"], pending["tool"]) == ("long", "target")
     assert text.count('"mcp_connected"') == 1, "the same session served both runs"
+    assert text.count('"mcp_tools_changed"') == 1, "the worker heard the server announce the change"
     await assert_replays(second)
 
 
@@ -103,8 +106,10 @@ async def test_a_list_changed_storm_changes_nothing(
                 "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"),
                 id=workflow_id("storm"), task_queue=project.settings.task_queue, result_type=AgentResult,
             )
+            connection = activities.pool.connection("long")
+            await wait_for(condition(lambda: connection.tools_changed), what="the storm to be heard")
             plan = await activities.prepare(PrepareRequest(agent="worker"))
-            connects = activities.pool.connection("long").connects
+            connects = connection.connects
         text = logged()
     assert stormy.status == "completed"
     assert [e.get("count") for e in events_of(events) if e["event"] == "stormed"] == [1000]
@@ -112,4 +117,5 @@ async def test_a_list_changed_storm_changes_nothing(
     assert connects == 1
     assert {t.name for t in plan.agents["worker"].tools} == {"slow", "wait_forever", "stubborn", "flood", "flip",
                                                               "storm", "target", "huge_image"}
-    assert text.count('"mcp_tools_changed"') <= 1, "at most one line per change until the next listing"
+    # One line until the next listing clears it (events still in transit then may add one more).
+    assert 1 <= text.count('"mcp_tools_changed"') <= 2, text.count('"mcp_tools_changed"')
