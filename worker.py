@@ -106,7 +106,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
                     "name; set AIRLOCK_APPROVERS_FILE to require signed decisions")
     return AirlockActivities(
         catalog,
-        McpPool(servers, environ),
+        McpPool(servers, environ, on_secret=redactor.learn),
         model_backend(settings),
         max_result_bytes=settings.max_result_bytes,
         model_timeout_seconds=settings.model_timeout.total_seconds(),

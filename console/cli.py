@@ -27,6 +27,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review
+from console.progress import describe as describe_call
+from console.progress import progress_by_call
 from workflows.approvers import NAME
 from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
@@ -331,11 +333,15 @@ async def cmd_show(args: argparse.Namespace) -> int:
                      ("turn", str(state.turn)), ("tool calls", str(state.tool_calls)),
                      ("pending", str(state.pending))])]
     now = datetime.now(UTC)
+    progress = await progress_by_call(client, handle) if state.in_flight else {}
+    if state.in_flight:
+        parts.append("in flight\n" + "\n".join(f"  {describe_call(c, progress.get(c.call_id))}"
+                                                for c in state.in_flight))
     for call in calls:
         parts.append(_pending_block(args.workflow_id, call, now))
     parts.append("audit\n" + (_audit_table(audit) if audit else "(empty)"))
     emit(args, {"workflow_id": args.workflow_id, "type": kind, "status": status, "pending": calls,
-                "audit": audit}, "\n\n".join(parts))
+                "progress": progress, "audit": audit}, "\n\n".join(parts))
     return 0
 
 

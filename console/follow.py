@@ -23,8 +23,10 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from console.progress import describe as describe_call
+from console.progress import progress_by_call
 from workflows.commands import decision_command
-from workflows.payloads import AgentRequest, PendingApproval, RunStatus
+from workflows.payloads import AgentRequest, InFlightCall, PendingApproval, RunStatus
 
 WORKFLOW_TYPE = "AgentWorkflow"
 POLL_S = 0.25
@@ -59,6 +61,8 @@ class Progress:
     say: Callable[[str], None]
     line: str = ""
     announced: set[str] = field(default_factory=set)
+    # The last line said about each call in flight, so a call's progress is said when it moves.
+    calls: dict[str, str] = field(default_factory=dict)
     warned_no_worker: bool = False
 
     def status(self, status: RunStatus) -> None:
@@ -67,6 +71,14 @@ class Progress:
         if line != self.line:
             self.line = line
             self.say(line)
+
+    def in_flight(self, calls: list[InFlightCall], progress: dict[str, dict[str, Any]]) -> None:
+        """A line for each call in flight whenever its reported progress changes."""
+        for call in calls:
+            line = "  ⋯ " + describe_call(call, progress.get(call.call_id))
+            if self.calls.get(call.call_id) != line:
+                self.calls[call.call_id] = line
+                self.say(line)
 
     def pending(self, workflow_id: str, calls: list[PendingApproval]) -> None:
         """For each call newly waiting: what it is, whom it waits for, and the commands that decide it."""
@@ -94,6 +106,8 @@ async def follow(client: Client, handle: WorkflowHandle[Any, Any], task_queue: s
             status = await _status(handle)
             if status is not None:
                 progress.status(status)
+                if status.in_flight:
+                    progress.in_flight(status.in_flight, await progress_by_call(client, handle))
                 if status.state == "awaiting_approval":
                     calls = await handle.query("pending_approvals", result_type=list[PendingApproval],
                                                rpc_timeout=QUERY_TIMEOUT)

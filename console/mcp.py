@@ -22,6 +22,8 @@ from mcp_servers.auth import preregister, redirect_uri
 from mcp_servers.login import Browser, LoopbackLogin
 from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
 from mcp_servers.results import render
+from mcp_servers.tasks import HIDDEN as TASKS_HIDDEN
+from mcp_servers.tasks import requires_tasks
 from workflows import logs, policy
 from workflows.catalog import Catalog
 from workflows.settings import Settings
@@ -143,10 +145,15 @@ def _policy_rows(name: str, config: ServerConfig, tools: list[Tool], agent: str 
         hints = tool.annotations
         read_only = hints.read_only_hint if hints is not None else None
         valid = bool(TOOL_NAME_REGEX.fullmatch(tool.name))
+        if not valid:
+            decided = "hidden (invalid name)"
+        elif requires_tasks(tool):
+            decided = TASKS_HIDDEN
+        else:
+            decided = policy.resolve(tool.name, name, rules, trusted=config.trusted, read_only_hint=read_only)
         rows.append({
             "name": tool.name if valid else tool.name[:80],
-            "policy": policy.resolve(tool.name, name, rules, trusted=config.trusted, read_only_hint=read_only)
-            if valid else "hidden (invalid name)",
+            "policy": decided,
             "annotations": hints.model_dump(mode="json", by_alias=True, exclude_none=True) if hints else {},
             "output_schema": tool.output_schema is not None,
             "description": (tool.description or "").split("\n")[0][:100],
@@ -170,10 +177,11 @@ async def cmd_tools(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     width = max((len(row["name"]) for row in rows), default=4)
-    sys.stdout.write(f"{'TOOL':<{width}}  {'POLICY':<8}  HINTS\n")
+    policy_width = max((len(row["policy"]) for row in rows), default=6)
+    sys.stdout.write(f"{'TOOL':<{width}}  {'POLICY':<{policy_width}}  HINTS\n")
     for row in rows:
         hints = ", ".join(f"{key}={value}" for key, value in row["annotations"].items() if key.endswith("Hint"))
-        sys.stdout.write(f"{row['name']:<{width}}  {row['policy']:<8}  {hints}\n")
+        sys.stdout.write(f"{row['name']:<{width}}  {row['policy']:<{policy_width}}  {hints}\n")
     return 0
 
 

@@ -49,8 +49,15 @@ class FileTokenStorage:
     Tokens and client credentials stay on the worker host: never in history, logs or prompts.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_secret: Callable[[str | None], None] | None = None) -> None:
         self.path = path
+        # Told every token and client secret this storage holds, so the worker can scrub them.
+        self._on_secret = on_secret
+
+    def _tell(self, *values: str | None) -> None:
+        if self._on_secret is not None:
+            for value in values:
+                self._on_secret(value)
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -76,10 +83,14 @@ class FileTokenStorage:
     async def get_tokens(self) -> OAuthToken | None:
         """The stored tokens, if any."""
         raw = self._read().get("tokens")
-        return OAuthToken.model_validate(raw) if raw else None
+        tokens = OAuthToken.model_validate(raw) if raw else None
+        if tokens is not None:
+            self._tell(tokens.access_token, tokens.refresh_token)
+        return tokens
 
     async def set_tokens(self, tokens: OAuthToken) -> None:
         """Store new tokens and when they expire."""
+        self._tell(tokens.access_token, tokens.refresh_token)
         data = self._read()
         data["tokens"] = tokens.model_dump(mode="json", exclude_none=True)
         data["expires_at"] = time.time() + tokens.expires_in if tokens.expires_in else None
@@ -88,10 +99,14 @@ class FileTokenStorage:
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         """The stored client registration, if any."""
         raw = self._read().get("client")
-        return OAuthClientInformationFull.model_validate(raw) if raw else None
+        info = OAuthClientInformationFull.model_validate(raw) if raw else None
+        if info is not None:
+            self._tell(info.client_secret)
+        return info
 
     async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
         """Store the client registration (dynamic or CIMD)."""
+        self._tell(client_info.client_secret)
         data = self._read()
         data["client"] = client_info.model_dump(mode="json", exclude_none=True)
         self._write(data)
@@ -169,6 +184,7 @@ def redirect_uri(port: int) -> str:
 def provider_for(
     name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None,
     *, redirect: Redirect | None = None, callback: Callback | None = None, port: int | None = None,
+    on_secret: Callable[[str | None], None] | None = None,
 ) -> httpx2.Auth | None:
     """The SDK auth provider for server `name` (None without an `oauth` table).
 
@@ -179,7 +195,7 @@ def provider_for(
     if oauth is None:
         return None
     assert config.url is not None
-    storage = FileTokenStorage((token_dir or default_token_dir(environ)) / f"{name}.json")
+    storage = FileTokenStorage((token_dir or default_token_dir(environ)) / f"{name}.json", on_secret)
     kind = oauth.kind
     if kind == "client_credentials":
         assert oauth.client_id is not None and oauth.client_secret is not None

@@ -111,6 +111,9 @@ class ServerConfig(BaseModel):
     rate_limit: float | None = Field(default=None, gt=0)
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     oauth: OAuthConfig | None = None
+    # Calls may take long: read-only tools too run as heartbeating activities, so their progress
+    # shows and a cancelled run cancels them within seconds (they are local activities otherwise).
+    long_running: bool = False
 
     _timeout = field_validator("timeout")(_positive_duration)
 

@@ -6,10 +6,11 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx2
 import structlog
 from mcp import Client, StdioServerParameters
@@ -23,6 +24,7 @@ from mcp_types import CallToolResult, TextContent, Tool, ToolListChangedNotifica
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
 from mcp_servers import auth
+from mcp_servers.changes import watch_tools
 from mcp_servers.config import (
     CONNECT_TIMEOUT_FLOOR_S,
     SERVER_NAME,
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+# Told each OAuth token and client secret the worker comes to hold (the worker's redactor learns them).
+SecretSink = Callable[[str | None], None]
 
 
 
@@ -110,8 +114,10 @@ class Connection:
     def __init__(
         self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None,
         *, login: LoopbackLogin | None = None, elicitation: ElicitationFnT | None = None,
+        on_secret: SecretSink | None = None,
     ) -> None:
         self.name = name
+        self._on_secret = on_secret
         # Only a person's command (`airlock mcp login/call`) has these; the worker never waits for a browser.
         self._login = login
         self._elicitation = elicitation
@@ -149,7 +155,7 @@ class Connection:
         provider = auth.provider_for(
             self.name, config, self._environ, self._token_dir,
             redirect=login.redirect if login else None, callback=login.callback if login else None,
-            port=login.port if login else None,
+            port=login.port if login else None, on_secret=self._on_secret,
         )
         http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
         http.event_hooks["response"].append(self._watch_refusals)
@@ -167,8 +173,13 @@ class Connection:
 
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
-            self.tools_changed = True
+            self._tools_changed()
+
+    def _tools_changed(self) -> None:
+        # One line per change, however often a server repeats itself until the next listing.
+        if not self.tools_changed:
             log.info("mcp_tools_changed", server=self.name)
+        self.tools_changed = True
 
     async def client(self) -> Client:
         """The live session's client, connecting first if there is none."""
@@ -215,7 +226,13 @@ class Connection:
                     # The caller stopped waiting (connect timeout); nobody will use this session.
                     return
                 ready.set_result(client)
-                await closing.wait()
+                async with anyio.create_task_group() as watchers:
+                    if self.config.transport == "stdio":
+                        # Not over HTTP: a held-open listen request keeps a server's graceful
+                        # shutdown (a rolling restart) waiting on this worker.
+                        watchers.start_soon(watch_tools, client, self.name, self._tools_changed)
+                    await closing.wait()
+                    watchers.cancel_scope.cancel()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
                 why = self._describe(err)
@@ -375,13 +392,14 @@ class McpPool:
     def __init__(
         self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None,
         *, token_dir: Path | None = None, login: LoopbackLogin | None = None,
-        elicitation: ElicitationFnT | None = None,
+        elicitation: ElicitationFnT | None = None, on_secret: SecretSink | None = None,
     ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
         self.token_dir = token_dir if token_dir is not None else auth.default_token_dir(env)
         self._connections = {
-            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation)
+            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation,
+                             on_secret=on_secret)
             for name, config in servers.items()
         }
 

@@ -3,8 +3,9 @@
 Text is passed as is; structured content (already validated against the tool's `outputSchema` by
 the SDK) is added as JSON unless a text block already carries exactly it; resource links keep
 their URI, name and type; embedded text resources keep their URI and text; binary parts (images,
-audio, blobs) become a placeholder naming the MIME type and size, and images are also returned
-separately for models that take them.
+audio, blobs) become a placeholder naming the MIME type and size. For a model that takes images,
+images of a type models accept are also returned (attached) while they fit the byte budget the
+caller gives; the placeholder then says so, and the rest stay placeholders.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from mcp_types import (
 )
 
 MAX_IMAGE_BYTES = 1_000_000
+# What OpenAI-compatible vision models accept as an `input_image` data URL.
+MODEL_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 
 @dataclass
@@ -45,13 +48,20 @@ class Rendered:
 
     text: str
     images: list[Image] = field(default_factory=list)
+    # Base64 characters of the attached images (what they add to a reply's size).
+    attached_bytes: int = 0
 
 
-def _size(data: str) -> int:
+def _decoded_size(data: str) -> int | None:
     try:
         return len(base64.b64decode(data, validate=True))
     except (binascii.Error, ValueError):
-        return len(data)
+        return None
+
+
+def _size(data: str) -> int:
+    decoded = _decoded_size(data)
+    return len(data) if decoded is None else decoded
 
 
 def _annotations(annotations: Annotations | None) -> str:
@@ -67,8 +77,8 @@ def _annotations(annotations: Annotations | None) -> str:
     return f" ({'; '.join(parts)})" if parts else ""
 
 
-def _binary(kind: str, mime_type: str | None, data: str, extra: str = "") -> str:
-    return f"[{kind}{extra}: {mime_type or 'unknown type'}, {_size(data)} bytes, not shown]"
+def _binary(kind: str, mime_type: str | None, data: str, extra: str = "", shown: str = "not shown") -> str:
+    return f"[{kind}{extra}: {mime_type or 'unknown type'}, {_size(data)} bytes, {shown}]"
 
 
 def _structured_already_in(texts: list[str], structured: Any) -> bool:
@@ -85,21 +95,30 @@ def _structured_already_in(texts: list[str], structured: Any) -> bool:
     return False
 
 
-def render(result: CallToolResult) -> Rendered:
-    """The model-facing text of `result`, and its images."""
+def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
+    """The model-facing text of `result`, and the images that fit in `attach` base64 bytes.
+
+    An image is attached only if its type is one models take, its data is valid base64, it is at
+    most `MAX_IMAGE_BYTES` decoded and it fits what is left of the budget; `attach=0` attaches none.
+    """
     parts: list[str] = []
     texts: list[str] = []
     images: list[Image] = []
+    left = attach
     for block in result.content:
         if isinstance(block, TextContent):
             note = _annotations(block.annotations)
             parts.append(f"[text{note}]\n{block.text}" if note else block.text)
             texts.append(block.text)
         elif isinstance(block, ImageContent):
-            size = _size(block.data)
-            parts.append(_binary("image", block.mime_type, block.data, _annotations(block.annotations)))
-            if size <= MAX_IMAGE_BYTES:
+            size = _decoded_size(block.data)
+            fits = (size is not None and size <= MAX_IMAGE_BYTES and block.mime_type in MODEL_IMAGE_TYPES
+                    and len(block.data) <= left)
+            if fits and size is not None:
+                left -= len(block.data)
                 images.append(Image(mime_type=block.mime_type, data=block.data, size=size))
+            parts.append(_binary("image", block.mime_type, block.data, _annotations(block.annotations),
+                                 "attached" if fits else "not shown"))
         elif isinstance(block, AudioContent):
             parts.append(_binary("audio", block.mime_type, block.data, _annotations(block.annotations)))
         elif isinstance(block, ResourceLink):
@@ -127,7 +146,7 @@ def render(result: CallToolResult) -> Rendered:
     structured = result.structured_content
     if structured is not None and not _structured_already_in(texts, structured):
         parts.append("[structured content]\n" + json.dumps(structured, ensure_ascii=False, sort_keys=True))
-    return Rendered(text="\n".join(parts), images=images)
+    return Rendered(text="\n".join(parts), images=images, attached_bytes=attach - left)
 
 
 def result_text(result: CallToolResult) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Literal
 
 import httpx
@@ -15,7 +17,10 @@ from temporalio import activity
 
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
-from mcp_servers.results import result_text
+from mcp_servers.results import render
+from mcp_servers.results import result_text as result_text  # re-exported for callers of this module
+from mcp_servers.tasks import WHY as TASKS_WHY
+from mcp_servers.tasks import requires_tasks
 from workflows import model_output, policy
 from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
@@ -42,9 +47,11 @@ from workflows.payloads import (
     PrepareRequest,
     RunPlan,
     ToolCall,
+    ToolImage,
     ToolPlan,
     ToolReply,
 )
+from workflows.progress import CallProgress
 from workflows.redaction import Redactor
 from workflows.templates import problems
 
@@ -92,6 +99,8 @@ class AirlockActivities:
         self.model_timeout_seconds = model_timeout_seconds
         self.webhook_url = webhook_url
         self.max_history_events = max_history_events
+        # (server, tool) pairs already logged as hidden, so a worker says it once, not every run.
+        self._hidden_logged: set[tuple[str, str]] = set()
 
     @activity.defn(name="airlock.prepare")
     async def prepare(self, request: PrepareRequest) -> RunPlan:
@@ -150,6 +159,11 @@ class AirlockActivities:
                     log.warning("mcp_tool_name_invalid", agent=name, server=server,
                                 tool=tool.name[:MAX_LOGGED_NAME], length=len(tool.name))
                     continue
+                if requires_tasks(tool):
+                    if (server, tool.name) not in self._hidden_logged:
+                        self._hidden_logged.add((server, tool.name))
+                        log.warning("mcp_tool_hidden", server=server, tool=tool.name, reason=TASKS_WHY)
+                    continue
                 hints = tool.annotations
                 read_only = hints.read_only_hint if hints is not None else None
                 idempotent = hints.idempotent_hint if hints is not None else None
@@ -179,6 +193,7 @@ class AirlockActivities:
                         server_honours_keys=config.idempotency_keys,
                     ),
                     timeout_seconds=config.call_deadline_seconds,
+                    long_running=config.long_running,
                 ))
         return AgentPlan(
             name=spec.name,
@@ -191,6 +206,7 @@ class AirlockActivities:
             max_turns=spec.max_turns,
             max_tool_calls=spec.max_tool_calls,
             max_total_tokens=spec.max_total_tokens,
+            model_takes_images=spec.model_takes_images,
         )
 
     @activity.defn(name="airlock.model")
@@ -214,9 +230,16 @@ class AirlockActivities:
 
     @activity.defn(name="airlock.read")
     async def read(self, call: ToolCall) -> ToolReply:
-        """A read-only tool call: safe to retry, so a broken connection is a retryable failure."""
+        """A read-only tool call: safe to retry, so a broken connection is a retryable failure.
+
+        Run as a local activity it cannot heartbeat, so it asks for progress only when it runs as
+        an ordinary activity (a server declared `long_running`).
+        """
         try:
-            result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None)
+            async with self._progress(call) as progress:
+                result = await self.pool.connection(call.server).call_tool(
+                    call.tool, call.arguments, None, progress=progress,
+                )
         except CircuitOpen as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
             raise CircuitOpenError(f"MCP server {call.server!r}: {err}", non_retryable=True) from err
@@ -234,25 +257,44 @@ class AirlockActivities:
         """
         connection = self.pool.connection(call.server)
         meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
-        # Heartbeats let Temporal notice a dead worker in seconds rather than at the timeout.
-        beat = asyncio.create_task(_heartbeat_until_done())
         try:
-            result = await connection.call_tool(call.tool, call.arguments, meta, progress=_progress_heartbeat)
+            async with self._progress(call) as progress:
+                result = await connection.call_tool(call.tool, call.arguments, meta, progress=progress)
         except (CircuitOpen, NotSent) as err:
             raise ToolNotSentError(f"MCP server {call.server!r}: {err}") from err
         except ServerUnavailable as err:
             raise OutcomeUnknownError(str(err)) from err
-        finally:
-            beat.cancel()
         return self._reply(call, result)
 
+    @contextlib.asynccontextmanager
+    async def _progress(self, call: ToolCall) -> AsyncIterator[CallProgress | None]:
+        """The call's progress callback and its steady heartbeat (None for a local activity)."""
+        if activity.info().is_local:
+            yield None
+            return
+        progress = CallProgress(call.call_id, call.server, call.tool, self.redactor.scrub)
+        # Heartbeats let Temporal notice a dead worker in seconds, and carry a run's cancellation here.
+        beat = asyncio.create_task(progress.beat())
+        try:
+            yield progress
+        finally:
+            beat.cancel()
+            if progress.ignored:
+                log.warning("mcp_progress_ignored", server=call.server, tool=call.tool,
+                            received=progress.received, ignored=progress.ignored)
+
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
+        rendered = render(result)
+        if call.images:
+            # Text first, images in what it leaves: a reply stays within max_result_bytes in history.
+            rendered = render(result, attach=max(0, self.max_result_bytes - len(rendered.text.encode())))
+        images = [ToolImage(mime_type=image.mime_type, data=image.data) for image in rendered.images]
         # A server that echoes its bearer token back must not put it into the model's context.
-        text, cut = cap(self.redactor.scrub(result_text(result)), self.max_result_bytes)
+        text, cut = cap(self.redactor.scrub(rendered.text), self.max_result_bytes - rendered.attached_bytes)
         outcome: Literal["ok", "error"] = "error" if result.is_error else "ok"
         log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
-                 cut_bytes=cut, attempt=activity.info().attempt)
-        return ToolReply(text=text, outcome=outcome, cut_bytes=cut)
+                 cut_bytes=cut, images=len(images), attempt=activity.info().attempt)
+        return ToolReply(text=text, outcome=outcome, cut_bytes=cut, images=images)
 
     @activity.defn(name="airlock.notify")
     async def notify(self, notice: ApprovalNotice) -> None:
@@ -263,15 +305,3 @@ class AirlockActivities:
             response = await client.post(self.webhook_url, json=notice.model_dump(mode="json"))
         if response.status_code >= 300:
             raise WebhookFailedError(f"approval webhook answered {response.status_code}")
-
-
-
-async def _progress_heartbeat(progress: float, total: float | None, message: str | None) -> None:
-    """An MCP progress notification becomes a heartbeat whose details `temporal workflow describe` shows."""
-    activity.heartbeat({"progress": progress, "total": total, "message": (message or "")[:200]})
-
-
-async def _heartbeat_until_done(every: float = 1.0) -> None:
-    while True:
-        activity.heartbeat()
-        await asyncio.sleep(every)

@@ -52,6 +52,7 @@ from workflows.payloads import (
     ConversationItem,
     Decision,
     Directory,
+    InFlightCall,
     PendingApproval,
     PrepareRequest,
     Reject,
@@ -100,6 +101,7 @@ class AgentWorkflow:
         self._refreshed_at: datetime | None = None
         self._conversation: list[ConversationItem] = []
         self._conversation_omitted = 0
+        self._in_flight: dict[str, InFlightCall] = {}
 
     # `Any`, a default and `*extra`: the converter decodes by these hints before `run` starts, and
     # a non-object input, none or several would fail the workflow task forever instead of failing
@@ -134,6 +136,7 @@ class AgentWorkflow:
         agents = build_agents(plan, ToolRuntime(
             workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
             on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
+            in_flight=self._in_flight,
         ))
         root = agents[plan.root]
         spec = plan.agents[plan.root]
@@ -479,6 +482,7 @@ class AgentWorkflow:
         return RunStatus(
             state=self._state, agent=self._agent, turn=self._ledger.turns,
             tool_calls=self._ledger.tool_calls, pending=len(self._gate.pending()),
+            in_flight=list(self._in_flight.values()),
         )
 
     @workflow.query(name="audit")

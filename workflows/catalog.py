@@ -58,6 +58,8 @@ class AgentSpec(_Strict):
     max_turns: int = Field(default=20, ge=1, le=10_000)
     max_tool_calls: int = Field(default=50, ge=0, le=100_000)
     max_total_tokens: int = Field(default=1_000_000, ge=1)
+    # The agent's model accepts images (a vision model on the Responses API): tool images reach it.
+    model_takes_images: bool = False
     tools: dict[str, Policy] = Field(default_factory=dict)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from agents import FunctionTool, RunContextWrapper
+from agents import FunctionTool, RunContextWrapper, ToolOutputImage, ToolOutputText
 from agents.tool_context import ToolContext
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -23,7 +23,7 @@ from workflows.budget import BudgetStop, Ledger
 from workflows.errors import ToolNotSentError, local_failure
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
-from workflows.payloads import AgentPlan, ToolCall, ToolPlan, ToolReply
+from workflows.payloads import AgentPlan, InFlightCall, ToolCall, ToolPlan, ToolReply
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
@@ -37,6 +37,7 @@ IDEMPOTENT_WRITE_RETRY = RetryPolicy(
 # re-sends it only when the activity proved nothing was sent (`ToolNotSent`).
 SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 NOT_SENT_RESENDS = 3
+HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 
 
@@ -51,6 +52,8 @@ class ToolRuntime:
     # True when the run should continue as new; an auto tool call then interrupts the runner
     # so that even a run with no gated calls reaches a point where its state can be carried.
     checkpoint_due: Callable[[], bool]
+    # Calls whose activity is running, for the `status` query (workflow memory, never history).
+    in_flight: dict[str, InFlightCall] = field(default_factory=dict)
 
 
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
@@ -62,7 +65,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         # Invalid arguments never reach an approver: the model hears about them instead.
         return not schema_errors(tool.input_schema, params)
 
-    async def invoke(ctx: ToolContext[Any], raw: str) -> str:
+    async def invoke(ctx: ToolContext[Any], raw: str) -> str | list[ToolOutputText | ToolOutputImage]:
         arguments, problem = parse_arguments(raw, tool.input_schema)
         if arguments is None:
             return f"Error: {tool.name} was not called: {problem}."
@@ -83,16 +86,29 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
         ledger.tool_calls += 1
-        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments)
-        if tool.read_only:
-            ledger.local_steps += 1
-            reply = await _read(call, tool)
-        else:
-            call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
-            reply = await _write(call, tool)
+        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id,
+                        images=agent.model_takes_images)
+        runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
+                                                  since=workflow.now())
+        try:
+            if tool.read_only:
+                if not tool.long_running:
+                    ledger.local_steps += 1  # an ordinary activity is counted by the history itself
+                reply = await _read(call, tool)
+            else:
+                call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
+                reply = await _write(call, tool)
+        finally:
+            runtime.in_flight.pop(call_id, None)
         if tool.policy == "approve" or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
-        return note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
+        text = note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
+        if not reply.images:
+            return text
+        # The SDK sends these as `input_image` parts of the function call output (Responses API).
+        return [ToolOutputText(text=text), *(
+            ToolOutputImage(image_url=f"data:{image.mime_type};base64,{image.data}") for image in reply.images
+        )]
 
     return FunctionTool(
         name=tool.name,
@@ -106,6 +122,14 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
     try:
+        if tool.long_running:
+            # An ordinary activity heartbeats: progress shows in describe, cancellation arrives.
+            return await workflow.execute_activity(
+                steps.read, call,
+                start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=READ_RETRY,
+                summary=f"{call.agent} / {call.server}.{call.tool}",
+            )
         reply = await workflow.execute_local_activity(
             steps.read, call,
             start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
@@ -123,7 +147,7 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
             reply = await workflow.execute_activity(
                 steps.write, call,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-                heartbeat_timeout=timedelta(seconds=5),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
                 summary=summary,
             )

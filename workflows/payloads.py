@@ -216,6 +216,15 @@ class CallDetails(Wire):
     conversation_omitted: int = 0
 
 
+class InFlightCall(Wire):
+    """A tool call whose activity is running; its progress is that activity's heartbeat (describe)."""
+
+    call_id: str
+    server: str
+    tool: str
+    since: datetime
+
+
 class RunStatus(Wire):
     """Answer of the `status` query."""
 
@@ -224,6 +233,8 @@ class RunStatus(Wire):
     turn: int
     tool_calls: int
     pending: int = 0
+    # Kept in workflow memory only: progress itself never enters history (see workflows/progress.py).
+    in_flight: list[InFlightCall] = Field(default_factory=list)
 
 
 # --- PipelineWorkflow ------------------------------------------------------------------------
@@ -380,6 +391,8 @@ class ToolPlan(Wire):
     read_only: bool
     idempotent: bool
     timeout_seconds: float = 30.0
+    # The server is `long_running`: reads too run as heartbeating activities (progress, prompt cancel).
+    long_running: bool = False
 
 
 class AgentPlan(Wire):
@@ -395,6 +408,8 @@ class AgentPlan(Wire):
     max_turns: int = 20
     max_tool_calls: int = 50
     max_total_tokens: int = 1_000_000
+    # `model_takes_images` in the agent file: tool images are passed to the model, not only named.
+    model_takes_images: bool = False
 
 
 class RunPlan(Wire):
@@ -474,6 +489,17 @@ class ToolCall(Wire):
     tool: str
     arguments: dict[str, Any]
     idempotency_key: str | None = None
+    # The model's call id, so a pending activity's heartbeat names the call it belongs to.
+    call_id: str | None = None
+    # The agent's model takes images: return the result's images too (within max_result_bytes).
+    images: bool = False
+
+
+class ToolImage(Wire):
+    """An image from a tool result, passed to a model that takes images (base64, as the server sent it)."""
+
+    mime_type: str
+    data: str
 
 
 class ToolReply(Wire):
@@ -482,6 +508,7 @@ class ToolReply(Wire):
     text: str
     outcome: Outcome = "ok"
     cut_bytes: int = 0
+    images: list[ToolImage] = Field(default_factory=list)
 
 
 class ApprovalNotice(Wire):

@@ -62,11 +62,17 @@ async def test_images_become_a_placeholder_with_type_and_size_and_are_kept_for_i
     everything: Connection,
 ) -> None:
     result = await everything.call_tool("get-tiny-image", {}, None)
-    rendered = render(result)
+    plain = render(result)
+    assert plain.images == [] and plain.attached_bytes == 0
+    rendered = render(result, attach=100_000)
     assert len(rendered.images) == 1
     image = rendered.images[0]
     assert image.mime_type == "image/png" and image.size > 0
-    assert f"[image: image/png, {image.size} bytes, not shown]" in rendered.text
+    assert f"[image: image/png, {image.size} bytes, not shown]" in plain.text
+    assert f"[image: image/png, {image.size} bytes, attached]" in rendered.text
+    assert rendered.attached_bytes == len(image.data)
+    # A budget smaller than the image attaches nothing: the placeholder stays.
+    assert render(result, attach=len(image.data) - 1).images == []
 
 
 async def test_annotations_are_kept(everything: Connection) -> None:

@@ -1,0 +1,48 @@
+"""What a run's tool calls in flight are doing: the `status` query's calls plus their MCP progress.
+
+The workflow knows which calls are in flight (`status.in_flight`), but progress never enters
+history: it is the heartbeat of the activity running the call, which Temporal's describe
+shows for pending activities. A read of a server not declared `long_running` is a local
+activity and reports no progress.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
+
+from workflows.payloads import InFlightCall
+
+TOOL_ACTIVITIES = ("airlock.read", "airlock.write")
+
+
+async def progress_by_call(client: Client, handle: WorkflowHandle[Any, Any]) -> dict[str, dict[str, Any]]:
+    """The latest heartbeat details of each pending tool activity, by call id (empty if unknown)."""
+    try:
+        description = await handle.describe()
+    except RPCError:
+        return {}
+    found: dict[str, dict[str, Any]] = {}
+    for pending in description.raw_description.pending_activities:
+        if pending.activity_type.name not in TOOL_ACTIVITIES or not pending.heartbeat_details.payloads:
+            continue
+        try:
+            details = (await client.data_converter.decode(pending.heartbeat_details.payloads))[-1]
+        except Exception:  # noqa: BLE001 - encrypted without the key here, or not ours: show no progress
+            continue
+        if isinstance(details, dict) and isinstance(details.get("call_id"), str):
+            found[details["call_id"]] = {**details, "attempt": pending.attempt}
+    return found
+
+
+def describe(call: InFlightCall, progress: dict[str, Any] | None) -> str:
+    """One readable line: the call, and its progress when the server reported any."""
+    line = f"{call.server}.{call.tool} ({call.call_id})"
+    if not progress or progress.get("progress") is None:
+        return line + ": running"
+    done, total = progress["progress"], progress.get("total")
+    amount = f"{done:g}/{total:g}" if total else f"{done:g}"
+    message = progress.get("message") or ""
+    return f"{line}: {amount}" + (f" {message}" if message else "")
