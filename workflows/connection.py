@@ -29,8 +29,10 @@ async def connect(settings: Settings) -> Client:
     except (RPCError, RuntimeError, TimeoutError, OSError) as err:
         over = " over TLS" if client_tls else ""
         hint = tls.refusal_hint(str(err), settings, tls=bool(client_tls))
+        # asyncio's timeout carries no text of its own.
+        reason = str(err) or f"no answer within {CONNECT_TIMEOUT_SECONDS} s"
         raise ConfigError(
             f"cannot reach Temporal at {settings.temporal_address}{over} (namespace "
-            f"{settings.temporal_namespace}): {err}. "
+            f"{settings.temporal_namespace}): {reason}. "
             + (f"{hint}." if hint else "Start one, or run `python worker.py --dev`.")
         ) from None

@@ -29,6 +29,7 @@ from tests.support.certs import Authority, Issued
 from tests.support.conditions import condition
 from tests.support.tls_proxy import tls_proxy
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
+from workflows import connection
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.payloads import AgentResult
@@ -281,3 +282,32 @@ def test_a_closed_connection_after_the_handshake_is_explained_by_what_the_worker
     assert "refused the handshake: it does not trust" in str(refusal_hint(ALERT, with_cert, tls=True))
     assert "set AIRLOCK_TEMPORAL_TLS=true" in str(refusal_hint(CLOSED, Settings(), tls=False))
     assert refusal_hint("Failed client connect: connection refused (os error 111)", Settings(), tls=False) is None
+
+
+async def test_a_frontend_that_never_finishes_the_handshake_stops_the_worker_within_its_deadline(
+    monkeypatch: pytest.MonkeyPatch, pki: Pki,
+) -> None:
+    # A hostile (or wedged) peer: it accepts the connection, reads the ClientHello, answers nothing.
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+        await reader.read(4096)
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    host, port = listener.sockets[0].getsockname()[:2]
+    monkeypatch.setattr(connection, "CONNECT_TIMEOUT_SECONDS", 2)
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ConfigError) as stalled:
+            await connect(Settings(temporal_address=f"{host}:{port}", temporal_tls_ca=pki.ca.cert))
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        for writer in held:
+            writer.close()
+        listener.close()
+        await listener.wait_closed()
+    assert waited < 10, str(stalled.value)
+    assert str(stalled.value).startswith(
+        f"cannot reach Temporal at {host}:{port} over TLS (namespace default): no answer within 2 s.")
+    assert held, "the worker did dial the silent peer"
