@@ -311,3 +311,12 @@ async def test_a_frontend_that_never_finishes_the_handshake_stops_the_worker_wit
     assert str(stalled.value).startswith(
         f"cannot reach Temporal at {host}:{port} over TLS (namespace default): no answer within 2 s.")
     assert held, "the worker did dial the silent peer"
+
+
+async def test_a_key_that_is_not_the_certificates_is_named(temporal_env: WorkflowEnvironment, pki: Pki) -> None:
+    async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
+        with pytest.raises(ConfigError) as mismatched:
+            await connect(Settings(temporal_address=frontend.address, temporal_tls_ca=pki.ca.cert,
+                                   temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.stranger.key))
+    assert "AIRLOCK_TEMPORAL_TLS_KEY is not the private key of AIRLOCK_TEMPORAL_TLS_CERT" in str(mismatched.value)
+    assert frontend.handshakes == [], "refused before any handshake"
