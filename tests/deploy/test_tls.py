@@ -23,7 +23,7 @@ from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import make_project, wait_for, wait_pending, workflow_id
+from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.certs import Authority, Issued
 from tests.support.conditions import condition
@@ -131,6 +131,8 @@ async def test_worker_and_cli_over_mtls_take_a_run_through_its_gate(
     # Worker, test client and CLI each completed a handshake; nothing was refused.
     assert frontend.refused == []
     assert frontend.handshakes.count("ok") >= 3
+    # The history, read over plaintext from the dev server behind the frontend, replays.
+    await assert_replays(temporal_env.client.get_workflow_handle(handle.id))
 
 
 async def test_worker_without_a_client_certificate_is_refused_and_stops_naming_the_address(
