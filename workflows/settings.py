@@ -19,9 +19,14 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
-    temporal_tls: bool = False
+    # None: TLS when an API key, a CA, a client certificate or a server name is set (workflows/tls.py).
+    temporal_tls: bool | None = None
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
+    # The CA that signed the server's certificate (PEM); without it, the system's roots.
+    temporal_tls_ca: Path | None = None
+    # The name the server's certificate carries, when it is not the host in the address.
+    temporal_tls_server_name: str | None = None
     temporal_api_key: SecretStr | None = None
     task_queue: str = "airlock"
 

@@ -19,7 +19,7 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.recording_model import record_model
-from tests.support.tickets_http import tickets_http_server
+from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -54,6 +54,7 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
     [servers.tickets]
     transport = "http"
     url = "http://127.0.0.1:{port}/mcp"
+    {AUTH_HEADER}
     trust = "trusted"
     timeout = "5s"
 
@@ -63,6 +64,7 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
     cooldown = "{COOLDOWN_S}s"
     """
     project = make_project(tmp_path, script=SCRIPT, servers=servers)
+    project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
     async with airlock_worker(client, project) as activities:
         model = record_model(activities)
         breaker = activities.pool.connection("tickets").breaker

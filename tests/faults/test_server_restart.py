@@ -34,7 +34,7 @@ from tests.support.conditions import alive, condition
 from tests.support.fault_stubs import RoutedStub
 from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.openai_stub import Text, ToolCalls
-from tests.support.tickets_http import tickets_http_server
+from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.workflows.test_approvals import CLOSE_SCRIPT
 from workflows import devserver
 from workflows.payloads import AgentRequest, AgentResult
@@ -99,8 +99,8 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
 
 
 def http_tickets(url: str) -> str:
-    """`servers.toml` with the tickets server over streamable HTTP."""
-    return f'[servers.tickets]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\ntimeout = "5s"\n'
+    """`servers.toml` with the tickets server over streamable HTTP, sending its bearer token."""
+    return f'[servers.tickets]\ntransport = "http"\nurl = "{url}"\n{AUTH_HEADER}\ntrust = "trusted"\ntimeout = "5s"\n'
 
 
 async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client: Client, tmp_path: Path) -> None:
@@ -111,6 +111,7 @@ async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client
         async with tickets_http_server(tmp_path / "http.db") as server:
             project = make_project(tmp_path, servers=http_tickets(server.url), model_provider="openai",
                                    openai_api_key="sk-test-gone", openai_base_url=stub.base_url)
+            project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
             async with airlock_worker(client, project):
                 handle = await client.start_workflow(
                     "AgentWorkflow",
@@ -138,6 +139,7 @@ async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(
         url = server.url
     # The server has exited: preparing the agent cannot list its tools.
     project = make_project(tmp_path, servers=http_tickets(url))
+    project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
             "AgentWorkflow", AgentRequest(agent="support", input="What is T-1?", requester="carol"),

@@ -17,7 +17,7 @@ import pytest
 
 from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, expand, load_servers
 from tests.conftest import TICKETS_STDIO, wait_for
-from tests.support.tickets_http import tickets_http_server
+from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from workflows.activities import result_text
 from workflows.devserver import free_port
 from workflows.errors import ConfigError
@@ -172,15 +172,20 @@ async def test_pool_reuses_one_session_for_many_calls(tmp_path: Path) -> None:
         await pool.close()
 
 
+# What a worker needs to reach the bundled tickets server over HTTP: its bearer token.
+TOKEN_ENV = {"TICKETS_TOKEN": TICKETS_TOKEN}
+
+
 def http_registry(root: Path, port: int, name: str = "tickets") -> dict[str, ServerConfig]:
-    """A registry with one trusted server `name` over HTTP on 127.0.0.1:`port`."""
+    """A registry with one trusted server `name` over HTTP on 127.0.0.1:`port`, sending the test token."""
     return registry(root, f"""
     [servers.{name}]
     transport = "http"
     url = "http://127.0.0.1:{port}/mcp"
+    {AUTH_HEADER}
     trust = "trusted"
     timeout = "5s"
-    """, {})
+    """, TOKEN_ENV)
 
 
 async def call_after_restart(pool: McpPool, call: Callable[[McpPool], Awaitable[T]]) -> T:
@@ -195,7 +200,7 @@ async def call_after_restart(pool: McpPool, call: Callable[[McpPool], Awaitable[
 
 async def test_survives_http_server_restart(tmp_path: Path) -> None:
     db, port = tmp_path / "tickets.db", free_port()
-    pool = McpPool(http_registry(tmp_path, port), {})
+    pool = McpPool(http_registry(tmp_path, port), TOKEN_ENV)
     connection = pool.connection("tickets")
     try:
         async with tickets_http_server(db, port=port) as server:
@@ -214,7 +219,7 @@ async def test_survives_http_server_restart(tmp_path: Path) -> None:
 
 async def test_reconnects_after_http_server_outage(tmp_path: Path) -> None:
     db, port = tmp_path / "tickets.db", free_port()
-    pool = McpPool(http_registry(tmp_path, port), {})
+    pool = McpPool(http_registry(tmp_path, port), TOKEN_ENV)
     connection = pool.connection("tickets")
     try:
         async with tickets_http_server(db, port=port):
@@ -238,7 +243,7 @@ async def test_reconnects_after_session_server_restart(tmp_path: Path) -> None:
     port = free_port()
     script = tmp_path / "session_server.py"
     script.write_text(SESSION_SERVER)
-    pool = McpPool(http_registry(tmp_path, port, "legacy"), {})
+    pool = McpPool(http_registry(tmp_path, port, "legacy"), TOKEN_ENV)
     connection = pool.connection("legacy")
 
     async def server_pid(pool: McpPool) -> int:
@@ -274,19 +279,20 @@ async def test_stdio_child_gets_only_listed_env_vars(
 
 
 async def test_header_variables_are_expanded_on_the_worker(tmp_path: Path) -> None:
-    environ = {"TOKEN": "tok-8d1e"}
-    async with tickets_http_server(tmp_path / "tickets.db") as server:
+    environ = {"TOKEN": "tok-8d1e-0f6a2b9c71"}
+    # The server requires exactly this token: a call succeeds only if the header was expanded.
+    async with tickets_http_server(tmp_path / "tickets.db", token=environ["TOKEN"]) as server:
         servers = registry(tmp_path, f"""
         [servers.tickets]
         transport = "http"
         url = "{server.url}"
-        headers = {{ X-Token = "Bearer ${{TOKEN}}" }}
+        headers = {{ Authorization = "Bearer ${{TOKEN}}" }}
         trust = "trusted"
         timeout = "10s"
         """, environ)
         # The loaded config keeps the template; the value exists only when a connection opens.
-        assert servers["tickets"].headers == {"X-Token": "Bearer ${TOKEN}"}
-        assert expand(servers["tickets"].headers["X-Token"], environ) == "Bearer tok-8d1e"
+        assert servers["tickets"].headers == {"Authorization": "Bearer ${TOKEN}"}
+        assert expand(servers["tickets"].headers["Authorization"], environ) == "Bearer tok-8d1e-0f6a2b9c71"
         pool = McpPool(servers, environ)
         try:
             assert await get_title(pool) == "Login page returns 500 after password reset"

@@ -11,6 +11,9 @@ from typing import Any
 
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client._transport import Transport
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp_types import CallToolResult, RequestParamsMeta, TextContent
 
 from mcp_servers.tickets.store import TicketStore, count_writes
@@ -60,6 +63,11 @@ def _stdio_client(db_path: Path) -> Client:
             cwd=REPO_ROOT,
         )
     )
+
+
+def _http(server: HttpServer) -> Transport:
+    """A streamable HTTP transport to `server` that sends its bearer token."""
+    return streamable_http_client(server.url, http_client=create_mcp_http_client(headers=server.headers))
 
 
 def _text(result: CallToolResult) -> str:
@@ -172,7 +180,7 @@ async def test_stdio_key_reused_for_another_call_is_refused(tmp_path: Path) -> N
 
 
 async def test_http_serves_reads_and_writes(http_server: HttpServer) -> None:
-    async with Client(http_server.url) as client:
+    async with Client(_http(http_server)) as client:
         found = await client.call_tool("search_tickets", {"query": "password", "status": "open"})
         assigned = await client.call_tool(
             "assign_ticket", {"ticket_id": "T-1", "assignee": "alice"}, meta=_key("wf/h1")
@@ -205,7 +213,7 @@ async def test_key_is_honoured_across_server_processes(http_server: HttpServer) 
     arguments = {"ticket_id": "T-2", "resolution": "duplicate"}
     async with _stdio_client(http_server.db_path) as stdio:
         via_stdio = await stdio.call_tool("close_ticket", arguments, meta=_key("wf/x1"))
-    async with Client(http_server.url) as http:
+    async with Client(_http(http_server)) as http:
         via_http = await http.call_tool("close_ticket", arguments, meta=_key("wf/x1"))
 
     assert not via_stdio.is_error, _text(via_stdio)

@@ -19,7 +19,7 @@ from tests.conftest import (
     wait_pending,
     workflow_id,
 )
-from tests.support.tickets_http import tickets_http_server
+from tests.support.tickets_http import TICKETS_TOKEN, tickets_http_server
 from workflows.payloads import AgentRequest, AgentResult
 
 READ_SCRIPT = {"support": [
@@ -56,7 +56,7 @@ async def test_reads_over_streamable_http(client: Client, tmp_path: Path) -> Non
         trust = "trusted"
         """
         project = make_project(tmp_path, script=READ_SCRIPT, servers=servers)
-        project.environ["TICKETS_TOKEN"] = "secret-token"
+        project.environ["TICKETS_TOKEN"] = server.token or ""
         async with airlock_worker(client, project):
             handle = await client.start_workflow(
                 "AgentWorkflow", {"agent": "support", "input": "What is T-1 about?", "requester": "carol"},
@@ -66,7 +66,7 @@ async def test_reads_over_streamable_http(client: Client, tmp_path: Path) -> Non
     assert result.output == "T-1 is about the login page."
     assert result.tool_calls == 2
     # The header secret is expanded on the worker and never enters history.
-    assert "secret-token" not in await history_text(handle)
+    assert TICKETS_TOKEN not in await history_text(handle)
     await assert_replays(handle)
 
 
