@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from mcp_servers import elicitation
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from mcp_servers.results import result_text
@@ -26,6 +27,7 @@ from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
     Directory,
+    InputQuestion,
     ModelCall,
     ModelReply,
     PipelineDefinition,
@@ -206,8 +208,9 @@ class AirlockActivities:
     @activity.defn(name="airlock.read")
     async def read(self, call: ToolCall) -> ToolReply:
         """A read-only tool call: safe to retry, so a broken connection is a retryable failure."""
+        asking = _round(call)
         try:
-            result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None)
+            result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None, asking=asking)
         except CircuitOpen as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
             raise ApplicationError(
@@ -215,7 +218,7 @@ class AirlockActivities:
             ) from err
         except ServerUnavailable as err:
             raise ApplicationError(str(err), type="ToolUnavailable") from err
-        return self._reply(call, result)
+        return _input_reply(call, asking) or self._reply(call, result)
 
     @activity.defn(name="airlock.write")
     async def write(self, call: ToolCall) -> ToolReply:
@@ -229,15 +232,17 @@ class AirlockActivities:
         meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
         # Heartbeats let Temporal notice a dead worker in seconds rather than at the timeout.
         beat = asyncio.create_task(_heartbeat_until_done())
+        asking = _round(call)
         try:
-            result = await connection.call_tool(call.tool, call.arguments, meta, progress=_progress_heartbeat)
+            result = await connection.call_tool(call.tool, call.arguments, meta, progress=_progress_heartbeat,
+                                                asking=asking)
         except (CircuitOpen, NotSent) as err:
             raise ApplicationError(f"MCP server {call.server!r}: {err}", type="ToolNotSent") from err
         except ServerUnavailable as err:
             raise ApplicationError(str(err), type="OutcomeUnknown") from err
         finally:
             beat.cancel()
-        return self._reply(call, result)
+        return _input_reply(call, asking) or self._reply(call, result)
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
         # A server that echoes its bearer token back must not put it into the model's context.
@@ -257,6 +262,29 @@ class AirlockActivities:
         if response.status_code >= 300:
             raise ApplicationError(f"approval webhook answered {response.status_code}", type="WebhookFailed")
 
+
+
+def _round(call: ToolCall) -> elicitation.Round:
+    return elicitation.Round(given=[
+        elicitation.Given(question_sha256=a.question_sha256, action=a.action, content=a.content) for a in call.answers
+    ])
+
+
+def _input_reply(call: ToolCall, asking: elicitation.Round) -> ToolReply | None:
+    """The reply when the server asked for input nobody gave yet (it was told `cancel`, so its result is moot)."""
+    if asking.unanswered:
+        log.info("mcp_input_requested", agent=call.agent, server=call.server, tool=call.tool,
+                 unanswered=asking.unanswered, refused=asking.refused is not None)
+    if asking.refused is not None:
+        return ToolReply(text=(f"{call.server}.{call.tool} asked for input that Airlock does not accept "
+                               f"({asking.refused}); it was answered cancel"), outcome="error")
+    asked = asking.asked
+    if asked is None:
+        return None
+    return ToolReply(text="", outcome="input_required", question=InputQuestion(
+        mode=asked.mode, message=asked.message, requested_schema=asked.schema, url=asked.url,
+        elicitation_id=asked.elicitation_id, question_sha256=asked.sha256,
+    ))
 
 
 async def _progress_heartbeat(progress: float, total: float | None, message: str | None) -> None:
