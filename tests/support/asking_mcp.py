@@ -6,6 +6,7 @@
   `note` string); books only when the answer is accepted. Every call appends one JSON line to
   `$ASKING_LOG` (`tool`, `action`, `content`, `applied`, `key` = the idempotency key), so a
   test sees what reached the server and how many bookings were applied.
+- `book_pair(room)`: asks that same question twice in one call (two answers are needed).
 - `giant_form()`, `nested_form()`, `flood_form()`: a hostile server's questions (a 1 MB
   schema, an object-valued property, 1000 requests in one round); each answers "done" once it
   gets any reply.
@@ -65,6 +66,24 @@ def book_room(
         return f"booked {room} for {answer.data.size} ({answer.data.note or 'no note'})"
     _log({"tool": "book_room", "action": answer.action, "content": None, "applied": False, "key": key})
     return f"not booked: the user chose {answer.action}"
+
+
+def ask_headcount_again(room: str) -> Elicit[Headcount]:
+    """The same question once more (a second resolver, so the server asks it twice)."""
+    return Elicit(f"How many people for room {room}?", Headcount)
+
+
+@server.tool()
+def book_pair(
+    room: str,
+    first: Annotated[ElicitationResult[Headcount], Resolve(ask_headcount)],
+    second: Annotated[ElicitationResult[Headcount], Resolve(ask_headcount_again)],
+) -> str:
+    """Book a room for two groups; the server asks the same question twice."""
+    sizes = [a.data.size for a in (first, second) if isinstance(a, AcceptedElicitation)]
+    _log({"tool": "book_pair", "action": "accept" if len(sizes) == 2 else "other", "content": sizes,
+          "applied": len(sizes) == 2, "key": None})
+    return f"booked {room} for {sizes}"
 
 
 def _asks(requests: dict[str, ElicitRequest], ctx: Context) -> InputRequiredResult | str:
