@@ -6,11 +6,13 @@ hours, and die with the worker. Instead a question nobody has answered yet is an
 activity reports it; the workflow waits durably and sends the call again with the answers,
 and when the server asks the same question again this callback answers it from them.
 
-A request is matched to the call that caused it: on a 2026-07-28 connection the SDK dispatches
-an `InputRequiredResult`'s requests in the calling task (a context variable names the call);
-on older connections the server sends `elicitation/create` on its own, and it belongs to the
-one call in flight on that session (with several in flight it cannot be told apart and is
-answered `cancel`). The MCP side knows nothing of Temporal: the activity maps these types.
+A request is matched to the call that caused it by a context variable the call sets: the SDK
+dispatches a 2026-07-28 `InputRequiredResult`'s requests in the calling task, and over
+streamable HTTP it reads each POST's stream (where a 2025-11-25 server's mid-call
+`elicitation/create` arrives) in the calling task's context too. Over stdio a 2025-11-25
+request carries nothing that names its call: it belongs to the one call in flight on that
+session, and with several in flight it cannot be told apart and is answered `cancel`.
+The MCP side knows nothing of Temporal: the activity maps these types.
 """
 
 from __future__ import annotations
