@@ -332,7 +332,11 @@ class PipelinePending(Wire):
     arguments: dict[str, Any]
     arguments_sha256: str
     approve_command: str
-    reject_command: str
+    reject_command: str = ""
+    # "input": the child's server asks for input; `answer_command` answers it (approve/reject are empty).
+    kind: Literal["approval", "input"] = "approval"
+    question: InputQuestion | None = None
+    answer_command: str = ""
 
 
 class PipelineStatus(Wire):
