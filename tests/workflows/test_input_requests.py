@@ -165,6 +165,26 @@ async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
         await assert_replays(handle)
 
 
+async def test_a_flood_of_refused_answers_is_counted_and_a_valid_answer_still_counts(
+    client: Client, tmp_path: Path,
+) -> None:
+    project = project_for(tmp_path, {"host": book()})
+    async with airlock_worker(client, project):
+        handle = await start(client, project)
+        pending = await wait_input(handle)
+        for number in range(150):
+            await handle.signal("answer", answer(pending, "alice", content={"size": f"x{number}"}))
+        await handle.signal("answer", answer(pending, "alice", content={"size": 1}))
+        await handle.result()
+        audit = await handle.query("audit", result_type=list)
+        assert sum(e["event"] == "refused" for e in audit) == 100
+        [omitted] = [e for e in audit if e["event"] == "refusals_omitted"]
+        assert omitted["count"] == 50
+        assert audit[-1]["event"] == "answered"
+        assert [line["action"] for line in server_log(project)] == ["cancel", "accept"]
+        assert_no_task_failures(await handle.fetch_history())
+
+
 async def test_decline_and_cancel_reach_the_server(client: Client, tmp_path: Path) -> None:
     project = project_for(tmp_path, {"host": book()})
     async with airlock_worker(client, project):
