@@ -582,13 +582,16 @@ class AgentWorkflow:
 
     @workflow.query(name="call_details")
     def call_details(self, call_id: str = "") -> CallDetails | None:
-        """One pending call with its tool's description and schema, who may decide it, and the conversation."""
+        """One pending call or input request: its tool, who may decide it, and the conversation."""
         record = next((r for r in self._gate.records if r.call_id == call_id and r.decision is None), None)
+        asking = self._inputs.waiting(call_id) if record is None else None
+        if asking is not None:
+            record = asking.call
         if record is None:
             return None
         tool = self._tools.get((record.agent, record.tool))
         config = self._approval_config(record.agent)
-        pending = self._gate.as_pending(record)
+        pending = self._inputs.as_pending(asking) if asking is not None else self._gate.as_pending(record)
         deciders: list[str] | None = None
         if config.approvers:
             people = self._gate.verifier.members(config.approvers)

@@ -119,6 +119,11 @@ class InputDesk:
         """Forget a question once its answer went back with the call."""
         self._open.pop(call_id, None)
 
+    def waiting(self, call_id: str) -> InputRecord | None:
+        """The call's question while it waits for an answer."""
+        record = self._open.get(call_id)
+        return record if record is not None and record.action is None else None
+
     def pending(self) -> list[PendingApproval]:
         """The questions still waiting for an answer, as `pending_approvals` lists them."""
         return [self.as_pending(r) for r in self._open.values() if r.action is None]
