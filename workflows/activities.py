@@ -218,7 +218,7 @@ class AirlockActivities:
             ) from err
         except ServerUnavailable as err:
             raise ApplicationError(str(err), type="ToolUnavailable") from err
-        return _input_reply(call, asking) or self._reply(call, result)
+        return self._input_reply(call, asking) or self._reply(call, result)
 
     @activity.defn(name="airlock.write")
     async def write(self, call: ToolCall) -> ToolReply:
@@ -242,7 +242,27 @@ class AirlockActivities:
             raise ApplicationError(str(err), type="OutcomeUnknown") from err
         finally:
             beat.cancel()
-        return _input_reply(call, asking) or self._reply(call, result)
+        return self._input_reply(call, asking) or self._reply(call, result)
+
+    def _input_reply(self, call: ToolCall, asking: elicitation.Round) -> ToolReply | None:
+        """The reply when the server asked for input nobody gave yet (it was told `cancel`: its result is moot)."""
+        if asking.unanswered:
+            log.info("mcp_input_requested", agent=call.agent, server=call.server, tool=call.tool,
+                     unanswered=asking.unanswered, refused=asking.refused is not None)
+        scrub = self.redactor.scrub
+        if asking.refused is not None:
+            return ToolReply(text=scrub(f"{call.server}.{call.tool} asked for input that Airlock does not accept "
+                                        f"({asking.refused}); it was answered cancel"), outcome="error")
+        asked = asking.asked
+        if asked is None:
+            return None
+        # The question reaches history and people's screens: a server echoing a secret is scrubbed
+        # (the hash stays the server's, so the answer still matches its question).
+        return ToolReply(text="", outcome="input_required", question=InputQuestion(
+            mode=asked.mode, message=scrub(asked.message), requested_schema=asked.schema,
+            url=scrub(asked.url) if asked.url else None, elicitation_id=asked.elicitation_id,
+            question_sha256=asked.sha256,
+        ))
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
         # A server that echoes its bearer token back must not put it into the model's context.
@@ -268,23 +288,6 @@ def _round(call: ToolCall) -> elicitation.Round:
     return elicitation.Round(given=[
         elicitation.Given(question_sha256=a.question_sha256, action=a.action, content=a.content) for a in call.answers
     ])
-
-
-def _input_reply(call: ToolCall, asking: elicitation.Round) -> ToolReply | None:
-    """The reply when the server asked for input nobody gave yet (it was told `cancel`, so its result is moot)."""
-    if asking.unanswered:
-        log.info("mcp_input_requested", agent=call.agent, server=call.server, tool=call.tool,
-                 unanswered=asking.unanswered, refused=asking.refused is not None)
-    if asking.refused is not None:
-        return ToolReply(text=(f"{call.server}.{call.tool} asked for input that Airlock does not accept "
-                               f"({asking.refused}); it was answered cancel"), outcome="error")
-    asked = asking.asked
-    if asked is None:
-        return None
-    return ToolReply(text="", outcome="input_required", question=InputQuestion(
-        mode=asked.mode, message=asked.message, requested_schema=asked.schema, url=asked.url,
-        elicitation_id=asked.elicitation_id, question_sha256=asked.sha256,
-    ))
 
 
 async def _progress_heartbeat(progress: float, total: float | None, message: str | None) -> None:

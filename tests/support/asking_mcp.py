@@ -6,6 +6,7 @@
   `note` string); books only when the answer is accepted. Every call appends one JSON line to
   `$ASKING_LOG` (`tool`, `action`, `content`, `applied`, `key` = the idempotency key), so a
   test sees what reached the server and how many bookings were applied.
+- `find_room()` (read-only): asks which floor (a choice) and says which room is free.
 - `book_pair(room)`: asks that same question twice in one call (two answers are needed).
 - `giant_form()`, `nested_form()`, `flood_form()`: a hostile server's questions (a 1 MB
   schema, an object-valued property, 1000 requests in one round); each answers "done" once it
@@ -20,13 +21,13 @@ import json
 import logging
 import os
 import socket
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import uvicorn
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult
+from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 logger = logging.getLogger("asking_mcp")
@@ -84,6 +85,25 @@ def book_pair(
     _log({"tool": "book_pair", "action": "accept" if len(sizes) == 2 else "other", "content": sizes,
           "applied": len(sizes) == 2, "key": None})
     return f"booked {room} for {sizes}"
+
+
+class Floor(BaseModel):
+    """The form `find_room` asks for."""
+
+    floor: Literal["ground", "first", "second"] = Field(description="Which floor")
+
+
+def ask_floor() -> Elicit[Floor]:
+    """The question `find_room` asks."""
+    return Elicit("Which floor?", Floor)
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def find_room(answer: Annotated[ElicitationResult[Floor], Resolve(ask_floor)]) -> str:
+    """Find a free room; the server asks which floor."""
+    if isinstance(answer, AcceptedElicitation):
+        return f"room A is free on the {answer.data.floor} floor"
+    return f"no floor given ({answer.action})"
 
 
 def _asks(requests: dict[str, ElicitRequest], ctx: Context) -> InputRequiredResult | str:

@@ -185,6 +185,41 @@ async def test_a_flood_of_refused_answers_is_counted_and_a_valid_answer_still_co
         assert_no_task_failures(await handle.fetch_history())
 
 
+async def test_a_read_and_an_approved_write_each_ask_and_the_write_runs_once(client: Client, tmp_path: Path) -> None:
+    agent = ('name = "host"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
+             '[tools]\nfind_room = "auto"\nbook_room = "approve"\n\n[approval]\napprovers = ["alice", "bob"]\n')
+    script = {"host": [{"tool_call": {"name": "find_room", "arguments": {}}}, *book()]}
+    project = project_for(tmp_path, script, agents={"host": agent})
+    async with airlock_worker(client, project) as activities:
+        spy = record_model(activities)
+        handle = await start(client, project)
+        floor = await wait_input(handle, "Which floor?")
+        assert floor["question"]["requested_schema"]["properties"]["floor"]["enum"] == ["ground", "first", "second"]
+        assert "not one of" in await refused_update(handle, answer(floor, "bob", content={"floor": "roof"}))
+        await handle.execute_update("answer", answer(floor, "bob", content={"floor": "first"}), result_type=dict)
+        # The write waits for its approval first; once approved and running, its server asks.
+        [approval] = await wait_for(lambda: _approvals(handle), what="the approval of book_room")
+        await handle.execute_update("review", {"call_id": approval["call_id"], "approver": "alice",
+                                               "arguments_sha256": approval["arguments_sha256"],
+                                               "decision": "approve"}, result_type=dict)
+        headcount = await wait_input(handle, "How many people for room A?")
+        assert headcount["call_id"] == approval["call_id"]
+        await handle.signal("answer", answer(headcount, "alice", content={"size": 9}))
+        result = await handle.result()
+        events = [e["event"] for e in await handle.query("audit", result_type=list)]
+    assert spy.tool_outputs() == ["room A is free on the first floor", "booked A for 9 (no note)"]
+    [record] = result.approvals
+    assert (record.decision, record.outcome) == ("approved", "ok")
+    assert [line["applied"] for line in server_log(project)] == [False, True]
+    assert events == ["input_requested", "answered", "requested", "approved", "input_requested", "answered",
+                      "outcome"]
+    await assert_replays(handle)
+
+
+async def _approvals(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    return [p for p in await pending_of(handle) if p.get("kind") == "approval"]
+
+
 async def test_decline_and_cancel_reach_the_server(client: Client, tmp_path: Path) -> None:
     project = project_for(tmp_path, {"host": book()})
     async with airlock_worker(client, project):
