@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 Policy = Literal["auto", "approve", "deny"]
 Outcome = Literal["ok", "error", "outcome_unknown"]
@@ -209,6 +209,18 @@ class PendingApproval(Wire):
     kind: Literal["approval", "input"] = "approval"
     question: InputQuestion | None = None
 
+    @model_serializer(mode="wrap")
+    def _approval_shape(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_input_fields(self.kind, handler(self))
+
+
+def _without_input_fields(kind: str, data: Any) -> Any:
+    """An approval keeps the shape it had before input requests existed: no `kind`, no `question`."""
+    if kind == "approval" and isinstance(data, dict):
+        for name in ("kind", "question", "answer_command"):
+            data.pop(name, None)
+    return data
+
 
 class ConversationItem(Wire):
     """One item of a run's conversation as `call_details` shows it: its kind, role and text (cut)."""
@@ -337,6 +349,10 @@ class PipelinePending(Wire):
     kind: Literal["approval", "input"] = "approval"
     question: InputQuestion | None = None
     answer_command: str = ""
+
+    @model_serializer(mode="wrap")
+    def _approval_shape(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_input_fields(self.kind, handler(self))
 
 
 class PipelineStatus(Wire):
