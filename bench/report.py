@@ -8,10 +8,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-TARGET_SEQUENTIAL_RATIO = 10.0
-TARGET_THROUGHPUT_SHARE = 0.10
+TARGET_SEQUENTIAL_RATIO = 2.5
+TARGET_THROUGHPUT_SHARE_C10 = 0.45
+TARGET_THROUGHPUT_SHARE_C50 = 0.40
+TARGET_WORKER_CPU_MS_PER_STEP = 6.0
 TARGET_HISTORY_GROWTH = 1.5
-TARGET_APPROVAL_MS = 100.0
+TARGET_APPROVAL_MS = 30.0
+TARGET_VS_ANCHOR = 3.0
 
 
 def machine() -> dict[str, Any]:
@@ -37,14 +40,23 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     history = {row["k"]: row for row in results["history"]}
     ks = sorted(history)
     growth = history[ks[-1]]["bytes_per_step"] / history[ks[0]]["bytes_per_step"]
+    throughput = results["throughput"]
     checks = [
         ("sequential durable/plain latency ratio", results["sequential"]["ratio"], "<=",
          TARGET_SEQUENTIAL_RATIO),
-        ("throughput@10 durable/plain", results["throughput"]["c10"]["ratio"], ">=",
-         TARGET_THROUGHPUT_SHARE),
+        ("throughput@10 durable/plain", throughput["c10"]["ratio"], ">=", TARGET_THROUGHPUT_SHARE_C10),
+        ("throughput@50 durable/plain", throughput["c50"]["ratio"], ">=", TARGET_THROUGHPUT_SHARE_C50),
+        ("worker CPU ms per step", results["cpu"]["worker_ms_per_step"], "<=", TARGET_WORKER_CPU_MS_PER_STEP),
         (f"history bytes/step K={ks[-1]} / K={ks[0]}", growth, "<=", TARGET_HISTORY_GROWTH),
         ("approval latency median (ms)", results["approval"]["median_ms"], "<=", TARGET_APPROVAL_MS),
     ]
+    if results["sequential"].get("airlock_vs_anchor_speedup") is not None:
+        checks += [
+            ("Airlock vs anchor, sequential (x faster)", results["sequential"]["airlock_vs_anchor_speedup"], ">=",
+             TARGET_VS_ANCHOR),
+            ("Airlock vs anchor, concurrency 10 (x faster)", throughput["c10"]["airlock_vs_anchor_speedup"], ">=",
+             TARGET_VS_ANCHOR),
+        ]
     return [
         {"target": name, "value": round(value, 3), "op": op, "limit": limit,
          "pass": value <= limit if op == "<=" else value >= limit}

@@ -15,7 +15,7 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console import follow, mcp, signing, waiting
+from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review, send_update
 from workflows.approvers import NAME
 from workflows.connection import connect
@@ -167,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", parents=[common], help="one run's audit trail")
     audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
     audit.set_defaults(command=cmd_audit)
-    mcp.add_commands(commands, common)
+    _add_mcp_commands(commands, common)
 
     inbox = commands.add_parser("inbox", help="serve the approval inbox web page (loopback by default)")
     inbox.add_argument("--host", help="address to bind (default: AIRLOCK_INBOX_HOST, 127.0.0.1)")
@@ -244,6 +244,37 @@ def _lifetime(text: str) -> timedelta:
 
 
 # --- commands ----------------------------------------------------------------------------------
+
+
+def _add_mcp_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Register `airlock mcp tools|call|login` on the CLI's subcommand table."""
+    group = commands.add_parser("mcp", help="check MCP servers the way the worker connects to them")
+    sub = group.add_subparsers(title="mcp commands", metavar="COMMAND", required=True)
+    tools = sub.add_parser("tools", parents=[common], help="a server's tools, annotations and policy")
+    tools.add_argument("server", metavar="SERVER")
+    tools.add_argument("--agent", help="the policy this agent's [tools] gives each tool")
+    tools.set_defaults(command=_mcp_command("tools"))
+    call = sub.add_parser("call", parents=[common], help="call one tool (operators only; no gate)")
+    call.add_argument("server", metavar="SERVER")
+    call.add_argument("tool", metavar="TOOL")
+    call.add_argument("arguments", metavar="JSON", nargs="?", default="{}")
+    call.add_argument("--answer", metavar="JSON", help="the answer to a server's input request (elicitation)")
+    call.set_defaults(command=_mcp_command("call"))
+    login = sub.add_parser("login", parents=[common], help="one-time OAuth login for a server (PKCE, loopback)")
+    login.add_argument("server", metavar="SERVER")
+    login.set_defaults(command=_mcp_command("login"))
+
+
+def _mcp_command(name: str) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    """`airlock mcp NAME`, loading the MCP SDK (a second of start-up) only when it runs."""
+
+    async def command(args: argparse.Namespace) -> int:
+        from console import mcp
+
+        result: int = await getattr(mcp, f"cmd_{name}")(args)
+        return result
+
+    return command
 
 
 async def cmd_keygen(args: argparse.Namespace) -> int:

@@ -33,25 +33,6 @@ class McpCommandError(Exception):
     """An `airlock mcp` command could not do what it was asked (the message says why)."""
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """Register `airlock mcp tools|call|login` on the CLI's subcommand table."""
-    group = commands.add_parser("mcp", help="check MCP servers the way the worker connects to them")
-    sub = group.add_subparsers(title="mcp commands", metavar="COMMAND", required=True)
-    tools = sub.add_parser("tools", parents=[common], help="a server's tools, annotations and policy")
-    tools.add_argument("server", metavar="SERVER")
-    tools.add_argument("--agent", help="the policy this agent's [tools] gives each tool")
-    tools.set_defaults(command=cmd_tools)
-    call = sub.add_parser("call", parents=[common], help="call one tool (operators only; no gate)")
-    call.add_argument("server", metavar="SERVER")
-    call.add_argument("tool", metavar="TOOL")
-    call.add_argument("arguments", metavar="JSON", nargs="?", default="{}")
-    call.add_argument("--answer", metavar="JSON", help="the answer to a server's input request (elicitation)")
-    call.set_defaults(command=cmd_call)
-    login = sub.add_parser("login", parents=[common], help="one-time OAuth login for a server (PKCE, loopback)")
-    login.add_argument("server", metavar="SERVER")
-    login.set_defaults(command=cmd_login)
-
-
 def _servers(settings: Settings, name: str) -> dict[str, ServerConfig]:
     # stdout is the command's answer: the registry's log lines go to stderr, at warnings only.
     logs.configure("WARNING")

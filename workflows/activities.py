@@ -12,7 +12,6 @@ from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import CallToolResult
 from pydantic import ValidationError
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from mcp_servers import elicitation
 from mcp_servers.limits import CircuitOpen
@@ -21,7 +20,17 @@ from mcp_servers.results import result_text
 from workflows import model_output, policy
 from workflows.approvers import ApproversFile
 from workflows.catalog import Catalog
-from workflows.errors import InvalidInputError, ModelError, ToolConflictError, UnknownAgentError
+from workflows.errors import (
+    CircuitOpenError,
+    InvalidInputError,
+    ModelError,
+    OutcomeUnknownError,
+    ServerUnreachableError,
+    ToolConflictError,
+    ToolNotSentError,
+    UnknownAgentError,
+    WebhookFailedError,
+)
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
@@ -136,7 +145,7 @@ class AirlockActivities:
             try:
                 listed = await self.pool.connection(server).list_tools()
             except ServerUnavailable as err:
-                raise ApplicationError(str(err), type="ToolUnavailable") from err
+                raise ServerUnreachableError(str(err)) from err
             for tool in listed:
                 if not TOOL_NAME_REGEX.fullmatch(tool.name):
                     # A hostile server picks the name: logs get a bounded prefix of it.
@@ -213,11 +222,9 @@ class AirlockActivities:
             result = await self.pool.connection(call.server).call_tool(call.tool, call.arguments, None, asking=asking)
         except CircuitOpen as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
-            raise ApplicationError(
-                f"MCP server {call.server!r}: {err}", type="CircuitOpen", non_retryable=True
-            ) from err
+            raise CircuitOpenError(f"MCP server {call.server!r}: {err}", non_retryable=True) from err
         except ServerUnavailable as err:
-            raise ApplicationError(str(err), type="ToolUnavailable") from err
+            raise ServerUnreachableError(str(err)) from err
         return self._input_reply(call, asking) or self._reply(call, result)
 
     @activity.defn(name="airlock.write")
@@ -237,9 +244,9 @@ class AirlockActivities:
             result = await connection.call_tool(call.tool, call.arguments, meta, progress=_progress_heartbeat,
                                                 asking=asking)
         except (CircuitOpen, NotSent) as err:
-            raise ApplicationError(f"MCP server {call.server!r}: {err}", type="ToolNotSent") from err
+            raise ToolNotSentError(f"MCP server {call.server!r}: {err}") from err
         except ServerUnavailable as err:
-            raise ApplicationError(str(err), type="OutcomeUnknown") from err
+            raise OutcomeUnknownError(str(err)) from err
         finally:
             beat.cancel()
         return self._input_reply(call, asking) or self._reply(call, result)
@@ -280,7 +287,7 @@ class AirlockActivities:
         async with httpx.AsyncClient(timeout=10) as client:
             response = await client.post(self.webhook_url, json=notice.model_dump(mode="json"))
         if response.status_code >= 300:
-            raise ApplicationError(f"approval webhook answered {response.status_code}", type="WebhookFailed")
+            raise WebhookFailedError(f"approval webhook answered {response.status_code}")
 
 
 

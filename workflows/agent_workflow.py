@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import ValidationError
 
+from workflows import steps
 from workflows.arguments import parse_arguments
 from workflows.budget import BudgetStop, Ledger
 from workflows.commands import decision_command
@@ -142,7 +143,7 @@ class AgentWorkflow:
         ))
         root = agents[plan.root]
         spec = plan.agents[plan.root]
-        next_input: str | RunState[Any] = request.input
+        next_input: str | RunState[Any] = request.first_message()
         if checkpoint is not None:
             next_input = await RunState.from_string(root, checkpoint.run_state)
         while True:
@@ -222,17 +223,17 @@ class AgentWorkflow:
 
     async def _prepare(self, agent: str) -> RunPlan:
         try:
-            plan: RunPlan = await workflow.execute_local_activity(
-                "airlock.prepare", PrepareRequest(agent=agent), result_type=RunPlan,
+            plan = await workflow.execute_local_activity(
+                steps.prepare, PrepareRequest(agent=agent),
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=PREPARE_RETRY,
                 summary=f"{agent} / prepare",
             )
             return plan
         except (ActivityError, ApplicationError) as err:
             cause = local_failure(err)
-            if isinstance(cause, ApplicationError) and cause.type == "UnknownAgentError":
+            if UnknownAgentError.is_type_of(cause):
                 raise UnknownAgentError(cause.message) from None
-            if isinstance(cause, ApplicationError) and cause.type == "ToolConflictError":
+            if ToolConflictError.is_type_of(cause):
                 raise ToolConflictError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
@@ -329,7 +330,7 @@ class AgentWorkflow:
             return
         me = workflow.info().workflow_id
         workflow.start_activity(
-            "airlock.notify",
+            steps.notify,
             ApprovalNotice(
                 workflow_id=me, pending=self._gate.as_pending(record), escalated=escalated,
                 approve_command=decision_command(me, record.call_id, record.arguments_sha256, "approve"),
@@ -488,8 +489,8 @@ class AgentWorkflow:
             return
         self._refreshed_at = workflow.now()
         try:
-            directory: Directory | None = await workflow.execute_local_activity(
-                "airlock.approvers", result_type=Directory | None,  # type: ignore[arg-type]
+            directory = await workflow.execute_local_activity(
+                steps.current_approvers,
                 start_to_close_timeout=timedelta(seconds=10), retry_policy=DIRECTORY_RETRY,
                 summary="approvers file",
             )

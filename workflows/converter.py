@@ -26,11 +26,11 @@ class _JSONConverter(PydanticJSONPlainPayloadConverter):
 
     def from_payload(self, payload: temporalio.api.common.v1.Payload, type_hint: type | None = None) -> Any:
         """Decode `payload`, or return it as a `RawValue` when it is untyped and undecodable."""
-        if type_hint is not None and type_hint is not Any:
-            return super().from_payload(payload, type_hint)
         try:
             return super().from_payload(payload, type_hint)
         except ValueError:  # pydantic's ValidationError for invalid JSON or too much nesting
+            if type_hint is not None and type_hint is not Any:
+                raise
             return RawValue(payload)
 
 

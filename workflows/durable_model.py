@@ -15,11 +15,12 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import steps
 from workflows.budget import BudgetStop, Ledger
 from workflows.decoding import cut
 from workflows.errors import ModelError, local_failure
 from workflows.model_output import OUTPUT_ITEM
-from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, ModelCall, ModelReply
+from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, HandoffSpec, ModelCall, ModelReply, ToolSpec
 
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -46,14 +47,14 @@ class DurableModel(Model):
             agent=self.plan.name, model=self.plan.model, instructions=system_instructions,
             input=input_items(input),
             tools=[
-                {"name": t.name, "description": t.description, "parameters": t.params_json_schema,
-                 "strict": t.strict_json_schema}
+                ToolSpec(name=t.name, description=t.description, parameters=t.params_json_schema,
+                         strict=t.strict_json_schema)
                 for t in tools if isinstance(t, FunctionTool)
             ],
             handoffs=[
-                {"tool_name": h.tool_name, "tool_description": h.tool_description,
-                 "input_json_schema": h.input_json_schema, "agent_name": h.agent_name,
-                 "strict": h.strict_json_schema}
+                HandoffSpec(tool_name=h.tool_name, tool_description=h.tool_description,
+                            input_json_schema=h.input_json_schema, agent_name=h.agent_name,
+                            strict=h.strict_json_schema)
                 for h in handoffs
             ],
             settings={
@@ -65,13 +66,13 @@ class DurableModel(Model):
         self.ledger.local_steps += 1
         try:
             reply = await workflow.execute_local_activity(
-                "airlock.model", call, result_type=ModelReply,
+                steps.model, call,
                 start_to_close_timeout=self.timeout, retry_policy=MODEL_RETRY,
                 summary=f"{self.plan.name} / model",
             )
         except (ActivityError, ApplicationError) as err:
             cause = local_failure(err)
-            if isinstance(cause, ApplicationError) and cause.type == "ModelError":
+            if ModelError.is_type_of(cause):
                 raise ModelError(cause.message) from None
             raise ModelError(f"model call failed after retries: {cause}") from None
         reused = reused_call_id(call.input, reply.output)

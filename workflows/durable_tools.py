@@ -17,9 +17,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows import steps
 from workflows.arguments import parse_arguments, schema_errors
 from workflows.budget import BudgetStop, Ledger
-from workflows.errors import local_failure
+from workflows.errors import ToolNotSentError, local_failure
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
 from workflows.payloads import AgentPlan, GivenAnswer, InputQuestion, ToolCall, ToolPlan, ToolReply
@@ -133,8 +134,8 @@ async def _answered(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolR
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
     try:
-        reply: ToolReply = await workflow.execute_local_activity(
-            "airlock.read", call, result_type=ToolReply,
+        reply = await workflow.execute_local_activity(
+            steps.read, call,
             start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
             retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
         )
@@ -147,8 +148,8 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     summary = f"{call.agent} / {call.server}.{call.tool}"
     for attempt in range(NOT_SENT_RESENDS + 1):
         try:
-            reply: ToolReply = await workflow.execute_activity(
-                "airlock.write", call, result_type=ToolReply,
+            reply = await workflow.execute_activity(
+                steps.write, call,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
                 heartbeat_timeout=timedelta(seconds=5),
                 retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
@@ -157,7 +158,7 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
             return reply
         except ActivityError as err:
             cause = err.cause
-            not_sent = isinstance(cause, ApplicationError) and cause.type == "ToolNotSent"
+            not_sent = ToolNotSentError.is_type_of(cause)
             if not_sent and attempt < NOT_SENT_RESENDS:
                 await workflow.sleep(timedelta(seconds=2**attempt))
                 continue

@@ -1,6 +1,14 @@
-"""Airlock's domain errors: one flat hierarchy, each type a stable `ApplicationError.type`."""
+"""Every failure Airlock raises, in one place: each class is a stable `ApplicationError.type`.
+
+Domain errors end a run or a step for good, and their type is the class name. Step failures are
+raised by activities and handled by retry policies or workflow code; their type names are
+recorded in histories and read on replay, so they are kept as they were first released.
+"""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import ClassVar, TypeGuard
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -13,6 +21,11 @@ class AirlockError(ApplicationError):
 
     def __init__(self, message: str, *details: object, non_retryable: bool = True) -> None:
         super().__init__(message, *details, type=type(self).__name__, non_retryable=non_retryable)
+
+    @classmethod
+    def is_type_of(cls, failure: BaseException | None) -> TypeGuard[ApplicationError]:
+        """Whether `failure` (as it crossed the wire) is one of these."""
+        return isinstance(failure, ApplicationError) and failure.type == cls.__name__
 
 
 class InvalidInputError(AirlockError):
@@ -45,6 +58,58 @@ class ToolConflictError(AirlockError):
 
 class PipelineError(AirlockError):
     """A pipeline definition or one of its steps failed."""
+
+
+class StepFailure(ApplicationError):
+    """A failure of one step, retried by its policy unless `non_retryable`; `TYPE` never changes."""
+
+    TYPE: ClassVar[str]
+
+    def __init__(
+        self, message: str, *, non_retryable: bool = False, next_retry_delay: timedelta | None = None
+    ) -> None:
+        super().__init__(message, type=self.TYPE, non_retryable=non_retryable, next_retry_delay=next_retry_delay)
+
+    @classmethod
+    def is_type_of(cls, failure: BaseException | None) -> TypeGuard[ApplicationError]:
+        """Whether `failure` (as it crossed the wire) is one of these."""
+        return isinstance(failure, ApplicationError) and failure.type == cls.TYPE
+
+
+class ServerUnreachableError(StepFailure):
+    """An MCP server could not be reached for a read or a tool listing: safe to retry."""
+
+    TYPE = "ToolUnavailable"
+
+
+class CircuitOpenError(StepFailure):
+    """A server's circuit breaker is open: retrying now would only use up the retry budget."""
+
+    TYPE = "CircuitOpen"
+
+
+class ToolNotSentError(StepFailure):
+    """A write was proven not to have reached its server, so the workflow may send it again."""
+
+    TYPE = "ToolNotSent"
+
+
+class OutcomeUnknownError(StepFailure):
+    """A write may have reached its server; it is repeated only when the tool is idempotent."""
+
+    TYPE = "OutcomeUnknown"
+
+
+class ModelUnavailableError(StepFailure):
+    """The model provider is overloaded or unreachable; retried, honouring `Retry-After`."""
+
+    TYPE = "ModelUnavailable"
+
+
+class WebhookFailedError(StepFailure):
+    """The approval webhook did not accept a notice; retried, never blocking the run."""
+
+    TYPE = "WebhookFailed"
 
 
 DOMAIN_ERRORS: list[type[BaseException]] = [

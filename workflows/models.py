@@ -14,10 +14,9 @@ from agents.models.interface import Model
 from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from temporalio.exceptions import ApplicationError
 
-from workflows.errors import ConfigError, ModelError
-from workflows.payloads import FORWARDED_MODEL_SETTINGS, ModelCall, ModelReply, Usage
+from workflows.errors import ConfigError, ModelError, ModelUnavailableError
+from workflows.payloads import FORWARDED_MODEL_SETTINGS, HandoffSpec, ModelCall, ModelReply, ToolSpec, Usage
 
 
 class ModelBackend(Protocol):
@@ -200,19 +199,18 @@ async def _never(*_: object) -> str:
     raise RuntimeError("schema-only tool: tools run in the workflow, not in the model activity")
 
 
-def _schema_tool(spec: dict[str, Any]) -> FunctionTool:
+def _schema_tool(spec: ToolSpec) -> FunctionTool:
     return FunctionTool(
-        name=spec["name"], description=spec.get("description", ""),
-        params_json_schema=spec["parameters"], on_invoke_tool=_never,
-        strict_json_schema=spec.get("strict", False),
+        name=spec.name, description=spec.description, params_json_schema=spec.parameters,
+        on_invoke_tool=_never, strict_json_schema=spec.strict,
     )
 
 
-def _schema_handoff(spec: dict[str, Any]) -> Handoff[Any, Any]:
+def _schema_handoff(spec: HandoffSpec) -> Handoff[Any, Any]:
     return Handoff(
-        tool_name=spec["tool_name"], tool_description=spec["tool_description"],
-        input_json_schema=spec["input_json_schema"], on_invoke_handoff=_never,
-        agent_name=spec["agent_name"], strict_json_schema=spec.get("strict", True),
+        tool_name=spec.tool_name, tool_description=spec.tool_description,
+        input_json_schema=spec.input_json_schema, on_invoke_handoff=_never,
+        agent_name=spec.agent_name, strict_json_schema=spec.strict,
     )
 
 
@@ -225,13 +223,12 @@ def provider_failure(err: openai.APIError) -> Exception:
         status = err.status_code
         if status in (408, 409, 429) or status >= 500:
             delay = _retry_after(err.response.headers.get("retry-after"))
-            return ApplicationError(
+            return ModelUnavailableError(
                 f"model provider answered {status}; will retry",
-                type="ModelUnavailable",
                 next_retry_delay=timedelta(seconds=delay) if delay is not None else None,
             )
         return ModelError(f"model provider refused the request ({status}): {err.message}")
-    return ApplicationError(f"model provider unreachable: {type(err).__name__}", type="ModelUnavailable")
+    return ModelUnavailableError(f"model provider unreachable: {type(err).__name__}")
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -6,10 +6,19 @@ fields always get defaults so older callers keep working.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Policy = Literal["auto", "approve", "deny"]
 Outcome = Literal["ok", "error", "outcome_unknown"]
@@ -30,6 +39,10 @@ class Wire(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The JSON of a run's `context`, at most (it goes to the model with every turn's input).
+MAX_CONTEXT_CHARS = 20_000
+
+
 # --- AgentWorkflow ---------------------------------------------------------------------------
 
 
@@ -39,9 +52,24 @@ class AgentRequest(Wire):
     agent: str = Field(min_length=1, max_length=64)
     input: str = Field(min_length=1, max_length=100_000)
     requester: str | None = Field(default=None, max_length=200)
+    # Facts from the caller (a ticket id, a customer); the model sees them with the input.
     context: dict[str, Any] = Field(default_factory=dict)
     # Set only by the workflow itself when it continues as new.
     checkpoint: Checkpoint | None = None
+
+    @field_validator("context")
+    @classmethod
+    def _bounded_context(cls, context: dict[str, Any]) -> dict[str, Any]:
+        size = len(json.dumps(context))
+        if size > MAX_CONTEXT_CHARS:
+            raise ValueError(f"context is {size} characters of JSON; at most {MAX_CONTEXT_CHARS}")
+        return context
+
+    def first_message(self) -> str:
+        """What the model is first told: the input, then the context as JSON when there is one."""
+        if not self.context:
+            return self.input
+        return f"{self.input}\n\nContext from the requester (JSON):\n{json.dumps(self.context, indent=2)}"
 
 
 class Usage(Wire):
@@ -463,6 +491,25 @@ class PipelineLookup(Wire):
 FORWARDED_MODEL_SETTINGS = ("temperature", "top_p", "tool_choice", "parallel_tool_calls", "max_tokens")
 
 
+class ToolSpec(Wire):
+    """A function tool as the model is shown it; its calls run in the workflow, never in the model step."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    strict: bool = False
+
+
+class HandoffSpec(Wire):
+    """A handoff to another agent, as the model is shown it."""
+
+    tool_name: str
+    tool_description: str
+    input_json_schema: dict[str, Any]
+    agent_name: str
+    strict: bool = True
+
+
 class ModelCall(Wire):
     """Input of the `model` activity: one model turn, provider-neutral."""
 
@@ -470,8 +517,8 @@ class ModelCall(Wire):
     model: str
     instructions: str | None
     input: list[dict[str, Any]]
-    tools: list[dict[str, Any]] = Field(default_factory=list)
-    handoffs: list[dict[str, Any]] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+    handoffs: list[HandoffSpec] = Field(default_factory=list)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 

@@ -10,6 +10,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from workflows import steps
 from workflows.arguments import arguments_sha256
 from workflows.commands import answer_command, decision_command
 from workflows.decoding import parse, received
@@ -82,8 +83,8 @@ class PipelineWorkflow:
             definition=PipelineDefinition(steps=request.steps) if request.steps is not None else None,
         )
         try:
-            definition: PipelineDefinition = await workflow.execute_local_activity(
-                "airlock.pipeline", lookup, result_type=PipelineDefinition,
+            definition = await workflow.execute_local_activity(
+                steps.pipeline, lookup,
                 start_to_close_timeout=timedelta(seconds=10), retry_policy=LOOKUP_RETRY,
                 summary=f"pipeline / {request.pipeline or 'inline'}",
             )

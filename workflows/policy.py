@@ -93,13 +93,14 @@ def resolve(
     trusted server runs without approval: annotations of an untrusted server are hints from a
     party we do not trust, so they never open the gate.
     """
-    matches = [
+    matches: list[tuple[tuple[int, int, int], int, Policy]] = [
         (rule.specificity, STRICTNESS[decided], decided)
         for key, decided in rules.items()
         if (rule := Rule.parse(key)).matches(server, tool)
     ]
     if matches:
-        return max(matches)[2]
+        _, _, strictest = max(matches, key=lambda match: match[:2])
+        return strictest
     if trusted and read_only_hint is True:
         return "auto"
     return "approve"

@@ -46,13 +46,13 @@ MAX_FORM_BYTES = 256_000
 EXPORT_FIELDS = ["workflow_id", "at", "event", "call_id", "agent", "server", "tool", "actor", "identity",
                  "reason", "outcome", "arguments_sha256", "edited_from_sha256"]
 
+Handler = Callable[[Request, Person], Awaitable[Response]]
+
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
 
 
 def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
     """The inbox as an ASGI app: every request passes the Host check and identifies its person."""
-    Handler = Callable[[Request, Person], Awaitable[Response]]
-
     def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
