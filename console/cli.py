@@ -26,7 +26,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, signing, waiting
-from console.decisions import DecisionRefusedError, send_review
+from console.decisions import DecisionRefusedError, send_review, send_update
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
 from workflows.approvers import NAME
@@ -34,7 +34,8 @@ from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyrin
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS
-from workflows.payloads import Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
+from workflows.input_requests import answer_sha256
+from workflows.payloads import Answer, Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
 from workflows.settings import Settings
 from workflows.tomlfiles import parse_duration
 
@@ -147,6 +148,24 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("--expires", type=_lifetime, default=signing.DEFAULT_LIFETIME,
                       help="how long the signature is good for (default 10m, at most 7d)")
     sign.set_defaults(command=cmd_sign)
+
+    answer = commands.add_parser("answer", parents=[common],
+                                 help="answer a server's input request (signed, with the answer update)")
+    answer.add_argument("workflow_id", metavar="WORKFLOW_ID")
+    answer.add_argument("call_id", metavar="CALL_ID")
+    answer.add_argument("content", metavar="JSON", nargs="?", type=_json_object,
+                        help="the form's values (a JSON object); none for --decline, --cancel or a URL request")
+    answer.add_argument("--as", dest="approver", required=True, type=_name, metavar="NAME",
+                        help="who answers (a name in approvers.toml)")
+    answer.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
+    answer.add_argument("--sha256", type=_sha256, metavar="HASH",
+                        help="the question_sha256 you were shown; refused unless it is still the pending question")
+    action = answer.add_mutually_exclusive_group()
+    action.add_argument("--decline", dest="action", action="store_const", const="decline",
+                        help="say no to the request (the server hears decline)")
+    action.add_argument("--cancel", dest="action", action="store_const", const="cancel",
+                        help="dismiss the request (the server hears cancel)")
+    answer.set_defaults(command=cmd_answer, action="accept")
 
     audit = commands.add_parser("audit", parents=[common], help="one run's audit trail")
     audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
@@ -300,10 +319,13 @@ async def cmd_pending(args: argparse.Namespace) -> int:
     rows = []
     for call in calls:
         view = _known(PendingApproval, call)
+        shown = json.dumps(view.arguments, ensure_ascii=False)
+        if view.kind == "input" and view.question is not None:
+            shown = f"input: {view.question.message}"
         rows.append([
-            call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}",
-            _short(json.dumps(view.arguments, ensure_ascii=False), ARGUMENTS_SHORT),
-            waiting.age(now - view.requested_at), waiting.until(view.deadline, now), str(view.approvals_needed),
+            call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}", _short(shown, ARGUMENTS_SHORT),
+            waiting.age(now - view.requested_at), waiting.until(view.deadline, now),
+            "answer" if view.kind == "input" else str(view.approvals_needed),
         ])
     headers = ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     emit(args, calls, table(headers, rows) if rows else "nothing is waiting for a decision")
@@ -424,6 +446,47 @@ async def cmd_sign(args: argparse.Namespace) -> int:
         payload = _wire(Reject, {**common, "reason": args.reason or ""})
     # Always JSON, whatever -o says: this output is meant for `--input "$(airlock sign ...)"`.
     write(json.dumps(payload, ensure_ascii=False))
+    return 0
+
+
+async def cmd_answer(args: argparse.Namespace) -> int:
+    """Answer one input request with the `answer` update (signed when a key exists); print the recorded answer."""
+    if args.action != "accept" and args.content is not None:
+        raise UsageError(f"JSON content belongs to an accepted answer, not to --{args.action}")
+    client = await _client(args)
+    handle = client.get_workflow_handle(args.workflow_id)
+    calls: list[dict[str, Any]] = await _query(handle, "pending_approvals", args.wait)
+    call = next((c for c in calls if c.get("call_id") == args.call_id and c.get("kind") == "input"), None)
+    if call is None or not isinstance(call.get("question"), dict):
+        raise RefusedError(f"call {args.call_id} has no pending input request in workflow {args.workflow_id}")
+    question = call["question"]
+    sha = str(question.get("question_sha256"))
+    if args.sha256 is not None and args.sha256 != sha:
+        raise RefusedError(f"wrong question_sha256 for call {args.call_id} of workflow {args.workflow_id}: the "
+                           f"pending question is {sha[:12]}…, not {args.sha256[:12]}…")
+    if args.action == "accept" and question.get("mode") != "url" and args.content is None:
+        raise UsageError("an accepted form answer needs its JSON content (or say --decline / --cancel)")
+    key = _key_for(args, required=False)
+    signature = None
+    if key is None:
+        sys.stderr.write(f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
+                         "answer, which counts only where decisions are asserted\n")
+    else:
+        signature = signing.sign_decision(
+            key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id, call_id=args.call_id,
+            decision="answer", arguments_sha256=sha, answer_sha256=answer_sha256(args.action, args.content),
+        )
+    payload = _wire(Answer, {"call_id": args.call_id, "approver": args.approver, "question_sha256": sha,
+                             "action": args.action, "content": args.content, "signature": signature})
+    try:
+        record = await send_update(handle, "answer", payload, args.wait)
+    except DecisionRefusedError as err:
+        raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
+    except RPCError as err:
+        raise _rpc_error(err, args.workflow_id, "answer") from None
+    rows = [(name, _text(record.get(name))) for name in (
+        "call_id", "action", "actor", "at", "identity", "question_sha256", "answer_sha256") if name in record]
+    emit(args, record, fields([("workflow", args.workflow_id), *rows]))
     return 0
 
 
@@ -659,6 +722,8 @@ def fields(pairs: list[tuple[str, str]]) -> str:
 
 def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str:
     view = _known(PendingApproval, call)
+    if view.kind == "input" and view.question is not None:
+        return _input_block(call, view, now)
     head = fields([
         ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
         ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
@@ -673,13 +738,34 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
     return head + "\narguments:\n" + "\n".join("  " + line for line in arguments.splitlines())
 
 
+def _input_block(call: dict[str, Any], view: PendingApproval, now: datetime) -> str:
+    question = view.question
+    assert question is not None
+    pairs = [
+        ("input request", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+        ("message", question.message),
+        ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
+        ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
+        ("question_sha256", question.question_sha256),
+        ("answer", call.get("answer_command", "-")),
+    ]
+    if question.mode == "url":
+        pairs.insert(2, ("url", question.url or "-"))
+    text = fields(pairs)
+    if question.requested_schema is not None:
+        schema = json.dumps(question.requested_schema, indent=2, sort_keys=True, ensure_ascii=False)
+        text += "\nrequested schema:\n" + "\n".join("  " + _one_line(line) for line in schema.splitlines())
+    return text
+
+
 def _audit_table(audit: list[dict[str, Any]]) -> str:
     rows = []
     for raw in audit:
         entry = _known(AuditEntry, raw)
         rows.append([
             _at(entry.at), entry.event, entry.call_id, entry.actor or "-", entry.identity or "-",
-            _short(entry.reason or (f"outcome {entry.outcome}" if entry.outcome else "-"), 60),
+            _short(entry.reason or (f"outcome {entry.outcome}" if entry.outcome else "")
+                   or (f"action {entry.action}" if entry.action else "-"), 60),
             (entry.arguments_sha256 or "-")[:12],
         ])
     return table(["AT", "EVENT", "CALL", "ACTOR", "IDENTITY", "REASON", "HASH"], rows)

@@ -21,8 +21,15 @@ class DecisionRefusedError(Exception):
 
 async def send_review(handle: WorkflowHandle[Any, Any], payload: dict[str, Any], wait: timedelta) -> dict[str, Any]:
     """Send a `review` payload and return the recorded decision; `DecisionRefusedError` says why not."""
+    return await send_update(handle, "review", payload, wait)
+
+
+async def send_update(
+    handle: WorkflowHandle[Any, Any], name: str, payload: dict[str, Any], wait: timedelta,
+) -> dict[str, Any]:
+    """Send a decision-like update (`review`, `answer`); the recorded result, or `DecisionRefusedError`."""
     try:
-        record: dict[str, Any] = await handle.execute_update("review", payload, result_type=dict, rpc_timeout=wait)
+        record: dict[str, Any] = await handle.execute_update(name, payload, result_type=dict, rpc_timeout=wait)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         reason = cause.message if isinstance(cause, ApplicationError) else str(cause)

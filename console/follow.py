@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
-from workflows.commands import decision_command
+from workflows.commands import answer_command, decision_command
 from workflows.payloads import AgentRequest, InFlightCall, PendingApproval, RunStatus
 
 WORKFLOW_TYPE = "AgentWorkflow"
@@ -84,9 +84,15 @@ class Progress:
         """For each call newly waiting: what it is, whom it waits for, and the commands that decide it."""
         for call in calls:
             key = f"{call.call_id}/{call.arguments_sha256}"
+            if call.question is not None:
+                key += f"/{call.question.question_sha256}"
             if key in self.announced:
                 continue
             self.announced.add(key)
+            if call.kind == "input" and call.question is not None:
+                self.say(f"⏸ {call.server}.{call.tool} asks for input: {call.question.message}")
+                self.say("  answer: " + answer_command(workflow_id, call.call_id, call.question.question_sha256))
+                continue
             needed = call.approvals_needed - len(call.approved_by)
             by = f"; approved so far by {', '.join(call.approved_by)}" if call.approved_by else ""
             self.say(f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "

@@ -138,6 +138,7 @@ def sign_decision(
     decision: Kind,
     arguments_sha256: str,
     edited_sha256: str | None = None,
+    answer_sha256: str | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
     now: datetime | None = None,
 ) -> str:
@@ -146,7 +147,7 @@ def sign_decision(
     claims = DecisionClaims(
         iss=signer, sub=approver, aud="airlock", workflow_id=workflow_id, call_id=call_id,
         decision=decision, arguments_sha256=arguments_sha256, edited_sha256=edited_sha256,
-        iat=issued, exp=issued + int(lifetime.total_seconds()), jti=secrets.token_hex(16),
+        answer_sha256=answer_sha256, iat=issued, exp=issued + int(lifetime.total_seconds()), jti=secrets.token_hex(16),
     )
     header = {"alg": ALGORITHM, "kid": key_id_of(private_key), "typ": TOKEN_TYPE}
     message = signing_input(header, claims)

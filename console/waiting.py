@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.commands import decision_command
+from workflows.commands import answer_command, decision_command
 
 WAITING_QUERY = 'AirlockState="awaiting_approval" AND ExecutionStatus="Running"'
 # Bounds how many runs are asked at once: enough to list hundreds of waiting runs in a second
@@ -76,7 +76,11 @@ async def waiting_calls(
 
 
 def add_commands(workflow_id: str, call: dict[str, Any]) -> None:
-    """Add the shell-quoted, hash-bound approve/reject commands the workflows print in notices."""
+    """Add the shell-quoted, hash-bound approve/reject commands (or, for an input request, `answer`)."""
+    question = call.get("question")
+    if call.get("kind") == "input" and isinstance(question, dict):
+        call["answer_command"] = answer_command(workflow_id, call["call_id"], str(question.get("question_sha256")))
+        return
     for decision in ("approve", "reject"):
         call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], call["arguments_sha256"], decision)
 

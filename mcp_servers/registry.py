@@ -23,7 +23,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import CallToolResult, TextContent, Tool, ToolListChangedNotification
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
-from mcp_servers import auth
+from mcp_servers import auth, elicitation
 from mcp_servers.changes import watch_tools
 from mcp_servers.config import (
     CONNECT_TIMEOUT_FLOOR_S,
@@ -220,7 +220,8 @@ class Connection:
         try:
             async with Client(
                 self._target(), read_timeout_seconds=self.config.timeout_seconds, message_handler=self._on_message,
-                elicitation_callback=self._elicitation,
+                # The worker answers input requests from the answers people gave (mcp_servers/elicitation.py).
+                elicitation_callback=self._elicitation or elicitation.answer,
             ) as client:
                 if ready.done():
                     # The caller stopped waiting (connect timeout); nobody will use this session.
@@ -299,6 +300,7 @@ class Connection:
     async def call_tool(
         self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, *,
         progress: Progress | None = None, request_timeout: float | None = None,
+        asking: elicitation.Round | None = None,
     ) -> CallToolResult:
         """Call one tool within the server's concurrency and rate limits.
 
@@ -306,14 +308,15 @@ class Connection:
         `ServerUnavailable` when it timed out or the connection broke after sending. Only a
         broken connection replaces the session; a timeout cancels that one request
         (`notifications/cancelled`) and leaves every other call on the session alone. `request_timeout`
-        overrides the server's request timeout for this one call.
+        overrides the server's request timeout for this one call. `asking` answers the call's input
+        requests (and keeps the first one nobody answered yet).
         """
         async with self._slots:
             if self._rate is not None:
                 await self._rate.acquire()
             probe = self.breaker.check()
             try:
-                return await self._send(tool, arguments, meta, progress, request_timeout)
+                return await self._send(tool, arguments, meta, progress, request_timeout, asking)
             except asyncio.CancelledError:
                 if probe:
                     self.breaker.release()
@@ -321,7 +324,7 @@ class Connection:
 
     async def _send(
         self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None,
-        request_timeout: float | None,
+        request_timeout: float | None, asking: elicitation.Round | None = None,
     ) -> CallToolResult:
         try:
             session = await self._session()
@@ -330,10 +333,11 @@ class Connection:
             raise NotSent(str(err)) from err
         async with self._borrow(session) as client:
             try:
-                result = await client.call_tool(
-                    tool, arguments, read_timeout_seconds=request_timeout, progress_callback=progress,
-                    meta=meta,  # type: ignore[arg-type]
-                )
+                with elicitation.attributed(client.session, asking):
+                    result = await client.call_tool(
+                        tool, arguments, read_timeout_seconds=request_timeout, progress_callback=progress,
+                        meta=meta,  # type: ignore[arg-type]
+                    )
             except Exception as err:
                 if _is_protocol_error(err):
                     self.breaker.success()

@@ -15,6 +15,7 @@ from mcp_types import CallToolResult
 from pydantic import ValidationError
 from temporalio import activity
 
+from mcp_servers import elicitation
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
 from mcp_servers.results import render
@@ -40,6 +41,7 @@ from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
     Directory,
+    InputQuestion,
     ModelCall,
     ModelReply,
     PipelineDefinition,
@@ -235,17 +237,18 @@ class AirlockActivities:
         Run as a local activity it cannot heartbeat, so it asks for progress only when it runs as
         an ordinary activity (a server declared `long_running`).
         """
+        asking = _round(call)
         try:
             async with self._progress(call) as progress:
                 result = await self.pool.connection(call.server).call_tool(
-                    call.tool, call.arguments, None, progress=progress,
+                    call.tool, call.arguments, None, progress=progress, asking=asking,
                 )
         except CircuitOpen as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
             raise CircuitOpenError(f"MCP server {call.server!r}: {err}", non_retryable=True) from err
         except ServerUnavailable as err:
             raise ServerUnreachableError(str(err)) from err
-        return self._reply(call, result)
+        return self._input_reply(call, asking) or self._reply(call, result)
 
     @activity.defn(name="airlock.write")
     async def write(self, call: ToolCall) -> ToolReply:
@@ -257,14 +260,35 @@ class AirlockActivities:
         """
         connection = self.pool.connection(call.server)
         meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
+        asking = _round(call)
         try:
             async with self._progress(call) as progress:
-                result = await connection.call_tool(call.tool, call.arguments, meta, progress=progress)
+                result = await connection.call_tool(call.tool, call.arguments, meta, progress=progress, asking=asking)
         except (CircuitOpen, NotSent) as err:
             raise ToolNotSentError(f"MCP server {call.server!r}: {err}") from err
         except ServerUnavailable as err:
             raise OutcomeUnknownError(str(err)) from err
-        return self._reply(call, result)
+        return self._input_reply(call, asking) or self._reply(call, result)
+
+    def _input_reply(self, call: ToolCall, asking: elicitation.Round) -> ToolReply | None:
+        """The reply when the server asked for input nobody gave yet (it was told `cancel`: its result is moot)."""
+        if asking.unanswered:
+            log.info("mcp_input_requested", agent=call.agent, server=call.server, tool=call.tool,
+                     unanswered=asking.unanswered, refused=asking.refused is not None)
+        scrub = self.redactor.scrub
+        if asking.refused is not None:
+            return ToolReply(text=scrub(f"{call.server}.{call.tool} asked for input that Airlock does not accept "
+                                        f"({asking.refused}); it was answered cancel"), outcome="error")
+        asked = asking.asked
+        if asked is None:
+            return None
+        # The question reaches history and people's screens: a server echoing a secret is scrubbed
+        # (the hash stays the server's, so the answer still matches its question).
+        return ToolReply(text="", outcome="input_required", question=InputQuestion(
+            mode=asked.mode, message=scrub(asked.message), requested_schema=asked.schema,
+            url=scrub(asked.url) if asked.url else None, elicitation_id=asked.elicitation_id,
+            question_sha256=asked.sha256,
+        ))
 
     @contextlib.asynccontextmanager
     async def _progress(self, call: ToolCall) -> AsyncIterator[CallProgress | None]:
@@ -305,3 +329,10 @@ class AirlockActivities:
             response = await client.post(self.webhook_url, json=notice.model_dump(mode="json"))
         if response.status_code >= 300:
             raise WebhookFailedError(f"approval webhook answered {response.status_code}")
+
+
+
+def _round(call: ToolCall) -> elicitation.Round:
+    return elicitation.Round(given=[
+        elicitation.Given(question_sha256=a.question_sha256, action=a.action, content=a.content) for a in call.answers
+    ])

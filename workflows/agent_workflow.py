@@ -38,9 +38,11 @@ from workflows.errors import (
 from workflows.gate import ApprovalGate, Verdict
 from workflows.gate_metrics import GateMetrics
 from workflows.identity import RefusedError, UnknownKeyError, Verifier
+from workflows.input_requests import InputDesk
 from workflows.payloads import (
     AgentRequest,
     AgentResult,
+    Answer,
     ApprovalConfig,
     ApprovalNotice,
     ApprovalRecord,
@@ -52,7 +54,9 @@ from workflows.payloads import (
     ConversationItem,
     Decision,
     Directory,
+    GivenAnswer,
     InFlightCall,
+    InputQuestion,
     PendingApproval,
     PrepareRequest,
     Reject,
@@ -95,6 +99,10 @@ class AgentWorkflow:
         self._ledger = Ledger()
         self._gate = self._new_gate(None, None)
         self._gate_metrics = GateMetrics()
+        self._inputs = self._new_desk()
+        # Questions of running calls waiting for a person, and a timed-out one that fails the run.
+        self._asking = 0
+        self._input_failure: ApprovalTimedOutError | None = None
         # Bumped by every applied decision, so the wait for approvals wakes on each.
         self._decisions = 0
         self._recheck: list[tuple[type[Decision], Any]] = []
@@ -130,13 +138,14 @@ class AgentWorkflow:
         _require_requester(plan, request.requester)
         self._gate = self._new_gate(plan.directory, request.requester, checkpoint)
         self._gate_metrics = GateMetrics(checkpoint.gate if checkpoint is not None else ())
+        self._inputs = self._new_desk()
         if checkpoint is not None:
             self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
         self._set_state("running", agent=request.agent)
         agents = build_agents(plan, ToolRuntime(
             workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
             on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
-            in_flight=self._in_flight,
+            in_flight=self._in_flight, ask=self._ask,
         ))
         root = agents[plan.root]
         spec = plan.agents[plan.root]
@@ -152,6 +161,9 @@ class AgentWorkflow:
                 # The SDK wraps errors raised inside tools (UserError); the ledger knows why.
                 if self._ledger.exceeded is not None:
                     self._fail_budget(self._ledger.exceeded)
+                if self._input_failure is not None:
+                    self._set_state("failed")
+                    raise self._input_failure from None
                 if isinstance(err, BudgetStop):
                     raise
                 # What the SDK refuses (a duplicate call id, an item it cannot rebuild) is the
@@ -195,6 +207,10 @@ class AgentWorkflow:
             records=checkpoint.gate if checkpoint else None, audit=checkpoint.audit if checkpoint else None,
             used_tokens=checkpoint.used_tokens if checkpoint else None,
         )
+
+    def _new_desk(self) -> InputDesk:
+        return InputDesk(self._gate, workflow_id=workflow.info().workflow_id,
+                         timeout_of=lambda agent: self._approval_config(agent).timeout_seconds)
 
     def _set_state(self, state: RunStateName, *, agent: str | None = None) -> None:
         # Approvers list runs by AirlockState: it must follow every change of state.
@@ -300,7 +316,7 @@ class AgentWorkflow:
         # A pipeline cannot query its children, so a child tells it what it waits for.
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                "child_pending", ChildPending(workflow_id=workflow.info().workflow_id, pending=self._gate.pending()),
+                "child_pending", ChildPending(workflow_id=workflow.info().workflow_id, pending=self._pending()),
             )
         except FailureError as err:
             workflow.logger.warning("could not tell the parent run", extra={"error": str(err)})
@@ -332,6 +348,49 @@ class AgentWorkflow:
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
             summary=f"{record.agent} / notify {record.tool}",
         )
+
+    async def _ask(
+        self, call_id: str, agent: str, tool: ToolPlan, arguments: dict[str, Any], question: InputQuestion,
+    ) -> GivenAnswer | None:
+        """Wait, durably, for a person to answer one question a running call's server asked.
+
+        The wait is in the workflow, not in the activity: a worker may die meanwhile, and the
+        call is sent again with the answer once there is one. No answer before the agent's
+        approval timeout is `cancel` (or, with `on_timeout = "fail"`, a failed run).
+        """
+        try:
+            record = self._inputs.open(call_id=call_id, agent=agent, server=tool.server, tool=tool.name,
+                                       arguments=arguments, question=question, now=workflow.now())
+        except RefusedError:
+            return None
+        workflow.logger.info("input requested", extra={"call_id": call_id, "agent": agent, "tool": tool.name,
+                                                       "server": tool.server})
+        self._asking += 1
+        self._set_state("awaiting_approval")
+        await self._report_pending()
+        deadline = record.call.deadline
+        assert deadline is not None
+        while record.action is None:
+            try:
+                await workflow.wait_condition(
+                    lambda: record.action is not None,
+                    timeout=timedelta(seconds=max((deadline - workflow.now()).total_seconds(), 0.001)),
+                    timeout_summary="input deadline",
+                )
+            except TimeoutError:
+                self._inputs.time_out(record, workflow.now())
+                if self._approval_config(agent).on_timeout == "fail":
+                    self._input_failure = ApprovalTimedOutError(
+                        f"no answer to {tool.server}.{tool.name}'s input request (call {call_id}) before "
+                        f"{deadline.isoformat()}")
+        self._inputs.close(call_id)
+        self._asking -= 1
+        if self._asking == 0:
+            self._set_state("running")
+        await self._report_pending()
+        if self._input_failure is not None:
+            raise self._input_failure
+        return record.given()
 
     def _on_outcome(self, call_id: str, outcome: Any) -> None:
         self._gate.record_outcome(call_id, outcome, workflow.now())
@@ -469,19 +528,60 @@ class AgentWorkflow:
         workflow.logger.warning("decision refused", extra={
             "call_id": cut(call_id or ""), "approver": cut(approver or "?"), "reason": cut(reason, 300)})
 
+    # --- answers to input requests -----------------------------------------------------------
+
+    @workflow.signal(name="answer")
+    def answer(self, raw: Any = None, *extra: Any) -> None:
+        """Answer one input request; refused answers are audited, never applied."""
+        value, now = received(raw, extra), workflow.now()
+        try:
+            verdict = self._inputs.judge(parse(Answer, value, "answer signal"), now)
+        except InvalidInputError as err:
+            self._refused(value, err.message, now)
+            return
+        except RefusedError as err:
+            self._refused(value, str(err), now)
+            return
+        self._inputs.apply(verdict, now)
+
+    @workflow.update(name="answer")
+    def answer_update(self, raw: Any = None, *extra: Any) -> AuditEntry:
+        """Answer one input request and return the recorded answer (its audit entry)."""
+        message = parse(Answer, received(raw, extra), "answer")
+        try:
+            verdict = self._inputs.judge(message, workflow.now())
+        except RefusedError as err:
+            # The state changed between the validator and now (another answer came first).
+            self._refused(message.model_dump(), str(err), workflow.now())
+            raise InvalidInputError(f"refused: {err}") from None
+        return self._inputs.apply(verdict, workflow.now())
+
+    @answer_update.validator
+    def _validate_answer(self, raw: Any = None, *extra: Any) -> None:
+        # As for `review`: a refusal here leaves nothing in history; the sender hears why.
+        message = parse(Answer, received(raw, extra), "answer")
+        try:
+            self._inputs.judge(message, workflow.now())
+        except RefusedError as err:
+            self._log_refused(message.call_id, message.approver, str(err))
+            raise InvalidInputError(f"refused: {err}") from None
+
     # --- queries ---------------------------------------------------------------------------------
 
     @workflow.query(name="pending_approvals")
     def pending_approvals(self) -> list[PendingApproval]:
-        """Calls waiting for a decision."""
-        return self._gate.pending()
+        """Calls waiting for a decision, and input requests (`kind` "input") waiting for an answer."""
+        return self._pending()
+
+    def _pending(self) -> list[PendingApproval]:
+        return self._gate.pending() + self._inputs.pending()
 
     @workflow.query(name="status")
     def status(self) -> RunStatus:
         """Where the run is."""
         return RunStatus(
             state=self._state, agent=self._agent, turn=self._ledger.turns,
-            tool_calls=self._ledger.tool_calls, pending=len(self._gate.pending()),
+            tool_calls=self._ledger.tool_calls, pending=len(self._pending()),
             in_flight=list(self._in_flight.values()),
         )
 
@@ -492,13 +592,16 @@ class AgentWorkflow:
 
     @workflow.query(name="call_details")
     def call_details(self, call_id: str = "") -> CallDetails | None:
-        """One pending call with its tool's description and schema, who may decide it, and the conversation."""
+        """One pending call or input request: its tool, who may decide it, and the conversation."""
         record = next((r for r in self._gate.records if r.call_id == call_id and r.decision is None), None)
+        asking = self._inputs.waiting(call_id) if record is None else None
+        if asking is not None:
+            record = asking.call
         if record is None:
             return None
         tool = self._tools.get((record.agent, record.tool))
         config = self._approval_config(record.agent)
-        pending = self._gate.as_pending(record)
+        pending = self._inputs.as_pending(asking) if asking is not None else self._gate.as_pending(record)
         deciders: list[str] | None = None
         if config.approvers:
             people = self._gate.verifier.members(config.approvers)

@@ -6,7 +6,7 @@ Runs inside the workflow: no I/O, clock, randomness or environment (the banned-A
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -23,7 +23,7 @@ from workflows.budget import BudgetStop, Ledger
 from workflows.errors import ToolNotSentError, local_failure
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
-from workflows.payloads import AgentPlan, InFlightCall, ToolCall, ToolPlan, ToolReply
+from workflows.payloads import AgentPlan, GivenAnswer, InFlightCall, InputQuestion, ToolCall, ToolPlan, ToolReply
 
 READ_RETRY = RetryPolicy(
     initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
@@ -39,6 +39,8 @@ SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 NOT_SENT_RESENDS = 3
 HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
+# Asks people one question a call's server sent; None when the call may not ask any more.
+Ask = Callable[[str, str, ToolPlan, dict[str, Any], InputQuestion], Awaitable[GivenAnswer | None]]
 
 
 @dataclass
@@ -54,6 +56,8 @@ class ToolRuntime:
     checkpoint_due: Callable[[], bool]
     # Calls whose activity is running, for the `status` query (workflow memory, never history).
     in_flight: dict[str, InFlightCall] = field(default_factory=dict)
+    # Where a server's input request (elicitation) waits for a person; None: it is refused.
+    ask: Ask | None = None
 
 
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
@@ -88,18 +92,9 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         ledger.tool_calls += 1
         call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id,
                         images=agent.model_takes_images)
-        runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
-                                                  since=workflow.now())
-        try:
-            if tool.read_only:
-                if not tool.long_running:
-                    ledger.local_steps += 1  # an ordinary activity is counted by the history itself
-                reply = await _read(call, tool)
-            else:
-                call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
-                reply = await _write(call, tool)
-        finally:
-            runtime.in_flight.pop(call_id, None)
+        if not tool.read_only:
+            call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
+        reply = await _answered(call, call_id, tool, runtime)
         if tool.policy == "approve" or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
         text = note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
@@ -118,6 +113,43 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         strict_json_schema=False,
         needs_approval=needs_approval,
     )
+
+
+async def _answered(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRuntime) -> ToolReply:
+    """Send the call; while its server asks for input nobody gave, wait for a person and send it again.
+
+    Each send whose question was unanswered told the server `cancel`, so it did not act: the
+    write is applied at most once, by the send that carries every answer. Each send has its own
+    idempotency key (`.../input-<n>`), so a server that remembers keys does not replay the
+    cancelled send's result.
+    """
+    key = call.idempotency_key
+    while True:
+        reply = await _send(call, call_id, tool, runtime)
+        if reply.outcome != "input_required" or reply.question is None:
+            return reply
+        given = await runtime.ask(call_id, call.agent, tool, call.arguments, reply.question) if runtime.ask else None
+        if given is None:
+            return ToolReply(text=(f"{call.server}.{call.tool} asked for input that could not be given "
+                                   "(too many questions in one call); it was answered cancel"), outcome="error")
+        answers = [*call.answers, given]
+        call = call.model_copy(update={
+            "answers": answers, "idempotency_key": f"{key}/input-{len(answers)}" if key else None,
+        })
+
+
+async def _send(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRuntime) -> ToolReply:
+    """One send of the call, listed as in flight (for the `status` query) while its activity runs."""
+    runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
+                                              since=workflow.now())
+    try:
+        if not tool.read_only:
+            return await _write(call, tool)
+        if not tool.long_running:
+            runtime.ledger.local_steps += 1  # an ordinary activity is counted by the history itself
+        return await _read(call, tool)
+    finally:
+        runtime.in_flight.pop(call_id, None)
 
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:

@@ -163,12 +163,18 @@ class ApprovalGate:
         ), now)
         if identity.token_id is not None and identity.token_id in self.used_tokens:
             raise RefusedError("this signature was already used; sign each decision anew")
-        self._check_allowed(record, identity.person, now)
+        self.check_allowed(record, identity.person, now)
         if kind == "approve" and edited is None and identity.person in record.approved_by:
             raise RefusedError(f"{cut(identity.person)!r} already approved this call")
         return Verdict(record=record, kind=kind, identity=identity, reason=reason_of(message), edited=edited)
 
-    def _check_allowed(self, record: ApprovalRecord, person: str, now: datetime) -> None:
+    @property
+    def requester(self) -> str | None:
+        """Who requested the run (the self-approval rule compares with it)."""
+        return self._requester
+
+    def check_allowed(self, record: ApprovalRecord, person: str, now: datetime) -> None:
+        """`RefusedError` unless `person` may decide this call now (approvers, escalation, self-approval)."""
         config = self._config_of(record.agent)
         if not config.allow_self_approval and self._requester is not None and person == self._requester:
             raise RefusedError(f"{cut(person)!r} requested this run and agent {record.agent!r} forbids self-approval")

@@ -100,6 +100,9 @@ class DecisionClaims(BaseModel):
     decision: Kind
     arguments_sha256: str = Field(pattern=SHA256_HEX)
     edited_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
+    # An answer to an input request (decision "answer"): SHA-256 of its canonical {action, content};
+    # `arguments_sha256` is then the hash of the question the person saw.
+    answer_sha256: str | None = Field(default=None, pattern=SHA256_HEX)
     iat: int
     exp: int
     jti: str = Field(min_length=16, max_length=128)
@@ -140,6 +143,7 @@ class Expected:
     approver: str
     arguments_sha256: str
     edited_sha256: str | None = None
+    answer_sha256: str | None = None
 
 
 class Verifier:
@@ -218,7 +222,7 @@ def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, 
     bound = {
         "workflow_id": expected.workflow_id, "call_id": expected.call_id, "decision": expected.decision,
         "sub": expected.approver, "arguments_sha256": expected.arguments_sha256,
-        "edited_sha256": expected.edited_sha256,
+        "edited_sha256": expected.edited_sha256, "answer_sha256": expected.answer_sha256,
     }
     for claim, value in bound.items():
         if getattr(claims, claim) != value:

@@ -10,13 +10,24 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 Policy = Literal["auto", "approve", "deny"]
 Outcome = Literal["ok", "error", "outcome_unknown"]
 AuditEvent = Literal[
     "requested", "approved", "rejected", "refused", "refusals_omitted", "timed_out", "escalated", "outcome",
+    "input_requested", "answered",
 ]
+# How a person answers a server's input request (the MCP spec's elicitation actions).
+AnswerAction = Literal["accept", "decline", "cancel"]
 RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 PipelineState = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 StepState = Literal["pending", "running", "awaiting_approval", "completed", "failed", "skipped", "cancelled"]
@@ -88,6 +99,10 @@ class AuditEntry(Wire):
     identity: str | None = None
     # `refusals_omitted`: how many refused attempts were counted but not listed one by one.
     count: int | None = None
+    # Input requests: the hash of the question, and the answer's action and hash (`answered`).
+    question_sha256: str | None = None
+    action: AnswerAction | None = None
+    answer_sha256: str | None = None
 
 
 class ApprovalRecord(Wire):
@@ -178,8 +193,33 @@ class Review(Decision):
     arguments: dict[str, Any] | None = None
 
 
+class InputQuestion(Wire):
+    """A server's input request (elicitation) as people see it: a form, or a URL to visit."""
+
+    mode: Literal["form", "url"] = "form"
+    message: str
+    # Form mode: the spec's flat object of primitive properties.
+    requested_schema: dict[str, Any] | None = None
+    url: str | None = None
+    elicitation_id: str | None = None
+    # What an answer is bound to (SHA-256 of the canonical mode, message, schema and URL).
+    question_sha256: str = Field(pattern=SHA256_HEX)
+
+
+class Answer(Wire):
+    """Payload of the `answer` signal and update: one person's answer to one input request."""
+
+    call_id: str = Field(min_length=1, max_length=MAX_ID)
+    approver: str = Field(min_length=1, max_length=MAX_ID)
+    question_sha256: str = Field(pattern=SHA256_HEX)
+    action: AnswerAction
+    # accept (form mode): the values, a flat object matching the requested schema.
+    content: dict[str, Any] | None = None
+    signature: str | None = Field(default=None, max_length=MAX_SIGNATURE)
+
+
 class PendingApproval(Wire):
-    """One gated call waiting for a decision, as returned by `pending_approvals`."""
+    """One gated call waiting for a decision (or, `kind` "input", an answer), as `pending_approvals` lists it."""
 
     call_id: str
     agent: str
@@ -192,6 +232,22 @@ class PendingApproval(Wire):
     approvals_needed: int = 1
     approved_by: list[str] = Field(default_factory=list)
     requester: str | None = None
+    # "input": the call is running and its server asks a person for input (`question`); answer it
+    # with the `answer` signal or update (`airlock answer`), not approve/reject.
+    kind: Literal["approval", "input"] = "approval"
+    question: InputQuestion | None = None
+
+    @model_serializer(mode="wrap")
+    def _approval_shape(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_input_fields(self.kind, handler(self))
+
+
+def _without_input_fields(kind: str, data: Any) -> Any:
+    """An approval keeps the shape it had before input requests existed: no `kind`, no `question`."""
+    if kind == "approval" and isinstance(data, dict):
+        for name in ("kind", "question", "answer_command"):
+            data.pop(name, None)
+    return data
 
 
 class ConversationItem(Wire):
@@ -327,7 +383,15 @@ class PipelinePending(Wire):
     arguments: dict[str, Any]
     arguments_sha256: str
     approve_command: str
-    reject_command: str
+    reject_command: str = ""
+    # "input": the child's server asks for input; `answer_command` answers it (approve/reject are empty).
+    kind: Literal["approval", "input"] = "approval"
+    question: InputQuestion | None = None
+    answer_command: str = ""
+
+    @model_serializer(mode="wrap")
+    def _approval_shape(self, handler: SerializerFunctionWrapHandler) -> Any:
+        return _without_input_fields(self.kind, handler(self))
 
 
 class PipelineStatus(Wire):
@@ -481,6 +545,14 @@ class ModelReply(Wire):
     response_id: str | None = None
 
 
+class GivenAnswer(Wire):
+    """An answer people gave to one of the call's input requests, sent with the call again."""
+
+    question_sha256: str = Field(pattern=SHA256_HEX)
+    action: AnswerAction
+    content: dict[str, Any] | None = None
+
+
 class ToolCall(Wire):
     """Input of the `read` and `write` activities."""
 
@@ -493,6 +565,8 @@ class ToolCall(Wire):
     call_id: str | None = None
     # The agent's model takes images: return the result's images too (within max_result_bytes).
     images: bool = False
+    # Answers to the server's input requests, in the order they were given.
+    answers: list[GivenAnswer] = Field(default_factory=list)
 
 
 class ToolImage(Wire):
@@ -506,9 +580,12 @@ class ToolReply(Wire):
     """Output of a tool activity: the text the model will see and how the call ended."""
 
     text: str
-    outcome: Outcome = "ok"
+    # "input_required": the server asked for input nobody had given (`question`); it was told
+    # `cancel`, so it did not act, and the call is sent again once a person answers.
+    outcome: Outcome | Literal["input_required"] = "ok"
     cut_bytes: int = 0
     images: list[ToolImage] = Field(default_factory=list)
+    question: InputQuestion | None = None
 
 
 class ApprovalNotice(Wire):

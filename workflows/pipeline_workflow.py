@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from workflows import steps
 from workflows.arguments import arguments_sha256
-from workflows.commands import decision_command
+from workflows.commands import answer_command, decision_command
 from workflows.decoding import parse, received
 from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError, local_failure
 from workflows.payloads import (
@@ -163,6 +163,14 @@ class PipelineWorkflow:
         # from the arguments shown here, not from the report: a command printed beside forged
         # arguments is bound to them, and the child, which knows its real call, refuses it.
         shown = arguments_sha256(reported.arguments)
+        if reported.kind == "input" and reported.question is not None:
+            sha = reported.question.question_sha256
+            return PipelinePending(
+                step=step.name, workflow_id=step.workflow_id, call_id=reported.call_id, agent=reported.agent,
+                server=reported.server, tool=reported.tool, arguments=reported.arguments, arguments_sha256=shown,
+                approve_command="", kind="input", question=reported.question,
+                answer_command=answer_command(step.workflow_id, reported.call_id, sha),
+            )
         return PipelinePending(
             step=step.name, workflow_id=step.workflow_id, call_id=reported.call_id, agent=reported.agent,
             server=reported.server, tool=reported.tool, arguments=reported.arguments, arguments_sha256=shown,

@@ -23,6 +23,7 @@ from starlette.staticfiles import StaticFiles
 from temporalio.service import RPCError
 
 from console.decisions import DecisionRefusedError
+from console.inbox import forms
 from console.inbox.auth import ForbiddenError, Gatekeeper, NotAuthenticatedError, Person
 from console.inbox.runs import DecisionError, Runs, may_decide
 from console.waiting import AGENT_NAME, ListingError, age, until
@@ -113,11 +114,11 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
                      query=query)
 
     async def input_request(request: Request, person: Person) -> Response:
-        # Hook for elicitation (DESIGN §4b), built elsewhere: a run's input request will be listed
-        # with the calls and answered here with a form rendered from its requested schema, signed
-        # like a decision (decision "answer"). Until then the inbox says so instead of guessing.
-        return _error(501, "Not built yet", "Answering a server's input request from the inbox is not built yet; "
-                      "use `airlock answer WORKFLOW_ID CALL_ID JSON --as NAME`.")
+        # A run's input request (elicitation): a form rendered from its requested schema, answered
+        # with the `answer` update, signed by the inbox for the person like a decision.
+        if request.method == "POST":
+            return await _answer(request, person, runs, gatekeeper)
+        return await _input_page(request, person, runs, gatekeeper)
 
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain", headers=SECURITY_HEADERS)
@@ -143,10 +144,14 @@ async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, An
     calls = await runs.waiting(person.name, agent=agent or None, mine=mine)
     now = datetime.now(UTC)
     rows = [{
-        **call, "tool_name": f"{call['server']}.{call['tool']}", "args_text": _one_line(call["arguments"]),
+        **call, "tool_name": f"{call['server']}.{call['tool']}",
         "waited": age(now - _parse(call["requested_at"])),
         "deadline_text": until(_parse(call["deadline"]) if call.get("deadline") else None, now),
-        "link": "/call?" + urlencode({"wf": call["workflow_id"], "call": call["call_id"]}),
+        "link": ("/input?" if call.get("kind") == "input" else "/call?")
+        + urlencode({"wf": call["workflow_id"], "call": call["call_id"]}),
+        "needs_text": "answer" if call.get("kind") == "input" else call.get("approvals_needed"),
+        "args_text": (f"asks: {call['question']['message']}" if call.get("kind") == "input" and call.get("question")
+                      else _one_line(call["arguments"])),
     } for call in calls]
     agents = sorted({c["agent"] for c in calls} | ({agent} if agent else set()))
     query = urlencode({k: v for k, v in (("agent", agent), ("mine", "1" if mine else "")) if v})
@@ -227,6 +232,62 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
              decision=record.get("decision"), identity=record.get("identity"))
     target = "/run?" + urlencode({"wf": workflow_id, "decided": call_id})
     return RedirectResponse(target, status_code=303)
+
+
+async def _input_page(
+    request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper, *, status: int = 200,
+    message: str | None = None,
+) -> Response:
+    workflow_id = request.query_params.get("wf", "")
+    call_id = request.query_params.get("call", "")
+    details = await runs.details(workflow_id, call_id)
+    pending = (details or {}).get("pending") or {}
+    if details is None or pending.get("kind") != "input" or not pending.get("question"):
+        return _html("gone.html", person, gatekeeper, status=404 if status == 200 else status,
+                     workflow_id=workflow_id, call_id=call_id, message=message,
+                     run_link="/run?" + urlencode({"wf": workflow_id}))
+    question = pending["question"]
+    return _html(
+        "input.html", person, gatekeeper, status=status, workflow_id=workflow_id, details=details, pending=pending,
+        question=question, fields=forms.fields_of(question.get("requested_schema") or {}),
+        arguments_html=json_html(pending["arguments"]), decidable=may_decide(person.name, details), message=message,
+        run_link="/run?" + urlencode({"wf": workflow_id}),
+    )
+
+
+async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper) -> Response:
+    if int(request.headers.get("content-length") or 0) > MAX_FORM_BYTES:
+        return _error(413, "Too large", "the form is larger than the inbox accepts")
+    form = await request.form()
+    values: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            values.setdefault(key, []).append(value)
+    first = {key: items[0] for key, items in values.items()}
+    gatekeeper.check_csrf(person, first.get("csrf", ""))
+    workflow_id, call_id = first.get("wf", ""), first.get("call", "")
+    request.scope["query_string"] = urlencode({"wf": workflow_id, "call": call_id}).encode()
+    action = first.get("action", "")
+    if action not in ("accept", "decline", "cancel"):
+        return _error(400, "Bad request", "unknown action")
+    content: dict[str, Any] | None = None
+    if action == "accept" and first.get("mode") != "url":
+        details = await runs.details(workflow_id, call_id)
+        question = ((details or {}).get("pending") or {}).get("question") or {}
+        try:
+            content = forms.content_of(forms.fields_of(question.get("requested_schema") or {}), values)
+        except forms.FormError as err:
+            return await _input_page(request, person, runs, gatekeeper, status=400, message=f"Not sent: {err}")
+    try:
+        record = await runs.answer(person.name, workflow_id, call_id, seen_sha256=first.get("sha256", ""),
+                                   action=action, content=content)  # type: ignore[arg-type]
+    except (DecisionError, DecisionRefusedError) as err:
+        log.warning("inbox answer refused", workflow_id=workflow_id, call_id=call_id, approver=person.name,
+                    reason=str(err))
+        return await _input_page(request, person, runs, gatekeeper, status=403, message=f"Refused: {err}")
+    log.info("inbox answer sent", workflow_id=workflow_id, call_id=call_id, approver=person.name,
+             action=record.get("action"), identity=record.get("identity"))
+    return RedirectResponse("/run?" + urlencode({"wf": workflow_id, "decided": call_id}), status_code=303)
 
 
 def _html(name: str, person: Person, gatekeeper: Gatekeeper, *, status: int = 200, **context: Any) -> HTMLResponse:

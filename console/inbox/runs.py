@@ -17,10 +17,11 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from console import signing
-from console.decisions import send_review
+from console.decisions import send_review, send_update
 from console.waiting import QUERY_CONCURRENCY, waiting_calls
 from workflows.arguments import schema_errors
-from workflows.payloads import Review
+from workflows.input_requests import answer_sha256
+from workflows.payloads import Answer, Review
 
 # How long a call's deciders are reused while listing: the list refreshes every few seconds, and
 # who may decide changes only with escalation (the decision itself is always checked by the run).
@@ -153,6 +154,33 @@ class Runs:
                          reason=reason, arguments=edit, signature=signature)
         handle = self.client.get_workflow_handle(workflow_id)
         return await send_review(handle, payload.model_dump(mode="json", exclude_none=True), self.wait)
+
+
+    async def answer(
+        self, person: str, workflow_id: str, call_id: str, *, seen_sha256: str,
+        action: Literal["accept", "decline", "cancel"], content: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """Check, sign (as the inbox, for `person`) and send one answer to an input request; the recorded one."""
+        details = await self.details(workflow_id, call_id)
+        pending = (details or {}).get("pending") or {}
+        question = pending.get("question") or {}
+        if details is None or pending.get("kind") != "input":
+            raise DecisionError(f"call {call_id} has no input request pending in {workflow_id} (answered already?)")
+        sha = str(question.get("question_sha256"))
+        if sha != seen_sha256:
+            raise DecisionError("the server asked something else since you opened it: read it again")
+        if not may_decide(person, details):
+            raise DecisionError(f"{person} may not answer for this call")
+        signature = None
+        if self.key is not None:
+            signature = signing.sign_decision(
+                self.key, signer=self.service, approver=person, workflow_id=workflow_id, call_id=call_id,
+                decision="answer", arguments_sha256=sha, answer_sha256=answer_sha256(action, content),
+            )
+        payload = Answer(call_id=call_id, approver=person, question_sha256=sha, action=action, content=content,
+                         signature=signature)
+        handle = self.client.get_workflow_handle(workflow_id)
+        return await send_update(handle, "answer", payload.model_dump(mode="json", exclude_none=True), self.wait)
 
 
 def may_decide(person: str, details: dict[str, Any]) -> bool:

@@ -1,0 +1,199 @@
+"""Input requests: a running call's MCP server asks people for input, and answers are judged like decisions.
+
+Pure and deterministic, like the approval gate whose audit, verifier, used signatures and rules
+on who may decide it shares: an answer counts only for the question it names (its hash), with
+content that fits the requested schema, from a person allowed to decide the call, proven by a
+signature when the run has an approvers file. Anything else changes nothing and is audited as
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from workflows.arguments import arguments_sha256, schema_errors
+from workflows.decoding import cut
+from workflows.gate import ApprovalGate
+from workflows.identity import Expected, Identity, RefusedError
+from workflows.payloads import (
+    Answer,
+    AnswerAction,
+    ApprovalRecord,
+    AuditEntry,
+    GivenAnswer,
+    InputQuestion,
+    PendingApproval,
+)
+
+# Bounds on what a person's answer may carry into history and back to the server.
+MAX_CONTENT_BYTES = 16_000
+# A server that asks again after every answer would keep a call (and its run) waiting forever.
+MAX_QUESTIONS_PER_CALL = 5
+
+
+def answer_sha256(action: AnswerAction, content: dict[str, Any] | None) -> str:
+    """SHA-256 of an answer's canonical JSON `{"action", "content"}`: what a signature on it binds."""
+    return arguments_sha256({"action": action, "content": content})
+
+
+def content_problems(schema: dict[str, Any], content: Any) -> list[str]:
+    """How `content` breaks the spec's flat-object rule or the requested schema, as short lines."""
+    if not isinstance(content, dict):
+        return ["(top level): an accepted form answer is a JSON object"]
+    properties = schema.get("properties", {})
+    problems = [f"{cut(key, 40)}: not a field of the form" for key in content if key not in properties]
+    for key, value in content.items():
+        flat = isinstance(value, str | int | float | bool) or (
+            isinstance(value, list) and all(isinstance(item, str) for item in value))
+        if not flat:
+            problems.append(f"{cut(key, 40)}: a value is a string, number, boolean or a list of strings")
+    if problems:
+        return problems[:5]
+    size = len(json.dumps(content, ensure_ascii=False).encode())
+    if size > MAX_CONTENT_BYTES:
+        return [f"(top level): {size} bytes, more than the {MAX_CONTENT_BYTES} accepted"]
+    return schema_errors(schema, content)
+
+
+@dataclass
+class InputRecord:
+    """One question a call's server asked, and the answer once there is one."""
+
+    # The call as approvers see it; `requested_at` and `deadline` are the question's.
+    call: ApprovalRecord
+    question: InputQuestion
+    action: AnswerAction | None = None
+    content: dict[str, Any] | None = None
+    answered_by: str | None = None
+    identity: str | None = None
+
+    def given(self) -> GivenAnswer:
+        """The answer as it is sent back with the call."""
+        assert self.action is not None
+        return GivenAnswer(question_sha256=self.question.question_sha256, action=self.action, content=self.content)
+
+
+@dataclass(frozen=True)
+class AnswerVerdict:
+    """An answer that may be applied: the question, who answered and what."""
+
+    record: InputRecord
+    identity: Identity
+    action: AnswerAction
+    content: dict[str, Any] | None
+
+
+class InputDesk:
+    """The open input requests of one run, keyed by the call whose server asked."""
+
+    def __init__(self, gate: ApprovalGate, *, workflow_id: str, timeout_of: Any) -> None:
+        self._gate = gate
+        self._workflow_id = workflow_id
+        self._timeout_of = timeout_of
+        self._open: dict[str, InputRecord] = {}
+        self._asked: dict[str, int] = {}
+
+    def open(
+        self, *, call_id: str, agent: str, server: str, tool: str, arguments: dict[str, Any],
+        question: InputQuestion, now: datetime,
+    ) -> InputRecord:
+        """Open a question for a person; `RefusedError` when the call has asked too often already."""
+        asked = self._asked.get(call_id, 0)
+        if asked >= MAX_QUESTIONS_PER_CALL:
+            raise RefusedError(f"its server asked for input more than {MAX_QUESTIONS_PER_CALL} times in one call")
+        self._asked[call_id] = asked + 1
+        call = ApprovalRecord(
+            call_id=call_id, agent=agent, server=server, tool=tool, arguments=arguments,
+            arguments_sha256=arguments_sha256(arguments), requested_at=now,
+            deadline=now + timedelta(seconds=self._timeout_of(agent)),
+        )
+        record = InputRecord(call=call, question=question)
+        self._open[call_id] = record
+        self._audit(record, "input_requested", now, reason=cut(question.message, 300))
+        return record
+
+    def close(self, call_id: str) -> None:
+        """Forget a question once its answer went back with the call."""
+        self._open.pop(call_id, None)
+
+    def waiting(self, call_id: str) -> InputRecord | None:
+        """The call's question while it waits for an answer."""
+        record = self._open.get(call_id)
+        return record if record is not None and record.action is None else None
+
+    def pending(self) -> list[PendingApproval]:
+        """The questions still waiting for an answer, as `pending_approvals` lists them."""
+        return [self.as_pending(r) for r in self._open.values() if r.action is None]
+
+    def as_pending(self, record: InputRecord) -> PendingApproval:
+        """The `pending_approvals` view of an open question (`kind` "input")."""
+        call = record.call
+        return PendingApproval(
+            call_id=call.call_id, agent=call.agent, server=call.server, tool=call.tool,
+            arguments=call.arguments, arguments_sha256=call.arguments_sha256, requested_at=call.requested_at,
+            deadline=call.deadline, approvals_needed=1, requester=self._gate.requester, kind="input",
+            question=record.question,
+        )
+
+    def judge(self, message: Answer, now: datetime) -> AnswerVerdict:
+        """Check an answer without changing anything; `RefusedError` says why it does not count."""
+        record = self._open.get(message.call_id)
+        if record is None or record.action is not None:
+            raise RefusedError(f"no input request is pending for call id {cut(message.call_id)!r}")
+        question = record.question
+        if message.question_sha256 != question.question_sha256:
+            raise RefusedError("wrong question_sha256: it is not the hash of the question pending for this call "
+                               "(read it again with pending_approvals)")
+        content = message.content
+        if message.action != "accept" and content is not None:
+            raise RefusedError(f"content belongs to an accepted answer, not to {message.action}")
+        if message.action == "accept" and question.mode == "url" and content is not None:
+            raise RefusedError("a URL request is accepted without content (the person acts at the URL)")
+        if message.action == "accept" and question.mode == "form":
+            problems = content_problems(question.requested_schema or {}, content)
+            if problems:
+                raise RefusedError("the content does not match the requested schema: " + "; ".join(problems))
+        gate = self._gate
+        identity = gate.verifier.identify(message.signature, Expected(
+            workflow_id=self._workflow_id, call_id=message.call_id, decision="answer", approver=message.approver,
+            arguments_sha256=question.question_sha256, answer_sha256=answer_sha256(message.action, content),
+        ), now)
+        if identity.token_id is not None and identity.token_id in gate.used_tokens:
+            raise RefusedError("this signature was already used; sign each answer anew")
+        gate.check_allowed(record.call, identity.person, now)
+        return AnswerVerdict(record=record, identity=identity, action=message.action, content=content)
+
+    def apply(self, verdict: AnswerVerdict, now: datetime) -> AuditEntry:
+        """Record an answer that `judge` allowed; returns its audit entry."""
+        record = verdict.record
+        if verdict.identity.token_id is not None:
+            self._gate.used_tokens.append(verdict.identity.token_id)
+        record.action = verdict.action
+        record.content = verdict.content
+        record.answered_by = verdict.identity.person
+        record.identity = verdict.identity.label
+        return self._audit(record, "answered", now, actor=record.answered_by, identity=record.identity,
+                           action=verdict.action, answer=answer_sha256(verdict.action, verdict.content))
+
+    def time_out(self, record: InputRecord, now: datetime) -> None:
+        """Answer `cancel` for a question nobody answered before its deadline (the spec's dismissal)."""
+        record.action = "cancel"
+        self._audit(record, "timed_out", now, reason="no answer before the deadline: the server is told cancel",
+                    action="cancel")
+
+    def _audit(
+        self, record: InputRecord, event: Any, now: datetime, *, actor: str | None = None,
+        reason: str | None = None, identity: str | None = None, action: AnswerAction | None = None,
+        answer: str | None = None,
+    ) -> AuditEntry:
+        call = record.call
+        entry = AuditEntry(
+            at=now, event=event, call_id=call.call_id, agent=call.agent, server=call.server, tool=call.tool,
+            actor=actor, reason=reason, arguments_sha256=call.arguments_sha256, identity=identity,
+            question_sha256=record.question.question_sha256, action=action, answer_sha256=answer,
+        )
+        self._gate.audit.append(entry)
+        return entry
