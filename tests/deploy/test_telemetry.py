@@ -53,7 +53,7 @@ from tests.conftest import (
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
 from tests.support.otlp_receiver import OtlpReceiver, Span
-from tests.support.tickets_http import tickets_http_server
+from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows import telemetry, tracing
 from workflows.devserver import free_port
@@ -399,6 +399,7 @@ async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_ga
     [servers.tickets]
     transport = "http"
     url = "http://127.0.0.1:{port}/mcp"
+    {AUTH_HEADER}
     trust = "trusted"
     timeout = "5s"
     [servers.tickets.breaker]
@@ -411,6 +412,7 @@ async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_ga
         {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
         {"message": "Done."},
     ]})
+    project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
     async with tickets_http_server(tmp_path / "http.db", port=port) as tickets, \
             metrics_worker(project, temporal_env) as url:
         handle = await client.start_workflow(
