@@ -1,8 +1,8 @@
 """Airlock worker: read settings, connect to Temporal (or start the embedded one), run.
 
-    python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
-    python worker.py --dev       # start the bundled `temporal server start-dev` first, and the inbox
-    python worker.py --demo      # --dev, then run the support agent through an approval
+python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
+python worker.py --dev       # start the bundled `temporal server start-dev` first, and the inbox
+python worker.py --demo      # --dev, then run the support agent through an approval
 """
 
 from __future__ import annotations
@@ -102,8 +102,10 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         check_approvers(spec.approval.approvers, directory, path=path, key="approval.approvers")
         check_approvers(spec.approval.escalate_to, directory, path=path, key="approval.escalate_to")
     if approvers is None:
-        log.warning("decisions are asserted, not proven: anyone who can signal a run can claim any approver "
-                    "name; set AIRLOCK_APPROVERS_FILE to require signed decisions")
+        log.warning(
+            "decisions are asserted, not proven: anyone who can signal a run can claim any approver "
+            "name; set AIRLOCK_APPROVERS_FILE to require signed decisions"
+        )
     return AirlockActivities(
         catalog,
         McpPool(servers, environ, on_secret=redactor.learn),
@@ -126,10 +128,15 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
         return
     port = settings.temporal_address.rpartition(":")[2]
     db_file = settings.data_dir / "temporal.db"
-    log.info("starting embedded Temporal", address=settings.temporal_address, db=str(db_file),
-             ui=f"http://127.0.0.1:{settings.dev_ui_port}")
-    env = await devserver.start(db_file=db_file, port=int(port), ui_port=settings.dev_ui_port,
-                                data_converter=converter.data_converter(settings))
+    log.info(
+        "starting embedded Temporal",
+        address=settings.temporal_address,
+        db=str(db_file),
+        ui=f"http://127.0.0.1:{settings.dev_ui_port}",
+    )
+    env = await devserver.start(
+        db_file=db_file, port=int(port), ui_port=settings.dev_ui_port, data_converter=converter.data_converter(settings)
+    )
     try:
         yield env.client
     finally:
@@ -150,8 +157,12 @@ async def running_worker(
         options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
     worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
-    log.info("worker ready", task_queue=settings.task_queue, agents=sorted(activities.catalog.agents),
-             pipelines=sorted(activities.pipelines))
+    log.info(
+        "worker ready",
+        task_queue=settings.task_queue,
+        agents=sorted(activities.catalog.agents),
+        pipelines=sorted(activities.pipelines),
+    )
     try:
         yield worker
     finally:
@@ -170,7 +181,10 @@ async def preflight(client: Client, settings: Settings, activities: AirlockActiv
 
 
 async def serve(
-    settings: Settings, activities: AirlockActivities, dev: bool, interceptors: Sequence[Interceptor] = (),
+    settings: Settings,
+    activities: AirlockActivities,
+    dev: bool,
+    interceptors: Sequence[Interceptor] = (),
 ) -> None:
     """Check what the worker depends on, then run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
@@ -202,8 +216,14 @@ async def serve(
 
 async def demo(settings: Settings, activities: AirlockActivities, interceptors: Sequence[Interceptor] = ()) -> None:
     """Start everything, walk the support agent through a signed approval, stop."""
-    async with temporal(settings, dev=True) as client, running_worker(
-        client, settings, activities, interceptors=interceptors,
+    async with (
+        temporal(settings, dev=True) as client,
+        running_worker(
+            client,
+            settings,
+            activities,
+            interceptors=interceptors,
+        ),
     ):
         await walkthrough(client, settings)
 
@@ -212,8 +232,9 @@ def main() -> None:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description="Airlock worker")
     parser.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
-    parser.add_argument("--demo", action="store_true",
-                        help="start everything, run the support agent through an approval, exit")
+    parser.add_argument(
+        "--demo", action="store_true", help="start everything, run the support agent through an approval, exit"
+    )
     args = parser.parse_args()
     settings = Settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -239,8 +260,11 @@ def main() -> None:
         logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
         if tracer is not None:
             tracer.scrub_with(activities.redactor)
-        asyncio.run(demo(settings, activities, interceptors) if args.demo
-                    else serve(settings, activities, dev=args.dev, interceptors=interceptors))
+        asyncio.run(
+            demo(settings, activities, interceptors)
+            if args.demo
+            else serve(settings, activities, dev=args.dev, interceptors=interceptors)
+        )
     except ConfigError as err:
         log.error("configuration error", error=str(err))
         code = 2

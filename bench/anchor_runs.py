@@ -57,7 +57,8 @@ def ensure_venv() -> bool:
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True, timeout=120)
     subprocess.run(
         [str(python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
-        check=True, timeout=INSTALL_DEADLINE_S,
+        check=True,
+        timeout=INSTALL_DEADLINE_S,
     )
     STAMP.write_text(_wanted())
     return True
@@ -66,8 +67,10 @@ def ensure_venv() -> bool:
 def installed_versions() -> dict[str, str]:
     """Versions of the anchor venv's packages that matter to the comparison."""
     names = ("temporalio-openai-agents", "temporalio-mcp", "openai-agents", "temporalio", "mcp")
-    code = ("import json, sys\nfrom importlib import metadata\n"
-            "print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))")
+    code = (
+        "import json, sys\nfrom importlib import metadata\n"
+        "print(json.dumps({n: metadata.version(n) for n in sys.argv[1:]}))"
+    )
     out = subprocess.run([str(python()), "-c", code, *names], check=True, capture_output=True, text=True, timeout=60)
     return dict(json.loads(out.stdout))
 
@@ -75,10 +78,17 @@ def installed_versions() -> dict[str, str]:
 def worker_args(scenario: Scenario, address: str, task_queue: str) -> list[str]:
     """Flags of bench/anchor/worker.py: the same script and tickets server as the other sides."""
     return [
-        "--address", address, "--task-queue", task_queue, "--script", str(scenario.script_file),
-        "--tickets-db", str(scenario.anchor_db),
+        "--address",
+        address,
+        "--task-queue",
+        task_queue,
+        "--script",
+        str(scenario.script_file),
+        "--tickets-db",
+        str(scenario.anchor_db),
         # The tickets server runs under Airlock's interpreter, as the durable worker's does.
-        "--mcp-python", sys.executable,
+        "--mcp-python",
+        sys.executable,
     ]
 
 
@@ -95,7 +105,10 @@ async def worker_process(
 ) -> AsyncIterator[durable_runs.WorkerProcess]:
     """Start the anchor worker with the anchor venv, wait for its ready line, stop it."""
     async with durable_runs.worker_process(
-        worker_env(), scenario.root / "anchor-worker.log", WORKER_SCRIPT, python=str(python()),
+        worker_env(),
+        scenario.root / "anchor-worker.log",
+        WORKER_SCRIPT,
+        python=str(python()),
         args=worker_args(scenario, address, task_queue),
     ) as worker:
         yield worker
@@ -103,15 +116,21 @@ async def worker_process(
 
 def request(k: int, prompt: str) -> dict[str, Any]:
     """The anchor workflow's JSON input for the K-read agent."""
-    return {"agent": reader_agent(k), "input": prompt, "instructions": READER_INSTRUCTIONS,
-            "max_turns": max_turns_of(k)}
+    return {
+        "agent": reader_agent(k),
+        "input": prompt,
+        "instructions": READER_INSTRUCTIONS,
+        "max_turns": max_turns_of(k),
+    }
 
 
 async def run(client: Client, task_queue: str, k: int, prompt: str) -> tuple[float, WorkflowHandle[Any, Any]]:
     """Start one anchor run and await its result; returns (wall seconds, handle)."""
     began = time.perf_counter()
     handle = await client.start_workflow(
-        WORKFLOW, request(k, prompt), id=f"bench-anchor-{reader_agent(k)}-{uuid.uuid4().hex[:12]}",
+        WORKFLOW,
+        request(k, prompt),
+        id=f"bench-anchor-{reader_agent(k)}-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
     )
     result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)

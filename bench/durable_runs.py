@@ -51,17 +51,19 @@ class WorkerProcess:
 def worker_env(scenario: Scenario, address: str, task_queue: str) -> dict[str, str]:
     """Settings of the worker subprocess: the scenario's files, the scripted model, the dev server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "OPENAI_"))}
-    env.update({
-        "AIRLOCK_TEMPORAL_ADDRESS": address,
-        "AIRLOCK_TASK_QUEUE": task_queue,
-        "AIRLOCK_AGENTS_DIR": str(scenario.agents_dir),
-        "AIRLOCK_MCP_SERVERS_FILE": str(scenario.servers_file),
-        "AIRLOCK_MODEL_PROVIDER": "scripted",
-        "AIRLOCK_SCRIPTED_MODEL_FILE": str(scenario.script_file),
-        "AIRLOCK_DATA_DIR": str(scenario.root / "data"),
-        "AIRLOCK_LOG_FORMAT": "json",
-        "TICKETS_DB": str(scenario.durable_db),
-    })
+    env.update(
+        {
+            "AIRLOCK_TEMPORAL_ADDRESS": address,
+            "AIRLOCK_TASK_QUEUE": task_queue,
+            "AIRLOCK_AGENTS_DIR": str(scenario.agents_dir),
+            "AIRLOCK_MCP_SERVERS_FILE": str(scenario.servers_file),
+            "AIRLOCK_MODEL_PROVIDER": "scripted",
+            "AIRLOCK_SCRIPTED_MODEL_FILE": str(scenario.script_file),
+            "AIRLOCK_DATA_DIR": str(scenario.root / "data"),
+            "AIRLOCK_LOG_FORMAT": "json",
+            "TICKETS_DB": str(scenario.durable_db),
+        }
+    )
     return env
 
 
@@ -90,16 +92,26 @@ async def _stop(proc: asyncio.subprocess.Process) -> None:
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    env: dict[str, str], log_file: Path, script: Path = WORKER_SCRIPT, *,
-    python: str = sys.executable, args: Sequence[str] = (),
+    env: dict[str, str],
+    log_file: Path,
+    script: Path = WORKER_SCRIPT,
+    *,
+    python: str = sys.executable,
+    args: Sequence[str] = (),
 ) -> AsyncIterator[WorkerProcess]:
     """Start `python worker.py` (or a variant `script`, or another venv's `python`), wait until it
     logs "worker ready", stop it."""
     with log_file.open("wb") as sink:
         spawned_at = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
-            python, str(script), *args, cwd=REPO_ROOT, env=env,
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=sink,
+            python,
+            str(script),
+            *args,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
         )
     worker = WorkerProcess(proc, log_file, spawned_at)
     try:
@@ -111,16 +123,22 @@ async def worker_process(
 
 def log_problems(log_file: Path, keep: int = 3) -> dict[str, Any]:
     """Warning and error lines the worker logged: retries and failures hide here, not in timings."""
-    problems = [line for line in log_file.read_text(errors="replace").splitlines()
-                if '"level": "warning"' in line or '"level": "error"' in line]
+    problems = [
+        line
+        for line in log_file.read_text(errors="replace").splitlines()
+        if '"level": "warning"' in line or '"level": "error"' in line
+    ]
     return {"problems": len(problems), "first": problems[:keep]}
 
 
 async def start(client: Client, task_queue: str, agent: str, prompt: str) -> WorkflowHandle[Any, AgentResult]:
     """Start one `AgentWorkflow` run under a unique id."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent=agent, input=prompt, requester="bench"),
-        id=f"bench-{agent}-{uuid.uuid4().hex[:12]}", task_queue=task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent=agent, input=prompt, requester="bench"),
+        id=f"bench-{agent}-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -167,8 +185,9 @@ async def approval_latency(client: Client, task_queue: str, db: Path) -> float:
     handle = await start(client, task_queue, WRITER_AGENT, "Comment on T-3.")
     call = await pending_call(handle)
     before = count_writes(db, GATED_TOOL)
-    await handle.signal("approve", Approve(call_id=call["call_id"], approver=APPROVER,
-                                           arguments_sha256=call["arguments_sha256"]))
+    await handle.signal(
+        "approve", Approve(call_id=call["call_id"], approver=APPROVER, arguments_sha256=call["arguments_sha256"])
+    )
     accepted = time.perf_counter()
     arrived = await asyncio.to_thread(_wait_for_write, db, before, accepted + RUN_DEADLINE_S)
     result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)

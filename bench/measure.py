@@ -36,7 +36,7 @@ def process_cpu_seconds(pid: int) -> float:
     """utime + stime of process `pid` (every thread), from /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     # Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
@@ -51,7 +51,7 @@ def child_pids(parent: int, command_contains: str) -> list[int]:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue  # the process ended while we looked
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         if ppid == parent and command_contains in cmdline:
             found.append(int(entry.name))
     return found

@@ -29,14 +29,19 @@ class PlainRunner:
     def __init__(self, scenario: Scenario) -> None:
         env = get_default_environment() | {"TICKETS_DB": str(scenario.plain_db)}
         self.server = MCPServerStdio(
-            {"command": sys.executable, "args": ["-m", "mcp_servers.tickets"], "env": env,
-             "cwd": str(REPO_ROOT)},
-            cache_tools_list=True, name="tickets", client_session_timeout_seconds=30,
+            {"command": sys.executable, "args": ["-m", "mcp_servers.tickets"], "env": env, "cwd": str(REPO_ROOT)},
+            cache_tools_list=True,
+            name="tickets",
+            client_session_timeout_seconds=30,
         )
         backend = ScriptedModel(scenario.script)
         self.agents = {
-            name: Agent(name=name, instructions=READER_INSTRUCTIONS,
-                        model=ScriptedSdkModel(backend, name), mcp_servers=[self.server])
+            name: Agent(
+                name=name,
+                instructions=READER_INSTRUCTIONS,
+                model=ScriptedSdkModel(backend, name),
+                mcp_servers=[self.server],
+            )
             for name in scenario.script
         }
         self.max_turns = {reader_agent(k): max_turns_of(k) for k in scenario.ks}
@@ -53,6 +58,5 @@ class PlainRunner:
     async def run(self, agent: str, prompt: str) -> float:
         """One run of `agent` to its final answer; returns its wall time in seconds."""
         start = time.perf_counter()
-        await Runner.run(self.agents[agent], prompt, max_turns=self.max_turns.get(agent, 20),
-                         run_config=RUN_CONFIG)
+        await Runner.run(self.agents[agent], prompt, max_turns=self.max_turns.get(agent, 20), run_config=RUN_CONFIG)
         return time.perf_counter() - start

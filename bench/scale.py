@@ -51,8 +51,15 @@ async def _all_waiting(client: Client, query: str, count: int) -> None:
 async def _cli_pending(address: str) -> tuple[float, int]:
     began = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
-        airlock_cli(), "--address", address, "pending", "-o", "json",
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        airlock_cli(),
+        "--address",
+        address,
+        "pending",
+        "-o",
+        "json",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), CLI_DEADLINE_S)
@@ -66,14 +73,16 @@ async def _cli_pending(address: str) -> tuple[float, int]:
     return seconds, len(json.loads(out))
 
 
-async def waiting_runs(client: Client, address: str, task_queue: str, worker: durable_runs.WorkerProcess,
-                       runs: int) -> dict[str, Any]:
+async def waiting_runs(
+    client: Client, address: str, task_queue: str, worker: durable_runs.WorkerProcess, runs: int
+) -> dict[str, Any]:
     """Start `runs` gated runs, wait until all wait at the gate, measure the worker and the CLI, approve all."""
     query = f'AirlockState="awaiting_approval" AND ExecutionStatus="Running" AND AirlockAgent="{WRITER_AGENT}"'
     rss_before = process_rss_bytes(worker.pid)
     began = time.perf_counter()
     handles: list[WorkflowHandle[Any, AgentResult]] = await _bounded(
-        list(range(runs)), lambda _: durable_runs.start(client, task_queue, WRITER_AGENT, "Comment on T-3."))
+        list(range(runs)), lambda _: durable_runs.start(client, task_queue, WRITER_AGENT, "Comment on T-3.")
+    )
     calls: list[dict[str, Any]] = await _bounded(handles, lambda h: durable_runs.pending_call(h, POLL_S))
     await _all_waiting(client, query, runs)
     all_waiting_s = time.perf_counter() - began
@@ -84,10 +93,16 @@ async def waiting_runs(client: Client, address: str, task_queue: str, worker: du
 
     async def approve(pair: tuple[WorkflowHandle[Any, AgentResult], dict[str, Any]]) -> None:
         handle, call = pair
-        await handle.execute_update("review", Review(
-            call_id=call["call_id"], approver=APPROVER, arguments_sha256=call["arguments_sha256"],
-            decision="approve",
-        ), result_type=dict)
+        await handle.execute_update(
+            "review",
+            Review(
+                call_id=call["call_id"],
+                approver=APPROVER,
+                arguments_sha256=call["arguments_sha256"],
+                decision="approve",
+            ),
+            result_type=dict,
+        )
 
     async def finished(handle: WorkflowHandle[Any, AgentResult]) -> None:
         result = await asyncio.wait_for(handle.result(), durable_runs.RUN_DEADLINE_S)
@@ -100,14 +115,18 @@ async def waiting_runs(client: Client, address: str, task_queue: str, worker: du
     await _bounded(handles, finished)
     approved_s = time.perf_counter() - approving
     return {
-        "runs": runs, "concurrency": CONCURRENCY,
+        "runs": runs,
+        "concurrency": CONCURRENCY,
         "start_to_all_waiting_s": all_waiting_s,
-        "worker_rss_mib_before": rss_before / 2**20, "worker_rss_mib_waiting": rss_waiting / 2**20,
+        "worker_rss_mib_before": rss_before / 2**20,
+        "worker_rss_mib_waiting": rss_waiting / 2**20,
         "worker_rss_kib_per_waiting_run": (rss_waiting - rss_before) / 1024 / runs,
-        "cli_pending_s": cli_s, "cli_listed": listed,
-        "approve_updates_s": updates_s, "approve_to_all_completed_s": approved_s,
+        "cli_pending_s": cli_s,
+        "cli_listed": listed,
+        "approve_updates_s": updates_s,
+        "approve_to_all_completed_s": approved_s,
         "note": f"{runs} `{WRITER_AGENT}` runs paused at the gate at once on one worker; RSS from "
-                "/proc/<worker>/status VmRSS (the worker alone, not its MCP child); `airlock pending -o json` "
-                "as a subprocess; then {runs} `review` updates, at most "
-                f"{CONCURRENCY} in flight, until every run completed",
+        "/proc/<worker>/status VmRSS (the worker alone, not its MCP child); `airlock pending -o json` "
+        "as a subprocess; then {runs} `review` updates, at most "
+        f"{CONCURRENCY} in flight, until every run completed",
     }

@@ -110,8 +110,13 @@ def build(root: Path, ks: tuple[int, ...]) -> Scenario:
     script_file = root / "script.json"
     script_file.write_text(json.dumps(_raw_script(ks)))
     return Scenario(
-        root=root, agents_dir=agents_dir, servers_file=BUNDLED_SERVERS, script_file=script_file,
-        durable_db=root / "durable-tickets.db", plain_db=root / "plain-tickets.db",
+        root=root,
+        agents_dir=agents_dir,
+        servers_file=BUNDLED_SERVERS,
+        script_file=script_file,
+        durable_db=root / "durable-tickets.db",
+        plain_db=root / "plain-tickets.db",
         anchor_db=root / "anchor-tickets.db",
-        script=load_script(script_file), ks=ks,
+        script=load_script(script_file),
+        ks=ks,
     )

@@ -24,16 +24,28 @@ class ScriptedSdkModel(Model):
         self.agent = agent
 
     async def get_response(
-        self, system_instructions: str | None, input: str | list[Any], model_settings: Any,
-        tools: list[Any], output_schema: Any, handoffs: list[Any], tracing: Any, *,
-        previous_response_id: str | None = None, conversation_id: str | None = None,
+        self,
+        system_instructions: str | None,
+        input: str | list[Any],
+        model_settings: Any,
+        tools: list[Any],
+        output_schema: Any,
+        handoffs: list[Any],
+        tracing: Any,
+        *,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
         prompt: Any = None,
     ) -> ModelResponse:
         """Play the next scripted step; the output is rebuilt the way `workflows.durable_model` does."""
-        reply = await self.backend.respond(ModelCall(
-            agent=self.agent, model="scripted", instructions=system_instructions,
-            input=input_items(input),
-        ))
+        reply = await self.backend.respond(
+            ModelCall(
+                agent=self.agent,
+                model="scripted",
+                instructions=system_instructions,
+                input=input_items(input),
+            )
+        )
         return model_response(reply)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:

@@ -104,12 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="airlock", description="Airlock operator CLI")
     parser.add_argument("--address", help="Temporal frontend host:port (default: AIRLOCK_TEMPORAL_ADDRESS)")
     parser.add_argument("--namespace", help="Temporal namespace (default: AIRLOCK_TEMPORAL_NAMESPACE)")
-    parser.add_argument("--timeout", dest="wait", type=_positive_seconds, default=timedelta(seconds=10),
-                        help="seconds to wait for each query or update (default: 10)")
+    parser.add_argument(
+        "--timeout",
+        dest="wait",
+        type=_positive_seconds,
+        default=timedelta(seconds=10),
+        help="seconds to wait for each query or update (default: 10)",
+    )
     parser.add_argument("-o", "--output", dest="global_output", choices=("table", "json"))
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-o", "--output", choices=("table", "json"), default=None,
-                        help="table (for people, the default) or json (for machines)")
+    common.add_argument(
+        "-o",
+        "--output",
+        choices=("table", "json"),
+        default=None,
+        help="table (for people, the default) or json (for machines)",
+    )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
     keygen = commands.add_parser("keygen", parents=[common], help="make an Ed25519 key for signing decisions")
@@ -131,40 +141,75 @@ def build_parser() -> argparse.ArgumentParser:
         _decision_arguments(decide)
         if name == "approve":
             decide.add_argument("--comment", default="", help="why, for the audit")
-            decide.add_argument("--edit", type=_json_object, metavar="JSON",
-                                help="arguments to run the call with instead (a whole JSON object)")
+            decide.add_argument(
+                "--edit",
+                type=_json_object,
+                metavar="JSON",
+                help="arguments to run the call with instead (a whole JSON object)",
+            )
             decide.set_defaults(command=cmd_decide, decision="approve", reason=None)
         else:
             decide.add_argument("--reason", required=True, help="why; the model hears it")
             decide.set_defaults(command=cmd_decide, decision="reject", comment=None, edit=None)
 
-    sign = commands.add_parser("sign", parents=[common],
-                               help="print a signed approve/reject signal payload (for any Temporal client)")
+    sign = commands.add_parser(
+        "sign", parents=[common], help="print a signed approve/reject signal payload (for any Temporal client)"
+    )
     _decision_arguments(sign)
     sign.add_argument("--decision", required=True, choices=("approve", "reject"))
     sign.add_argument("--comment", help="approve: why, for the audit")
     sign.add_argument("--reason", help="reject: why; the model hears it")
     sign.add_argument("--edit", type=_json_object, metavar="JSON", help="approve: arguments to run the call with")
-    sign.add_argument("--expires", type=_lifetime, default=signing.DEFAULT_LIFETIME,
-                      help="how long the signature is good for (default 10m, at most 7d)")
+    sign.add_argument(
+        "--expires",
+        type=_lifetime,
+        default=signing.DEFAULT_LIFETIME,
+        help="how long the signature is good for (default 10m, at most 7d)",
+    )
     sign.set_defaults(command=cmd_sign)
 
-    answer = commands.add_parser("answer", parents=[common],
-                                 help="answer a server's input request (signed, with the answer update)")
+    answer = commands.add_parser(
+        "answer", parents=[common], help="answer a server's input request (signed, with the answer update)"
+    )
     answer.add_argument("workflow_id", metavar="WORKFLOW_ID")
     answer.add_argument("call_id", metavar="CALL_ID")
-    answer.add_argument("content", metavar="JSON", nargs="?", type=_json_object,
-                        help="the form's values (a JSON object); none for --decline, --cancel or a URL request")
-    answer.add_argument("--as", dest="approver", required=True, type=_name, metavar="NAME",
-                        help="who answers (a name in approvers.toml)")
+    answer.add_argument(
+        "content",
+        metavar="JSON",
+        nargs="?",
+        type=_json_object,
+        help="the form's values (a JSON object); none for --decline, --cancel or a URL request",
+    )
+    answer.add_argument(
+        "--as",
+        dest="approver",
+        required=True,
+        type=_name,
+        metavar="NAME",
+        help="who answers (a name in approvers.toml)",
+    )
     answer.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
-    answer.add_argument("--sha256", type=_sha256, metavar="HASH",
-                        help="the question_sha256 you were shown; refused unless it is still the pending question")
+    answer.add_argument(
+        "--sha256",
+        type=_sha256,
+        metavar="HASH",
+        help="the question_sha256 you were shown; refused unless it is still the pending question",
+    )
     action = answer.add_mutually_exclusive_group()
-    action.add_argument("--decline", dest="action", action="store_const", const="decline",
-                        help="say no to the request (the server hears decline)")
-    action.add_argument("--cancel", dest="action", action="store_const", const="cancel",
-                        help="dismiss the request (the server hears cancel)")
+    action.add_argument(
+        "--decline",
+        dest="action",
+        action="store_const",
+        const="decline",
+        help="say no to the request (the server hears decline)",
+    )
+    action.add_argument(
+        "--cancel",
+        dest="action",
+        action="store_const",
+        const="cancel",
+        help="dismiss the request (the server hears cancel)",
+    )
     answer.set_defaults(command=cmd_answer, action="accept")
 
     audit = commands.add_parser("audit", parents=[common], help="one run's audit trail")
@@ -180,12 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     codec = commands.add_parser("codec-server", help="decode encrypted payloads for the Web UI and `temporal`")
     codec.add_argument("--host", help="address to bind (default: AIRLOCK_CODEC_SERVER_HOST, 127.0.0.1)")
     codec.add_argument("--port", type=int, help="port (default: AIRLOCK_CODEC_SERVER_PORT, 8235)")
-    codec.add_argument("--web-origin", action="append", metavar="ORIGIN",
-                       help="a Web UI origin browsers may call from; repeatable "
-                            "(default: AIRLOCK_CODEC_SERVER_ORIGINS, the local dev UI)")
-    codec.add_argument("--token-file", type=Path, metavar="PATH",
-                       help="file (mode 0600) with the bearer token requests must carry "
-                            "(default: AIRLOCK_CODEC_SERVER_TOKEN_FILE or AIRLOCK_CODEC_SERVER_TOKEN)")
+    codec.add_argument(
+        "--web-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a Web UI origin browsers may call from; repeatable "
+        "(default: AIRLOCK_CODEC_SERVER_ORIGINS, the local dev UI)",
+    )
+    codec.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="file (mode 0600) with the bearer token requests must carry "
+        "(default: AIRLOCK_CODEC_SERVER_TOKEN_FILE or AIRLOCK_CODEC_SERVER_TOKEN)",
+    )
     codec.set_defaults(command=cmd_codec_server, output=None)
 
     start = commands.add_parser("run", parents=[common], help="start a run of an agent (and follow it)")
@@ -201,11 +254,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _decision_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("workflow_id", metavar="WORKFLOW_ID")
     parser.add_argument("call_id", metavar="CALL_ID")
-    parser.add_argument("--as", dest="approver", required=True, type=_name, metavar="NAME",
-                        help="who decides (a name in approvers.toml)")
+    parser.add_argument(
+        "--as",
+        dest="approver",
+        required=True,
+        type=_name,
+        metavar="NAME",
+        help="who decides (a name in approvers.toml)",
+    )
     parser.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
-    parser.add_argument("--sha256", type=_sha256, metavar="HASH",
-                        help="the arguments_sha256 you were shown; refused unless it is still the pending one")
+    parser.add_argument(
+        "--sha256",
+        type=_sha256,
+        metavar="HASH",
+        help="the arguments_sha256 you were shown; refused unless it is still the pending one",
+    )
 
 
 def _name(text: str) -> str:
@@ -298,8 +361,17 @@ async def cmd_keygen(args: argparse.Namespace) -> int:
     signing.save_private_key(key, path)
     entry = signing.toml_entry(args.name, key)
     public = signing.public_bytes(key)
-    emit(args, {"name": args.name, "path": str(path), "key_id": signing.key_id_of(key),
-                "public_key": signing.public_key_entry(public), "toml": entry}, entry)
+    emit(
+        args,
+        {
+            "name": args.name,
+            "path": str(path),
+            "key_id": signing.key_id_of(key),
+            "public_key": signing.public_key_entry(public),
+            "toml": entry,
+        },
+        entry,
+    )
     sys.stderr.write(f"wrote {path}; add the entry to approvers.toml (AIRLOCK_APPROVERS_FILE)\n")
     return 0
 
@@ -322,11 +394,18 @@ async def cmd_pending(args: argparse.Namespace) -> int:
         shown = json.dumps(view.arguments, ensure_ascii=False)
         if view.kind == "input" and view.question is not None:
             shown = f"input: {view.question.message}"
-        rows.append([
-            call["workflow_id"], view.call_id, view.agent, f"{view.server}.{view.tool}", _short(shown, ARGUMENTS_SHORT),
-            waiting.age(now - view.requested_at), waiting.until(view.deadline, now),
-            "answer" if view.kind == "input" else str(view.approvals_needed),
-        ])
+        rows.append(
+            [
+                call["workflow_id"],
+                view.call_id,
+                view.agent,
+                f"{view.server}.{view.tool}",
+                _short(shown, ARGUMENTS_SHORT),
+                waiting.age(now - view.requested_at),
+                waiting.until(view.deadline, now),
+                "answer" if view.kind == "input" else str(view.approvals_needed),
+            ]
+        )
     headers = ["WORKFLOW", "CALL", "AGENT", "TOOL", "ARGUMENTS", "WAITING", "DEADLINE", "NEEDS"]
     emit(args, calls, table(headers, rows) if rows else "nothing is waiting for a decision")
     return 0
@@ -340,7 +419,8 @@ async def cmd_show(args: argparse.Namespace) -> int:
     if kind == "PipelineWorkflow":
         return await _show_pipeline(args, handle)
     status, calls, audit = await asyncio.gather(
-        _query(handle, "status", args.wait, dict), _query(handle, "pending_approvals", args.wait),
+        _query(handle, "status", args.wait, dict),
+        _query(handle, "pending_approvals", args.wait),
         _query(handle, "audit", args.wait),
     )
     if args.call_id is not None:
@@ -351,29 +431,57 @@ async def cmd_show(args: argparse.Namespace) -> int:
     for call in calls:
         waiting.add_commands(args.workflow_id, call)
     state = _known(RunStatus, status)
-    parts = [fields([("workflow", args.workflow_id), ("state", state.state), ("agent", state.agent),
-                     ("turn", str(state.turn)), ("tool calls", str(state.tool_calls)),
-                     ("pending", str(state.pending))])]
+    parts = [
+        fields(
+            [
+                ("workflow", args.workflow_id),
+                ("state", state.state),
+                ("agent", state.agent),
+                ("turn", str(state.turn)),
+                ("tool calls", str(state.tool_calls)),
+                ("pending", str(state.pending)),
+            ]
+        )
+    ]
     now = datetime.now(UTC)
     progress = await progress_by_call(client, handle) if state.in_flight else {}
     if state.in_flight:
-        parts.append("in flight\n" + "\n".join(f"  {describe_call(c, progress.get(c.call_id))}"
-                                                for c in state.in_flight))
+        parts.append(
+            "in flight\n" + "\n".join(f"  {describe_call(c, progress.get(c.call_id))}" for c in state.in_flight)
+        )
     for call in calls:
         parts.append(_pending_block(args.workflow_id, call, now))
     parts.append("audit\n" + (_audit_table(audit) if audit else "(empty)"))
-    emit(args, {"workflow_id": args.workflow_id, "type": kind, "status": status, "pending": calls,
-                "progress": progress, "audit": audit}, "\n\n".join(parts))
+    emit(
+        args,
+        {
+            "workflow_id": args.workflow_id,
+            "type": kind,
+            "status": status,
+            "pending": calls,
+            "progress": progress,
+            "audit": audit,
+        },
+        "\n\n".join(parts),
+    )
     return 0
 
 
 async def _show_pipeline(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> int:
     status = await _query(handle, "status", args.wait, dict)
-    steps = [[s.get("name", ""), s.get("agent", ""), s.get("status", ""), s.get("workflow_id", "")]
-             for s in status.get("steps", [])]
+    steps = [
+        [s.get("name", ""), s.get("agent", ""), s.get("status", ""), s.get("workflow_id", "")]
+        for s in status.get("steps", [])
+    ]
     waiting = [[p["workflow_id"], p["call_id"], f"{p['server']}.{p['tool']}"] for p in status.get("pending", [])]
-    text = fields([("workflow", args.workflow_id), ("pipeline", str(status.get("pipeline"))),
-                   ("state", str(status.get("state"))), ("current", str(status.get("current") or "-"))])
+    text = fields(
+        [
+            ("workflow", args.workflow_id),
+            ("pipeline", str(status.get("pipeline"))),
+            ("state", str(status.get("state"))),
+            ("current", str(status.get("current") or "-")),
+        ]
+    )
     text += "\n\n" + table(["STEP", "AGENT", "STATUS", "WORKFLOW"], steps)
     if waiting:
         # A child's own `pending_approvals` is the authority on what is decided and its hash.
@@ -393,28 +501,55 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     key = _key_for(args, required=False)
     signature = None
     if key is None:
-        sys.stderr.write(f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
-                         "decision, which counts only where decisions are asserted\n")
+        sys.stderr.write(
+            f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
+            "decision, which counts only where decisions are asserted\n"
+        )
     else:
         signature = signing.sign_decision(
-            key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id,
-            call_id=args.call_id, decision=args.decision, arguments_sha256=sha, edited_sha256=edited,
+            key,
+            signer=args.approver,
+            approver=args.approver,
+            workflow_id=args.workflow_id,
+            call_id=args.call_id,
+            decision=args.decision,
+            arguments_sha256=sha,
+            edited_sha256=edited,
         )
-    payload = _wire(Review, {
-        "call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "decision": args.decision,
-        "reason": args.comment if args.decision == "approve" else args.reason, "arguments": edit,
-        "signature": signature,
-    })
+    payload = _wire(
+        Review,
+        {
+            "call_id": args.call_id,
+            "approver": args.approver,
+            "arguments_sha256": sha,
+            "decision": args.decision,
+            "reason": args.comment if args.decision == "approve" else args.reason,
+            "arguments": edit,
+            "signature": signature,
+        },
+    )
     try:
         record = await send_review(handle, payload, args.wait)
     except DecisionRefusedError as err:
         raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "review") from None
-    rows = [(name, _text(record.get(name))) for name in (
-        "call_id", "decision", "decided_by", "decided_at", "identity", "reason", "arguments_sha256",
-        "approved_by", "approvals_needed", "outcome",
-    ) if name in record]
+    rows = [
+        (name, _text(record.get(name)))
+        for name in (
+            "call_id",
+            "decision",
+            "decided_by",
+            "decided_at",
+            "identity",
+            "reason",
+            "arguments_sha256",
+            "approved_by",
+            "approvals_needed",
+            "outcome",
+        )
+        if name in record
+    ]
     emit(args, record, fields([("workflow", args.workflow_id), *rows]))
     return 0
 
@@ -435,8 +570,14 @@ async def cmd_sign(args: argparse.Namespace) -> int:
         sha = call["arguments_sha256"]
     edit, edited = _edit(args, sha)
     signature = signing.sign_decision(
-        key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id,
-        call_id=args.call_id, decision=args.decision, arguments_sha256=sha, edited_sha256=edited,
+        key,
+        signer=args.approver,
+        approver=args.approver,
+        workflow_id=args.workflow_id,
+        call_id=args.call_id,
+        decision=args.decision,
+        arguments_sha256=sha,
+        edited_sha256=edited,
         lifetime=args.expires,
     )
     common = {"call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "signature": signature}
@@ -462,30 +603,52 @@ async def cmd_answer(args: argparse.Namespace) -> int:
     question = call["question"]
     sha = str(question.get("question_sha256"))
     if args.sha256 is not None and args.sha256 != sha:
-        raise RefusedError(f"wrong question_sha256 for call {args.call_id} of workflow {args.workflow_id}: the "
-                           f"pending question is {sha[:12]}…, not {args.sha256[:12]}…")
+        raise RefusedError(
+            f"wrong question_sha256 for call {args.call_id} of workflow {args.workflow_id}: the "
+            f"pending question is {sha[:12]}…, not {args.sha256[:12]}…"
+        )
     if args.action == "accept" and question.get("mode") != "url" and args.content is None:
         raise UsageError("an accepted form answer needs its JSON content (or say --decline / --cancel)")
     key = _key_for(args, required=False)
     signature = None
     if key is None:
-        sys.stderr.write(f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
-                         "answer, which counts only where decisions are asserted\n")
+        sys.stderr.write(
+            f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
+            "answer, which counts only where decisions are asserted\n"
+        )
     else:
         signature = signing.sign_decision(
-            key, signer=args.approver, approver=args.approver, workflow_id=args.workflow_id, call_id=args.call_id,
-            decision="answer", arguments_sha256=sha, answer_sha256=answer_sha256(args.action, args.content),
+            key,
+            signer=args.approver,
+            approver=args.approver,
+            workflow_id=args.workflow_id,
+            call_id=args.call_id,
+            decision="answer",
+            arguments_sha256=sha,
+            answer_sha256=answer_sha256(args.action, args.content),
         )
-    payload = _wire(Answer, {"call_id": args.call_id, "approver": args.approver, "question_sha256": sha,
-                             "action": args.action, "content": args.content, "signature": signature})
+    payload = _wire(
+        Answer,
+        {
+            "call_id": args.call_id,
+            "approver": args.approver,
+            "question_sha256": sha,
+            "action": args.action,
+            "content": args.content,
+            "signature": signature,
+        },
+    )
     try:
         record = await send_update(handle, "answer", payload, args.wait)
     except DecisionRefusedError as err:
         raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "answer") from None
-    rows = [(name, _text(record.get(name))) for name in (
-        "call_id", "action", "actor", "at", "identity", "question_sha256", "answer_sha256") if name in record]
+    rows = [
+        (name, _text(record.get(name)))
+        for name in ("call_id", "action", "actor", "at", "identity", "question_sha256", "answer_sha256")
+        if name in record
+    ]
     emit(args, record, fields([("workflow", args.workflow_id), *rows]))
     return 0
 
@@ -531,8 +694,9 @@ async def cmd_codec_server(args: argparse.Namespace) -> int:
     token = codec_server.token(settings, args.token_file)
     # One line per request on stderr (stdout stays empty), the token scrubbed should anything echo it.
     logs.configure(settings.log_level, settings.log_format, redactor=Redactor([token]))
-    app = codec_server.make_app(codec, token=token, origins=origins,
-                                max_body_bytes=settings.codec_server_max_body_bytes)
+    app = codec_server.make_app(
+        codec, token=token, origins=origins, max_body_bytes=settings.codec_server_max_body_bytes
+    )
     host = args.host or settings.codec_server_host
     port = settings.codec_server_port if args.port is None else args.port
     sock = codec_server.listen(host, port)
@@ -541,8 +705,10 @@ async def cmd_codec_server(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     bound = sock.getsockname()[1]
-    sys.stderr.write(f"airlock: codec server on http://{host}:{bound} (keys {', '.join(codec.keyring.keys)}; "
-                     f"Web UI origins {', '.join(origins) or 'none'})\n")
+    sys.stderr.write(
+        f"airlock: codec server on http://{host}:{bound} (keys {', '.join(codec.keyring.keys)}; "
+        f"Web UI origins {', '.join(origins) or 'none'})\n"
+    )
     await serve(app, settings, stop, sock)
     return 0
 
@@ -568,23 +734,35 @@ async def cmd_run(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, client: Client, starter: Client) -> int:
     try:
-        started = await follow.start(starter, args.settings.task_queue, args.agent, args.input,
-                                     requester=args.requester, workflow_id=args.workflow_id)
+        started = await follow.start(
+            starter,
+            args.settings.task_queue,
+            args.agent,
+            args.input,
+            requester=args.requester,
+            workflow_id=args.workflow_id,
+        )
     except RPCError as err:
         raise CliError(f"could not start the run: {err.message}") from None
     handle: WorkflowHandle[Any, Any] = WorkflowHandle(
-        client, started.id, result_run_id=started.result_run_id,
+        client,
+        started.id,
+        result_run_id=started.result_run_id,
         first_execution_run_id=started.first_execution_run_id,
     )
     if not args.follow:
-        emit(args, {"workflow_id": handle.id, "run_id": handle.result_run_id},
-             f"started {handle.id} (follow it: {shlex.join(['airlock', 'show', handle.id])})")
+        emit(
+            args,
+            {"workflow_id": handle.id, "run_id": handle.result_run_id},
+            f"started {handle.id} (follow it: {shlex.join(['airlock', 'show', handle.id])})",
+        )
         return 0
     quiet = args.output == "json"
     if not quiet:
         write(f"▶ started {handle.id} (agent {args.agent}, task queue {args.settings.task_queue})")
-    completed, result = await follow.follow(client, handle, args.settings.task_queue,
-                                            (lambda _line: None) if quiet else follow.say)
+    completed, result = await follow.follow(
+        client, handle, args.settings.task_queue, (lambda _line: None) if quiet else follow.say
+    )
     if quiet:
         emit(args, {"workflow_id": handle.id, "completed": completed, "result": result}, "")
     elif completed:
@@ -709,8 +887,10 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     """Plain aligned columns, two spaces apart; no colour, so it reads the same in a pipe."""
     clean = [[_one_line(cell) for cell in row] for row in rows]
     widths = [max(len(cell) for cell in column) for column in zip(headers, *clean, strict=True)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *clean]]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *clean]
+    ]
     return "\n".join(lines)
 
 
@@ -724,16 +904,21 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
     view = _known(PendingApproval, call)
     if view.kind == "input" and view.question is not None:
         return _input_block(call, view, now)
-    head = fields([
-        ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
-        ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
-        ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
-        ("approvals", f"{view.approvals_needed} more needed"
-                      + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else "")),
-        ("arguments_sha256", view.arguments_sha256),
-        ("approve", call["approve_command"]),
-        ("reject", call["reject_command"]),
-    ])
+    head = fields(
+        [
+            ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+            ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
+            ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
+            (
+                "approvals",
+                f"{view.approvals_needed} more needed"
+                + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else ""),
+            ),
+            ("arguments_sha256", view.arguments_sha256),
+            ("approve", call["approve_command"]),
+            ("reject", call["reject_command"]),
+        ]
+    )
     arguments = json.dumps(view.arguments, indent=2, sort_keys=True, ensure_ascii=False)
     return head + "\narguments:\n" + "\n".join("  " + line for line in arguments.splitlines())
 
@@ -762,12 +947,22 @@ def _audit_table(audit: list[dict[str, Any]]) -> str:
     rows = []
     for raw in audit:
         entry = _known(AuditEntry, raw)
-        rows.append([
-            _at(entry.at), entry.event, entry.call_id, entry.actor or "-", entry.identity or "-",
-            _short(entry.reason or (f"outcome {entry.outcome}" if entry.outcome else "")
-                   or (f"action {entry.action}" if entry.action else "-"), 60),
-            (entry.arguments_sha256 or "-")[:12],
-        ])
+        rows.append(
+            [
+                _at(entry.at),
+                entry.event,
+                entry.call_id,
+                entry.actor or "-",
+                entry.identity or "-",
+                _short(
+                    entry.reason
+                    or (f"outcome {entry.outcome}" if entry.outcome else "")
+                    or (f"action {entry.action}" if entry.action else "-"),
+                    60,
+                ),
+                (entry.arguments_sha256 or "-")[:12],
+            ]
+        )
     return table(["AT", "EVENT", "CALL", "ACTOR", "IDENTITY", "REASON", "HASH"], rows)
 
 

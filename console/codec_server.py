@@ -58,14 +58,18 @@ def make_app(codec: EncryptionCodec, *, token: str, origins: Sequence[str], max_
     """The codec server as an ASGI app: bearer auth, bounded bodies, CORS for `origins` only."""
     expected = token.encode()
 
-    def handler(work: Callable[[list[Payload]], Awaitable[list[Payload]]], name: str) -> Callable[
-            [Request], Awaitable[Response]]:
+    def handler(
+        work: Callable[[list[Payload]], Awaitable[list[Payload]]], name: str
+    ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             namespace = request.path_params.get("namespace") or request.headers.get("X-Namespace", "")
             if not _authorized(request.headers.get("Authorization", ""), expected):
                 log.warning("codec request refused", op=name, namespace=namespace[:_SHOWN], status=401)
-                return _error(401, "a bearer token is required (Authorization: Bearer <token>)",
-                              {"WWW-Authenticate": 'Bearer realm="airlock-codec"'})
+                return _error(
+                    401,
+                    "a bearer token is required (Authorization: Bearer <token>)",
+                    {"WWW-Authenticate": 'Bearer realm="airlock-codec"'},
+                )
             try:
                 payloads = parse(await _body(request, max_body_bytes))
                 answered = await work(payloads)
@@ -80,6 +84,7 @@ def make_app(codec: EncryptionCodec, *, token: str, origins: Sequence[str], max_
                 return _error(400, "the client went away mid-request")
             log.info("codec request", op=name, namespace=namespace[:_SHOWN], payloads=len(payloads), status=200)
             return JSONResponse({"payloads": [render(p) for p in answered]}, headers=NO_STORE)
+
         return endpoint
 
     encode = handler(codec.encode, "encode")
@@ -91,8 +96,14 @@ def make_app(codec: EncryptionCodec, *, token: str, origins: Sequence[str], max_
         Route("/{namespace}/decode", decode, methods=["POST"]),
     ]
     # Outermost, so a preflight (which carries no token) is answered, and errors carry CORS headers too.
-    cors = Middleware(CORSMiddleware, allow_origins=list(origins), allow_methods=["POST"],
-                      allow_headers=list(ALLOWED_HEADERS), allow_credentials=True, max_age=600)
+    cors = Middleware(
+        CORSMiddleware,
+        allow_origins=list(origins),
+        allow_methods=["POST"],
+        allow_headers=list(ALLOWED_HEADERS),
+        allow_credentials=True,
+        max_age=600,
+    )
     return Starlette(routes=routes, middleware=[cors])
 
 
@@ -174,11 +185,14 @@ def token(settings: Settings, token_file: Path | None = None) -> str:
         text = settings.codec_server_token.get_secret_value().strip()
         source = "AIRLOCK_CODEC_SERVER_TOKEN"
     else:
-        raise ConfigError("the codec server decodes secrets for whoever asks: give it a bearer token with "
-                          "--token-file PATH (mode 0600) or AIRLOCK_CODEC_SERVER_TOKEN")
+        raise ConfigError(
+            "the codec server decodes secrets for whoever asks: give it a bearer token with "
+            "--token-file PATH (mode 0600) or AIRLOCK_CODEC_SERVER_TOKEN"
+        )
     if len(text) < MIN_TOKEN_CHARS:
-        raise ConfigError(f"{source}: the token is shorter than {MIN_TOKEN_CHARS} characters "
-                          "(make one: `openssl rand -hex 32`)")
+        raise ConfigError(
+            f"{source}: the token is shorter than {MIN_TOKEN_CHARS} characters (make one: `openssl rand -hex 32`)"
+        )
     return text
 
 
@@ -186,11 +200,14 @@ def origins(values: Sequence[str]) -> list[str]:
     """The Web UI origins allowed to call from a browser, checked: scheme://host[:port], never `*`."""
     for origin in values:
         if origin == "*":
-            raise ConfigError("codec server origins: `*` would let any web page ask it to decode; list the "
-                              "Web UI's origin (e.g. http://localhost:8233)")
+            raise ConfigError(
+                "codec server origins: `*` would let any web page ask it to decode; list the "
+                "Web UI's origin (e.g. http://localhost:8233)"
+            )
         if not ORIGIN.match(origin):
-            raise ConfigError(f"codec server origins: {origin[:_SHOWN]!r} is not an origin "
-                              "(scheme://host[:port], no path)")
+            raise ConfigError(
+                f"codec server origins: {origin[:_SHOWN]!r} is not an origin (scheme://host[:port], no path)"
+            )
     return list(values)
 
 
@@ -199,7 +216,8 @@ def listen(host: str, port: int) -> socket.socket:
     try:
         sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
     except OSError as err:
-        raise ConfigError(f"cannot serve the codec server on {host}:{port}: {err.strerror} "
-                          "(set --port or AIRLOCK_CODEC_SERVER_PORT)") from None
+        raise ConfigError(
+            f"cannot serve the codec server on {host}:{port}: {err.strerror} (set --port or AIRLOCK_CODEC_SERVER_PORT)"
+        ) from None
     sock.setblocking(False)
     return sock

@@ -25,7 +25,10 @@ async def send_review(handle: WorkflowHandle[Any, Any], payload: dict[str, Any],
 
 
 async def send_update(
-    handle: WorkflowHandle[Any, Any], name: str, payload: dict[str, Any], wait: timedelta,
+    handle: WorkflowHandle[Any, Any],
+    name: str,
+    payload: dict[str, Any],
+    wait: timedelta,
 ) -> dict[str, Any]:
     """Send a decision-like update (`review`, `answer`); the recorded result, or `DecisionRefusedError`."""
     try:

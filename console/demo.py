@@ -36,11 +36,16 @@ def prepare(settings: Settings) -> Settings:
     approvers = directory / "approvers.toml"
     approvers.write_text(
         "# Written by `python worker.py --demo`: alice signs with .airlock/demo/alice.key.\n"
-        + signing.toml_entry("alice", signing.load_private_key(key_file)) + "\n"
+        + signing.toml_entry("alice", signing.load_private_key(key_file))
+        + "\n"
     )
-    return settings.model_copy(update={
-        "model_provider": "scripted", "scripted_model_file": SCRIPT, "approvers_file": approvers,
-    })
+    return settings.model_copy(
+        update={
+            "model_provider": "scripted",
+            "scripted_model_file": SCRIPT,
+            "approvers_file": approvers,
+        }
+    )
 
 
 def say(line: str) -> None:
@@ -54,25 +59,37 @@ async def walkthrough(client: Client, settings: Settings) -> None:
     say(f"model: scripted ({SCRIPT.relative_to(PROJECT_ROOT)}), offline")
     workflow_id = f"demo-support-{int(time.time())}"
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.",
-                                      requester="demo"),
-        id=workflow_id, task_queue=settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Ticket T-1 is fixed; please close it.", requester="demo"),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        result_type=AgentResult,
     )
     say(f"\n▶ started AgentWorkflow {workflow_id} (agent: support)")
     try:
         await _gate_and_decide(handle, settings)
     finally:
         await _end_unfinished(handle)
-    say("  look again later (same database): " + _dev_command(settings) + "; then, in another terminal: "
-        + shlex.join([*_airlock(settings), "audit", workflow_id]) + "\n")
+    say(
+        "  look again later (same database): "
+        + _dev_command(settings)
+        + "; then, in another terminal: "
+        + shlex.join([*_airlock(settings), "audit", workflow_id])
+        + "\n"
+    )
 
 
 def _dev_command(settings: Settings) -> str:
     """`python worker.py --dev` with the settings that put it on the demo's server and database."""
-    changed = {name: value for name, value in (("AIRLOCK_TEMPORAL_ADDRESS", settings.temporal_address),
-                                               ("AIRLOCK_DATA_DIR", str(settings.data_dir)),
-                                               ("AIRLOCK_DEV_UI_PORT", str(settings.dev_ui_port)))
-               if value != str(Settings.model_fields[name.removeprefix("AIRLOCK_").lower()].default)}
+    changed = {
+        name: value
+        for name, value in (
+            ("AIRLOCK_TEMPORAL_ADDRESS", settings.temporal_address),
+            ("AIRLOCK_DATA_DIR", str(settings.data_dir)),
+            ("AIRLOCK_DEV_UI_PORT", str(settings.dev_ui_port)),
+        )
+        if value != str(Settings.model_fields[name.removeprefix("AIRLOCK_").lower()].default)
+    }
     return " ".join([*(f"{name}={shlex.quote(value)}" for name, value in changed.items()), "python worker.py --dev"])
 
 
@@ -95,11 +112,17 @@ async def _gate_and_decide(handle: WorkflowHandle[object, AgentResult], settings
     workflow_id = handle.id
     call = await _wait_for_gate(handle)
     say(f"⏸ paused at the approval gate: {call.server}.{call.tool} {json.dumps(call.arguments)}")
-    say("  see what waits:  airlock pending   (or in a browser: `python worker.py --dev` serves the inbox, "
-        "http://localhost:8234)")
+    say(
+        "  see what waits:  airlock pending   (or in a browser: `python worker.py --dev` serves the inbox, "
+        "http://localhost:8234)"
+    )
 
-    unsigned = {"call_id": call.call_id, "approver": "alice", "arguments_sha256": call.arguments_sha256,
-                "decision": "approve"}
+    unsigned = {
+        "call_id": call.call_id,
+        "approver": "alice",
+        "arguments_sha256": call.arguments_sha256,
+        "decision": "approve",
+    }
     try:
         await handle.execute_update("review", unsigned, result_type=dict)
         raise SystemExit("an unsigned approval was accepted: the demo's approvers file is not in force")
@@ -111,9 +134,12 @@ async def _gate_and_decide(handle: WorkflowHandle[object, AgentResult], settings
     command = [*_airlock(settings), "approve", workflow_id, call.call_id, "--as", "alice", "--key", str(key_file)]
     say("✔ alice approves, signed with her key:\n  " + shlex.join(command))
     proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "airlock"), "--address", settings.temporal_address,
-        *command[command.index("approve"):],
-        stdout=asyncio.subprocess.DEVNULL, env={**os.environ, "AIRLOCK_LOG_FORMAT": "json"},
+        str(Path(sys.executable).parent / "airlock"),
+        "--address",
+        settings.temporal_address,
+        *command[command.index("approve") :],
+        stdout=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "AIRLOCK_LOG_FORMAT": "json"},
     )
     if await proc.wait() != 0:
         raise SystemExit("`airlock approve` could not approve the call")
@@ -130,8 +156,7 @@ async def _wait_for_gate(handle: WorkflowHandle[object, AgentResult]) -> Pending
     while time.monotonic() < deadline:
         status = await handle.query("status", result_type=RunStatus)
         if status.state == "awaiting_approval":
-            pending: list[PendingApproval] = await handle.query(
-                "pending_approvals", result_type=list[PendingApproval])
+            pending: list[PendingApproval] = await handle.query("pending_approvals", result_type=list[PendingApproval])
             if pending:
                 return pending[0]
         if status.state in ("completed", "failed", "cancelled"):

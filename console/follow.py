@@ -36,21 +36,35 @@ QUERY_TIMEOUT = timedelta(seconds=5)
 FINAL_STATES = ("completed", "failed", "cancelled")
 
 
-async def start(client: Client, task_queue: str, agent: str, text: str, *, requester: str,
-                workflow_id: str | None = None, context: dict[str, Any] | None = None) -> WorkflowHandle[Any, Any]:
+async def start(
+    client: Client,
+    task_queue: str,
+    agent: str,
+    text: str,
+    *,
+    requester: str,
+    workflow_id: str | None = None,
+    context: dict[str, Any] | None = None,
+) -> WorkflowHandle[Any, Any]:
     """Start one `AgentWorkflow` run of `agent` on `task_queue`."""
     request = AgentRequest(agent=agent, input=text, requester=requester, context=context or {})
     return await client.start_workflow(
-        WORKFLOW_TYPE, request, id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}", task_queue=task_queue,
+        WORKFLOW_TYPE,
+        request,
+        id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}",
+        task_queue=task_queue,
     )
 
 
 async def has_poller(client: Client, task_queue: str) -> bool:
     """Whether any worker has polled `task_queue` for workflow tasks lately."""
-    reply = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    ))
+    reply = await client.workflow_service.describe_task_queue(
+        DescribeTaskQueueRequest(
+            namespace=client.namespace,
+            task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+    )
     return bool(reply.pollers)
 
 
@@ -95,14 +109,17 @@ class Progress:
                 continue
             needed = call.approvals_needed - len(call.approved_by)
             by = f"; approved so far by {', '.join(call.approved_by)}" if call.approved_by else ""
-            self.say(f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "
-                     f"{json.dumps(call.arguments, ensure_ascii=False)}")
+            self.say(
+                f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "
+                f"{json.dumps(call.arguments, ensure_ascii=False)}"
+            )
             self.say("  approve: " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve"))
             self.say("  reject:  " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject"))
 
 
-async def follow(client: Client, handle: WorkflowHandle[Any, Any], task_queue: str,
-                 say: Callable[[str], None]) -> tuple[bool, Any]:
+async def follow(
+    client: Client, handle: WorkflowHandle[Any, Any], task_queue: str, say: Callable[[str], None]
+) -> tuple[bool, Any]:
     """Report the run's progress until it ends; return (completed, result or failure message)."""
     progress = Progress(say)
     started = time.monotonic()
@@ -115,14 +132,21 @@ async def follow(client: Client, handle: WorkflowHandle[Any, Any], task_queue: s
                 if status.in_flight:
                     progress.in_flight(status.in_flight, await progress_by_call(client, handle))
                 if status.state == "awaiting_approval":
-                    calls = await handle.query("pending_approvals", result_type=list[PendingApproval],
-                                               rpc_timeout=QUERY_TIMEOUT)
+                    calls = await handle.query(
+                        "pending_approvals", result_type=list[PendingApproval], rpc_timeout=QUERY_TIMEOUT
+                    )
                     progress.pending(handle.id, calls)
-            if ((status is None or status.state == "starting") and not progress.warned_no_worker
-                    and time.monotonic() - started > NO_WORKER_AFTER_S and not await has_poller(client, task_queue)):
+            if (
+                (status is None or status.state == "starting")
+                and not progress.warned_no_worker
+                and time.monotonic() - started > NO_WORKER_AFTER_S
+                and not await has_poller(client, task_queue)
+            ):
                 progress.warned_no_worker = True
-                say(f"  no worker polls task queue {task_queue!r}: start one (`python worker.py`), "
-                    "or check AIRLOCK_TASK_QUEUE")
+                say(
+                    f"  no worker polls task queue {task_queue!r}: start one (`python worker.py`), "
+                    "or check AIRLOCK_TASK_QUEUE"
+                )
             await asyncio.wait({result_task}, timeout=POLL_S)
         return True, result_task.result()
     except WorkflowFailureError as err:

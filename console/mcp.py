@@ -57,7 +57,10 @@ async def print_url(url: str) -> None:
 
 
 async def login(
-    name: str, servers: dict[str, ServerConfig], *, browser: Browser = print_url,
+    name: str,
+    servers: dict[str, ServerConfig],
+    *,
+    browser: Browser = print_url,
     pool_environ: dict[str, str] | None = None,
 ) -> None:
     """Log in to server `name` once: the tokens land in the worker's token directory (mode 0600)."""
@@ -106,8 +109,14 @@ def answer_from(text: str | None, *, defaults: bool = False) -> Elicit:
 
 
 async def call(
-    name: str, tool: str, arguments: dict[str, Any], servers: dict[str, ServerConfig], *,
-    answer: str | None = None, browser: Browser | None = None, environ: dict[str, str] | None = None,
+    name: str,
+    tool: str,
+    arguments: dict[str, Any],
+    servers: dict[str, ServerConfig],
+    *,
+    answer: str | None = None,
+    browser: Browser | None = None,
+    environ: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Call one tool like the worker does; the raw result and the text the model would see."""
     env = dict(os.environ if environ is None else environ)
@@ -151,13 +160,15 @@ def _policy_rows(name: str, config: ServerConfig, tools: list[Tool], agent: str 
             decided = TASKS_HIDDEN
         else:
             decided = policy.resolve(tool.name, name, rules, trusted=config.trusted, read_only_hint=read_only)
-        rows.append({
-            "name": tool.name if valid else tool.name[:80],
-            "policy": decided,
-            "annotations": hints.model_dump(mode="json", by_alias=True, exclude_none=True) if hints else {},
-            "output_schema": tool.output_schema is not None,
-            "description": (tool.description or "").split("\n")[0][:100],
-        })
+        rows.append(
+            {
+                "name": tool.name if valid else tool.name[:80],
+                "policy": decided,
+                "annotations": hints.model_dump(mode="json", by_alias=True, exclude_none=True) if hints else {},
+                "output_schema": tool.output_schema is not None,
+                "description": (tool.description or "").split("\n")[0][:100],
+            }
+        )
     return rows
 
 
@@ -193,7 +204,11 @@ async def cmd_call(args: argparse.Namespace) -> int:
             raise McpCommandError("the arguments must be a JSON object")
         servers = _servers(Settings(), args.server)
         raw, text = await call(
-            args.server, args.tool, arguments, servers, answer=args.answer,
+            args.server,
+            args.tool,
+            arguments,
+            servers,
+            answer=args.answer,
             browser=print_url if sys.stdin.isatty() else None,
         )
     except json.JSONDecodeError as err:

@@ -77,7 +77,9 @@ def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
     """Write `key` as unencrypted PKCS8 PEM, mode 0600 (new directories 0700); never overwrites."""
     _make_private_dirs(path.parent)
     pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption(),
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
     try:
         # O_EXCL makes "refuse to overwrite" atomic: no window where another key could be replaced.
@@ -145,9 +147,18 @@ def sign_decision(
     """A compact JWS (EdDSA) binding one decision on one call, as `workflows.identity` verifies it."""
     issued = int((now or datetime.now(UTC)).timestamp())
     claims = DecisionClaims(
-        iss=signer, sub=approver, aud="airlock", workflow_id=workflow_id, call_id=call_id,
-        decision=decision, arguments_sha256=arguments_sha256, edited_sha256=edited_sha256,
-        answer_sha256=answer_sha256, iat=issued, exp=issued + int(lifetime.total_seconds()), jti=secrets.token_hex(16),
+        iss=signer,
+        sub=approver,
+        aud="airlock",
+        workflow_id=workflow_id,
+        call_id=call_id,
+        decision=decision,
+        arguments_sha256=arguments_sha256,
+        edited_sha256=edited_sha256,
+        answer_sha256=answer_sha256,
+        iat=issued,
+        exp=issued + int(lifetime.total_seconds()),
+        jti=secrets.token_hex(16),
     )
     header = {"alg": ALGORITHM, "kid": key_id_of(private_key), "typ": TOKEN_TYPE}
     message = signing_input(header, claims)

@@ -40,7 +40,10 @@ def waiting_query(agent: str | None = None) -> str:
 
 
 async def waiting_calls(
-    client: Client, *, agent: str | None = None, wait: timedelta = timedelta(seconds=10),
+    client: Client,
+    *,
+    agent: str | None = None,
+    wait: timedelta = timedelta(seconds=10),
     on_skip: Callable[[str, str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Every pending call of every waiting run, oldest first, each with its workflow id and commands."""
@@ -55,7 +58,8 @@ async def waiting_calls(
             handle = client.get_workflow_handle(workflow_id, run_id=run_id)
             try:
                 calls: list[dict[str, Any]] = await handle.query(
-                    "pending_approvals", result_type=list, rpc_timeout=wait)
+                    "pending_approvals", result_type=list, rpc_timeout=wait
+                )
             except WorkflowQueryFailedError as err:
                 if on_skip is not None:
                     on_skip(workflow_id, f"cannot answer pending_approvals: {err}")
@@ -68,8 +72,10 @@ async def waiting_calls(
         return [{"workflow_id": workflow_id, "run_id": run_id, **call} for call in calls]
 
     found = await asyncio.gather(*(ask(workflow_id, run_id) for workflow_id, run_id in runs))
-    calls = sorted((call for group in found for call in group),
-                   key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]))
+    calls = sorted(
+        (call for group in found for call in group),
+        key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]),
+    )
     for call in calls:
         add_commands(call["workflow_id"], call)
     return calls
@@ -107,4 +113,3 @@ def until(deadline: datetime | None, now: datetime) -> str:
     if deadline <= now:
         return f"overdue {age(now - deadline)}"
     return f"in {age(deadline - now)}"
-

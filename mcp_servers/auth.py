@@ -182,8 +182,14 @@ def redirect_uri(port: int) -> str:
 
 
 def provider_for(
-    name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None,
-    *, redirect: Redirect | None = None, callback: Callback | None = None, port: int | None = None,
+    name: str,
+    config: ServerConfig,
+    environ: Mapping[str, str],
+    token_dir: Path | None,
+    *,
+    redirect: Redirect | None = None,
+    callback: Callback | None = None,
+    port: int | None = None,
     on_secret: Callable[[str | None], None] | None = None,
 ) -> httpx2.Auth | None:
     """The SDK auth provider for server `name` (None without an `oauth` table).
@@ -200,20 +206,28 @@ def provider_for(
     if kind == "client_credentials":
         assert oauth.client_id is not None and oauth.client_secret is not None
         return ClientCredentials(
-            server_url=config.url, storage=storage, client_id=oauth.client_id,
+            server_url=config.url,
+            storage=storage,
+            client_id=oauth.client_id,
             client_secret=expand(oauth.client_secret, environ),
             token_endpoint_auth_method=oauth.token_endpoint_auth_method or "client_secret_basic",
-            fixed_method=oauth.token_endpoint_auth_method is not None, scope=oauth.scope,
+            fixed_method=oauth.token_endpoint_auth_method is not None,
+            scope=oauth.scope,
         )
     if kind == "private_key_jwt":
         assert oauth.client_id is not None and oauth.private_key is not None
         signer = SignedJWTParameters(
-            issuer=oauth.client_id, subject=oauth.client_id,
-            signing_key=expand(oauth.private_key, environ), signing_algorithm=oauth.signing_algorithm,
+            issuer=oauth.client_id,
+            subject=oauth.client_id,
+            signing_key=expand(oauth.private_key, environ),
+            signing_algorithm=oauth.signing_algorithm,
         )
         return PrivateKeyJwt(
-            server_url=config.url, storage=storage, client_id=oauth.client_id,
-            assertion_provider=signer.create_assertion_provider(), scope=oauth.scope,
+            server_url=config.url,
+            storage=storage,
+            client_id=oauth.client_id,
+            assertion_provider=signer.create_assertion_provider(),
+            scope=oauth.scope,
         )
     provider = AuthorizationCode(
         server_url=config.url,
@@ -233,11 +247,15 @@ async def preregister(name: str, config: ServerConfig, environ: Mapping[str, str
         return
     storage = FileTokenStorage(token_dir / f"{name}.json")
     secret = expand(oauth.client_secret, environ) if oauth.client_secret else None
-    await storage.set_client_info(OAuthClientInformationFull(
-        client_id=oauth.client_id, client_secret=secret, redirect_uris=[uri],  # type: ignore[list-item]
-        grant_types=["authorization_code", "refresh_token"],
-        token_endpoint_auth_method="client_secret_basic" if secret else "none",
-    ))
+    await storage.set_client_info(
+        OAuthClientInformationFull(
+            client_id=oauth.client_id,
+            client_secret=secret,
+            redirect_uris=[uri],  # type: ignore[list-item]
+            grant_types=["authorization_code", "refresh_token"],
+            token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        )
+    )
 
 
 def _leaves(err: BaseException) -> list[BaseException]:
@@ -260,7 +278,7 @@ def _challenge(response: httpx2.Response) -> str:
 
 
 def refusal(name: str, response: httpx2.Response) -> str:
-    """"401 unauthorized from server X: reason" for a refused HTTP response."""
+    """ "401 unauthorized from server X: reason" for a refused HTTP response."""
     word = "unauthorized" if response.status_code == 401 else "forbidden"
     return f"{response.status_code} {word} from server {name!r}: {_challenge(response)}"
 

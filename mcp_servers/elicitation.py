@@ -71,8 +71,12 @@ class Question:
     @property
     def sha256(self) -> str:
         """SHA-256 of the question's canonical JSON, without a URL's elicitation id (servers mint one per ask)."""
-        canonical = json.dumps({"mode": self.mode, "message": self.message, "requestedSchema": self.schema,
-                                "url": self.url}, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        canonical = json.dumps(
+            {"mode": self.mode, "message": self.message, "requestedSchema": self.schema, "url": self.url},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -144,8 +148,11 @@ def _property_problem(spec: Any) -> str | None:
         return f"oneOf must list 1 to {MAX_CHOICES} {{const, title}} strings"
     if kind == "array":
         items = spec.get("items")
-        if (not isinstance(items, dict) or set(items) - {"type", "enum", "anyOf"}
-                or items.get("type", "string") != "string"):
+        if (
+            not isinstance(items, dict)
+            or set(items) - {"type", "enum", "anyOf"}
+            or items.get("type", "string") != "string"
+        ):
             return "an array is only a multi-select of string choices (items: enum or anyOf)"
         if not (_strings(items.get("enum")) or _choices(items.get("anyOf"))):
             return f"a multi-select lists 1 to {MAX_CHOICES} string choices"
@@ -157,9 +164,13 @@ def _strings(values: Any) -> bool:
 
 
 def _choices(values: Any) -> bool:
-    return (isinstance(values, list) and 0 < len(values) <= MAX_CHOICES
-            and all(isinstance(v, dict) and isinstance(v.get("const"), str) and set(v) <= {"const", "title"}
-                    for v in values))
+    return (
+        isinstance(values, list)
+        and 0 < len(values) <= MAX_CHOICES
+        and all(
+            isinstance(v, dict) and isinstance(v.get("const"), str) and set(v) <= {"const", "title"} for v in values
+        )
+    )
 
 
 @dataclass

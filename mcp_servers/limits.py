@@ -17,7 +17,10 @@ class CircuitBreaker:
     is let through (half-open), and its success closes the circuit again."""
 
     def __init__(
-        self, threshold: int = 5, window: float = 30.0, cooldown: float = 10.0,
+        self,
+        threshold: int = 5,
+        window: float = 30.0,
+        cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold

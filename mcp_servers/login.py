@@ -72,16 +72,28 @@ class LoopbackLogin:
             found = target.path == "/callback" and ("code" in query or "error" in query)
             if found and self._result is not None and not self._result.done():
                 if "error" in query:
-                    self._result.set_exception(OAuthFlowError(
-                        f"the authorization server refused: {query.get('error_description') or query['error']}"
-                    ))
+                    self._result.set_exception(
+                        OAuthFlowError(
+                            f"the authorization server refused: {query.get('error_description') or query['error']}"
+                        )
+                    )
                 else:
-                    self._result.set_result(AuthorizationCodeResult(
-                        code=query["code"], state=query.get("state"), iss=query.get("iss"),
-                    ))
+                    self._result.set_result(
+                        AuthorizationCodeResult(
+                            code=query["code"],
+                            state=query.get("state"),
+                            iss=query.get("iss"),
+                        )
+                    )
             status = b"200 OK" if found else b"404 Not Found"
-            writer.write(b"HTTP/1.1 " + status + b"\r\ncontent-type: text/html\r\ncontent-length: "
-                         + str(len(PAGE)).encode() + b"\r\nconnection: close\r\n\r\n" + PAGE)
+            writer.write(
+                b"HTTP/1.1 "
+                + status
+                + b"\r\ncontent-type: text/html\r\ncontent-length: "
+                + str(len(PAGE)).encode()
+                + b"\r\nconnection: close\r\n\r\n"
+                + PAGE
+            )
             await writer.drain()
         except (OSError, UnicodeError) as err:
             log.warning("oauth_redirect_unreadable", error=repr(err))

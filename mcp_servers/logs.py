@@ -20,7 +20,10 @@ QUIET = ("httpx", "httpx2", "mcp", "openai", "temporalio.activity", "uvicorn.acc
 
 
 def configure(
-    level: str = "INFO", fmt: LogFormat = "auto", *, processors: Sequence[structlog.types.Processor] = (),
+    level: str = "INFO",
+    fmt: LogFormat = "auto",
+    *,
+    processors: Sequence[structlog.types.Processor] = (),
 ) -> None:
     """Route structlog and stdlib logging to one stderr handler; `processors` run last before rendering.
 
@@ -44,15 +47,17 @@ def configure(
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=shared,
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            *processors,
-            renderer,
-        ],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                *processors,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

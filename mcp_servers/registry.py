@@ -58,7 +58,6 @@ log = structlog.get_logger(__name__)
 SecretSink = Callable[[str | None], None]
 
 
-
 class ServerUnavailable(Exception):
     """The server could not be reached, or the connection broke during a call."""
 
@@ -112,8 +111,14 @@ class Connection:
     """
 
     def __init__(
-        self, name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path | None = None,
-        *, login: LoopbackLogin | None = None, elicitation: ElicitationFnT | None = None,
+        self,
+        name: str,
+        config: ServerConfig,
+        environ: Mapping[str, str],
+        token_dir: Path | None = None,
+        *,
+        login: LoopbackLogin | None = None,
+        elicitation: ElicitationFnT | None = None,
         on_secret: SecretSink | None = None,
     ) -> None:
         self.name = name
@@ -153,9 +158,14 @@ class Connection:
         timeout = httpx2.Timeout(config.timeout_seconds, read=max(config.timeout_seconds, 300.0))
         login = self._login
         provider = auth.provider_for(
-            self.name, config, self._environ, self._token_dir,
-            redirect=login.redirect if login else None, callback=login.callback if login else None,
-            port=login.port if login else None, on_secret=self._on_secret,
+            self.name,
+            config,
+            self._environ,
+            self._token_dir,
+            redirect=login.redirect if login else None,
+            callback=login.callback if login else None,
+            port=login.port if login else None,
+            on_secret=self._on_secret,
         )
         http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
         http.event_hooks["response"].append(self._watch_refusals)
@@ -219,7 +229,9 @@ class Connection:
     async def _own(self, ready: asyncio.Future[Client], closing: asyncio.Event) -> None:
         try:
             async with Client(
-                self._target(), read_timeout_seconds=self.config.timeout_seconds, message_handler=self._on_message,
+                self._target(),
+                read_timeout_seconds=self.config.timeout_seconds,
+                message_handler=self._on_message,
                 # The worker answers input requests from the answers people gave (mcp_servers/elicitation.py).
                 elicitation_callback=self._elicitation or elicitation.answer,
             ) as client:
@@ -298,8 +310,13 @@ class Connection:
         return next((t for t in self._tools or () if t.name == tool), None)
 
     async def call_tool(
-        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, *,
-        progress: Progress | None = None, request_timeout: float | None = None,
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        meta: dict[str, Any] | None,
+        *,
+        progress: Progress | None = None,
+        request_timeout: float | None = None,
         asking: elicitation.Round | None = None,
     ) -> CallToolResult:
         """Call one tool within the server's concurrency and rate limits.
@@ -323,8 +340,13 @@ class Connection:
                 raise
 
     async def _send(
-        self, tool: str, arguments: dict[str, Any], meta: dict[str, Any] | None, progress: Progress | None,
-        request_timeout: float | None, asking: elicitation.Round | None = None,
+        self,
+        tool: str,
+        arguments: dict[str, Any],
+        meta: dict[str, Any] | None,
+        progress: Progress | None,
+        request_timeout: float | None,
+        asking: elicitation.Round | None = None,
     ) -> CallToolResult:
         try:
             session = await self._session()
@@ -335,7 +357,10 @@ class Connection:
             try:
                 with elicitation.attributed(client.session, asking):
                     result = await client.call_tool(
-                        tool, arguments, read_timeout_seconds=request_timeout, progress_callback=progress,
+                        tool,
+                        arguments,
+                        read_timeout_seconds=request_timeout,
+                        progress_callback=progress,
                         meta=meta,  # type: ignore[arg-type]
                     )
             except Exception as err:
@@ -350,16 +375,18 @@ class Connection:
                 if _is_timeout(err):
                     raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
                 self._retire(session)
-                raise ServerUnavailable(
-                    f"MCP server {self.name!r}: {tool} failed: {self._describe(err)}"
-                ) from err
+                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {self._describe(err)}") from err
         self.breaker.success()
         return result
 
     def _failed(self) -> None:
         if self.breaker.failure():
-            log.warning("mcp_circuit_opened", server=self.name, failures=self.breaker.threshold,
-                        cooldown_seconds=self.breaker.cooldown)
+            log.warning(
+                "mcp_circuit_opened",
+                server=self.name,
+                failures=self.breaker.threshold,
+                cooldown_seconds=self.breaker.cooldown,
+            )
 
     async def close(self) -> None:
         """End every session (and the stdio child processes)."""
@@ -394,16 +421,22 @@ class McpPool:
     """Connections to every registered server, shared by all activities of one worker."""
 
     def __init__(
-        self, servers: dict[str, ServerConfig], environ: Mapping[str, str] | None = None,
-        *, token_dir: Path | None = None, login: LoopbackLogin | None = None,
-        elicitation: ElicitationFnT | None = None, on_secret: SecretSink | None = None,
+        self,
+        servers: dict[str, ServerConfig],
+        environ: Mapping[str, str] | None = None,
+        *,
+        token_dir: Path | None = None,
+        login: LoopbackLogin | None = None,
+        elicitation: ElicitationFnT | None = None,
+        on_secret: SecretSink | None = None,
     ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
         self.token_dir = token_dir if token_dir is not None else auth.default_token_dir(env)
         self._connections = {
-            name: Connection(name, config, env, self.token_dir, login=login, elicitation=elicitation,
-                             on_secret=on_secret)
+            name: Connection(
+                name, config, env, self.token_dir, login=login, elicitation=elicitation, on_secret=on_secret
+            )
             for name, config in servers.items()
         }
 

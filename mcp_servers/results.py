@@ -112,13 +112,24 @@ def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
             texts.append(block.text)
         elif isinstance(block, ImageContent):
             size = _decoded_size(block.data)
-            fits = (size is not None and size <= MAX_IMAGE_BYTES and block.mime_type in MODEL_IMAGE_TYPES
-                    and len(block.data) <= left)
+            fits = (
+                size is not None
+                and size <= MAX_IMAGE_BYTES
+                and block.mime_type in MODEL_IMAGE_TYPES
+                and len(block.data) <= left
+            )
             if fits and size is not None:
                 left -= len(block.data)
                 images.append(Image(mime_type=block.mime_type, data=block.data, size=size))
-            parts.append(_binary("image", block.mime_type, block.data, _annotations(block.annotations),
-                                 "attached" if fits else "not shown"))
+            parts.append(
+                _binary(
+                    "image",
+                    block.mime_type,
+                    block.data,
+                    _annotations(block.annotations),
+                    "attached" if fits else "not shown",
+                )
+            )
         elif isinstance(block, AudioContent):
             parts.append(_binary("audio", block.mime_type, block.data, _annotations(block.annotations)))
         elif isinstance(block, ResourceLink):
@@ -139,8 +150,9 @@ def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
                 kind = f"; type: {resource.mime_type}" if resource.mime_type else ""
                 parts.append(f"[resource{note}] uri: {resource.uri}{kind}\n{resource.text}")
             elif isinstance(resource, BlobResourceContents):
-                parts.append(f"[resource{note}] uri: {resource.uri} "
-                             + _binary("binary", resource.mime_type, resource.blob))
+                parts.append(
+                    f"[resource{note}] uri: {resource.uri} " + _binary("binary", resource.mime_type, resource.blob)
+                )
         else:
             parts.append(f"[{getattr(block, 'type', 'unknown')} content not shown]")
     structured = result.structured_content

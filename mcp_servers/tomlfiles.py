@@ -19,6 +19,7 @@ M = TypeVar("M", bound=BaseModel)
 class ConfigError(Exception):
     """An agent, server or script file is invalid; raised at worker start, naming file and key."""
 
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 

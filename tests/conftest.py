@@ -107,8 +107,11 @@ def make_project(
     script_file = root / "script.json"
     script_file.write_text(json.dumps(script or {}))
     options: dict[str, Any] = {
-        "agents_dir": agents_dir, "mcp_servers_file": servers_file, "model_provider": "scripted",
-        "scripted_model_file": script_file, "task_queue": f"airlock-test-{uuid.uuid4().hex[:8]}",
+        "agents_dir": agents_dir,
+        "mcp_servers_file": servers_file,
+        "model_provider": "scripted",
+        "scripted_model_file": script_file,
+        "task_queue": f"airlock-test-{uuid.uuid4().hex[:8]}",
         "data_dir": root / "data",
     }
     options.update(settings)
@@ -142,9 +145,11 @@ async def pending_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
 
 async def wait_pending(handle: WorkflowHandle[Any, Any], count: int = 1) -> list[dict[str, Any]]:
     """Wait until `count` approvals are pending."""
+
     async def check() -> list[dict[str, Any]] | None:
         pending = await pending_of(handle)
         return pending if len(pending) >= count else None
+
     return await wait_for(check, what=f"{count} pending approval(s)")
 
 
@@ -205,8 +210,12 @@ def workflow_id(prefix: str) -> str:
 async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
     """Run the bundled `temporal` CLI against the test server; return its stdout."""
     proc = await asyncio.create_subprocess_exec(
-        str(devserver.temporal_binary()), *args, "--address", env.client.service_client.config.target_host,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(devserver.temporal_binary()),
+        *args,
+        "--address",
+        env.client.service_client.config.target_host,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, f"temporal {' '.join(args)} failed: {stderr.decode()}"
@@ -215,5 +224,9 @@ async def temporal_cli(env: WorkflowEnvironment, *args: str) -> str:
 
 def decision(pending: dict[str, Any], approver: str, **fields: Any) -> dict[str, Any]:
     """A decision payload on `pending` as its approver saw it: call id and arguments hash, plus `fields`."""
-    return {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"], "approver": approver,
-            **fields}
+    return {
+        "call_id": pending["call_id"],
+        "arguments_sha256": pending["arguments_sha256"],
+        "approver": approver,
+        **fields,
+    }

@@ -119,8 +119,11 @@ class AirlockActivities:
             plans[name] = await self._plan(name)
             todo.extend(plans[name].handoffs)
         return RunPlan(
-            root=request.agent, agents=plans, model_timeout_seconds=self.model_timeout_seconds,
-            notify_approvals=self.webhook_url is not None, max_history_events=self.max_history_events,
+            root=request.agent,
+            agents=plans,
+            model_timeout_seconds=self.model_timeout_seconds,
+            notify_approvals=self.webhook_url is not None,
+            max_history_events=self.max_history_events,
             directory=self.approvers.current() if self.approvers is not None else None,
         )
 
@@ -158,8 +161,13 @@ class AirlockActivities:
             for tool in listed:
                 if not TOOL_NAME_REGEX.fullmatch(tool.name):
                     # A hostile server picks the name: logs get a bounded prefix of it.
-                    log.warning("mcp_tool_name_invalid", agent=name, server=server,
-                                tool=tool.name[:MAX_LOGGED_NAME], length=len(tool.name))
+                    log.warning(
+                        "mcp_tool_name_invalid",
+                        agent=name,
+                        server=server,
+                        tool=tool.name[:MAX_LOGGED_NAME],
+                        length=len(tool.name),
+                    )
                     continue
                 if requires_tasks(tool):
                     if (server, tool.name) not in self._hidden_logged:
@@ -182,21 +190,25 @@ class AirlockActivities:
                         f"named {tool.name!r}; deny it on one of them in [tools] or drop one server"
                     )
                 offered_by[tool.name] = server
-                tools.append(ToolPlan(
-                    name=tool.name,
-                    server=server,
-                    # A server's own description reaches the model and the history too.
-                    description=self.redactor.scrub(tool.description or ""),
-                    input_schema=tool.input_schema,
-                    policy=decided,
-                    read_only=config.trusted and read_only is True,
-                    idempotent=policy.retry_safe(
-                        trusted=config.trusted, idempotent_hint=idempotent, read_only_hint=read_only,
-                        server_honours_keys=config.idempotency_keys,
-                    ),
-                    timeout_seconds=config.call_deadline_seconds,
-                    long_running=config.long_running,
-                ))
+                tools.append(
+                    ToolPlan(
+                        name=tool.name,
+                        server=server,
+                        # A server's own description reaches the model and the history too.
+                        description=self.redactor.scrub(tool.description or ""),
+                        input_schema=tool.input_schema,
+                        policy=decided,
+                        read_only=config.trusted and read_only is True,
+                        idempotent=policy.retry_safe(
+                            trusted=config.trusted,
+                            idempotent_hint=idempotent,
+                            read_only_hint=read_only,
+                            server_honours_keys=config.idempotency_keys,
+                        ),
+                        timeout_seconds=config.call_deadline_seconds,
+                        long_running=config.long_running,
+                    )
+                )
         return AgentPlan(
             name=spec.name,
             model=spec.model,
@@ -241,7 +253,11 @@ class AirlockActivities:
         try:
             async with self._progress(call) as progress:
                 result = await self.pool.connection(call.server).call_tool(
-                    call.tool, call.arguments, None, progress=progress, asking=asking,
+                    call.tool,
+                    call.arguments,
+                    None,
+                    progress=progress,
+                    asking=asking,
                 )
         except CircuitOpen as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
@@ -273,22 +289,40 @@ class AirlockActivities:
     def _input_reply(self, call: ToolCall, asking: elicitation.Round) -> ToolReply | None:
         """The reply when the server asked for input nobody gave yet (it was told `cancel`: its result is moot)."""
         if asking.unanswered:
-            log.info("mcp_input_requested", agent=call.agent, server=call.server, tool=call.tool,
-                     unanswered=asking.unanswered, refused=asking.refused is not None)
+            log.info(
+                "mcp_input_requested",
+                agent=call.agent,
+                server=call.server,
+                tool=call.tool,
+                unanswered=asking.unanswered,
+                refused=asking.refused is not None,
+            )
         scrub = self.redactor.scrub
         if asking.refused is not None:
-            return ToolReply(text=scrub(f"{call.server}.{call.tool} asked for input that Airlock does not accept "
-                                        f"({asking.refused}); it was answered cancel"), outcome="error")
+            return ToolReply(
+                text=scrub(
+                    f"{call.server}.{call.tool} asked for input that Airlock does not accept "
+                    f"({asking.refused}); it was answered cancel"
+                ),
+                outcome="error",
+            )
         asked = asking.asked
         if asked is None:
             return None
         # The question reaches history and people's screens: a server echoing a secret is scrubbed
         # (the hash stays the server's, so the answer still matches its question).
-        return ToolReply(text="", outcome="input_required", question=InputQuestion(
-            mode=asked.mode, message=scrub(asked.message), requested_schema=asked.schema,
-            url=scrub(asked.url) if asked.url else None, elicitation_id=asked.elicitation_id,
-            question_sha256=asked.sha256,
-        ))
+        return ToolReply(
+            text="",
+            outcome="input_required",
+            question=InputQuestion(
+                mode=asked.mode,
+                message=scrub(asked.message),
+                requested_schema=asked.schema,
+                url=scrub(asked.url) if asked.url else None,
+                elicitation_id=asked.elicitation_id,
+                question_sha256=asked.sha256,
+            ),
+        )
 
     @contextlib.asynccontextmanager
     async def _progress(self, call: ToolCall) -> AsyncIterator[CallProgress | None]:
@@ -304,8 +338,13 @@ class AirlockActivities:
         finally:
             beat.cancel()
             if progress.ignored:
-                log.warning("mcp_progress_ignored", server=call.server, tool=call.tool,
-                            received=progress.received, ignored=progress.ignored)
+                log.warning(
+                    "mcp_progress_ignored",
+                    server=call.server,
+                    tool=call.tool,
+                    received=progress.received,
+                    ignored=progress.ignored,
+                )
 
     def _reply(self, call: ToolCall, result: CallToolResult) -> ToolReply:
         rendered = render(result)
@@ -316,8 +355,16 @@ class AirlockActivities:
         # A server that echoes its bearer token back must not put it into the model's context.
         text, cut = cap(self.redactor.scrub(rendered.text), self.max_result_bytes - rendered.attached_bytes)
         outcome: Literal["ok", "error"] = "error" if result.is_error else "ok"
-        log.info("tool_call", agent=call.agent, server=call.server, tool=call.tool, outcome=outcome,
-                 cut_bytes=cut, images=len(images), attempt=activity.info().attempt)
+        log.info(
+            "tool_call",
+            agent=call.agent,
+            server=call.server,
+            tool=call.tool,
+            outcome=outcome,
+            cut_bytes=cut,
+            images=len(images),
+            attempt=activity.info().attempt,
+        )
         return ToolReply(text=text, outcome=outcome, cut_bytes=cut, images=images)
 
     @activity.defn(name="airlock.notify")
@@ -331,8 +378,10 @@ class AirlockActivities:
             raise WebhookFailedError(f"approval webhook answered {response.status_code}")
 
 
-
 def _round(call: ToolCall) -> elicitation.Round:
-    return elicitation.Round(given=[
-        elicitation.Given(question_sha256=a.question_sha256, action=a.action, content=a.content) for a in call.answers
-    ])
+    return elicitation.Round(
+        given=[
+            elicitation.Given(question_sha256=a.question_sha256, action=a.action, content=a.content)
+            for a in call.answers
+        ]
+    )

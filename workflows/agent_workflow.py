@@ -71,13 +71,15 @@ AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
 
 PREPARE_RETRY = RetryPolicy(maximum_attempts=5, initial_interval=timedelta(milliseconds=500))
-NOTIFY_RETRY = RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=1),
-                           maximum_interval=timedelta(minutes=1))
+NOTIFY_RETRY = RetryPolicy(
+    maximum_attempts=10, initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+)
 DIRECTORY_RETRY = RetryPolicy(maximum_attempts=3)
 # A call to a tool the agent does not have (or may not see) is the model's mistake: it hears so
 # and may re-plan, instead of the SDK raising and the workflow task failing over and over.
-RUN_CONFIG = RunConfig(tracing_disabled=True, trace_include_sensitive_data=False,
-                       tool_not_found_behavior="return_error_to_model")
+RUN_CONFIG = RunConfig(
+    tracing_disabled=True, trace_include_sensitive_data=False, tool_not_found_behavior="return_error_to_model"
+)
 # Signed signals by a key the run does not know wait for one look at the current approvers
 # file; more than this many at once are refused straight away.
 MAX_RECHECKS = 10
@@ -142,11 +144,18 @@ class AgentWorkflow:
         if checkpoint is not None:
             self._ledger = Ledger(turns=checkpoint.turn, tool_calls=checkpoint.tool_calls, usage=checkpoint.usage)
         self._set_state("running", agent=request.agent)
-        agents = build_agents(plan, ToolRuntime(
-            workflow_id=workflow.info().workflow_id, gate=self._gate, ledger=self._ledger,
-            on_outcome=self._on_outcome, checkpoint_due=lambda: self._history_is_long(plan),
-            in_flight=self._in_flight, ask=self._ask,
-        ))
+        agents = build_agents(
+            plan,
+            ToolRuntime(
+                workflow_id=workflow.info().workflow_id,
+                gate=self._gate,
+                ledger=self._ledger,
+                on_outcome=self._on_outcome,
+                checkpoint_due=lambda: self._history_is_long(plan),
+                in_flight=self._in_flight,
+                ask=self._ask,
+            ),
+        )
         root = agents[plan.root]
         spec = plan.agents[plan.root]
         next_input: str | RunState[Any] = request.first_message()
@@ -182,16 +191,29 @@ class AgentWorkflow:
             if self._history_is_long(plan):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 assert self._plan is not None
-                workflow.continue_as_new(request.model_copy(update={"checkpoint": Checkpoint(
-                    plan=self._plan, run_state=state.to_string(), gate=self._gate.records, audit=self._gate.audit,
-                    tool_calls=self._ledger.tool_calls, usage=self._ledger.usage, turn=self._ledger.turns,
-                    used_tokens=self._gate.used_tokens,
-                )}))
+                workflow.continue_as_new(
+                    request.model_copy(
+                        update={
+                            "checkpoint": Checkpoint(
+                                plan=self._plan,
+                                run_state=state.to_string(),
+                                gate=self._gate.records,
+                                audit=self._gate.audit,
+                                tool_calls=self._ledger.tool_calls,
+                                usage=self._ledger.usage,
+                                turn=self._ledger.turns,
+                                used_tokens=self._gate.used_tokens,
+                            )
+                        }
+                    )
+                )
             next_input = state
         self._set_state("completed")
         return AgentResult(
-            output=str(result.final_output), approvals=self._gate.records,
-            tool_calls=self._ledger.tool_calls, usage=self._ledger.usage,
+            output=str(result.final_output),
+            approvals=self._gate.records,
+            tool_calls=self._ledger.tool_calls,
+            usage=self._ledger.usage,
         )
 
     def _use_plan(self, plan: RunPlan) -> None:
@@ -199,18 +221,28 @@ class AgentWorkflow:
         self._tools = {(agent, tool.name): tool for agent, spec in plan.agents.items() for tool in spec.tools}
 
     def _new_gate(
-        self, directory: Directory | None, requester: str | None, checkpoint: Checkpoint | None = None,
+        self,
+        directory: Directory | None,
+        requester: str | None,
+        checkpoint: Checkpoint | None = None,
     ) -> ApprovalGate:
         return ApprovalGate(
-            self._approval_config, self._schema_of, Verifier(directory),
-            workflow_id=workflow.info().workflow_id, requester=requester,
-            records=checkpoint.gate if checkpoint else None, audit=checkpoint.audit if checkpoint else None,
+            self._approval_config,
+            self._schema_of,
+            Verifier(directory),
+            workflow_id=workflow.info().workflow_id,
+            requester=requester,
+            records=checkpoint.gate if checkpoint else None,
+            audit=checkpoint.audit if checkpoint else None,
             used_tokens=checkpoint.used_tokens if checkpoint else None,
         )
 
     def _new_desk(self) -> InputDesk:
-        return InputDesk(self._gate, workflow_id=workflow.info().workflow_id,
-                         timeout_of=lambda agent: self._approval_config(agent).timeout_seconds)
+        return InputDesk(
+            self._gate,
+            workflow_id=workflow.info().workflow_id,
+            timeout_of=lambda agent: self._approval_config(agent).timeout_seconds,
+        )
 
     def _set_state(self, state: RunStateName, *, agent: str | None = None) -> None:
         # Approvers list runs by AirlockState: it must follow every change of state.
@@ -230,8 +262,10 @@ class AgentWorkflow:
     async def _prepare(self, agent: str) -> RunPlan:
         try:
             plan = await workflow.execute_local_activity(
-                steps.prepare, PrepareRequest(agent=agent),
-                start_to_close_timeout=timedelta(seconds=60), retry_policy=PREPARE_RETRY,
+                steps.prepare,
+                PrepareRequest(agent=agent),
+                start_to_close_timeout=timedelta(seconds=60),
+                retry_policy=PREPARE_RETRY,
                 summary=f"{agent} / prepare",
             )
             return plan
@@ -262,15 +296,21 @@ class AgentWorkflow:
                     # Nobody is asked to approve what cannot run: the model hears why instead.
                     raise RefusedError(problem or "invalid arguments")
                 record = self._gate.request(
-                    call_id=item.call_id or "", agent=agent, server=tool.server, tool=tool.name,
-                    arguments=arguments, now=workflow.now(),
+                    call_id=item.call_id or "",
+                    agent=agent,
+                    server=tool.server,
+                    tool=tool.name,
+                    arguments=arguments,
+                    now=workflow.now(),
                 )
             except RefusedError as err:
                 state.reject(item, rejection_message=f"Error: {tool.name} was not called: {err}.")
                 continue
             batch.append(record)
-            workflow.logger.info("approval requested", extra={
-                "call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server})
+            workflow.logger.info(
+                "approval requested",
+                extra={"call_id": record.call_id, "agent": agent, "tool": tool.name, "server": tool.server},
+            )
             self._notify(record)
         if not batch:
             return
@@ -302,9 +342,13 @@ class AgentWorkflow:
                 continue
             decision = (record.decision or "rejected").replace("_", " ")
             who = f" by {record.decided_by}" if record.decided_by else ""
-            state.reject(item, rejection_message=(
-                f"The call to {record.tool} was {decision}{who}: {record.reason or 'no reason given'}. "
-                "It was not executed."))
+            state.reject(
+                item,
+                rejection_message=(
+                    f"The call to {record.tool} was {decision}{who}: {record.reason or 'no reason given'}. "
+                    "It was not executed."
+                ),
+            )
         self._set_state("running")
 
     async def _report_pending(self) -> None:
@@ -316,7 +360,8 @@ class AgentWorkflow:
         # A pipeline cannot query its children, so a child tells it what it waits for.
         try:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                "child_pending", ChildPending(workflow_id=workflow.info().workflow_id, pending=self._pending()),
+                "child_pending",
+                ChildPending(workflow_id=workflow.info().workflow_id, pending=self._pending()),
             )
         except FailureError as err:
             workflow.logger.warning("could not tell the parent run", extra={"error": str(err)})
@@ -340,17 +385,25 @@ class AgentWorkflow:
         workflow.start_activity(
             steps.notify,
             ApprovalNotice(
-                workflow_id=me, pending=self._gate.as_pending(record), escalated=escalated,
+                workflow_id=me,
+                pending=self._gate.as_pending(record),
+                escalated=escalated,
                 approve_command=decision_command(me, record.call_id, record.arguments_sha256, "approve"),
                 reject_command=decision_command(me, record.call_id, record.arguments_sha256, "reject"),
             ),
-            start_to_close_timeout=timedelta(seconds=15), retry_policy=NOTIFY_RETRY,
+            start_to_close_timeout=timedelta(seconds=15),
+            retry_policy=NOTIFY_RETRY,
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
             summary=f"{record.agent} / notify {record.tool}",
         )
 
     async def _ask(
-        self, call_id: str, agent: str, tool: ToolPlan, arguments: dict[str, Any], question: InputQuestion,
+        self,
+        call_id: str,
+        agent: str,
+        tool: ToolPlan,
+        arguments: dict[str, Any],
+        question: InputQuestion,
     ) -> GivenAnswer | None:
         """Wait, durably, for a person to answer one question a running call's server asked.
 
@@ -359,12 +412,20 @@ class AgentWorkflow:
         approval timeout is `cancel` (or, with `on_timeout = "fail"`, a failed run).
         """
         try:
-            record = self._inputs.open(call_id=call_id, agent=agent, server=tool.server, tool=tool.name,
-                                       arguments=arguments, question=question, now=workflow.now())
+            record = self._inputs.open(
+                call_id=call_id,
+                agent=agent,
+                server=tool.server,
+                tool=tool.name,
+                arguments=arguments,
+                question=question,
+                now=workflow.now(),
+            )
         except RefusedError:
             return None
-        workflow.logger.info("input requested", extra={"call_id": call_id, "agent": agent, "tool": tool.name,
-                                                       "server": tool.server})
+        workflow.logger.info(
+            "input requested", extra={"call_id": call_id, "agent": agent, "tool": tool.name, "server": tool.server}
+        )
         self._asking += 1
         self._set_state("awaiting_approval")
         await self._report_pending()
@@ -382,7 +443,8 @@ class AgentWorkflow:
                 if self._approval_config(agent).on_timeout == "fail":
                     self._input_failure = ApprovalTimedOutError(
                         f"no answer to {tool.server}.{tool.name}'s input request (call {call_id}) before "
-                        f"{deadline.isoformat()}")
+                        f"{deadline.isoformat()}"
+                    )
         self._inputs.close(call_id)
         self._asking -= 1
         if self._asking == 0:
@@ -405,7 +467,9 @@ class AgentWorkflow:
     def _fail_budget(self, why: str) -> NoReturn:
         self._set_state("failed")
         partial = AgentResult(
-            output="", approvals=self._gate.records, tool_calls=self._ledger.tool_calls,
+            output="",
+            approvals=self._gate.records,
+            tool_calls=self._ledger.tool_calls,
             usage=self._ledger.usage,
         )
         raise BudgetExceededError(f"run stopped: {why}", partial.model_dump(mode="json"))
@@ -499,7 +563,8 @@ class AgentWorkflow:
         try:
             directory = await workflow.execute_local_activity(
                 steps.current_approvers,
-                start_to_close_timeout=timedelta(seconds=10), retry_policy=DIRECTORY_RETRY,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=DIRECTORY_RETRY,
                 summary="approvers file",
             )
         except (ActivityError, ApplicationError) as err:
@@ -512,9 +577,16 @@ class AgentWorkflow:
     def _apply(self, verdict: Verdict, now: datetime) -> ApprovalRecord:
         record = self._gate.apply(verdict, now)
         self._decisions += 1
-        workflow.logger.info("approval decided", extra={
-            "call_id": record.call_id, "approver": verdict.identity.person, "decision": verdict.kind,
-            "identity": verdict.identity.label, "state": record.decision or "waiting for more approvals"})
+        workflow.logger.info(
+            "approval decided",
+            extra={
+                "call_id": record.call_id,
+                "approver": verdict.identity.person,
+                "decision": verdict.kind,
+                "identity": verdict.identity.label,
+                "state": record.decision or "waiting for more approvals",
+            },
+        )
         return record
 
     def _refused(self, value: Any, reason: str, now: datetime) -> None:
@@ -525,8 +597,10 @@ class AgentWorkflow:
 
     @staticmethod
     def _log_refused(call_id: Any, approver: Any, reason: str) -> None:
-        workflow.logger.warning("decision refused", extra={
-            "call_id": cut(call_id or ""), "approver": cut(approver or "?"), "reason": cut(reason, 300)})
+        workflow.logger.warning(
+            "decision refused",
+            extra={"call_id": cut(call_id or ""), "approver": cut(approver or "?"), "reason": cut(reason, 300)},
+        )
 
     # --- answers to input requests -----------------------------------------------------------
 
@@ -580,8 +654,11 @@ class AgentWorkflow:
     def status(self) -> RunStatus:
         """Where the run is."""
         return RunStatus(
-            state=self._state, agent=self._agent, turn=self._ledger.turns,
-            tool_calls=self._ledger.tool_calls, pending=len(self._pending()),
+            state=self._state,
+            agent=self._agent,
+            turn=self._ledger.turns,
+            tool_calls=self._ledger.tool_calls,
+            pending=len(self._pending()),
             in_flight=list(self._in_flight.values()),
         )
 
@@ -612,9 +689,12 @@ class AgentWorkflow:
                 people.discard(pending.requester)
             deciders = sorted(people)
         return CallDetails(
-            pending=pending, description=tool.description if tool else "",
-            input_schema=tool.input_schema if tool else {}, deciders=deciders,
-            allow_self_approval=config.allow_self_approval, conversation=self._conversation,
+            pending=pending,
+            description=tool.description if tool else "",
+            input_schema=tool.input_schema if tool else {},
+            deciders=deciders,
+            allow_self_approval=config.allow_self_approval,
+            conversation=self._conversation,
             conversation_omitted=self._conversation_omitted,
         )
 
@@ -639,12 +719,14 @@ def _conversation_item(item: Any) -> ConversationItem:
     else:
         content = item.get("content")
         if isinstance(content, list):
-            text = "\n".join(str(part.get("text") or part.get("refusal") or "") for part in content
-                             if isinstance(part, dict))
+            text = "\n".join(
+                str(part.get("text") or part.get("refusal") or "") for part in content if isinstance(part, dict)
+            )
         else:
             text = str(content if content is not None else item)
-    return ConversationItem(kind=kind, role=str(role) if role is not None else None,
-                            text=cut(text, CONVERSATION_ITEM_CHARS))
+    return ConversationItem(
+        kind=kind, role=str(role) if role is not None else None, text=cut(text, CONVERSATION_ITEM_CHARS)
+    )
 
 
 def _require_requester(plan: RunPlan, requester: str | None) -> None:
@@ -659,5 +741,5 @@ def _require_requester(plan: RunPlan, requester: str | None) -> None:
         if not spec.approval.allow_self_approval and any(tool.policy == "approve" for tool in spec.tools):
             raise InvalidInputError(
                 f"invalid AgentWorkflow input: agent {name!r} forbids self-approval "
-                "(allow_self_approval = false), so the run must name its requester: add \"requester\""
+                '(allow_self_approval = false), so the run must name its requester: add "requester"'
             )

@@ -43,10 +43,11 @@ def check_approvers(entries: list[str], directory: Directory | None, *, path: Pa
     for index, entry in enumerate(entries):
         if not entry.startswith(GROUP_PREFIX):
             continue
-        group = entry[len(GROUP_PREFIX):]
+        group = entry[len(GROUP_PREFIX) :]
         if directory is None:
             raise ConfigError(
-                f"{path}: key '{key}[{index}]': {entry!r} needs an approvers file (AIRLOCK_APPROVERS_FILE)")
+                f"{path}: key '{key}[{index}]': {entry!r} needs an approvers file (AIRLOCK_APPROVERS_FILE)"
+            )
         if group not in directory.groups:
             known = ", ".join(sorted(directory.groups)) or "none"
             raise ConfigError(f"{path}: key '{key}[{index}]': unknown group {group!r} (known: {known})")

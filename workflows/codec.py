@@ -63,11 +63,12 @@ class Keyring:
     def __post_init__(self) -> None:
         """Refuse an empty keyring or a key of the wrong size (naming its id)."""
         if not self.keys:
-            raise ConfigError(f"{self.source}: no keys (add a line `KEY_ID = \"<base64 of 32 random bytes>\"`)")
+            raise ConfigError(f'{self.source}: no keys (add a line `KEY_ID = "<base64 of 32 random bytes>"`)')
         for key_id, key in self.keys.items():
             if not KEY_ID_PATTERN.match(key_id):
-                raise ConfigError(f"{self.source}: key id {key_id[:_SHOWN_KEY_ID]!r} is not a key id "
-                                  "(1 to 64 of A-Z a-z 0-9 _ . -)")
+                raise ConfigError(
+                    f"{self.source}: key id {key_id[:_SHOWN_KEY_ID]!r} is not a key id (1 to 64 of A-Z a-z 0-9 _ . -)"
+                )
             if len(key) != KEY_BYTES:
                 raise ConfigError(f"{self.source}: key {key_id!r} is {len(key)} bytes; AES-256 needs {KEY_BYTES}")
 
@@ -92,8 +93,10 @@ def read_secret_file(path: Path, setting: str) -> bytes:
         if not stat.S_ISREG(mode):
             raise ConfigError(f"{setting}: {path} is not a regular file")
         if mode & 0o077:
-            raise ConfigError(f"{setting}: {path} is readable by others (mode {stat.S_IMODE(mode):04o}); it holds "
-                              f"secrets: `chmod 600 {path}`")
+            raise ConfigError(
+                f"{setting}: {path} is readable by others (mode {stat.S_IMODE(mode):04o}); it holds "
+                f"secrets: `chmod 600 {path}`"
+            )
         return path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{setting}: {path}: file not found") from None
@@ -161,7 +164,8 @@ class EncryptionCodec(PayloadCodec):
         if cipher is None:
             raise PayloadDecryptionError(
                 f"payload encrypted with unknown key id {key_id!r} ({self.keyring.source} has "
-                f"{', '.join(self.keyring.keys)})")
+                f"{', '.join(self.keyring.keys)})"
+            )
         if len(payload.data) < NONCE_BYTES + TAG_BYTES:
             raise PayloadDecryptionError(f"payload encrypted with key id {key_id!r} is too short to be one")
         nonce, sealed = payload.data[:NONCE_BYTES], payload.data[NONCE_BYTES:]
@@ -170,7 +174,8 @@ class EncryptionCodec(PayloadCodec):
         except InvalidTag:
             raise PayloadDecryptionError(
                 f"payload encrypted with key id {key_id!r} does not open with that key: altered, or sealed "
-                "with another key of the same id") from None
+                "with another key of the same id"
+            ) from None
         try:
             return Payload.FromString(plain)
         except DecodeError:

@@ -23,5 +23,6 @@ def decision_command(
 
 def answer_command(workflow_id: str, call_id: str, question_sha256: str) -> str:
     """The `airlock answer` command for one input request, for a person to complete with the content."""
-    return shlex.join(["airlock", "answer", workflow_id, call_id, "<json>", "--sha256", question_sha256,
-                       "--as", "<you>"])
+    return shlex.join(
+        ["airlock", "answer", workflow_id, call_id, "<json>", "--sha256", question_sha256, "--as", "<you>"]
+    )

@@ -23,8 +23,11 @@ async def connect(settings: Settings) -> Client:
     try:
         return await asyncio.wait_for(
             Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace, tls=client_tls,
-                api_key=api_key, data_converter=converter,
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                tls=client_tls,
+                api_key=api_key,
+                data_converter=converter,
             ),
             timeout=CONNECT_TIMEOUT_SECONDS,
         )

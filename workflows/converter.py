@@ -63,7 +63,8 @@ class _SealedConverter(EncodingPayloadConverter):
             return RawValue(payload)
         raise codec.PayloadDecryptionError(
             f"payload encrypted with key id {codec.key_id_of(payload)!r} could not be decrypted here (no codec, "
-            "or AIRLOCK_CODEC_KEYS_FILE lacks that key; the log says which)")
+            "or AIRLOCK_CODEC_KEYS_FILE lacks that key; the log says which)"
+        )
 
 
 class PayloadConverter(CompositePayloadConverter):

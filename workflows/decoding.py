@@ -52,9 +52,11 @@ def parse(model: type[M], value: Any, what: str) -> M:
     if isinstance(value, RawValue):
         if value.payload.metadata.get("encoding") == _SEALED:
             key_id = value.payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
-            raise InvalidInputError(f"invalid {what}: encrypted with key id {cut(key_id, 64)!r}, which this worker "
-                                    "cannot decrypt (its AIRLOCK_CODEC_KEYS_FILE lacks the key, or the payload "
-                                    "was altered)")
+            raise InvalidInputError(
+                f"invalid {what}: encrypted with key id {cut(key_id, 64)!r}, which this worker "
+                "cannot decrypt (its AIRLOCK_CODEC_KEYS_FILE lacks the key, or the payload "
+                "was altered)"
+            )
         raise InvalidInputError(f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels")
     if depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
         raise InvalidInputError(f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels")

@@ -39,8 +39,12 @@ def free_port() -> int:
 
 
 async def start(
-    *, db_file: Path | None = None, port: int | None = None, ui_port: int | None = None,
-    namespace: str = "default", data_converter: DataConverter | None = None,
+    *,
+    db_file: Path | None = None,
+    port: int | None = None,
+    ui_port: int | None = None,
+    namespace: str = "default",
+    data_converter: DataConverter | None = None,
 ) -> WorkflowEnvironment:
     """Start `temporal server start-dev` on loopback with Airlock's search attributes registered.
 
@@ -71,7 +75,11 @@ def _stdout_silenced() -> Iterator[None]:
 
 
 async def _start_local(
-    db_file: Path | None, port: int | None, ui_port: int | None, namespace: str, data_converter: DataConverter,
+    db_file: Path | None,
+    port: int | None,
+    ui_port: int | None,
+    namespace: str,
+    data_converter: DataConverter,
 ) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         namespace=namespace,

@@ -23,10 +23,13 @@ from workflows.model_output import OUTPUT_ITEM
 from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, HandoffSpec, ModelCall, ModelReply, ToolSpec
 
 MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60), maximum_attempts=8,
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=60),
+    maximum_attempts=8,
     non_retryable_error_types=["ModelError"],
 )
+
 
 class DurableModel(Model):
     """An Agents SDK model whose every turn is the `airlock.model` local activity."""
@@ -37,28 +40,45 @@ class DurableModel(Model):
         self.timeout = timeout
 
     async def get_response(
-        self, system_instructions: str | None, input: str | list[Any], model_settings: Any,
-        tools: list[Any], output_schema: Any, handoffs: list[Any], tracing: Any, *,
-        previous_response_id: str | None = None, conversation_id: str | None = None,
+        self,
+        system_instructions: str | None,
+        input: str | list[Any],
+        model_settings: Any,
+        tools: list[Any],
+        output_schema: Any,
+        handoffs: list[Any],
+        tracing: Any,
+        *,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
         prompt: Any = None,
     ) -> ModelResponse:
         """Run one model turn as an activity and rebuild the SDK response from its result."""
         call = ModelCall(
-            agent=self.plan.name, model=self.plan.model, instructions=system_instructions,
+            agent=self.plan.name,
+            model=self.plan.model,
+            instructions=system_instructions,
             input=input_items(input),
             tools=[
-                ToolSpec(name=t.name, description=t.description, parameters=t.params_json_schema,
-                         strict=t.strict_json_schema)
-                for t in tools if isinstance(t, FunctionTool)
+                ToolSpec(
+                    name=t.name, description=t.description, parameters=t.params_json_schema, strict=t.strict_json_schema
+                )
+                for t in tools
+                if isinstance(t, FunctionTool)
             ],
             handoffs=[
-                HandoffSpec(tool_name=h.tool_name, tool_description=h.tool_description,
-                            input_json_schema=h.input_json_schema, agent_name=h.agent_name,
-                            strict=h.strict_json_schema)
+                HandoffSpec(
+                    tool_name=h.tool_name,
+                    tool_description=h.tool_description,
+                    input_json_schema=h.input_json_schema,
+                    agent_name=h.agent_name,
+                    strict=h.strict_json_schema,
+                )
                 for h in handoffs
             ],
             settings={
-                k: v for k, v in model_settings.to_json_dict().items()
+                k: v
+                for k, v in model_settings.to_json_dict().items()
                 if v is not None and k in FORWARDED_MODEL_SETTINGS
             },
         )
@@ -66,8 +86,10 @@ class DurableModel(Model):
         self.ledger.local_steps += 1
         try:
             reply = await workflow.execute_local_activity(
-                steps.model, call,
-                start_to_close_timeout=self.timeout, retry_policy=MODEL_RETRY,
+                steps.model,
+                call,
+                start_to_close_timeout=self.timeout,
+                retry_policy=MODEL_RETRY,
                 summary=f"{self.plan.name} / model",
             )
         except (ActivityError, ApplicationError) as err:
@@ -105,9 +127,10 @@ def input_items(input: str | list[Any]) -> list[dict[str, Any]]:
 def reused_call_id(conversation: list[dict[str, Any]], output: list[dict[str, Any]]) -> str | None:
     """A call id in the model's new output that an earlier tool call of the conversation used, if any."""
     earlier = {item.get("call_id") for item in conversation if isinstance(item.get("call_id"), str)}
-    return next((
-        item["call_id"] for item in output if isinstance(item.get("call_id"), str) and item["call_id"] in earlier
-    ), None)
+    return next(
+        (item["call_id"] for item in output if isinstance(item.get("call_id"), str) and item["call_id"] in earlier),
+        None,
+    )
 
 
 def model_response(reply: ModelReply) -> ModelResponse:
@@ -115,7 +138,8 @@ def model_response(reply: ModelReply) -> ModelResponse:
     return ModelResponse(
         output=[OUTPUT_ITEM.validate_python(item) for item in reply.output],
         usage=SdkUsage(
-            requests=reply.usage.requests, input_tokens=reply.usage.input_tokens,
+            requests=reply.usage.requests,
+            input_tokens=reply.usage.input_tokens,
             output_tokens=reply.usage.output_tokens,
             total_tokens=reply.usage.input_tokens + reply.usage.output_tokens,
         ),

@@ -26,12 +26,16 @@ from workflows.identity import RefusedError
 from workflows.payloads import AgentPlan, GivenAnswer, InFlightCall, InputQuestion, ToolCall, ToolPlan, ToolReply
 
 READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10), maximum_attempts=5,
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
 )
 IDEMPOTENT_WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10), maximum_attempts=5,
+    initial_interval=timedelta(milliseconds=500),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=5,
 )
 # A write that is not known to be idempotent is sent at most once per activity; the workflow
 # re-sends it only when the activity proved nothing was sent (`ToolNotSent`).
@@ -90,8 +94,14 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
         ledger.tool_calls += 1
-        call = ToolCall(agent=agent.name, server=tool.server, tool=tool.name, arguments=arguments, call_id=call_id,
-                        images=agent.model_takes_images)
+        call = ToolCall(
+            agent=agent.name,
+            server=tool.server,
+            tool=tool.name,
+            arguments=arguments,
+            call_id=call_id,
+            images=agent.model_takes_images,
+        )
         if not tool.read_only:
             call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
         reply = await _answered(call, call_id, tool, runtime)
@@ -101,9 +111,10 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         if not reply.images:
             return text
         # The SDK sends these as `input_image` parts of the function call output (Responses API).
-        return [ToolOutputText(text=text), *(
-            ToolOutputImage(image_url=f"data:{image.mime_type};base64,{image.data}") for image in reply.images
-        )]
+        return [
+            ToolOutputText(text=text),
+            *(ToolOutputImage(image_url=f"data:{image.mime_type};base64,{image.data}") for image in reply.images),
+        ]
 
     return FunctionTool(
         name=tool.name,
@@ -130,18 +141,25 @@ async def _answered(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolR
             return reply
         given = await runtime.ask(call_id, call.agent, tool, call.arguments, reply.question) if runtime.ask else None
         if given is None:
-            return ToolReply(text=(f"{call.server}.{call.tool} asked for input that could not be given "
-                                   "(too many questions in one call); it was answered cancel"), outcome="error")
+            return ToolReply(
+                text=(
+                    f"{call.server}.{call.tool} asked for input that could not be given "
+                    "(too many questions in one call); it was answered cancel"
+                ),
+                outcome="error",
+            )
         answers = [*call.answers, given]
-        call = call.model_copy(update={
-            "answers": answers, "idempotency_key": f"{key}/input-{len(answers)}" if key else None,
-        })
+        call = call.model_copy(
+            update={
+                "answers": answers,
+                "idempotency_key": f"{key}/input-{len(answers)}" if key else None,
+            }
+        )
 
 
 async def _send(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRuntime) -> ToolReply:
     """One send of the call, listed as in flight (for the `status` query) while its activity runs."""
-    runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name,
-                                              since=workflow.now())
+    runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name, since=workflow.now())
     try:
         if not tool.read_only:
             return await _write(call, tool)
@@ -157,15 +175,19 @@ async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
         if tool.long_running:
             # An ordinary activity heartbeats: progress shows in describe, cancellation arrives.
             return await workflow.execute_activity(
-                steps.read, call,
+                steps.read,
+                call,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT, retry_policy=READ_RETRY,
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=READ_RETRY,
                 summary=f"{call.agent} / {call.server}.{call.tool}",
             )
         reply = await workflow.execute_local_activity(
-            steps.read, call,
+            steps.read,
+            call,
             start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-            retry_policy=READ_RETRY, summary=f"{call.agent} / {call.server}.{call.tool}",
+            retry_policy=READ_RETRY,
+            summary=f"{call.agent} / {call.server}.{call.tool}",
         )
         return reply
     except (ActivityError, ApplicationError) as err:
@@ -177,7 +199,8 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     for attempt in range(NOT_SENT_RESENDS + 1):
         try:
             reply = await workflow.execute_activity(
-                steps.write, call,
+                steps.write,
+                call,
                 start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
@@ -193,8 +216,10 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
             if not_sent:
                 return ToolReply(text=f"{summary} was not sent: {_reason(err)}", outcome="error")
             return ToolReply(
-                text=(f"the outcome of {call.server}.{call.tool} is unknown ({_reason(err)}); "
-                      "it may or may not have been applied and was not repeated"),
+                text=(
+                    f"the outcome of {call.server}.{call.tool} is unknown ({_reason(err)}); "
+                    "it may or may not have been applied and was not repeated"
+                ),
                 outcome="outcome_unknown",
             )
     raise AssertionError("unreachable")

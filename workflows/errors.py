@@ -65,9 +65,7 @@ class StepFailure(ApplicationError):
 
     TYPE: ClassVar[str]
 
-    def __init__(
-        self, message: str, *, non_retryable: bool = False, next_retry_delay: timedelta | None = None
-    ) -> None:
+    def __init__(self, message: str, *, non_retryable: bool = False, next_retry_delay: timedelta | None = None) -> None:
         super().__init__(message, type=self.TYPE, non_retryable=non_retryable, next_retry_delay=next_retry_delay)
 
     @classmethod

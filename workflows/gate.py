@@ -103,7 +103,14 @@ class ApprovalGate:
     # --- requests --------------------------------------------------------------------------------
 
     def request(
-        self, *, call_id: str, agent: str, server: str, tool: str, arguments: dict[str, Any], now: datetime,
+        self,
+        *,
+        call_id: str,
+        agent: str,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        now: datetime,
     ) -> ApprovalRecord:
         """Open an approval for one call; a call id that is empty, too long or used before is refused."""
         if not call_id or len(call_id) > 200:
@@ -112,9 +119,15 @@ class ApprovalGate:
             raise RefusedError(f"call id {cut(call_id)!r} was already used in this run")
         config = self._config_of(agent)
         record = ApprovalRecord(
-            call_id=call_id, agent=agent, server=server, tool=tool, arguments=arguments,
-            arguments_sha256=arguments_sha256(arguments), requested_at=now,
-            deadline=now + timedelta(seconds=config.timeout_seconds), approvals_needed=config.required,
+            call_id=call_id,
+            agent=agent,
+            server=server,
+            tool=tool,
+            arguments=arguments,
+            arguments_sha256=arguments_sha256(arguments),
+            requested_at=now,
+            deadline=now + timedelta(seconds=config.timeout_seconds),
+            approvals_needed=config.required,
         )
         self._records[call_id] = record
         self._audit(record, "requested", now)
@@ -127,11 +140,17 @@ class ApprovalGate:
     def as_pending(self, record: ApprovalRecord) -> PendingApproval:
         """The `pending_approvals` view of a gated call."""
         return PendingApproval(
-            call_id=record.call_id, agent=record.agent, server=record.server, tool=record.tool,
-            arguments=record.arguments, arguments_sha256=record.arguments_sha256,
-            requested_at=record.requested_at, deadline=record.deadline,
+            call_id=record.call_id,
+            agent=record.agent,
+            server=record.server,
+            tool=record.tool,
+            arguments=record.arguments,
+            arguments_sha256=record.arguments_sha256,
+            requested_at=record.requested_at,
+            deadline=record.deadline,
             approvals_needed=max(record.approvals_needed - len(record.approved_by), 0),
-            approved_by=list(record.approved_by), requester=self._requester,
+            approved_by=list(record.approved_by),
+            requester=self._requester,
         )
 
     # --- decisions -------------------------------------------------------------------------------
@@ -156,11 +175,18 @@ class ApprovalGate:
             problems = schema_errors(self._schema_of(record), edited)
             if problems:
                 raise RefusedError("the edited arguments do not match the tool's input schema: " + "; ".join(problems))
-        identity = self.verifier.identify(message.signature, Expected(
-            workflow_id=self._workflow_id, call_id=record.call_id, decision=kind, approver=message.approver,
-            arguments_sha256=record.arguments_sha256,
-            edited_sha256=arguments_sha256(edited) if edited is not None else None,
-        ), now)
+        identity = self.verifier.identify(
+            message.signature,
+            Expected(
+                workflow_id=self._workflow_id,
+                call_id=record.call_id,
+                decision=kind,
+                approver=message.approver,
+                arguments_sha256=record.arguments_sha256,
+                edited_sha256=arguments_sha256(edited) if edited is not None else None,
+            ),
+            now,
+        )
         if identity.token_id is not None and identity.token_id in self.used_tokens:
             raise RefusedError("this signature was already used; sign each decision anew")
         self.check_allowed(record, identity.person, now)
@@ -213,16 +239,27 @@ class ApprovalGate:
             record.arguments_sha256 = arguments_sha256(verdict.edited)
             record.approved_by = []
         record.approved_by.append(person)
-        self._audit(record, "approved", now, actor=person, reason=reason, identity=verdict.identity.label,
-                    edited_from=before if verdict.edited is not None else None)
+        self._audit(
+            record,
+            "approved",
+            now,
+            actor=person,
+            reason=reason,
+            identity=verdict.identity.label,
+            edited_from=before if verdict.edited is not None else None,
+        )
         if len(record.approved_by) >= record.approvals_needed:
             self._close(record, "approved", person, verdict.identity.label, reason, now)
         return record
 
     @staticmethod
     def _close(
-        record: ApprovalRecord, decision: Literal["approved", "rejected", "timed_out"], person: str | None,
-        identity: str | None, reason: str | None, now: datetime,
+        record: ApprovalRecord,
+        decision: Literal["approved", "rejected", "timed_out"],
+        person: str | None,
+        identity: str | None,
+        reason: str | None,
+        now: datetime,
     ) -> None:
         record.decision = decision
         record.decided_by = person
@@ -234,20 +271,31 @@ class ApprovalGate:
         """Note an attempt to decide that was refused; it changes nothing else."""
         if self._listed_refusals >= MAX_REFUSALS_LISTED:
             if self._omitted is None:
-                self._omitted = AuditEntry(at=now, event="refusals_omitted", call_id="*", count=0,
-                                           reason=f"refused attempts beyond the first {MAX_REFUSALS_LISTED}, "
-                                                  "counted, not listed")
+                self._omitted = AuditEntry(
+                    at=now,
+                    event="refusals_omitted",
+                    call_id="*",
+                    count=0,
+                    reason=f"refused attempts beyond the first {MAX_REFUSALS_LISTED}, counted, not listed",
+                )
                 self.audit.append(self._omitted)
             self._omitted.count = (self._omitted.count or 0) + 1
             self._omitted.at = now
             return
         self._listed_refusals += 1
         record = self._records.get(call_id)
-        self.audit.append(AuditEntry(
-            at=now, event="refused", call_id=cut(call_id), actor=cut(actor), reason=cut(reason, 300),
-            agent=record.agent if record else None, server=record.server if record else None,
-            tool=record.tool if record else None,
-        ))
+        self.audit.append(
+            AuditEntry(
+                at=now,
+                event="refused",
+                call_id=cut(call_id),
+                actor=cut(actor),
+                reason=cut(reason, 300),
+                agent=record.agent if record else None,
+                server=record.server if record else None,
+                tool=record.tool if record else None,
+            )
+        )
 
     # --- time ------------------------------------------------------------------------------------
 
@@ -276,16 +324,19 @@ class ApprovalGate:
             at = self.escalation_at(record)
             if record.decision is None and record.escalated_at is None and at is not None and now >= at:
                 record.escalated_at = now
-                self._audit(record, "escalated", now, reason="may now also be decided by: " + ", ".join(
-                    self._config_of(record.agent).escalate_to))
+                self._audit(
+                    record,
+                    "escalated",
+                    now,
+                    reason="may now also be decided by: " + ", ".join(self._config_of(record.agent).escalate_to),
+                )
                 due.append(record)
         return due
 
     def overdue(self, now: datetime) -> list[ApprovalRecord]:
         """Pending calls whose deadline has passed."""
         return [
-            r for r in self._records.values()
-            if r.decision is None and r.deadline is not None and r.deadline <= now
+            r for r in self._records.values() if r.decision is None and r.deadline is not None and r.deadline <= now
         ]
 
     def time_out(self, record: ApprovalRecord, now: datetime) -> None:
@@ -329,12 +380,30 @@ class ApprovalGate:
         self._audit(record, "outcome", now, outcome=outcome)
 
     def _audit(
-        self, record: ApprovalRecord, event: AuditEvent, now: datetime, *, actor: str | None = None,
-        reason: str | None = None, outcome: Outcome | None = None, identity: str | None = None,
+        self,
+        record: ApprovalRecord,
+        event: AuditEvent,
+        now: datetime,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        outcome: Outcome | None = None,
+        identity: str | None = None,
         edited_from: str | None = None,
     ) -> None:
-        self.audit.append(AuditEntry(
-            at=now, event=event, call_id=record.call_id, agent=record.agent, server=record.server,
-            tool=record.tool, actor=actor, reason=reason, outcome=outcome,
-            arguments_sha256=record.arguments_sha256, identity=identity, edited_from_sha256=edited_from,
-        ))
+        self.audit.append(
+            AuditEntry(
+                at=now,
+                event=event,
+                call_id=record.call_id,
+                agent=record.agent,
+                server=record.server,
+                tool=record.tool,
+                actor=actor,
+                reason=reason,
+                outcome=outcome,
+                arguments_sha256=record.arguments_sha256,
+                identity=identity,
+                edited_from_sha256=edited_from,
+            )
+        )

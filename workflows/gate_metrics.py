@@ -50,7 +50,9 @@ class GateMetrics:
     def _decisions(self) -> MetricHistogramFloat:
         if self._histogram is None:
             self._histogram = workflow.metric_meter().create_histogram_float(
-                DECISION_SECONDS, "Time from a gated call's request to its decision", "s",
+                DECISION_SECONDS,
+                "Time from a gated call's request to its decision",
+                "s",
             )
         return self._histogram
 

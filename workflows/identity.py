@@ -69,7 +69,7 @@ def parse_public_key(entry: str) -> bytes:
     if not entry.startswith(KEY_PREFIX):
         raise ValueError(f"a key is '{KEY_PREFIX}<base64 public key>'")
     try:
-        raw = base64.b64decode(entry[len(KEY_PREFIX):], validate=True)
+        raw = base64.b64decode(entry[len(KEY_PREFIX) :], validate=True)
     except binascii.Error:
         raise ValueError("the key is not valid base64") from None
     if len(raw) != 32:
@@ -159,7 +159,9 @@ class Verifier:
                 for entry in principal.keys:
                     raw = parse_public_key(entry)
                     self._signers[key_id(raw)] = _Signer(
-                        name=name, kind=kind, key=Ed25519PublicKey.from_public_bytes(raw),  # type: ignore[arg-type]
+                        name=name,
+                        kind=kind,  # type: ignore[arg-type]
+                        key=Ed25519PublicKey.from_public_bytes(raw),
                         may_assert=tuple(principal.may_assert),
                     )
 
@@ -174,7 +176,7 @@ class Verifier:
         groups = self.directory.groups if self.directory is not None else {}
         for entry in entries:
             if entry.startswith(GROUP_PREFIX):
-                people.update(groups.get(entry[len(GROUP_PREFIX):], []))
+                people.update(groups.get(entry[len(GROUP_PREFIX) :], []))
             else:
                 people.add(entry)
         return people
@@ -199,8 +201,12 @@ class Verifier:
             signature = unb64url(sig)
         except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise RefusedError("malformed signature: not base64url JSON") from None
-        if (not isinstance(header, dict) or header.get("alg") != ALGORITHM or header.get("typ") != TOKEN_TYPE
-                or not isinstance(header.get("kid"), str)):
+        if (
+            not isinstance(header, dict)
+            or header.get("alg") != ALGORITHM
+            or header.get("typ") != TOKEN_TYPE
+            or not isinstance(header.get("kid"), str)
+        ):
             raise RefusedError(f"malformed signature: the header must say alg {ALGORITHM}, typ {TOKEN_TYPE} and a kid")
         signer = self._signers.get(header["kid"])
         if signer is None:
@@ -220,9 +226,13 @@ class Verifier:
 
 def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, now: datetime) -> None:
     bound = {
-        "workflow_id": expected.workflow_id, "call_id": expected.call_id, "decision": expected.decision,
-        "sub": expected.approver, "arguments_sha256": expected.arguments_sha256,
-        "edited_sha256": expected.edited_sha256, "answer_sha256": expected.answer_sha256,
+        "workflow_id": expected.workflow_id,
+        "call_id": expected.call_id,
+        "decision": expected.decision,
+        "sub": expected.approver,
+        "arguments_sha256": expected.arguments_sha256,
+        "edited_sha256": expected.edited_sha256,
+        "answer_sha256": expected.answer_sha256,
     }
     for claim, value in bound.items():
         if getattr(claims, claim) != value:

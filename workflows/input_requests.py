@@ -47,7 +47,8 @@ def content_problems(schema: dict[str, Any], content: Any) -> list[str]:
     problems = [f"{cut(key, 40)}: not a field of the form" for key in content if key not in properties]
     for key, value in content.items():
         flat = isinstance(value, str | int | float | bool) or (
-            isinstance(value, list) and all(isinstance(item, str) for item in value))
+            isinstance(value, list) and all(isinstance(item, str) for item in value)
+        )
         if not flat:
             problems.append(f"{cut(key, 40)}: a value is a string, number, boolean or a list of strings")
     if problems:
@@ -97,8 +98,15 @@ class InputDesk:
         self._asked: dict[str, int] = {}
 
     def open(
-        self, *, call_id: str, agent: str, server: str, tool: str, arguments: dict[str, Any],
-        question: InputQuestion, now: datetime,
+        self,
+        *,
+        call_id: str,
+        agent: str,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        question: InputQuestion,
+        now: datetime,
     ) -> InputRecord:
         """Open a question for a person; `RefusedError` when the call has asked too often already."""
         asked = self._asked.get(call_id, 0)
@@ -106,8 +114,13 @@ class InputDesk:
             raise RefusedError(f"its server asked for input more than {MAX_QUESTIONS_PER_CALL} times in one call")
         self._asked[call_id] = asked + 1
         call = ApprovalRecord(
-            call_id=call_id, agent=agent, server=server, tool=tool, arguments=arguments,
-            arguments_sha256=arguments_sha256(arguments), requested_at=now,
+            call_id=call_id,
+            agent=agent,
+            server=server,
+            tool=tool,
+            arguments=arguments,
+            arguments_sha256=arguments_sha256(arguments),
+            requested_at=now,
             deadline=now + timedelta(seconds=self._timeout_of(agent)),
         )
         record = InputRecord(call=call, question=question)
@@ -132,9 +145,17 @@ class InputDesk:
         """The `pending_approvals` view of an open question (`kind` "input")."""
         call = record.call
         return PendingApproval(
-            call_id=call.call_id, agent=call.agent, server=call.server, tool=call.tool,
-            arguments=call.arguments, arguments_sha256=call.arguments_sha256, requested_at=call.requested_at,
-            deadline=call.deadline, approvals_needed=1, requester=self._gate.requester, kind="input",
+            call_id=call.call_id,
+            agent=call.agent,
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+            arguments_sha256=call.arguments_sha256,
+            requested_at=call.requested_at,
+            deadline=call.deadline,
+            approvals_needed=1,
+            requester=self._gate.requester,
+            kind="input",
             question=record.question,
         )
 
@@ -145,8 +166,10 @@ class InputDesk:
             raise RefusedError(f"no input request is pending for call id {cut(message.call_id)!r}")
         question = record.question
         if message.question_sha256 != question.question_sha256:
-            raise RefusedError("wrong question_sha256: it is not the hash of the question pending for this call "
-                               "(read it again with pending_approvals)")
+            raise RefusedError(
+                "wrong question_sha256: it is not the hash of the question pending for this call "
+                "(read it again with pending_approvals)"
+            )
         content = message.content
         if message.action != "accept" and content is not None:
             raise RefusedError(f"content belongs to an accepted answer, not to {message.action}")
@@ -157,10 +180,18 @@ class InputDesk:
             if problems:
                 raise RefusedError("the content does not match the requested schema: " + "; ".join(problems))
         gate = self._gate
-        identity = gate.verifier.identify(message.signature, Expected(
-            workflow_id=self._workflow_id, call_id=message.call_id, decision="answer", approver=message.approver,
-            arguments_sha256=question.question_sha256, answer_sha256=answer_sha256(message.action, content),
-        ), now)
+        identity = gate.verifier.identify(
+            message.signature,
+            Expected(
+                workflow_id=self._workflow_id,
+                call_id=message.call_id,
+                decision="answer",
+                approver=message.approver,
+                arguments_sha256=question.question_sha256,
+                answer_sha256=answer_sha256(message.action, content),
+            ),
+            now,
+        )
         if identity.token_id is not None and identity.token_id in gate.used_tokens:
             raise RefusedError("this signature was already used; sign each answer anew")
         gate.check_allowed(record.call, identity.person, now)
@@ -175,25 +206,50 @@ class InputDesk:
         record.content = verdict.content
         record.answered_by = verdict.identity.person
         record.identity = verdict.identity.label
-        return self._audit(record, "answered", now, actor=record.answered_by, identity=record.identity,
-                           action=verdict.action, answer=answer_sha256(verdict.action, verdict.content))
+        return self._audit(
+            record,
+            "answered",
+            now,
+            actor=record.answered_by,
+            identity=record.identity,
+            action=verdict.action,
+            answer=answer_sha256(verdict.action, verdict.content),
+        )
 
     def time_out(self, record: InputRecord, now: datetime) -> None:
         """Answer `cancel` for a question nobody answered before its deadline (the spec's dismissal)."""
         record.action = "cancel"
-        self._audit(record, "timed_out", now, reason="no answer before the deadline: the server is told cancel",
-                    action="cancel")
+        self._audit(
+            record, "timed_out", now, reason="no answer before the deadline: the server is told cancel", action="cancel"
+        )
 
     def _audit(
-        self, record: InputRecord, event: Any, now: datetime, *, actor: str | None = None,
-        reason: str | None = None, identity: str | None = None, action: AnswerAction | None = None,
+        self,
+        record: InputRecord,
+        event: Any,
+        now: datetime,
+        *,
+        actor: str | None = None,
+        reason: str | None = None,
+        identity: str | None = None,
+        action: AnswerAction | None = None,
         answer: str | None = None,
     ) -> AuditEntry:
         call = record.call
         entry = AuditEntry(
-            at=now, event=event, call_id=call.call_id, agent=call.agent, server=call.server, tool=call.tool,
-            actor=actor, reason=reason, arguments_sha256=call.arguments_sha256, identity=identity,
-            question_sha256=record.question.question_sha256, action=action, answer_sha256=answer,
+            at=now,
+            event=event,
+            call_id=call.call_id,
+            agent=call.agent,
+            server=call.server,
+            tool=call.tool,
+            actor=actor,
+            reason=reason,
+            arguments_sha256=call.arguments_sha256,
+            identity=identity,
+            question_sha256=record.question.question_sha256,
+            action=action,
+            answer_sha256=answer,
         )
         self._gate.audit.append(entry)
         return entry

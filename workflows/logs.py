@@ -12,7 +12,10 @@ from workflows.redaction import Redactor
 
 
 def configure(
-    level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto", *, redactor: Redactor | None = None,
+    level: str = "INFO",
+    fmt: Literal["auto", "json", "console"] = "auto",
+    *,
+    redactor: Redactor | None = None,
 ) -> None:
     """Route structlog and stdlib logging (Temporal's `workflow.logger` too) to one stderr sink.
 

@@ -57,7 +57,9 @@ MODEL_ACTIVITY = "airlock.model"
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 # The failure types the tool activities raise, as outcome labels; anything else is "failed".
 FAILURE_OUTCOMES = {
-    "ToolNotSent": "not_sent", "OutcomeUnknown": "outcome_unknown", "CircuitOpen": "circuit_open",
+    "ToolNotSent": "not_sent",
+    "OutcomeUnknown": "outcome_unknown",
+    "CircuitOpen": "circuit_open",
     "ToolUnavailable": "unavailable",
 }
 MAX_TOOLS_PER_SERVER = 100
@@ -139,8 +141,10 @@ class WaitingRuns:
         """Count now and publish; returns the counts by agent."""
         counts: dict[str, int] = {}
         for agent in self.agents:
-            query = (f'AirlockState="awaiting_approval" AND ExecutionStatus="Running" '
-                     f'AND AirlockAgent="{agent}" AND TaskQueue="{self.task_queue}"')
+            query = (
+                f'AirlockState="awaiting_approval" AND ExecutionStatus="Running" '
+                f'AND AirlockAgent="{agent}" AND TaskQueue="{self.task_queue}"'
+            )
             counts[agent] = (await self.client.count_workflows(query)).count
             self._gauge.set(counts[agent], {"agent": agent})
         return counts
@@ -178,7 +182,8 @@ class AirlockMetrics(Interceptor):
     def tool_called(self, meter: MetricMeter, server: str, tool: str, outcome: str) -> None:
         """Count one tool call attempt on `meter` (an activity's meter adds namespace, task queue, type)."""
         meter.create_counter(TOOL_CALLS, "Tool call attempts by server, tool and outcome").add(
-            1, {"server": server, "tool": self.tools.label(server, tool), "outcome": outcome},
+            1,
+            {"server": server, "tool": self.tools.label(server, tool), "outcome": outcome},
         )
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
@@ -187,10 +192,12 @@ class AirlockMetrics(Interceptor):
 
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
         """Give workflows the functions gate_metrics reports through; drop a run once it leaves."""
-        input.unsafe_extern_functions.update({
-            PENDING_EXTERN: self.pending.report,
-            RUN_ENDED_EXTERN: self.pending.drop,
-        })
+        input.unsafe_extern_functions.update(
+            {
+                PENDING_EXTERN: self.pending.report,
+                RUN_ENDED_EXTERN: self.pending.drop,
+            }
+        )
         return _RunEnds
 
 

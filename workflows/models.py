@@ -125,19 +125,29 @@ class ScriptedModel:
             if step.if_not_run is not None and (not_run := _last_call_not_run(call.input)) is not None:
                 message = step.if_not_run.replace("{output}", not_run)
             text = message.replace("{input}", _last_user_text(call.input))
-            output.append({
-                "type": "message", "id": f"msg-{call.agent}-{turn}", "role": "assistant",
-                "status": "completed",
-                "content": [{"type": "output_text", "text": text, "annotations": []}],
-            })
+            output.append(
+                {
+                    "type": "message",
+                    "id": f"msg-{call.agent}-{turn}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": text, "annotations": []}],
+                }
+            )
         calls = [step.tool_call] if step.tool_call is not None else step.tool_calls or []
         for index, scripted in enumerate(calls):
             call_id = f"call-{call.agent}-{turn}" if len(calls) == 1 else f"call-{call.agent}-{turn}-{index}"
             arguments = scripted.arguments if isinstance(scripted.arguments, str) else json.dumps(scripted.arguments)
-            output.append({
-                "type": "function_call", "id": f"fc-{call_id}", "call_id": call_id,
-                "name": scripted.name, "arguments": arguments, "status": "completed",
-            })
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": f"fc-{call_id}",
+                    "call_id": call_id,
+                    "name": scripted.name,
+                    "arguments": arguments,
+                    "status": "completed",
+                }
+            )
         return ModelReply(output=output, usage=Usage(requests=1))
 
 
@@ -184,8 +194,16 @@ class OpenAIModel:
         handoffs = [_schema_handoff(spec) for spec in call.handoffs]
         settings = ModelSettings(**{k: v for k, v in call.settings.items() if k in FORWARDED_MODEL_SETTINGS})
         response = await self._model(call.model).get_response(
-            call.instructions, call.input, settings, list(tools), None, handoffs,  # type: ignore[arg-type]
-            ModelTracing.DISABLED, previous_response_id=None, conversation_id=None, prompt=None,
+            call.instructions,
+            call.input,  # type: ignore[arg-type]
+            settings,
+            list(tools),
+            None,
+            handoffs,
+            ModelTracing.DISABLED,
+            previous_response_id=None,
+            conversation_id=None,
+            prompt=None,
         )
         usage = response.usage
         return ModelReply(
@@ -201,16 +219,22 @@ async def _never(*_: object) -> str:
 
 def _schema_tool(spec: ToolSpec) -> FunctionTool:
     return FunctionTool(
-        name=spec.name, description=spec.description, params_json_schema=spec.parameters,
-        on_invoke_tool=_never, strict_json_schema=spec.strict,
+        name=spec.name,
+        description=spec.description,
+        params_json_schema=spec.parameters,
+        on_invoke_tool=_never,
+        strict_json_schema=spec.strict,
     )
 
 
 def _schema_handoff(spec: HandoffSpec) -> Handoff[Any, Any]:
     return Handoff(
-        tool_name=spec.tool_name, tool_description=spec.tool_description,
-        input_json_schema=spec.input_json_schema, on_invoke_handoff=_never,
-        agent_name=spec.agent_name, strict_json_schema=spec.strict,
+        tool_name=spec.tool_name,
+        tool_description=spec.tool_description,
+        input_json_schema=spec.input_json_schema,
+        on_invoke_handoff=_never,
+        agent_name=spec.agent_name,
+        strict_json_schema=spec.strict,
     )
 
 

@@ -23,8 +23,16 @@ from pydantic import (
 Policy = Literal["auto", "approve", "deny"]
 Outcome = Literal["ok", "error", "outcome_unknown"]
 AuditEvent = Literal[
-    "requested", "approved", "rejected", "refused", "refusals_omitted", "timed_out", "escalated", "outcome",
-    "input_requested", "answered",
+    "requested",
+    "approved",
+    "rejected",
+    "refused",
+    "refusals_omitted",
+    "timed_out",
+    "escalated",
+    "outcome",
+    "input_requested",
+    "answered",
 ]
 # How a person answers a server's input request (the MCP spec's elicitation actions).
 AnswerAction = Literal["accept", "decline", "cancel"]

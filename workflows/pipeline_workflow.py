@@ -84,8 +84,10 @@ class PipelineWorkflow:
         )
         try:
             definition = await workflow.execute_local_activity(
-                steps.pipeline, lookup,
-                start_to_close_timeout=timedelta(seconds=10), retry_policy=LOOKUP_RETRY,
+                steps.pipeline,
+                lookup,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=LOOKUP_RETRY,
                 summary=f"pipeline / {request.pipeline or 'inline'}",
             )
             return definition
@@ -98,13 +100,18 @@ class PipelineWorkflow:
         step.status = "running"
         # A plain JSON object: the child validates it, so a bad rendered input fails that step only.
         child_input = {
-            "agent": spec.agent, "input": render(spec.input, request.input, self._by_name()),
-            "requester": request.requester, "context": request.context,
+            "agent": spec.agent,
+            "input": render(spec.input, request.input, self._by_name()),
+            "requester": request.requester,
+            "context": request.context,
         }
         workflow.logger.info("pipeline step started", extra={"step": step.name, "agent": spec.agent})
         try:
             result: AgentResult = await workflow.execute_child_workflow(
-                "AgentWorkflow", child_input, id=step.workflow_id, result_type=AgentResult,
+                "AgentWorkflow",
+                child_input,
+                id=step.workflow_id,
+                result_type=AgentResult,
                 static_summary=f"{self._name} / {step.name} ({spec.agent})",
             )
         except ChildWorkflowError as err:
@@ -166,14 +173,28 @@ class PipelineWorkflow:
         if reported.kind == "input" and reported.question is not None:
             sha = reported.question.question_sha256
             return PipelinePending(
-                step=step.name, workflow_id=step.workflow_id, call_id=reported.call_id, agent=reported.agent,
-                server=reported.server, tool=reported.tool, arguments=reported.arguments, arguments_sha256=shown,
-                approve_command="", kind="input", question=reported.question,
+                step=step.name,
+                workflow_id=step.workflow_id,
+                call_id=reported.call_id,
+                agent=reported.agent,
+                server=reported.server,
+                tool=reported.tool,
+                arguments=reported.arguments,
+                arguments_sha256=shown,
+                approve_command="",
+                kind="input",
+                question=reported.question,
                 answer_command=answer_command(step.workflow_id, reported.call_id, sha),
             )
         return PipelinePending(
-            step=step.name, workflow_id=step.workflow_id, call_id=reported.call_id, agent=reported.agent,
-            server=reported.server, tool=reported.tool, arguments=reported.arguments, arguments_sha256=shown,
+            step=step.name,
+            workflow_id=step.workflow_id,
+            call_id=reported.call_id,
+            agent=reported.agent,
+            server=reported.server,
+            tool=reported.tool,
+            arguments=reported.arguments,
+            arguments_sha256=shown,
             approve_command=decision_command(step.workflow_id, reported.call_id, shown, "approve"),
             reject_command=decision_command(step.workflow_id, reported.call_id, shown, "reject"),
         )

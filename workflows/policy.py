@@ -146,8 +146,9 @@ def _can_match(glob: str, name: re.Pattern[str]) -> bool:
     return bool(name.fullmatch(candidate)) and fnmatchcase(candidate, glob)
 
 
-def retry_safe(*, trusted: bool, idempotent_hint: bool | None, read_only_hint: bool | None,
-               server_honours_keys: bool) -> bool:
+def retry_safe(
+    *, trusted: bool, idempotent_hint: bool | None, read_only_hint: bool | None, server_honours_keys: bool
+) -> bool:
     """Whether a failed call of this tool may be sent again without risking a second write."""
     if server_honours_keys:
         return True

@@ -57,8 +57,12 @@ class CallProgress:
         self._last = value
         whole = _number(total)
         text = self._scrub(str(message or "")[:SCRUB_WINDOW_CHARS])[:MAX_MESSAGE_CHARS]
-        self.details = {**self.details, "progress": value, "total": whole if whole and whole >= value else None,
-                        "message": text}
+        self.details = {
+            **self.details,
+            "progress": value,
+            "total": whole if whole and whole >= value else None,
+            "message": text,
+        }
         self._changed.set()
 
     async def beat(self, every: float = BEAT_EVERY_S) -> None:

@@ -33,11 +33,42 @@ WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]
 # into every sandbox (a large cost per run); workflow code uses no I/O, clock or randomness of
 # theirs. The Agents SDK imports some of these lazily, inside functions run by workflows.
 PASSTHROUGH_MODULES = (
-    "agents", "openai", "pydantic", "pydantic_core", "typing_extensions", "annotated_types",
-    "jsonschema", "jsonschema_specifications", "referencing", "rpds", "attr", "attrs",
-    "httpx", "httpx2", "httpcore", "httpcore2", "anyio", "sniffio", "certifi", "idna", "h11",
-    "jiter", "griffe", "opentelemetry", "mcp", "mcp_types", "structlog", "websockets",
-    "starlette", "sse_starlette", "multipart", "python_multipart", "jwt", "dotenv", "cryptography", "cffi",
+    "agents",
+    "openai",
+    "pydantic",
+    "pydantic_core",
+    "typing_extensions",
+    "annotated_types",
+    "jsonschema",
+    "jsonschema_specifications",
+    "referencing",
+    "rpds",
+    "attr",
+    "attrs",
+    "httpx",
+    "httpx2",
+    "httpcore",
+    "httpcore2",
+    "anyio",
+    "sniffio",
+    "certifi",
+    "idna",
+    "h11",
+    "jiter",
+    "griffe",
+    "opentelemetry",
+    "mcp",
+    "mcp_types",
+    "structlog",
+    "websockets",
+    "starlette",
+    "sse_starlette",
+    "multipart",
+    "python_multipart",
+    "jwt",
+    "dotenv",
+    "cryptography",
+    "cffi",
 )
 
 
@@ -56,13 +87,23 @@ def workflow_runner(*, sandboxed: bool) -> WorkflowRunner:
 def activity_list(activities: AirlockActivities) -> Sequence[Any]:
     """Every activity a worker registers."""
     return [
-        activities.prepare, activities.pipeline, activities.model, activities.read, activities.write,
-        activities.notify, activities.current_approvers,
+        activities.prepare,
+        activities.pipeline,
+        activities.model,
+        activities.read,
+        activities.write,
+        activities.notify,
+        activities.current_approvers,
     ]
 
 
 def build_worker(
-    client: Client, task_queue: str, activities: AirlockActivities, *, sandboxed: bool = False, **options: Any,
+    client: Client,
+    task_queue: str,
+    activities: AirlockActivities,
+    *,
+    sandboxed: bool = False,
+    **options: Any,
 ) -> Worker:
     """A worker that hosts every Airlock workflow and activity on `task_queue`.
 
@@ -85,5 +126,6 @@ def replayer(converter: DataConverter | None = None) -> Replayer:
 
     Encrypted histories replay with the `converter` that holds their keys.
     """
-    return Replayer(workflows=WORKFLOWS, workflow_runner=checking_sandbox(),
-                    data_converter=converter or data_converter())
+    return Replayer(
+        workflows=WORKFLOWS, workflow_runner=checking_sandbox(), data_converter=converter or data_converter()
+    )

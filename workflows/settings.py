@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     codec_server_token_file: Path | None = None
     # Web UI origins allowed to call it from a browser (never `*`); the dev UI's by default.
     codec_server_origins: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"])
+        default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
+    )
     codec_server_max_body_bytes: int = 8_000_000
 
     @field_validator("metrics_bind")

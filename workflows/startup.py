@@ -57,10 +57,12 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     if not missing:
         return []
     try:
-        await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace=namespace,
-            search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
-        ))
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=namespace,
+                search_attributes={name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for name in missing},
+            )
+        )
     except RPCError as err:
         raise ConfigError(
             f"namespace {namespace} lacks the search attributes {', '.join(missing)} and this worker could not "
@@ -93,6 +95,7 @@ async def unreachable_model(model: ModelBackend) -> str | None:
 
 async def unreachable_servers(pool: McpPool, names: Iterable[str]) -> dict[str, str]:
     """The MCP servers among `names` that do not list their tools, each with the reason."""
+
     async def probe(name: str) -> str | None:
         try:
             await asyncio.wait_for(pool.connection(name).list_tools(), CHECK_TIMEOUT_S)

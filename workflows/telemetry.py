@@ -34,14 +34,16 @@ def build_runtime(settings: Settings) -> Runtime:
     metrics = None
     if settings.metrics_bind:
         metrics = PrometheusConfig(bind_address=settings.metrics_bind, histogram_bucket_overrides=HISTOGRAM_BUCKETS)
-    return Runtime(telemetry=TelemetryConfig(
-        logging=LoggingConfig(
-            filter=TelemetryFilter(core_level=settings.temporal_core_log_level.upper(), other_level="ERROR"),
-            # The target (which part of core) goes into the logger name, the fields into the message.
-            forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False),
-        ),
-        metrics=metrics,
-    ))
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level=settings.temporal_core_log_level.upper(), other_level="ERROR"),
+                # The target (which part of core) goes into the logger name, the fields into the message.
+                forwarding=LogForwardingConfig(logger=logging.getLogger(CORE_LOGGER), prepend_target_on_message=False),
+            ),
+            metrics=metrics,
+        )
+    )
 
 
 def install_runtime(settings: Settings) -> Runtime:

@@ -50,8 +50,9 @@ def problems(definition: PipelineDefinition, agents: Collection[str]) -> list[tu
             if name not in earlier:
                 found.append((f"{key}.input", _order_problem(text, name, step.name, definition)))
         if step.when is not None and step.when.step not in earlier:
-            found.append((f"{key}.when.step", _order_problem(repr(step.when.step), step.when.step, step.name,
-                                                             definition)))
+            found.append(
+                (f"{key}.when.step", _order_problem(repr(step.when.step), step.when.step, step.name, definition))
+            )
         earlier.add(step.name)
     return found
 

@@ -30,13 +30,16 @@ def client_tls(settings: Settings) -> TLSConfig | bool:
     if (cert is None) != (key is None):
         given, missing = (CERT, KEY) if cert is not None else (KEY, CERT)
         raise ConfigError(
-            f"{given} is set but {missing} is not: a client certificate (mTLS) needs both "
-            f"{CERT} and {KEY}"
+            f"{given} is set but {missing} is not: a client certificate (mTLS) needs both {CERT} and {KEY}"
         )
     specific = {
-        name: value for name, value in (
-            (CERT, cert), (CA, settings.temporal_tls_ca), (SERVER_NAME, settings.temporal_tls_server_name),
-        ) if value is not None
+        name: value
+        for name, value in (
+            (CERT, cert),
+            (CA, settings.temporal_tls_ca),
+            (SERVER_NAME, settings.temporal_tls_server_name),
+        )
+        if value is not None
     }
     if settings.temporal_tls is False:
         if specific:
@@ -81,8 +84,10 @@ _HINTS: tuple[tuple[str, str], ...] = (
     ("received fatal alert: BadCertificate", f"The server refused the client certificate ({CERT})"),
     ("received fatal alert: CertificateUnknown", f"The server refused the client certificate ({CERT})"),
     ("KeyMismatch", f"{KEY} is not the private key of {CERT}"),
-    ("NotValidFor",
-     f"The server's certificate does not carry the host dialled: set {SERVER_NAME} to a name it carries"),
+    (
+        "NotValidFor",
+        f"The server's certificate does not carry the host dialled: set {SERVER_NAME} to a name it carries",
+    ),
     ("Expired", "The server's certificate has expired (or this host's clock is wrong)"),
     ("InvalidContentType", f"The server does not speak TLS: unset {TLS} and the TLS files, or dial its TLS port"),
 )

@@ -39,6 +39,8 @@ MAX_CARRIER_ENTRIES = 8
 MAX_CARRIER_VALUE = 8_192
 
 _Input = TypeVar("_Input", HandleSignalInput, HandleQueryInput, HandleUpdateInput)
+
+
 def traces_url(endpoint: str | None) -> str | None:
     """The OTLP/HTTP traces URL for a collector's base URL (None: let the exporter read OTEL_* itself)."""
     if endpoint is None:
@@ -94,7 +96,8 @@ class CheckedTracingInterceptor(TracingInterceptor):
     """
 
     def workflow_interceptor_class(
-        self, input: WorkflowInterceptorClassInput,
+        self,
+        input: WorkflowInterceptorClassInput,
     ) -> type[TracingWorkflowInboundInterceptor]:
         """The checking workflow interceptor (with the span-making function registered as usual)."""
         super().workflow_interceptor_class(input)
@@ -175,12 +178,18 @@ class ScrubbingExporter(SpanExporter):
         scrub = self.redactor.scrub
         status = span.status
         return ReadableSpan(
-            name=scrub(span.name), context=span.context, parent=span.parent, resource=span.resource,
-            attributes=self._attributes(span.attributes), kind=span.kind,
+            name=scrub(span.name),
+            context=span.context,
+            parent=span.parent,
+            resource=span.resource,
+            attributes=self._attributes(span.attributes),
+            kind=span.kind,
             events=[Event(scrub(e.name), self._attributes(e.attributes), e.timestamp) for e in span.events],
-            links=span.links, instrumentation_scope=span.instrumentation_scope,
+            links=span.links,
+            instrumentation_scope=span.instrumentation_scope,
             status=Status(status.status_code, scrub(status.description)) if status.description else status,
-            start_time=span.start_time, end_time=span.end_time,
+            start_time=span.start_time,
+            end_time=span.end_time,
         )
 
     def _attributes(self, attributes: Attributes) -> dict[str, Any]:

@@ -29,13 +29,17 @@ class AnchorAgentWorkflow:
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         """Run the agent to its final answer."""
         agent: Agent[None] = Agent(
-            name=request["agent"], instructions=request["instructions"], model=request["agent"],
+            name=request["agent"],
+            instructions=request["instructions"],
+            model=request["agent"],
             # The integration's default: the tool list is cached in workflow state, so it is
             # listed once per run, as Airlock does.
             mcp_servers=[temporal_mcp_server(TICKETS)],
         )
         result = await Runner.run(
-            agent, request["input"], max_turns=int(request["max_turns"]),
+            agent,
+            request["input"],
+            max_turns=int(request["max_turns"]),
             run_config=RunConfig(tracing_disabled=True),
         )
         return {"status": "completed", "output": str(result.final_output), "turns": len(result.raw_responses)}

@@ -40,12 +40,19 @@ def _log(event: str, **fields: Any) -> None:
 
 def tickets_factory(python: str, db: Path) -> Any:
     """The worker-side stdio server: the same command, module and database layout as the other sides."""
+
     def factory() -> MCPServerStdio:
         return MCPServerStdio(
-            {"command": python, "args": ["-m", "mcp_servers.tickets"],
-             "env": get_default_environment() | {"TICKETS_DB": str(db)}, "cwd": str(REPO_ROOT)},
-            name=TICKETS, client_session_timeout_seconds=30,
+            {
+                "command": python,
+                "args": ["-m", "mcp_servers.tickets"],
+                "env": get_default_environment() | {"TICKETS_DB": str(db)},
+                "cwd": str(REPO_ROOT),
+            },
+            name=TICKETS,
+            client_session_timeout_seconds=30,
         )
+
     return factory
 
 

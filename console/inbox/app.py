@@ -34,17 +34,35 @@ log = structlog.get_logger("airlock.inbox")
 
 HERE = Path(__file__).parent
 # No inline script or style anywhere: everything the pages use is served from /static.
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
-       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin", "Cache-Control": "no-store",
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
 }
 # Strings longer than this are folded in the argument view (opened with a click or Enter).
 FOLD_CHARS = 160
 MAX_FORM_BYTES = 256_000
-EXPORT_FIELDS = ["workflow_id", "at", "event", "call_id", "agent", "server", "tool", "actor", "identity",
-                 "reason", "outcome", "arguments_sha256", "edited_from_sha256"]
+EXPORT_FIELDS = [
+    "workflow_id",
+    "at",
+    "event",
+    "call_id",
+    "agent",
+    "server",
+    "tool",
+    "actor",
+    "identity",
+    "reason",
+    "outcome",
+    "arguments_sha256",
+    "edited_from_sha256",
+]
 
 Handler = Callable[[Request, Person], Awaitable[Response]]
 
@@ -53,6 +71,7 @@ templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=
 
 def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
     """The inbox as an ASGI app: every request passes the Host check and identifies its person."""
+
     def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             try:
@@ -71,6 +90,7 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
                 response = _error(502, "Temporal did not answer", str(err))
             response.headers.update(SECURITY_HEADERS)
             return response
+
         return endpoint
 
     async def inbox(request: Request, person: Person) -> Response:
@@ -88,8 +108,14 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
     async def run(request: Request, person: Person) -> Response:
         workflow_id = request.query_params.get("wf", "")
         found = await runs.run(workflow_id)
-        return _html("run.html", person, gatekeeper, run=found, audit=[_audit_row(e) for e in found["audit"]],
-                     decided=request.query_params.get("decided"))
+        return _html(
+            "run.html",
+            person,
+            gatekeeper,
+            run=found,
+            audit=[_audit_row(e) for e in found["audit"]],
+            decided=request.query_params.get("decided"),
+        )
 
     async def audit(request: Request, person: Person) -> Response:
         filters = {name: request.query_params.get(name, "").strip() for name in ("agent", "decided_by", "tool")}
@@ -97,8 +123,9 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
             return _error(400, "Bad filter", "not an agent name")
         if filters["decided_by"] and not NAME.match(filters["decided_by"]):
             return _error(400, "Bad filter", "not a name")
-        rows = await runs.search(agent=filters["agent"] or None, decided_by=filters["decided_by"] or None,
-                                 tool=filters["tool"] or None)
+        rows = await runs.search(
+            agent=filters["agent"] or None, decided_by=filters["decided_by"] or None, tool=filters["tool"] or None
+        )
         export = request.query_params.get("format")
         if export == "json":
             return JSONResponse(rows, headers={"Content-Disposition": 'attachment; filename="airlock-audit.json"'})
@@ -107,11 +134,13 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
             writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows({k: _csv_safe(v) for k, v in row.items()} for row in rows)
-            return Response(out.getvalue(), media_type="text/csv",
-                            headers={"Content-Disposition": 'attachment; filename="airlock-audit.csv"'})
+            return Response(
+                out.getvalue(),
+                media_type="text/csv",
+                headers={"Content-Disposition": 'attachment; filename="airlock-audit.csv"'},
+            )
         query = urlencode({k: v for k, v in filters.items() if v})
-        return _html("audit.html", person, gatekeeper, filters=filters, rows=[_audit_row(r) for r in rows],
-                     query=query)
+        return _html("audit.html", person, gatekeeper, filters=filters, rows=[_audit_row(r) for r in rows], query=query)
 
     async def input_request(request: Request, person: Person) -> Response:
         # A run's input request (elicitation): a form rendered from its requested schema, answered
@@ -123,17 +152,19 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain", headers=SECURITY_HEADERS)
 
-    return Starlette(routes=[
-        Route("/", page(inbox)),
-        Route("/calls", page(inbox_part)),
-        Route("/call", page(call)),
-        Route("/decide", page(decide), methods=["POST"]),
-        Route("/run", page(run)),
-        Route("/audit", page(audit)),
-        Route("/input", page(input_request), methods=["GET", "POST"]),
-        Route("/healthz", healthz),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
-    ])
+    return Starlette(
+        routes=[
+            Route("/", page(inbox)),
+            Route("/calls", page(inbox_part)),
+            Route("/call", page(call)),
+            Route("/decide", page(decide), methods=["POST"]),
+            Route("/run", page(run)),
+            Route("/audit", page(audit)),
+            Route("/input", page(input_request), methods=["GET", "POST"]),
+            Route("/healthz", healthz),
+            Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        ]
+    )
 
 
 async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, Any]:
@@ -143,40 +174,71 @@ async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, An
         agent = ""
     calls = await runs.waiting(person.name, agent=agent or None, mine=mine)
     now = datetime.now(UTC)
-    rows = [{
-        **call, "tool_name": f"{call['server']}.{call['tool']}",
-        "waited": age(now - _parse(call["requested_at"])),
-        "deadline_text": until(_parse(call["deadline"]) if call.get("deadline") else None, now),
-        "link": ("/input?" if call.get("kind") == "input" else "/call?")
-        + urlencode({"wf": call["workflow_id"], "call": call["call_id"]}),
-        "needs_text": "answer" if call.get("kind") == "input" else call.get("approvals_needed"),
-        "args_text": (f"asks: {call['question']['message']}" if call.get("kind") == "input" and call.get("question")
-                      else _one_line(call["arguments"])),
-    } for call in calls]
+    rows = [
+        {
+            **call,
+            "tool_name": f"{call['server']}.{call['tool']}",
+            "waited": age(now - _parse(call["requested_at"])),
+            "deadline_text": until(_parse(call["deadline"]) if call.get("deadline") else None, now),
+            "link": ("/input?" if call.get("kind") == "input" else "/call?")
+            + urlencode({"wf": call["workflow_id"], "call": call["call_id"]}),
+            "needs_text": "answer" if call.get("kind") == "input" else call.get("approvals_needed"),
+            "args_text": (
+                f"asks: {call['question']['message']}"
+                if call.get("kind") == "input" and call.get("question")
+                else _one_line(call["arguments"])
+            ),
+        }
+        for call in calls
+    ]
     agents = sorted({c["agent"] for c in calls} | ({agent} if agent else set()))
     query = urlencode({k: v for k, v in (("agent", agent), ("mine", "1" if mine else "")) if v})
     return {"calls": rows, "agent": agent, "mine": mine, "agents": agents, "query": query}
 
 
 async def _call_page(
-    request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper, *, status: int = 200,
-    message: str | None = None, edit_text: str | None = None, diff: list[tuple[str, str]] | None = None,
+    request: Request,
+    person: Person,
+    runs: Runs,
+    gatekeeper: Gatekeeper,
+    *,
+    status: int = 200,
+    message: str | None = None,
+    edit_text: str | None = None,
+    diff: list[tuple[str, str]] | None = None,
 ) -> Response:
     workflow_id = request.query_params.get("wf", "")
     call_id = request.query_params.get("call", "")
     details = await runs.details(workflow_id, call_id)
     run = await runs.run(workflow_id) if details is not None else None
     if details is None:
-        return _html("gone.html", person, gatekeeper, status=404 if status == 200 else status,
-                     workflow_id=workflow_id, call_id=call_id, message=message,
-                     run_link="/run?" + urlencode({"wf": workflow_id}))
+        return _html(
+            "gone.html",
+            person,
+            gatekeeper,
+            status=404 if status == 200 else status,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            message=message,
+            run_link="/run?" + urlencode({"wf": workflow_id}),
+        )
     pending = details["pending"]
     pretty = json.dumps(pending["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
     return _html(
-        "call.html", person, gatekeeper, status=status, workflow_id=workflow_id, details=details,
-        pending=pending, arguments_html=json_html(pending["arguments"]), pretty=pretty,
+        "call.html",
+        person,
+        gatekeeper,
+        status=status,
+        workflow_id=workflow_id,
+        details=details,
+        pending=pending,
+        arguments_html=json_html(pending["arguments"]),
+        pretty=pretty,
         schema=json.dumps(details.get("input_schema") or {}, indent=2, sort_keys=True),
-        decidable=may_decide(person.name, details), message=message, edit_text=edit_text or pretty, diff=diff,
+        decidable=may_decide(person.name, details),
+        message=message,
+        edit_text=edit_text or pretty,
+        diff=diff,
         audit=[_audit_row(e) for e in (run["audit"] if run else [])],
         run_link="/run?" + urlencode({"wf": workflow_id}),
     )
@@ -197,23 +259,51 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
         try:
             parsed = json.loads(edit_text or "")
         except json.JSONDecodeError as err:
-            return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
-                                    message=f"The edited arguments are not JSON: {err.msg} (line {err.lineno}).")
+            return await _call_page(
+                request,
+                person,
+                runs,
+                gatekeeper,
+                status=400,
+                edit_text=edit_text,
+                message=f"The edited arguments are not JSON: {err.msg} (line {err.lineno}).",
+            )
         if not isinstance(parsed, dict):
-            return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
-                                    message="The edited arguments must be one JSON object.")
+            return await _call_page(
+                request,
+                person,
+                runs,
+                gatekeeper,
+                status=400,
+                edit_text=edit_text,
+                message="The edited arguments must be one JSON object.",
+            )
         edit = parsed
     if action == "preview":
         details = await runs.details(workflow_id, call_id)
         if details is not None:
             problems = schema_errors(details.get("input_schema") or {}, edit)
             if problems:
-                return await _call_page(request, person, runs, gatekeeper, status=400, edit_text=edit_text,
-                                        message="The edit does not match the tool's schema: " + "; ".join(problems))
+                return await _call_page(
+                    request,
+                    person,
+                    runs,
+                    gatekeeper,
+                    status=400,
+                    edit_text=edit_text,
+                    message="The edit does not match the tool's schema: " + "; ".join(problems),
+                )
             before = json.dumps(details["pending"]["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
             after = json.dumps(edit, indent=2, sort_keys=True, ensure_ascii=False)
-            return await _call_page(request, person, runs, gatekeeper, edit_text=after, diff=_diff(before, after),
-                                    message="Check the change below, then approve with these edits.")
+            return await _call_page(
+                request,
+                person,
+                runs,
+                gatekeeper,
+                edit_text=after,
+                diff=_diff(before, after),
+                message="Check the change below, then approve with these edits.",
+            )
     decision = {"approve": "approve", "approve_edit": "approve", "reject": "reject"}.get(action)
     if decision is None:
         return _error(400, "Bad request", "unknown action")
@@ -221,21 +311,41 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
     if decision == "reject" and not reason:
         return await _call_page(request, person, runs, gatekeeper, status=400, message="A rejection needs a reason.")
     try:
-        record = await runs.decide(person.name, workflow_id, call_id, seen_sha256=values.get("sha256", ""),
-                                   decision=decision, reason=reason, edit=edit, )  # type: ignore[arg-type]
+        record = await runs.decide(
+            person.name,
+            workflow_id,
+            call_id,
+            seen_sha256=values.get("sha256", ""),
+            decision=decision,  # type: ignore[arg-type]
+            reason=reason,
+            edit=edit,
+        )
     except (DecisionError, DecisionRefusedError) as err:
-        log.warning("inbox decision refused", workflow_id=workflow_id, call_id=call_id, approver=person.name,
-                    reason=str(err))
-        return await _call_page(request, person, runs, gatekeeper, status=403, edit_text=edit_text,
-                                message=f"Refused: {err}")
-    log.info("inbox decision sent", workflow_id=workflow_id, call_id=call_id, approver=person.name,
-             decision=record.get("decision"), identity=record.get("identity"))
+        log.warning(
+            "inbox decision refused", workflow_id=workflow_id, call_id=call_id, approver=person.name, reason=str(err)
+        )
+        return await _call_page(
+            request, person, runs, gatekeeper, status=403, edit_text=edit_text, message=f"Refused: {err}"
+        )
+    log.info(
+        "inbox decision sent",
+        workflow_id=workflow_id,
+        call_id=call_id,
+        approver=person.name,
+        decision=record.get("decision"),
+        identity=record.get("identity"),
+    )
     target = "/run?" + urlencode({"wf": workflow_id, "decided": call_id})
     return RedirectResponse(target, status_code=303)
 
 
 async def _input_page(
-    request: Request, person: Person, runs: Runs, gatekeeper: Gatekeeper, *, status: int = 200,
+    request: Request,
+    person: Person,
+    runs: Runs,
+    gatekeeper: Gatekeeper,
+    *,
+    status: int = 200,
     message: str | None = None,
 ) -> Response:
     workflow_id = request.query_params.get("wf", "")
@@ -243,14 +353,30 @@ async def _input_page(
     details = await runs.details(workflow_id, call_id)
     pending = (details or {}).get("pending") or {}
     if details is None or pending.get("kind") != "input" or not pending.get("question"):
-        return _html("gone.html", person, gatekeeper, status=404 if status == 200 else status,
-                     workflow_id=workflow_id, call_id=call_id, message=message,
-                     run_link="/run?" + urlencode({"wf": workflow_id}))
+        return _html(
+            "gone.html",
+            person,
+            gatekeeper,
+            status=404 if status == 200 else status,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            message=message,
+            run_link="/run?" + urlencode({"wf": workflow_id}),
+        )
     question = pending["question"]
     return _html(
-        "input.html", person, gatekeeper, status=status, workflow_id=workflow_id, details=details, pending=pending,
-        question=question, fields=forms.fields_of(question.get("requested_schema") or {}),
-        arguments_html=json_html(pending["arguments"]), decidable=may_decide(person.name, details), message=message,
+        "input.html",
+        person,
+        gatekeeper,
+        status=status,
+        workflow_id=workflow_id,
+        details=details,
+        pending=pending,
+        question=question,
+        fields=forms.fields_of(question.get("requested_schema") or {}),
+        arguments_html=json_html(pending["arguments"]),
+        decidable=may_decide(person.name, details),
+        message=message,
         run_link="/run?" + urlencode({"wf": workflow_id}),
     )
 
@@ -279,14 +405,27 @@ async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gate
         except forms.FormError as err:
             return await _input_page(request, person, runs, gatekeeper, status=400, message=f"Not sent: {err}")
     try:
-        record = await runs.answer(person.name, workflow_id, call_id, seen_sha256=first.get("sha256", ""),
-                                   action=action, content=content)  # type: ignore[arg-type]
+        record = await runs.answer(
+            person.name,
+            workflow_id,
+            call_id,
+            seen_sha256=first.get("sha256", ""),
+            action=action,  # type: ignore[arg-type]
+            content=content,
+        )
     except (DecisionError, DecisionRefusedError) as err:
-        log.warning("inbox answer refused", workflow_id=workflow_id, call_id=call_id, approver=person.name,
-                    reason=str(err))
+        log.warning(
+            "inbox answer refused", workflow_id=workflow_id, call_id=call_id, approver=person.name, reason=str(err)
+        )
         return await _input_page(request, person, runs, gatekeeper, status=403, message=f"Refused: {err}")
-    log.info("inbox answer sent", workflow_id=workflow_id, call_id=call_id, approver=person.name,
-             action=record.get("action"), identity=record.get("identity"))
+    log.info(
+        "inbox answer sent",
+        workflow_id=workflow_id,
+        call_id=call_id,
+        approver=person.name,
+        action=record.get("action"),
+        identity=record.get("identity"),
+    )
     return RedirectResponse("/run?" + urlencode({"wf": workflow_id, "decided": call_id}), status_code=303)
 
 
@@ -306,8 +445,10 @@ def json_html(value: Any, indent: int = 0) -> Markup:
     if isinstance(value, dict):
         if not value:
             return Markup("{}")
-        inner = ",\n".join(f'{pad}  <span class="k">{escape(json.dumps(k, ensure_ascii=False))}</span>: '
-                           f"{json_html(v, indent + 1)}" for k, v in sorted(value.items()))
+        inner = ",\n".join(
+            f'{pad}  <span class="k">{escape(json.dumps(k, ensure_ascii=False))}</span>: {json_html(v, indent + 1)}'
+            for k, v in sorted(value.items())
+        )
         return Markup("{\n" + inner + f"\n{pad}}}")
     if isinstance(value, list):
         if not value:
@@ -316,8 +457,10 @@ def json_html(value: Any, indent: int = 0) -> Markup:
         return Markup("[\n" + inner + f"\n{pad}]")
     text = json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and len(text) > FOLD_CHARS:
-        return Markup(f'<details class="fold"><summary><span class="s">{escape(text[:FOLD_CHARS])}</span>… '
-                      f'<em>({len(value)} characters)</em></summary><span class="s">{escape(text)}</span></details>')
+        return Markup(
+            f'<details class="fold"><summary><span class="s">{escape(text[:FOLD_CHARS])}</span>… '
+            f'<em>({len(value)} characters)</em></summary><span class="s">{escape(text)}</span></details>'
+        )
     css = "s" if isinstance(value, str) else "n"
     return Markup(f'<span class="{css}">{escape(text)}</span>')
 
@@ -330,8 +473,11 @@ def _diff(before: str, after: str) -> list[tuple[str, str]]:
 
 
 def _audit_row(entry: dict[str, Any]) -> dict[str, Any]:
-    return {**entry, "at_text": _at(entry.get("at")),
-            "tool_name": f"{entry['server']}.{entry['tool']}" if entry.get("server") else (entry.get("tool") or "")}
+    return {
+        **entry,
+        "at_text": _at(entry.get("at")),
+        "tool_name": f"{entry['server']}.{entry['tool']}" if entry.get("server") else (entry.get("tool") or ""),
+    }
 
 
 def _at(value: Any) -> str:

@@ -39,8 +39,13 @@ class Gatekeeper:
     """Checks every request: where it is addressed, who sent it, and that a POST is our own form."""
 
     def __init__(
-        self, *, identity_header: str, trusted_proxies: list[str], allowed_hosts: list[str],
-        dev_identity: str | None = None, secret: bytes | None = None,
+        self,
+        *,
+        identity_header: str,
+        trusted_proxies: list[str],
+        allowed_hosts: list[str],
+        dev_identity: str | None = None,
+        secret: bytes | None = None,
     ) -> None:
         self.identity_header = identity_header.lower()
         self.trusted = [ipaddress.ip_network(entry, strict=False) for entry in trusted_proxies]

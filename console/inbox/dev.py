@@ -48,10 +48,19 @@ def _key(path: Path) -> Path:
 def announce(settings: Settings) -> None:
     """Print, for the person at the terminal, where to decide: the inbox link next to the CLI commands."""
     key = settings.data_dir / "dev" / f"{DEV_PERSON}.key"
-    start = shlex.join([
-        "temporal", "workflow", "start", "--type", "AgentWorkflow", "--task-queue", settings.task_queue,
-        "--input", '{"agent": "support", "input": "Ticket T-1 is fixed; please close it.", "requester": "svc-billing"}',
-    ])
+    start = shlex.join(
+        [
+            "temporal",
+            "workflow",
+            "start",
+            "--type",
+            "AgentWorkflow",
+            "--task-queue",
+            settings.task_queue,
+            "--input",
+            '{"agent": "support", "input": "Ticket T-1 is fixed; please close it.", "requester": "svc-billing"}',
+        ]
+    )
     sys.stdout.write(
         f"\ninbox:     {inbox_url(settings)}   (dev identity: you are {DEV_PERSON}, not authenticated)\n"
         f"terminal:  airlock pending   then   airlock approve WORKFLOW_ID CALL_ID --as {DEV_PERSON} --key {key}\n"

@@ -38,10 +38,18 @@ def fields_of(schema: Mapping[str, Any]) -> list[Field]:
         kind, choices = _kind(spec)
         fmt = spec.get("format")
         input_type = {"email": "email", "uri": "url", "date": "date", "date-time": "datetime-local"}.get(fmt, "text")
-        found.append(Field(
-            name=name, kind=kind, title=str(spec.get("title") or name), description=str(spec.get("description") or ""),
-            required=name in required, default=spec.get("default"), choices=choices, input_type=input_type,
-        ))
+        found.append(
+            Field(
+                name=name,
+                kind=kind,
+                title=str(spec.get("title") or name),
+                description=str(spec.get("description") or ""),
+                required=name in required,
+                default=spec.get("default"),
+                choices=choices,
+                input_type=input_type,
+            )
+        )
     return found
 
 

@@ -78,7 +78,11 @@ class Runs:
         handle = self.client.get_workflow_handle(workflow_id)
         try:
             found: dict[str, Any] | None = await handle.query(
-                "call_details", call_id, result_type=dict | None, rpc_timeout=self.wait)  # type: ignore[arg-type]
+                "call_details",
+                call_id,
+                result_type=dict | None,  # type: ignore[arg-type]
+                rpc_timeout=self.wait,
+            )
         except (WorkflowQueryFailedError, RPCError):
             return None
         return found
@@ -92,8 +96,13 @@ class Runs:
         audit: list[dict[str, Any]] = []
         if kind == "AgentWorkflow":
             audit = await handle.query("audit", result_type=list, rpc_timeout=self.wait)
-        return {"workflow_id": workflow_id, "type": kind, "execution": description.status.name if description.status
-                else "UNKNOWN", "status": status, "audit": audit}
+        return {
+            "workflow_id": workflow_id,
+            "type": kind,
+            "execution": description.status.name if description.status else "UNKNOWN",
+            "status": status,
+            "audit": audit,
+        }
 
     async def search(self, *, agent: str | None, decided_by: str | None, tool: str | None) -> list[dict[str, Any]]:
         """Audit entries of finished runs (newest first), filtered by agent, decider and tool."""
@@ -109,7 +118,8 @@ class Runs:
             async with gate:
                 try:
                     audit: list[dict[str, Any]] = await self.client.get_workflow_handle(workflow_id).query(
-                        "audit", result_type=list, rpc_timeout=min(self.wait, SEARCH_QUERY_TIMEOUT))
+                        "audit", result_type=list, rpc_timeout=min(self.wait, SEARCH_QUERY_TIMEOUT)
+                    )
                 except (WorkflowQueryFailedError, RPCError):
                     return []
             return [{"workflow_id": workflow_id, **entry} for entry in audit]
@@ -118,15 +128,25 @@ class Runs:
         if tool:
             rows = [r for r in rows if tool in (r.get("tool"), f"{r.get('server')}.{r.get('tool')}")]
         if decided_by:
-            decided = {(r["workflow_id"], r["call_id"]) for r in rows
-                       if r.get("event") in ("approved", "rejected") and r.get("actor") == decided_by}
+            decided = {
+                (r["workflow_id"], r["call_id"])
+                for r in rows
+                if r.get("event") in ("approved", "rejected") and r.get("actor") == decided_by
+            }
             rows = [r for r in rows if (r["workflow_id"], r["call_id"]) in decided]
         rows.sort(key=lambda r: str(r.get("at")), reverse=True)
         return rows
 
     async def decide(
-        self, person: str, workflow_id: str, call_id: str, *, seen_sha256: str,
-        decision: Literal["approve", "reject"], reason: str = "", edit: dict[str, Any] | None = None,
+        self,
+        person: str,
+        workflow_id: str,
+        call_id: str,
+        *,
+        seen_sha256: str,
+        decision: Literal["approve", "reject"],
+        reason: str = "",
+        edit: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Check, sign (as the inbox, for `person`) and send one decision; return the recorded one."""
         details = await self.details(workflow_id, call_id)
@@ -147,18 +167,36 @@ class Runs:
         signature = None
         if self.key is not None:
             signature = signing.sign_decision(
-                self.key, signer=self.service, approver=person, workflow_id=workflow_id, call_id=call_id,
-                decision=decision, arguments_sha256=seen_sha256, edited_sha256=edited,
+                self.key,
+                signer=self.service,
+                approver=person,
+                workflow_id=workflow_id,
+                call_id=call_id,
+                decision=decision,
+                arguments_sha256=seen_sha256,
+                edited_sha256=edited,
             )
-        payload = Review(call_id=call_id, approver=person, arguments_sha256=seen_sha256, decision=decision,
-                         reason=reason, arguments=edit, signature=signature)
+        payload = Review(
+            call_id=call_id,
+            approver=person,
+            arguments_sha256=seen_sha256,
+            decision=decision,
+            reason=reason,
+            arguments=edit,
+            signature=signature,
+        )
         handle = self.client.get_workflow_handle(workflow_id)
         return await send_review(handle, payload.model_dump(mode="json", exclude_none=True), self.wait)
 
-
     async def answer(
-        self, person: str, workflow_id: str, call_id: str, *, seen_sha256: str,
-        action: Literal["accept", "decline", "cancel"], content: dict[str, Any] | None,
+        self,
+        person: str,
+        workflow_id: str,
+        call_id: str,
+        *,
+        seen_sha256: str,
+        action: Literal["accept", "decline", "cancel"],
+        content: dict[str, Any] | None,
     ) -> dict[str, Any]:
         """Check, sign (as the inbox, for `person`) and send one answer to an input request; the recorded one."""
         details = await self.details(workflow_id, call_id)
@@ -174,11 +212,18 @@ class Runs:
         signature = None
         if self.key is not None:
             signature = signing.sign_decision(
-                self.key, signer=self.service, approver=person, workflow_id=workflow_id, call_id=call_id,
-                decision="answer", arguments_sha256=sha, answer_sha256=answer_sha256(action, content),
+                self.key,
+                signer=self.service,
+                approver=person,
+                workflow_id=workflow_id,
+                call_id=call_id,
+                decision="answer",
+                arguments_sha256=sha,
+                answer_sha256=answer_sha256(action, content),
             )
-        payload = Answer(call_id=call_id, approver=person, question_sha256=sha, action=action, content=content,
-                         signature=signature)
+        payload = Answer(
+            call_id=call_id, approver=person, question_sha256=sha, action=action, content=content, signature=signature
+        )
         handle = self.client.get_workflow_handle(workflow_id)
         return await send_update(handle, "answer", payload.model_dump(mode="json", exclude_none=True), self.wait)
 

@@ -27,10 +27,12 @@ def make_app(client: Client, settings: Settings, *, dev_identity: str | None = N
     if dev_identity is None and not settings.inbox_trusted_proxies:
         raise ConfigError(
             "the inbox believes the identity header only from its proxy: set AIRLOCK_INBOX_TRUSTED_PROXIES "
-            "(the addresses of the reverse proxy that authenticates people)")
+            "(the addresses of the reverse proxy that authenticates people)"
+        )
     try:
         gatekeeper = Gatekeeper(
-            identity_header=settings.inbox_identity_header, trusted_proxies=settings.inbox_trusted_proxies,
+            identity_header=settings.inbox_identity_header,
+            trusted_proxies=settings.inbox_trusted_proxies,
             allowed_hosts=settings.inbox_allowed_hosts or default_hosts(settings.inbox_host, settings.inbox_port),
             dev_identity=dev_identity,
         )
@@ -65,8 +67,10 @@ def bind(settings: Settings) -> socket.socket:
         sock.bind((settings.inbox_host, settings.inbox_port))
     except OSError as err:
         sock.close()
-        raise ConfigError(f"cannot serve the inbox on {settings.inbox_host}:{settings.inbox_port}: "
-                          f"{err.strerror} (set AIRLOCK_INBOX_PORT)") from None
+        raise ConfigError(
+            f"cannot serve the inbox on {settings.inbox_host}:{settings.inbox_port}: "
+            f"{err.strerror} (set AIRLOCK_INBOX_PORT)"
+        ) from None
     sock.listen(128)
     sock.setblocking(False)
     return sock

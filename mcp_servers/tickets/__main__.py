@@ -44,24 +44,30 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "The database file is $TICKETS_DB (default ./.airlock/tickets.db). Over HTTP every request "
         f"needs 'Authorization: Bearer ${guard.TOKEN_ENV}', and its Host header must name this server.",
     )
-    parser.add_argument(
-        "--http", action="store_true", help="serve streamable HTTP instead of stdio"
-    )
+    parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
     parser.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port; 0 picks a free one")
     parser.add_argument("--path", default="/mcp", help="HTTP endpoint path (default /mcp)")
     parser.add_argument(
-        "--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
         help="a name clients reach this server by (Host header; repeatable; also "
         f"${guard.ALLOWED_HOSTS_ENV}, comma-separated). The bind address and, for loopback or "
         "0.0.0.0, the loopback names are always allowed",
     )
     parser.add_argument(
-        "--insecure-no-auth", action="store_true",
+        "--insecure-no-auth",
+        action="store_true",
         help=f"serve HTTP without a bearer token (local experiments only; ${guard.TOKEN_ENV} unset)",
     )
-    parser.add_argument("--log-format", choices=("auto", "json", "console"), default="auto",
-                        help="stderr log lines: JSON unless stderr is a terminal (auto, the default)")
+    parser.add_argument(
+        "--log-format",
+        choices=("auto", "json", "console"),
+        default="auto",
+        help="stderr log lines: JSON unless stderr is a terminal (auto, the default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,15 +90,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     app = server.streamable_http_app(streamable_http_path=args.path, host=args.host, transport_security=security)
     guarded: ASGIApp = app
     if token is None:
-        logger.warning("tickets MCP server: no authentication (--insecure-no-auth); anyone who reaches "
-                       "the port can read and change tickets")
+        logger.warning(
+            "tickets MCP server: no authentication (--insecure-no-auth); anyone who reaches "
+            "the port can read and change tickets"
+        )
     else:
         guarded = guard.BearerToken(app, token)
-    logger.info("tickets MCP server: bearer token %s, allowed hosts %s",
-                "required" if token else "NOT required", ", ".join(security.allowed_hosts))
-    config = uvicorn.Config(
-        guarded, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on"
+    logger.info(
+        "tickets MCP server: bearer token %s, allowed hosts %s",
+        "required" if token else "NOT required",
+        ", ".join(security.allowed_hosts),
     )
+    config = uvicorn.Config(guarded, host=args.host, port=args.port, log_config=None, access_log=False, lifespan="on")
     _ReadyServer(config, args.path).run()
 
 

@@ -68,8 +68,7 @@ def allowed_hosts(bind_host: str, configured: Iterable[str]) -> list[str]:
         match = _HOST.fullmatch(entry)
         if match is None:
             raise GuardError(
-                f"allowed host {entry!r} is not a host name or address with an optional :port "
-                "(no scheme, no path)"
+                f"allowed host {entry!r} is not a host name or address with an optional :port (no scheme, no path)"
             )
         if match.group("port") is None:
             patterns += [entry, f"{entry}:*"]
@@ -113,9 +112,16 @@ class BearerToken:
             await self._app(scope, receive, send)
             return
         challenge = b'Bearer realm="tickets"' + (b', error="invalid_token"' if presented is not None else b"")
-        await send({"type": "http.response.start", "status": 401, "headers": [
-            (b"www-authenticate", challenge), (b"content-type", b"text/plain; charset=utf-8"),
-        ]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"www-authenticate", challenge),
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"missing or wrong bearer token\n"})
 
     @staticmethod

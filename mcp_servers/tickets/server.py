@@ -77,8 +77,7 @@ def search_tickets(
         str,
         Field(
             max_length=200,
-            description="Words that must all appear in the ticket's id, title or body; "
-            "empty lists every ticket.",
+            description="Words that must all appear in the ticket's id, title or body; empty lists every ticket.",
         ),
     ] = "",
     status: Annotated[Status | None, Field(description="Only tickets in this status.")] = None,
@@ -113,9 +112,7 @@ def get_ticket(ctx: TicketContext, ticket_id: TicketId) -> Ticket:
 async def comment_on_ticket(
     ctx: TicketContext,
     ticket_id: TicketId,
-    text: Annotated[
-        str, Field(min_length=1, max_length=4000, description="The comment, plain text.")
-    ],
+    text: Annotated[str, Field(min_length=1, max_length=4000, description="The comment, plain text.")],
     author: Person = "airlock",
 ) -> CommentResult:
     """Add a comment to a ticket. Every call adds a new comment."""

@@ -173,8 +173,7 @@ _SEED_TICKETS: tuple[tuple[str, str, str, Status, str | None, Resolution | None,
     (
         "T-4",
         "Add dark mode to the settings page",
-        "Several customers asked for a dark theme. Start with the settings page; it has the "
-        "fewest custom components.",
+        "Several customers asked for a dark theme. Start with the settings page; it has the fewest custom components.",
         "open",
         None,
         None,
@@ -183,8 +182,7 @@ _SEED_TICKETS: tuple[tuple[str, str, str, Status, str | None, Resolution | None,
     (
         "T-5",
         "Password reset emails delayed by up to 20 minutes",
-        "Reset emails queued behind the nightly newsletter batch. Moved transactional mail to "
-        "its own queue.",
+        "Reset emails queued behind the nightly newsletter batch. Moved transactional mail to its own queue.",
         "closed",
         "carol",
         "fixed",
@@ -267,17 +265,13 @@ class TicketStore:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         return cls(path)
 
-    def search(
-        self, query: str = "", status: Status | None = None, limit: int = 20
-    ) -> list[TicketSummary]:
+    def search(self, query: str = "", status: Status | None = None, limit: int = 20) -> list[TicketSummary]:
         """Return tickets whose id, title or body contain every word of `query`, lowest id first."""
         clauses: list[str] = []
         params: list[Any] = []
         for word in query.split():
             pattern = "%" + _escape_like(word) + "%"
-            clauses.append(
-                "(id = ? COLLATE NOCASE OR title LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\')"
-            )
+            clauses.append("(id = ? COLLATE NOCASE OR title LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\')")
             params.extend((word, pattern, pattern))
         if status is not None:
             clauses.append("status = ?")
@@ -291,10 +285,7 @@ class TicketStore:
         params.append(limit)
         with self._connection() as conn, _transaction(conn, write=False):
             rows = conn.execute(sql, params).fetchall()
-        return [
-            TicketSummary(id=r["id"], title=r["title"], status=r["status"], assignee=r["assignee"])
-            for r in rows
-        ]
+        return [TicketSummary(id=r["id"], title=r["title"], status=r["status"], assignee=r["assignee"]) for r in rows]
 
     def get(self, ticket_id: str) -> Ticket:
         """Return one ticket with its comments.
@@ -318,9 +309,7 @@ class TicketStore:
             comments=[Comment(author=c["author"], text=c["text"], at=c["at"]) for c in comments],
         )
 
-    def comment(
-        self, ticket_id: str, text: str, author: str, *, idempotency_key: str | None = None
-    ) -> CommentResult:
+    def comment(self, ticket_id: str, text: str, author: str, *, idempotency_key: str | None = None) -> CommentResult:
         """Add a comment to a ticket, at most once per idempotency key.
 
         Raises:
@@ -335,16 +324,12 @@ class TicketStore:
                 (ticket_id, author, text, now),
             )
             conn.execute("UPDATE tickets SET updated_at = ? WHERE id = ?", (now, ticket_id))
-            return CommentResult(
-                ticket_id=ticket_id, comment=Comment(author=author, text=text, at=now)
-            )
+            return CommentResult(ticket_id=ticket_id, comment=Comment(author=author, text=text, at=now))
 
         arguments = {"ticket_id": ticket_id, "text": text, "author": author}
         return self._write("comment_on_ticket", arguments, idempotency_key, apply)
 
-    def assign(
-        self, ticket_id: str, assignee: str, *, idempotency_key: str | None = None
-    ) -> AssignResult:
+    def assign(self, ticket_id: str, assignee: str, *, idempotency_key: str | None = None) -> AssignResult:
         """Set a ticket's assignee, at most once per idempotency key.
 
         Raises:
@@ -358,16 +343,12 @@ class TicketStore:
                 "UPDATE tickets SET assignee = ?, updated_at = ? WHERE id = ?",
                 (assignee, now, ticket_id),
             )
-            return AssignResult(
-                ticket_id=ticket_id, assignee=assignee, previous_assignee=row["assignee"]
-            )
+            return AssignResult(ticket_id=ticket_id, assignee=assignee, previous_assignee=row["assignee"])
 
         arguments = {"ticket_id": ticket_id, "assignee": assignee}
         return self._write("assign_ticket", arguments, idempotency_key, apply)
 
-    def close(
-        self, ticket_id: str, resolution: Resolution, *, idempotency_key: str | None = None
-    ) -> CloseResult:
+    def close(self, ticket_id: str, resolution: Resolution, *, idempotency_key: str | None = None) -> CloseResult:
         """Close a ticket with a resolution, at most once per idempotency key.
 
         Raises:
@@ -418,8 +399,7 @@ class TicketStore:
                 )
                 if idempotency_key is not None:
                     conn.execute(
-                        "INSERT INTO idempotency_keys (key, tool, fingerprint, result, at)"
-                        " VALUES (?, ?, ?, ?, ?)",
+                        "INSERT INTO idempotency_keys (key, tool, fingerprint, result, at) VALUES (?, ?, ?, ?, ?)",
                         (idempotency_key, tool, fingerprint, json.dumps(result), now),
                     )
         logger.info(
@@ -458,14 +438,10 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Generator[None, No
     conn.execute("COMMIT")
 
 
-def _stored_result(
-    conn: sqlite3.Connection, key: str | None, tool: WriteTool, fingerprint: str
-) -> object | None:
+def _stored_result(conn: sqlite3.Connection, key: str | None, tool: WriteTool, fingerprint: str) -> object | None:
     if key is None:
         return None
-    row = conn.execute(
-        "SELECT tool, fingerprint, result FROM idempotency_keys WHERE key = ?", (key,)
-    ).fetchone()
+    row = conn.execute("SELECT tool, fingerprint, result FROM idempotency_keys WHERE key = ?", (key,)).fetchone()
     if row is None:
         return None
     if row["fingerprint"] != fingerprint:
@@ -496,9 +472,7 @@ def _seed(conn: sqlite3.Connection) -> None:
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(*ticket, ticket[-1]) for ticket in _SEED_TICKETS],
     )
-    conn.executemany(
-        "INSERT INTO comments (ticket_id, author, text, at) VALUES (?, ?, ?, ?)", _SEED_COMMENTS
-    )
+    conn.executemany("INSERT INTO comments (ticket_id, author, text, at) VALUES (?, ?, ?, ?)", _SEED_COMMENTS)
     logger.info("seeded tickets count=%d", len(_SEED_TICKETS))
 
 

@@ -66,8 +66,11 @@ async def test_keygen_writes_a_private_key_and_an_entry_the_approvers_file_accep
     assert sorted(directory.people) == ["alice", "bob@example.com"]
     # The printed public key is the private key's own half: a signature by the file verifies.
     verifier = Verifier(directory)
-    token = (await airlock("sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--sha256", SHA,
-                           home=tmp_path)).json()["signature"]
+    token = (
+        await airlock(
+            "sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--sha256", SHA, home=tmp_path
+        )
+    ).json()["signature"]
     identity = verifier.identify(token, Expected("wf-1", "call-1", "approve", "alice", SHA), datetime.now(UTC))
     assert identity.label == f"signed:alice/{key_id_of(load_private_key(key_file))}"
 
@@ -96,26 +99,28 @@ async def test_keygen_json_output(tmp_path: Path) -> None:
 # --- usage -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [
-    [],
-    ["frobnicate"],
-    ["approve", "wf-1"],
-    ["approve", "wf-1", "call-1"],  # no --as
-    ["reject", "wf-1", "call-1", "--as", "bob"],  # no --reason
-    ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "[1, 2]"],
-    ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "{not json"],
-    ["approve", "wf-1", "call-1", "--as", "alice", "--sha256", "abc"],
-    ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "maybe"],
-    ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "reject", "--comment", "x", "--sha256", SHA],
-    ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--reason", "x", "--sha256", SHA],
-    ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--expires", "30d", "--sha256", SHA],
-    ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--comment", "x" * 2001,
-     "--sha256", SHA],
-    ["keygen", "not a name"],
-    ["pending", "--agent", 'x" OR 1=1'],
-    ["--timeout", "0", "pending"],
-    ["pending", "-o", "yaml"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["frobnicate"],
+        ["approve", "wf-1"],
+        ["approve", "wf-1", "call-1"],  # no --as
+        ["reject", "wf-1", "call-1", "--as", "bob"],  # no --reason
+        ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "[1, 2]"],
+        ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "{not json"],
+        ["approve", "wf-1", "call-1", "--as", "alice", "--sha256", "abc"],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "maybe"],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "reject", "--comment", "x", "--sha256", SHA],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--reason", "x", "--sha256", SHA],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--expires", "30d", "--sha256", SHA],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--comment", "x" * 2001, "--sha256", SHA],
+        ["keygen", "not a name"],
+        ["pending", "--agent", 'x" OR 1=1'],
+        ["--timeout", "0", "pending"],
+        ["pending", "-o", "yaml"],
+    ],
+)
 async def test_usage_errors_exit_2(tmp_path: Path, args: list[str]) -> None:
     if args[:1] == ["sign"]:
         await keygen(tmp_path, "alice")  # so that a missing key is not what fails
@@ -136,8 +141,20 @@ async def test_sign_with_sha256_prints_a_signal_payload_that_verifies_offline(tm
     offline = {"AIRLOCK_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
     edit = {"ticket_id": "T-1", "resolution": "duplicate"}
     base = ["wf-1", "call-support-1", "--as", "alice", "--sha256", SHA]
-    approve = await airlock("sign", *base, "--decision", "approve", "--comment", "looks right",
-                            "--edit", json.dumps(edit), "--expires", "1h", home=tmp_path, env=offline)
+    approve = await airlock(
+        "sign",
+        *base,
+        "--decision",
+        "approve",
+        "--comment",
+        "looks right",
+        "--edit",
+        json.dumps(edit),
+        "--expires",
+        "1h",
+        home=tmp_path,
+        env=offline,
+    )
     payload = Approve.model_validate(approve.json())
     assert approve.out.count("\n") == 1 and approve.err == ""  # one line of JSON, nothing else
     assert (payload.call_id, payload.approver, payload.arguments_sha256) == ("call-support-1", "alice", SHA)
@@ -159,8 +176,9 @@ async def test_sign_with_sha256_prints_a_signal_payload_that_verifies_offline(tm
 
 
 async def test_sign_without_a_key_fails(tmp_path: Path) -> None:
-    ran = await airlock("sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--sha256", SHA,
-                        home=tmp_path)
+    ran = await airlock(
+        "sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--sha256", SHA, home=tmp_path
+    )
     assert ran.code == 1 and ran.out == ""
     assert "no key at" in ran.err and "airlock keygen alice" in ran.err
 
@@ -172,7 +190,9 @@ async def test_unknown_workflows_exit_1_naming_them(temporal_env: WorkflowEnviro
     await keygen(tmp_path, "alice")
     missing = workflow_id("missing")
     commands = [
-        ["show", missing], ["show", missing, "call-1"], ["audit", missing],
+        ["show", missing],
+        ["show", missing, "call-1"],
+        ["audit", missing],
         ["approve", missing, "call-1", "--as", "alice"],
         ["reject", missing, "call-1", "--as", "alice", "--reason", "no"],
         ["sign", missing, "call-1", "--as", "alice", "--decision", "approve"],
@@ -193,11 +213,19 @@ async def test_address_option_overrides_the_setting(temporal_env: WorkflowEnviro
     listed = await airlock("--address", address_of(temporal_env), "pending", "--agent", agent, home=tmp_path, env=dead)
     assert listed.code == 0, listed.describe()
     assert listed.out == "nothing is waiting for a decision\n"
-    by_setting = await airlock("-o", "json", "pending", "--agent", agent, home=tmp_path,
-                               env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env)})
+    by_setting = await airlock(
+        "-o",
+        "json",
+        "pending",
+        "--agent",
+        agent,
+        home=tmp_path,
+        env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env)},
+    )
     assert by_setting.json() == []
-    wrong_namespace = await airlock("--address", address_of(temporal_env), "--namespace", "no-such-namespace",
-                                    "pending", home=tmp_path)
+    wrong_namespace = await airlock(
+        "--address", address_of(temporal_env), "--namespace", "no-such-namespace", "pending", home=tmp_path
+    )
     assert wrong_namespace.code == 1 and wrong_namespace.out == "", wrong_namespace.describe()
 
 
@@ -212,30 +240,43 @@ class WaitingRun:
     async def run(self, agent: str) -> None:
         """Say it waits (as the gate does, from the workflow), then wait until terminated."""
         self._agent = agent
-        workflow.upsert_search_attributes([
-            AIRLOCK_STATE.value_set("awaiting_approval"), AIRLOCK_AGENT.value_set(agent),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                AIRLOCK_STATE.value_set("awaiting_approval"),
+                AIRLOCK_AGENT.value_set(agent),
+            ]
+        )
         await workflow.wait_condition(lambda: False)
 
     @workflow.query(name="pending_approvals")
     def pending_approvals(self) -> list[dict[str, Any]]:
         """One call waiting, like the gate reports it."""
         info = workflow.info()
-        return [{
-            "call_id": "call-fake-1", "agent": self._agent, "server": "tickets", "tool": "close_ticket",
-            "arguments": {"ticket_id": info.workflow_id},
-            "arguments_sha256": arguments_sha256({"ticket_id": info.workflow_id}),
-            # A quorum of two, alice approved: one more needed (the gate reports what remains).
-            "requested_at": info.start_time.isoformat(), "deadline": None, "approvals_needed": 1,
-            "approved_by": ["alice"],
-        }]
+        return [
+            {
+                "call_id": "call-fake-1",
+                "agent": self._agent,
+                "server": "tickets",
+                "tool": "close_ticket",
+                "arguments": {"ticket_id": info.workflow_id},
+                "arguments_sha256": arguments_sha256({"ticket_id": info.workflow_id}),
+                # A quorum of two, alice approved: one more needed (the gate reports what remains).
+                "requested_at": info.start_time.isoformat(),
+                "deadline": None,
+                "approvals_needed": 1,
+                "approved_by": ["alice"],
+            }
+        ]
 
 
 def waiting_attributes(agent: str) -> TypedSearchAttributes:
     """The search attributes of a run of `agent` waiting at its gate."""
-    return TypedSearchAttributes([
-        SearchAttributePair(AIRLOCK_STATE, "awaiting_approval"), SearchAttributePair(AIRLOCK_AGENT, agent),
-    ])
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(AIRLOCK_STATE, "awaiting_approval"),
+            SearchAttributePair(AIRLOCK_AGENT, agent),
+        ]
+    )
 
 
 async def start_waiting(client: Client, task_queue: str, agent: str, count: int, prefix: str) -> list[str]:
@@ -245,8 +286,10 @@ async def start_waiting(client: Client, task_queue: str, agent: str, count: int,
 
     async def one(run_id: str) -> None:
         async with gate:
-            await client.start_workflow(WaitingRun.run, agent, id=run_id, task_queue=task_queue,
-                                        run_timeout=timedelta(minutes=10))
+            await client.start_workflow(
+                WaitingRun.run, agent, id=run_id, task_queue=task_queue, run_timeout=timedelta(minutes=10)
+            )
+
     await asyncio.gather(*(one(run_id) for run_id in ids))
     return ids
 
@@ -258,6 +301,7 @@ async def terminate(client: Client, ids: list[str]) -> None:
     async def one(run_id: str) -> None:
         async with gate:
             await client.get_workflow_handle(run_id).terminate("test over")
+
     await asyncio.gather(*(one(run_id) for run_id in ids), return_exceptions=True)
 
 
@@ -281,21 +325,37 @@ async def test_pending_lists_every_waiting_run_and_skips_one_nobody_answers(
             # A run nobody answers for (no worker on its queue) must not stall or break the list.
             orphan = workflow_id("orphan")
             await client.start_workflow(
-                WaitingRun.run, agent, id=orphan, task_queue=f"{task_queue}-nobody",
-                search_attributes=waiting_attributes(agent), run_timeout=timedelta(minutes=10),
+                WaitingRun.run,
+                agent,
+                id=orphan,
+                task_queue=f"{task_queue}-nobody",
+                search_attributes=waiting_attributes(agent),
+                run_timeout=timedelta(minutes=10),
             )
             ids.append(orphan)
             query = f'AirlockAgent="{agent}" AND ExecutionStatus="Running"'
 
             async def all_visible() -> bool:
                 return (await client.count_workflows(query)).count == RUNS + 1
+
             # Listed as waiting means its first workflow task ran (it upserted): it can answer.
             await wait_for(all_visible, timeout=90, what=f"{RUNS + 1} runs in visibility")
-            ran = await airlock("--address", address_of(temporal_env), "--timeout", "3", "-o", "json", "pending",
-                                "--agent", agent, home=tmp_path)
+            ran = await airlock(
+                "--address",
+                address_of(temporal_env),
+                "--timeout",
+                "3",
+                "-o",
+                "json",
+                "pending",
+                "--agent",
+                agent,
+                home=tmp_path,
+            )
             calls = ran.json()
-            table = await airlock("--address", address_of(temporal_env), "--timeout", "3", "pending",
-                                  "--agent", agent, home=tmp_path)
+            table = await airlock(
+                "--address", address_of(temporal_env), "--timeout", "3", "pending", "--agent", agent, home=tmp_path
+            )
         finally:
             await terminate(client, ids)
     assert len(calls) == RUNS, ran.err

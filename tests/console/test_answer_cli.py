@@ -25,7 +25,9 @@ READY = re.compile(r"asking MCP server listening on (http://[^\s\"]+)")
 
 
 async def test_pending_show_and_a_signed_answer_over_http(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     home = tmp_path / "home"
     entries = []
@@ -40,19 +42,26 @@ async def test_pending_show_and_a_signed_answer_over_http(
 
     env = {**os.environ, "ASKING_LOG": str(log)}
     async with http_server_process(["-m", "tests.support.asking_mcp", "--http", "--port", "0"], env, READY) as (
-        url, _pid, _lines,
+        url,
+        _pid,
+        _lines,
     ):
         servers = f'[servers.asking]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\n'
         project = make_project(
-            tmp_path, agents={"host": host_agent(approval='approvers = ["alice"]')}, servers=servers,
+            tmp_path,
+            agents={"host": host_agent(approval='approvers = ["alice"]')},
+            servers=servers,
             script={"host": [{"tool_call": {"name": "book_room", "arguments": {"room": "B"}}}, {"message": "Done."}]},
             approvers_file=approvers,
         )
         project.environ["ASKING_LOG"] = str(log)
         async with airlock_worker(client, project):
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="host", input="Book room B.", requester="carol"),
-                id=workflow_id("answer-cli"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="host", input="Book room B.", requester="carol"),
+                id=workflow_id("answer-cli"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             pending = await wait_input(handle)
             sha = pending["question"]["question_sha256"]
@@ -61,20 +70,70 @@ async def test_pending_show_and_a_signed_answer_over_http(
                 ran = await airlock("--address", address, "-o", "json", "pending", "--agent", "host", home=home)
                 found = [c for c in ran.json() if c["workflow_id"] == handle.id]
                 return found or None
+
             [listed_call] = await wait_for(listed, what="the input request in `airlock pending`")
             table = await airlock("--address", address, "pending", "--agent", "host", home=home)
             shown = await airlock("--address", address, "show", handle.id, home=home)
-            wrong_type = await airlock("--address", address, "answer", handle.id, pending["call_id"],
-                                       '{"size": "lots"}', "--as", "alice", home=home)
-            extra_key = await airlock("--address", address, "answer", handle.id, pending["call_id"],
-                                      '{"size": 2, "room": "C"}', "--as", "alice", home=home)
-            not_allowed = await airlock("--address", address, "answer", handle.id, pending["call_id"],
-                                        '{"size": 2}', "--as", "mallory", home=home)
-            stale = await airlock("--address", address, "answer", handle.id, pending["call_id"], '{"size": 2}',
-                                  "--sha256", "0" * 64, "--as", "alice", home=home)
+            wrong_type = await airlock(
+                "--address",
+                address,
+                "answer",
+                handle.id,
+                pending["call_id"],
+                '{"size": "lots"}',
+                "--as",
+                "alice",
+                home=home,
+            )
+            extra_key = await airlock(
+                "--address",
+                address,
+                "answer",
+                handle.id,
+                pending["call_id"],
+                '{"size": 2, "room": "C"}',
+                "--as",
+                "alice",
+                home=home,
+            )
+            not_allowed = await airlock(
+                "--address",
+                address,
+                "answer",
+                handle.id,
+                pending["call_id"],
+                '{"size": 2}',
+                "--as",
+                "mallory",
+                home=home,
+            )
+            stale = await airlock(
+                "--address",
+                address,
+                "answer",
+                handle.id,
+                pending["call_id"],
+                '{"size": 2}',
+                "--sha256",
+                "0" * 64,
+                "--as",
+                "alice",
+                home=home,
+            )
             unchanged = await pending_of(handle)
-            answered = await airlock("--address", address, "-o", "json", "answer", handle.id, pending["call_id"],
-                                     '{"size": 2, "note": "window seat"}', "--as", "alice", home=home)
+            answered = await airlock(
+                "--address",
+                address,
+                "-o",
+                "json",
+                "answer",
+                handle.id,
+                pending["call_id"],
+                '{"size": 2, "note": "window seat"}',
+                "--as",
+                "alice",
+                home=home,
+            )
             result = await handle.result()
             await assert_replays(handle)
 
@@ -85,8 +144,12 @@ async def test_pending_show_and_a_signed_answer_over_http(
     assert "input: How many people for room B?" in row and row.split()[-1] == "answer"
     assert shown.code == 0, shown.describe()
     assert "How many people for room B?" in shown.out and sha in shown.out and '"size"' in shown.out
-    for refused, why in ((wrong_type, "size"), (extra_key, "not a field of the form"),
-                         (not_allowed, "is not an approver"), (stale, "wrong question_sha256")):
+    for refused, why in (
+        (wrong_type, "size"),
+        (extra_key, "not a field of the form"),
+        (not_allowed, "is not an approver"),
+        (stale, "wrong question_sha256"),
+    ):
         assert refused.code == 1 and "refused:" in refused.err and why in refused.err, refused.describe()
     assert [p["call_id"] for p in unchanged] == [pending["call_id"]]
     record = answered.json()
@@ -95,5 +158,7 @@ async def test_pending_show_and_a_signed_answer_over_http(
     assert result.status == "completed"
     received = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["action"], r["content"]) for r in received] == [
-        ("cancel", None), ("accept", {"size": 2, "note": "window seat"})]
+        ("cancel", None),
+        ("accept", {"size": 2, "note": "window seat"}),
+    ]
     assert server_log(project) == received

@@ -77,8 +77,11 @@ async def make_desk(tmp_path: Path, temporal_env: WorkflowEnvironment, **options
 async def start(client: Client, desk: Desk, prefix: str) -> WorkflowHandle[Any, AgentResult]:
     """Start a support run that will wait to close T-1."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-1, it is fixed.", requester="carol"),
-        id=workflow_id(prefix), task_queue=desk.project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-1, it is fixed.", requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=desk.project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -95,6 +98,7 @@ async def ended(client: Client, ids: list[str]) -> AsyncIterator[list[str]]:
 
 async def wait_child_pending(child: WorkflowHandle[Any, Any]) -> dict[str, Any]:
     """The one call a pipeline's child waits for; the child may not have started yet."""
+
     async def check() -> dict[str, Any] | None:
         try:
             pending = await pending_of(child)
@@ -103,6 +107,7 @@ async def wait_child_pending(child: WorkflowHandle[Any, Any]) -> dict[str, Any]:
                 raise
             return None
         return pending[0] if pending else None
+
     return await wait_for(check, what=f"a pending call in {child.id}")
 
 
@@ -119,7 +124,9 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
         first, second = await start(client, desk, "pending-a"), await start(client, desk, "pending-b")
         pipeline_id = workflow_id("pending-pipeline")
         await client.start_workflow(
-            "PipelineWorkflow", {"pipeline": "fix", "input": "Close T-1.", "requester": "carol"}, id=pipeline_id,
+            "PipelineWorkflow",
+            {"pipeline": "fix", "input": "Close T-1.", "requester": "carol"},
+            id=pipeline_id,
             task_queue=desk.project.settings.task_queue,
         )
         child = client.get_workflow_handle(f"{pipeline_id}/fix")
@@ -131,6 +138,7 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
         async def listed() -> list[dict[str, Any]] | None:
             calls = [c for c in (await desk.run("-o", "json", "pending")).json() if c["workflow_id"] in ours]
             return calls if len(calls) == 3 else None
+
         calls = await wait_for(listed, what="the three waiting calls in `airlock pending`")
         table = await desk.run("pending", "--agent", "support")
         pipeline_shown = await desk.run("show", pipeline_id)
@@ -142,7 +150,8 @@ async def test_pending_lists_the_calls_of_two_runs_and_a_pipeline_child(
         assert (call["agent"], call["server"], call["tool"]) == ("support", "tickets", "close_ticket")
         assert call["arguments"] == {"ticket_id": "T-1"}
         assert call["approve_command"] == decision_command(
-            call["workflow_id"], call["call_id"], call["arguments_sha256"], "approve")
+            call["workflow_id"], call["call_id"], call["arguments_sha256"], "approve"
+        )
     assert table.code == 0, table.describe()
     rows = {line.split()[0]: line.split() for line in table.out.splitlines()[1:]}
     for run_id in ours:
@@ -162,8 +171,19 @@ async def test_approve_as_alice_with_her_key_runs_the_write_once(
         started.append(handle.id)
         [pending] = await wait_pending(handle)
         shown = await desk.run("show", handle.id, pending["call_id"])
-        approved = await desk.run("-o", "json", "approve", handle.id, pending["call_id"], "--as", "alice",
-                                  "--comment", "verified on staging", "--sha256", pending["arguments_sha256"])
+        approved = await desk.run(
+            "-o",
+            "json",
+            "approve",
+            handle.id,
+            pending["call_id"],
+            "--as",
+            "alice",
+            "--comment",
+            "verified on staging",
+            "--sha256",
+            pending["arguments_sha256"],
+        )
         result = await handle.result()
         audit = (await desk.run("-o", "json", "audit", handle.id)).json()
         audit_table = await desk.run("audit", handle.id)
@@ -190,8 +210,9 @@ async def test_reject_ends_the_call_and_writes_nothing(
         handle = await start(client, desk, "reject")
         started.append(handle.id)
         [pending] = await wait_pending(handle)
-        rejected = await desk.run("reject", handle.id, pending["call_id"], "--as", "bob",
-                                  "--reason", "T-1 still fails in EU")
+        rejected = await desk.run(
+            "reject", handle.id, pending["call_id"], "--as", "bob", "--reason", "T-1 still fails in EU"
+        )
         result = await handle.result()
         again = await desk.run("approve", handle.id, pending["call_id"], "--as", "alice")
     assert rejected.code == 0, rejected.describe()
@@ -248,11 +269,21 @@ async def test_a_signed_payload_from_sign_is_delivered_by_the_temporal_cli(
         handle = await start(client, desk, "signal")
         started.append(handle.id)
         [pending] = await wait_pending(handle)
-        signed = await desk.run("sign", handle.id, pending["call_id"], "--as", "alice", "--decision", "approve",
-                                "--comment", "via signal")
+        signed = await desk.run(
+            "sign", handle.id, pending["call_id"], "--as", "alice", "--decision", "approve", "--comment", "via signal"
+        )
         payload = signed.json()
-        await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id, "--name", "approve",
-                           "--input", signed.out.strip())
+        await temporal_cli(
+            temporal_env,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            handle.id,
+            "--name",
+            "approve",
+            "--input",
+            signed.out.strip(),
+        )
         result = await handle.result()
         audit = await audit_of(handle)
     assert payload["arguments_sha256"] == pending["arguments_sha256"]
@@ -274,8 +305,19 @@ async def test_an_edit_is_signed_and_the_call_runs_with_the_edited_arguments(
         handle = await start(client, desk, "edit")
         started.append(handle.id)
         [pending] = await wait_pending(handle)
-        approved = await desk.run("-o", "json", "approve", handle.id, pending["call_id"], "--as", "alice",
-                                  "--edit", json.dumps(edit), "--comment", "it was a duplicate")
+        approved = await desk.run(
+            "-o",
+            "json",
+            "approve",
+            handle.id,
+            pending["call_id"],
+            "--as",
+            "alice",
+            "--edit",
+            json.dumps(edit),
+            "--comment",
+            "it was a duplicate",
+        )
         result = await handle.result()
     record = approved.json()
     assert (record["decision"], record["arguments"]) == ("approved", edit)

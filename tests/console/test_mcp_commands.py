@@ -35,11 +35,15 @@ async def test_mcp_tools_lists_annotations_and_the_policy_for_an_agent(tmp_path:
     (tmp_path / "agents").mkdir()
     (tmp_path / "agents" / "support.toml").write_text(AGENT)
     (tmp_path / "servers.toml").write_text(TICKETS)
-    env = {"AIRLOCK_MCP_SERVERS_FILE": str(tmp_path / "servers.toml"), "AIRLOCK_AGENTS_DIR": str(tmp_path / "agents"),
-           "TICKETS_DB": str(tmp_path / "tickets.db")}
+    env = {
+        "AIRLOCK_MCP_SERVERS_FILE": str(tmp_path / "servers.toml"),
+        "AIRLOCK_AGENTS_DIR": str(tmp_path / "agents"),
+        "TICKETS_DB": str(tmp_path / "tickets.db"),
+    }
     default = (await airlock("mcp", "tools", "tickets", "-o", "json", home=tmp_path, env=env)).json()
-    agent = (await airlock("mcp", "tools", "tickets", "--agent", "support", "-o", "json",
-                           home=tmp_path, env=env)).json()
+    agent = (
+        await airlock("mcp", "tools", "tickets", "--agent", "support", "-o", "json", home=tmp_path, env=env)
+    ).json()
     by_name = {row["name"]: row for row in default}
     assert by_name["get_ticket"]["policy"] == "auto"  # trusted and readOnlyHint
     assert by_name["get_ticket"]["annotations"]["readOnlyHint"] is True
@@ -52,8 +56,9 @@ async def test_mcp_call_prints_what_the_model_would_see(tmp_path: Path) -> None:
         (tmp_path / "servers.toml").write_text(everything_servers(url))
         env = {"AIRLOCK_MCP_SERVERS_FILE": str(tmp_path / "servers.toml")}
         ran = await airlock("mcp", "call", "everything", "get-resource-links", '{"count": 2}', home=tmp_path, env=env)
-        raw = await airlock("mcp", "call", "everything", "get-sum", '{"a": 2, "b": 3}', "-o", "json",
-                            home=tmp_path, env=env)
+        raw = await airlock(
+            "mcp", "call", "everything", "get-sum", '{"a": 2, "b": 3}', "-o", "json", home=tmp_path, env=env
+        )
         bad = await airlock("mcp", "call", "nowhere", "x", "{}", home=tmp_path, env=env)
     assert ran.code == 0, ran.describe()
     assert ran.out.count("[resource link] uri: demo://resource/dynamic/") == 2
@@ -64,13 +69,17 @@ async def test_mcp_call_prints_what_the_model_would_see(tmp_path: Path) -> None:
 @pytest.fixture
 async def locked_server() -> AsyncIterator[int]:
     """An HTTP server that refuses everything with 401 and a Bearer challenge."""
+
     async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while (await reader.readline()).strip():
             pass
-        writer.write(b'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer error="invalid_token", '
-                     b'error_description="token expired"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+        writer.write(
+            b'HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer error="invalid_token", '
+            b'error_description="token expired"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'
+        )
         await writer.drain()
         writer.close()
+
     server = await asyncio.start_server(refuse, "127.0.0.1", 0)
     try:
         yield int(server.sockets[0].getsockname()[1])
@@ -81,8 +90,10 @@ async def locked_server() -> AsyncIterator[int]:
 
 async def test_a_401_is_reported_naming_the_server_and_the_reason(tmp_path: Path, locked_server: int) -> None:
     path = tmp_path / "servers.toml"
-    path.write_text(f'[servers.locked]\ntransport = "http"\nurl = "http://127.0.0.1:{locked_server}/mcp"\n'
-                    'headers = { Authorization = "Bearer ${LOCKED_TOKEN}" }\ntimeout = "5s"\n')
+    path.write_text(
+        f'[servers.locked]\ntransport = "http"\nurl = "http://127.0.0.1:{locked_server}/mcp"\n'
+        'headers = { Authorization = "Bearer ${LOCKED_TOKEN}" }\ntimeout = "5s"\n'
+    )
     environ = {"LOCKED_TOKEN": "s3cret-token-value"}
     pool = McpPool(load_servers(path, environ), environ, token_dir=tmp_path / "oauth")
     try:

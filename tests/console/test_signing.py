@@ -36,24 +36,42 @@ ALICE, BOB, INBOX, STRANGER = generate_key(), generate_key(), generate_key(), ge
 SHA = arguments_sha256({"ticket_id": "T-1"})
 EDITED = arguments_sha256({"ticket_id": "T-1", "resolution": "duplicate"})
 DIRECTORY = Directory(
-    people={"alice": Principal(keys=[public_key_entry(public_bytes(ALICE))]),
-            "bob": Principal(keys=[public_key_entry(public_bytes(BOB))])},
-    services={"inbox": Principal(keys=[public_key_entry(public_bytes(INBOX))],
-                                 may_assert=["alice", "*@example.com"])},
+    people={
+        "alice": Principal(keys=[public_key_entry(public_bytes(ALICE))]),
+        "bob": Principal(keys=[public_key_entry(public_bytes(BOB))]),
+    },
+    services={"inbox": Principal(keys=[public_key_entry(public_bytes(INBOX))], may_assert=["alice", "*@example.com"])},
 )
 VERIFIER = Verifier(DIRECTORY)
-EXPECTED = Expected(workflow_id="wf-1", call_id="call-support-1", decision="approve", approver="alice",
-                    arguments_sha256=SHA)
+EXPECTED = Expected(
+    workflow_id="wf-1", call_id="call-support-1", decision="approve", approver="alice", arguments_sha256=SHA
+)
 # Claims and the values that would be "another decision" for each.
-CLAIM_FIELDS = ("iss", "sub", "aud", "workflow_id", "call_id", "decision", "arguments_sha256", "edited_sha256",
-                "iat", "exp", "jti")
+CLAIM_FIELDS = (
+    "iss",
+    "sub",
+    "aud",
+    "workflow_id",
+    "call_id",
+    "decision",
+    "arguments_sha256",
+    "edited_sha256",
+    "iat",
+    "exp",
+    "jti",
+)
 
 
 def alice_signs(**overrides: Any) -> str:
     """Alice's signature for EXPECTED at NOW, with some arguments of `sign_decision` changed."""
     options: dict[str, Any] = {
-        "signer": "alice", "approver": "alice", "workflow_id": "wf-1", "call_id": "call-support-1",
-        "decision": "approve", "arguments_sha256": SHA, "now": NOW,
+        "signer": "alice",
+        "approver": "alice",
+        "workflow_id": "wf-1",
+        "call_id": "call-support-1",
+        "decision": "approve",
+        "arguments_sha256": SHA,
+        "now": NOW,
     }
     options.update(overrides)
     key = options.pop("key", ALICE)
@@ -181,11 +199,16 @@ def test_keys_round_trip_through_their_file(tmp_path: Any) -> None:
 
 SHA_TEXT = st.text("0123456789abcdef", min_size=64, max_size=64)
 NEW_VALUES: dict[str, st.SearchStrategy[Any]] = {
-    "iss": st.text(min_size=1, max_size=20), "sub": st.text(min_size=1, max_size=20),
-    "aud": st.text(max_size=20), "workflow_id": st.text(min_size=1, max_size=40),
-    "call_id": st.text(min_size=1, max_size=40), "decision": st.sampled_from(["reject", "answer", "approve "]),
-    "arguments_sha256": SHA_TEXT, "edited_sha256": SHA_TEXT | st.none(),
-    "iat": st.integers(-(2**40), 2**40), "exp": st.integers(-(2**40), 2**40),
+    "iss": st.text(min_size=1, max_size=20),
+    "sub": st.text(min_size=1, max_size=20),
+    "aud": st.text(max_size=20),
+    "workflow_id": st.text(min_size=1, max_size=40),
+    "call_id": st.text(min_size=1, max_size=40),
+    "decision": st.sampled_from(["reject", "answer", "approve "]),
+    "arguments_sha256": SHA_TEXT,
+    "edited_sha256": SHA_TEXT | st.none(),
+    "iat": st.integers(-(2**40), 2**40),
+    "exp": st.integers(-(2**40), 2**40),
     "jti": st.text(min_size=1, max_size=130),
 }
 
@@ -210,14 +233,18 @@ def tampered_claims(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def expected_for(claims: dict[str, Any]) -> Expected:
     """What a verifier would expect if the (tampered) claims were the truth: the binding matches."""
+
     def text(name: str, default: str) -> str:
         value = claims.get(name, default)
         return value if isinstance(value, str) else default
+
     decision = claims.get("decision")
     return Expected(
-        workflow_id=text("workflow_id", "wf-1"), call_id=text("call_id", "call-support-1"),
+        workflow_id=text("workflow_id", "wf-1"),
+        call_id=text("call_id", "call-support-1"),
         decision=decision if decision in ("approve", "reject", "answer") else "approve",
-        approver=text("sub", "alice"), arguments_sha256=text("arguments_sha256", SHA),
+        approver=text("sub", "alice"),
+        arguments_sha256=text("arguments_sha256", SHA),
         edited_sha256=claims.get("edited_sha256") if isinstance(claims.get("edited_sha256"), str) else None,
     )
 
@@ -240,8 +267,9 @@ def test_claims_resigned_by_another_key_are_refused(pair: tuple[dict[str, Any], 
     header, _, _ = parts(alice_signs())
     if who == "stranger":
         with pytest.raises(UnknownKeyError):
-            VERIFIER.identify(resign(STRANGER, {**header, "kid": key_id_of(STRANGER)}, changed),
-                              expected_for(changed), NOW)
+            VERIFIER.identify(
+                resign(STRANGER, {**header, "kid": key_id_of(STRANGER)}, changed), expected_for(changed), NOW
+            )
         return
     if who == "bob claiming alice's kid":
         reason = refusal(resign(BOB, header, changed), expected_for(changed))
@@ -259,7 +287,8 @@ def test_claims_resigned_by_another_key_are_refused(pair: tuple[dict[str, Any], 
 
 HEADER_VALUES = st.dictionaries(
     st.sampled_from(["alg", "kid", "typ", "crit", "jku", "x5u"]),
-    st.text(max_size=20) | st.integers() | st.none(), min_size=1,
+    st.text(max_size=20) | st.integers() | st.none(),
+    min_size=1,
 )
 
 

@@ -56,11 +56,13 @@ from workflows.settings import Settings
 PROMPT = "Close T-1 please; the customer's passphrase is heron-4417-violet."
 # Only the tickets server knows this line of T-1's body: it reaches the history as a tool result.
 TOOL_RESULT = "KeyError: 'reset_token' in the session middleware"
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"message": "Closed T-1."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"message": "Closed T-1."},
+    ]
+}
 WEB_UI = "http://localhost:8233"
 TOKEN = "codec-test-token-" + "x" * 24
 MAX_BODY = 65_536
@@ -108,12 +110,23 @@ async def codec_server(keys: Keys, *args: str) -> AsyncIterator[CodecServer]:
 
     At the end: nothing was written to stdout, and the token appears in none of its log lines.
     """
-    env = {"AIRLOCK_CODEC_KEYS_FILE": str(keys.keys_file), "AIRLOCK_CODEC_SERVER_MAX_BODY_BYTES": str(MAX_BODY),
-           "AIRLOCK_LOG_FORMAT": "json"}
+    env = {
+        "AIRLOCK_CODEC_KEYS_FILE": str(keys.keys_file),
+        "AIRLOCK_CODEC_SERVER_MAX_BODY_BYTES": str(MAX_BODY),
+        "AIRLOCK_LOG_FORMAT": "json",
+    }
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
     proc = await asyncio.create_subprocess_exec(
-        str(AIRLOCK), "codec-server", "--port", "0", "--token-file", str(keys.token_file), *args,
-        env={**environ, **env}, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        str(AIRLOCK),
+        "codec-server",
+        "--port",
+        "0",
+        "--token-file",
+        str(keys.token_file),
+        *args,
+        env={**environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None and proc.stdout is not None
@@ -202,8 +215,11 @@ def texts(answer: dict[str, Any]) -> str:
 async def start(client: Client, task_queue: str, prefix: str, text: str = PROMPT) -> Any:
     """Start a support run on `task_queue`."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input=text, requester="carol"),
-        id=workflow_id(prefix), task_queue=task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input=text, requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -226,7 +242,10 @@ async def inbox_page(client: Client, settings: Settings, path: str, **params: st
 
 
 async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_through_the_codec_server(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys, server: CodecServer,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    keys: Keys,
+    server: CodecServer,
 ) -> None:
     address = address_of(temporal_env)
     project = make_project(tmp_path, script=SCRIPT, **keys.settings(temporal_address=address))
@@ -283,8 +302,7 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
 
     # The codec server, over HTTP, with the history's own payloads.
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-        answer = await http.post("/decode", json={"payloads": sealed},
-                                 headers={**auth(), "X-Namespace": "default"})
+        answer = await http.post("/decode", json={"payloads": sealed}, headers={**auth(), "X-Namespace": "default"})
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["payloads"]) == len(sealed)
         opened = texts(answer.json())
@@ -298,14 +316,34 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
             assert PROMPT not in refused.text and refused.headers["WWW-Authenticate"].startswith("Bearer")
 
     # `temporal workflow show` with the codec server decodes the same history.
-    decoded = await temporal_cli(temporal_env, "workflow", "show", "-w", handle.id, "--codec-endpoint", server.url,
-                                 "--codec-auth", f"Bearer {TOKEN}", "-o", "json")
+    decoded = await temporal_cli(
+        temporal_env,
+        "workflow",
+        "show",
+        "-w",
+        handle.id,
+        "--codec-endpoint",
+        server.url,
+        "--codec-auth",
+        f"Bearer {TOKEN}",
+        "-o",
+        "json",
+    )
     assert "heron-4417" in readable(decoded) and "reset_token" in readable(decoded)
     # The same from the environment (what docs/deploy.md recommends: the token stays off the process list).
     proc = await asyncio.create_subprocess_exec(
-        str(devserver.temporal_binary()), "workflow", "show", "-w", handle.id, "--address", address, "-o", "json",
+        str(devserver.temporal_binary()),
+        "workflow",
+        "show",
+        "-w",
+        handle.id,
+        "--address",
+        address,
+        "-o",
+        "json",
         env={**os.environ, "TEMPORAL_CODEC_ENDPOINT": server.url, "TEMPORAL_CODEC_AUTH": f"Bearer {TOKEN}"},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
@@ -316,7 +354,9 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
 
 
 async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a_run(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    keys: Keys,
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT, **keys.settings(temporal_address=address_of(temporal_env)))
     encrypted = await connect(project.settings)
@@ -351,8 +391,12 @@ async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a
         assert result.output == "Closed T-1."
 
         # A forged workflow input fails that run with a typed error instead of a task-retry loop.
-        forged_run = await plain.start_workflow("AgentWorkflow", RawValue(forgeries[1]), id=workflow_id("codec-input"),
-                                                task_queue=project.settings.task_queue)
+        forged_run = await plain.start_workflow(
+            "AgentWorkflow",
+            RawValue(forgeries[1]),
+            id=workflow_id("codec-input"),
+            task_queue=project.settings.task_queue,
+        )
         failure = await failure_of(encrypted.get_workflow_handle(forged_run.id))
     assert failure.type == "InvalidInputError"
     assert "encrypted with key id 'nobody', which this worker cannot decrypt" in failure.message
@@ -366,7 +410,8 @@ async def test_forged_encrypted_signals_and_inputs_are_refused_and_never_stall_a
 
 
 async def test_the_codec_server_answers_malformed_huge_and_foreign_requests_with_a_4xx(
-    server: CodecServer, keys: Keys,
+    server: CodecServer,
+    keys: Keys,
 ) -> None:
     codec = EncryptionCodec(Keyring({k: base64.b64decode(v) for k, v in keys.keys.items()}))
     [sealed] = await codec.encode([Payload(metadata={"encoding": b"json/plain"}, data=b'"fine"')])
@@ -381,13 +426,25 @@ async def test_the_codec_server_answers_malformed_huge_and_foreign_requests_with
         ("not an object", b"[1, 2]", 400, "JSON object"),
         ("payloads not a list", b'{"payloads": 5}', 400, "JSON object"),
         ("payload not an object", b'{"payloads": ["x"]}', 400, "payloads[0] is not an object"),
-        ("bad base64 data", json.dumps({"payloads": [{"metadata": meta, "data": "!!!not base64"}]}), 400,
-         "payloads[0].data is not base64"),
-        ("bad base64 metadata", json.dumps({"payloads": [{"metadata": {"encoding": "%%%"}, "data": ""}]}), 400,
-         "payloads[0].metadata.encoding is not base64"),
+        (
+            "bad base64 data",
+            json.dumps({"payloads": [{"metadata": meta, "data": "!!!not base64"}]}),
+            400,
+            "payloads[0].data is not base64",
+        ),
+        (
+            "bad base64 metadata",
+            json.dumps({"payloads": [{"metadata": {"encoding": "%%%"}, "data": ""}]}),
+            400,
+            "payloads[0].metadata.encoding is not base64",
+        ),
         ("unknown key id", json.dumps({"payloads": [render(foreign)]}), 400, "unknown key id 'k9'"),
-        ("tampered", json.dumps({"payloads": [{"metadata": meta, "data": b64(bytes(tampered))}]}), 400,
-         "does not open"),
+        (
+            "tampered",
+            json.dumps({"payloads": [{"metadata": meta, "data": b64(bytes(tampered))}]}),
+            400,
+            "does not open",
+        ),
     ]
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         for name, body, status, said in cases:
@@ -427,20 +484,25 @@ async def test_the_codec_server_answers_malformed_huge_and_foreign_requests_with
 
 def render(payload: Payload) -> dict[str, Any]:
     """`payload` in protobuf JSON."""
-    return {"metadata": {k: base64.b64encode(v).decode() for k, v in payload.metadata.items()},
-            "data": base64.b64encode(payload.data).decode()}
+    return {
+        "metadata": {k: base64.b64encode(v).decode() for k, v in payload.metadata.items()},
+        "data": base64.b64encode(payload.data).decode(),
+    }
 
 
 async def test_cors_lets_the_configured_web_ui_in_and_no_other_origin(server: CodecServer) -> None:
-    preflight = {"Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,authorization-extras,content-type,x-namespace"}
+    preflight = {
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,authorization-extras,content-type,x-namespace",
+    }
     async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
         allowed = await http.options("/decode", headers={"Origin": WEB_UI, **preflight})
         assert allowed.status_code == 200
         assert allowed.headers["Access-Control-Allow-Origin"] == WEB_UI
         assert allowed.headers["Access-Control-Allow-Credentials"] == "true"
         assert {"authorization", "authorization-extras", "x-namespace", "content-type"} <= {
-            h.strip().lower() for h in allowed.headers["Access-Control-Allow-Headers"].split(",")}
+            h.strip().lower() for h in allowed.headers["Access-Control-Allow-Headers"].split(",")
+        }
         assert "POST" in allowed.headers["Access-Control-Allow-Methods"]
         other = await http.options("/decode", headers={"Origin": "http://evil.example", **preflight})
         assert other.status_code >= 400 and "Access-Control-Allow-Origin" not in other.headers
@@ -454,14 +516,21 @@ async def test_cors_lets_the_configured_web_ui_in_and_no_other_origin(server: Co
         assert unauthenticated.headers["Access-Control-Allow-Origin"] == WEB_UI
 
 
-@pytest.mark.parametrize(("setup", "args", "said"), [
-    ("no token", ("codec-server", "--port", "0"), "bearer token"),
-    ("open token file", ("codec-server", "--port", "0", "--token-file", "{token_0644}"), "readable by others"),
-    ("wildcard origin", ("codec-server", "--port", "0", "--token-file", "{token}", "--web-origin", "*"), "`*`"),
-    ("no keys", ("codec-server", "--port", "0", "--token-file", "{token}"), "AIRLOCK_CODEC_KEYS_FILE"),
-])
+@pytest.mark.parametrize(
+    ("setup", "args", "said"),
+    [
+        ("no token", ("codec-server", "--port", "0"), "bearer token"),
+        ("open token file", ("codec-server", "--port", "0", "--token-file", "{token_0644}"), "readable by others"),
+        ("wildcard origin", ("codec-server", "--port", "0", "--token-file", "{token}", "--web-origin", "*"), "`*`"),
+        ("no keys", ("codec-server", "--port", "0", "--token-file", "{token}"), "AIRLOCK_CODEC_KEYS_FILE"),
+    ],
+)
 async def test_the_codec_server_will_not_start_open(
-    tmp_path: Path, keys: Keys, setup: str, args: tuple[str, ...], said: str,
+    tmp_path: Path,
+    keys: Keys,
+    setup: str,
+    args: tuple[str, ...],
+    said: str,
 ) -> None:
     loose = tmp_path / "token"
     loose.write_text(TOKEN)
@@ -482,11 +551,14 @@ def test_settings_read_the_codec_server_origins_as_a_list(monkeypatch: pytest.Mo
 
 
 async def test_the_worker_process_encrypts_when_its_settings_say_so(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    keys: Keys,
 ) -> None:
     address = address_of(temporal_env)
-    project = make_project(tmp_path, script={"support": [{"message": "Nothing to do."}]},
-                           **keys.settings(temporal_address=address))
+    project = make_project(
+        tmp_path, script={"support": [{"message": "Nothing to do."}]}, **keys.settings(temporal_address=address)
+    )
     async with worker_process(project_env(project, address, AIRLOCK_CODEC_KEYS_FILE=str(keys.keys_file))) as worker:
         assert any('"payloads encrypted"' in line for line in worker.lines), worker.lines
         encrypted = await connect(project.settings)
@@ -497,16 +569,22 @@ async def test_the_worker_process_encrypts_when_its_settings_say_so(
 
 
 async def test_a_worker_with_a_keys_file_others_can_read_stops_naming_it(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    keys: Keys,
 ) -> None:
     loose = tmp_path / "keys.toml"
     loose.write_text(keys.keys_file.read_text())
     loose.chmod(0o640)
     project = make_project(tmp_path, script={"support": [{"message": "never"}]})
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO_ROOT / "worker.py"), cwd=REPO_ROOT, stdin=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        str(REPO_ROOT / "worker.py"),
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
         env=project_env(project, address_of(temporal_env), AIRLOCK_CODEC_KEYS_FILE=str(loose)),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 2, err.decode()
@@ -515,11 +593,14 @@ async def test_a_worker_with_a_keys_file_others_can_read_stops_naming_it(
 
 
 async def test_turning_encryption_on_under_a_run_in_flight_lets_it_finish_and_replay(
-    temporal_env: WorkflowEnvironment, tmp_path: Path, keys: Keys,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
+    keys: Keys,
 ) -> None:
     plain_project = make_project(tmp_path, script=SCRIPT)
-    settings = plain_project.settings.model_copy(update={"codec_keys_file": keys.keys_file,
-                                                         "temporal_address": address_of(temporal_env)})
+    settings = plain_project.settings.model_copy(
+        update={"codec_keys_file": keys.keys_file, "temporal_address": address_of(temporal_env)}
+    )
     plain = temporal_env.client
     activities = build_activities(plain_project.settings, environ=plain_project.environ)
     async with running_worker(plain, plain_project.settings, activities):

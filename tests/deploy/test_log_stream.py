@@ -42,12 +42,23 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 
 async def test_demo_prints_only_its_walkthrough_logs_one_json_stream_and_its_hint_works(tmp_path: Path) -> None:
-    env = clean_env(AIRLOCK_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}", AIRLOCK_DEV_UI_PORT=str(free_port()),
-                    AIRLOCK_DATA_DIR=str(tmp_path / "data"), TICKETS_DB=str(tmp_path / "tickets.db"),
-                    AIRLOCK_TEMPORAL_CORE_LOG_LEVEL="INFO", HOME=str(tmp_path))
+    env = clean_env(
+        AIRLOCK_TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        AIRLOCK_DEV_UI_PORT=str(free_port()),
+        AIRLOCK_DATA_DIR=str(tmp_path / "data"),
+        TICKETS_DB=str(tmp_path / "tickets.db"),
+        AIRLOCK_TEMPORAL_CORE_LOG_LEVEL="INFO",
+        HOME=str(tmp_path),
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO_ROOT / "worker.py"), "--demo", cwd=REPO_ROOT, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(REPO_ROOT / "worker.py"),
+        "--demo",
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out_bytes, err_bytes = await asyncio.wait_for(proc.communicate(), DEMO_DEADLINE_S)
@@ -90,16 +101,29 @@ async def test_tickets_server_over_http_logs_json_lines(tmp_path: Path) -> None:
 
 async def test_scripted_support_agent_does_not_claim_a_rejected_close(client: Client, tmp_path: Path) -> None:
     script = json.loads((PROJECT_ROOT / "agents" / "scripted.json").read_text())
-    project = make_project(tmp_path, agents={"support": (PROJECT_ROOT / "agents" / "support.toml").read_text()},
-                           script={"support": script["support"]})
+    project = make_project(
+        tmp_path,
+        agents={"support": (PROJECT_ROOT / "agents" / "support.toml").read_text()},
+        script={"support": script["support"]},
+    )
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
-            id=workflow_id("reject-demo"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+            id=workflow_id("reject-demo"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
-        await handle.signal("reject", {"call_id": pending["call_id"], "arguments_sha256": pending["arguments_sha256"],
-                                       "approver": "alice", "reason": "T-1 is not fixed yet"})
+        await handle.signal(
+            "reject",
+            {
+                "call_id": pending["call_id"],
+                "arguments_sha256": pending["arguments_sha256"],
+                "approver": "alice",
+                "reason": "T-1 is not fixed yet",
+            },
+        )
         result = await handle.result()
     assert result.output.startswith("T-1 stays open."), result.output
     assert "T-1 is not fixed yet" in result.output

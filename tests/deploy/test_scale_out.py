@@ -36,24 +36,38 @@ approvers = ["alice"]
 async def task_workers(handle: WorkflowHandle[object, AgentResult]) -> list[str]:
     """The identities of the workers that completed the run's workflow tasks, in order."""
     history = await handle.fetch_history()
-    return [event.workflow_task_completed_event_attributes.identity for event in history.events
-            if event.HasField("workflow_task_completed_event_attributes")]
+    return [
+        event.workflow_task_completed_event_attributes.identity
+        for event in history.events
+        if event.HasField("workflow_task_completed_event_attributes")
+    ]
 
 
 async def test_runs_of_a_killed_worker_finish_on_the_other_with_each_write_applied_once(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
-    script = {f"closer{i}": [
-        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{i + 1}", "resolution": "fixed"}}},
-        {"message": f"Closed T-{i + 1}."},
-    ] for i in range(RUNS)}
+    script = {
+        f"closer{i}": [
+            {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{i + 1}", "resolution": "fixed"}}},
+            {"message": f"Closed T-{i + 1}."},
+        ]
+        for i in range(RUNS)
+    }
     project = make_project(tmp_path, agents={f"closer{i}": closer(i) for i in range(RUNS)}, script=script)
     env = project_env(project, address_of(temporal_env))
     async with worker_process(env) as first, worker_process(env) as second:
-        handles = [await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent=f"closer{i}", input="Close it.", requester="carol"),
-            id=workflow_id(f"scale-{i}"), task_queue=project.settings.task_queue, result_type=AgentResult,
-        ) for i in range(RUNS)]
+        handles = [
+            await client.start_workflow(
+                "AgentWorkflow",
+                AgentRequest(agent=f"closer{i}", input="Close it.", requester="carol"),
+                id=workflow_id(f"scale-{i}"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
+            )
+            for i in range(RUNS)
+        ]
         pending = [(await wait_pending(handle))[0] for handle in handles]
         holders = [(await task_workers(handle))[-1] for handle in handles]
         # Kill the worker that holds the most runs in its cache (it holds at least one).

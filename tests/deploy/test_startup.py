@@ -25,11 +25,13 @@ from worker import build_activities, preflight
 from workflows.devserver import free_port
 from workflows.errors import ConfigError
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
-    {"message": "Closed T-1."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+        {"message": "Closed T-1."},
+    ]
+}
 
 
 async def test_worker_creates_missing_search_attributes_and_a_followed_run_is_decided_by_its_printed_command(
@@ -38,24 +40,37 @@ async def test_worker_creates_missing_search_attributes_and_a_followed_run_is_de
     project = make_project(tmp_path, script=SCRIPT)
     async with plain_dev_server() as server:
         before = await server.client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace="default"))
+            ListSearchAttributesRequest(namespace="default")
+        )
         assert "AirlockState" not in before.custom_attributes
         async with worker_process(project_env(project, server.address)) as worker:
             created = next(i for i, line in enumerate(worker.lines) if '"search attributes created"' in line)
             ready = next(i for i, line in enumerate(worker.lines) if '"worker ready"' in line)
             assert created < ready
             after = await server.client.operator_service.list_search_attributes(
-                ListSearchAttributesRequest(namespace="default"))
+                ListSearchAttributesRequest(namespace="default")
+            )
             assert {"AirlockState", "AirlockAgent"} <= set(after.custom_attributes)
 
             env = {**project_env(project, server.address), "HOME": str(tmp_path)}
             follower = await asyncio.create_subprocess_exec(
-                str(AIRLOCK), "run", "support", "Close T-1, it is fixed.", "--follow", "--requester", "carol",
-                "--id", "newcomer-1", env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+                str(AIRLOCK),
+                "run",
+                "support",
+                "Close T-1, it is fixed.",
+                "--follow",
+                "--requester",
+                "carol",
+                "--id",
+                "newcomer-1",
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
             )
             assert follower.stdout is not None
             lines: list[str] = []
             try:
+
                 async def approve_line() -> str:
                     assert follower.stdout is not None
                     while line := (await follower.stdout.readline()).decode():
@@ -90,20 +105,25 @@ async def test_worker_that_may_not_create_its_search_attributes_stops_with_the_c
     activities = build_activities(project.settings, environ=project.environ)
     async with plain_dev_server() as server:
         # SQL visibility holds 10 Keyword attributes: with them taken, the server refuses Airlock's.
-        await server.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace="default",
-            search_attributes={f"Other{i}": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for i in range(10)},
-        ))
+        await server.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace="default",
+                search_attributes={f"Other{i}": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for i in range(10)},
+            )
+        )
         with pytest.raises(ConfigError) as refused:
             await preflight(server.client, project.settings, activities)
     message = str(refused.value)
-    assert ("temporal operator search-attribute create --namespace default --name AirlockState --type Keyword "
-            "--name AirlockAgent --type Keyword") in message
+    assert (
+        "temporal operator search-attribute create --namespace default --name AirlockState --type Keyword "
+        "--name AirlockAgent --type Keyword"
+    ) in message
     assert "cannot have more than 10" in message
 
 
 async def test_worker_names_every_dependency_that_does_not_answer(
-    temporal_env: WorkflowEnvironment, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     closed = free_port()
     servers = f"""
@@ -120,9 +140,14 @@ url = "http://127.0.0.1:{closed}/mcp"
 trust = "untrusted"
 timeout = "3s"
 """
-    project = make_project(tmp_path, script=SCRIPT, servers=servers, model_provider="openai",
-                           openai_api_key="sk-test-unreachable-5e1f",
-                           openai_base_url=f"http://127.0.0.1:{closed}/v1")
+    project = make_project(
+        tmp_path,
+        script=SCRIPT,
+        servers=servers,
+        model_provider="openai",
+        openai_api_key="sk-test-unreachable-5e1f",
+        openai_base_url=f"http://127.0.0.1:{closed}/v1",
+    )
     activities = build_activities(project.settings, environ=project.environ)
     try:
         with pytest.raises(ConfigError) as stopped:
@@ -139,8 +164,18 @@ async def test_run_with_no_worker_on_its_queue_says_so(temporal_env: WorkflowEnv
     workflow = f"orphan-{free_port()}"
     env = {"AIRLOCK_TASK_QUEUE": "nobody-polls-this-queue", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
     follower = await asyncio.create_subprocess_exec(
-        str(AIRLOCK), "--address", address_of(temporal_env), "run", "support", "hello", "--follow",
-        "--id", workflow, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(AIRLOCK),
+        "--address",
+        address_of(temporal_env),
+        "run",
+        "support",
+        "hello",
+        "--follow",
+        "--id",
+        workflow,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert follower.stdout is not None
     lines: list[str] = []

@@ -91,8 +91,14 @@ REPLIES = [
 ]
 # What the stub reports for each reply (tests/support/openai_stub.py).
 INPUT_TOKENS, OUTPUT_TOKENS = 11, 7
-AIRLOCK_FAMILIES = ("airlock_tool_calls", "airlock_model_tokens", "airlock_mcp_breaker_state",
-                    "airlock_pending_approvals", "airlock_approval_decision_seconds", "airlock_runs_awaiting_approval")
+AIRLOCK_FAMILIES = (
+    "airlock_tool_calls",
+    "airlock_model_tokens",
+    "airlock_mcp_breaker_state",
+    "airlock_pending_approvals",
+    "airlock_approval_decision_seconds",
+    "airlock_runs_awaiting_approval",
+)
 TRACE_HEADER = "_tracer-data"  # where Temporal's TracingInterceptor carries the trace context
 LONG_SUPPORT = """
 name = "support"
@@ -121,8 +127,11 @@ async def scrape(url: str) -> dict[str, list[Sample]]:
 def value(families: dict[str, list[Sample]], sample: str, **labels: str) -> float | None:
     """The value of the one sample named `sample` whose labels include `labels`, if there is one."""
     family = sample.removesuffix("_total").removesuffix("_count").removesuffix("_sum")
-    found = [s.value for s in families.get(family, []) if s.name == sample
-             and all(s.labels.get(k) == v for k, v in labels.items())]
+    found = [
+        s.value
+        for s in families.get(family, [])
+        if s.name == sample and all(s.labels.get(k) == v for k, v in labels.items())
+    ]
     assert len(found) <= 1, f"{sample}{labels} matches {len(found)} samples"
     return found[0] if found else None
 
@@ -149,7 +158,9 @@ def named(spans: list[Span], name: str) -> list[Span]:
 
 
 async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scraped(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path, agents={"desk": DESK_AGENT}, servers=META_SERVERS)
     meta_log = tmp_path / "meta.jsonl"
@@ -157,23 +168,43 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
     metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
     with OtlpReceiver() as receiver, OpenAIStub(REPLIES) as stub:
         traced = {
-            "AIRLOCK_TRACING": "true", "AIRLOCK_OTLP_ENDPOINT": receiver.endpoint,
+            "AIRLOCK_TRACING": "true",
+            "AIRLOCK_OTLP_ENDPOINT": receiver.endpoint,
             # Export within a tenth of a second, not the SDK's default five.
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
         env = project_env(
-            project, address_of(temporal_env), **traced, AIRLOCK_MODEL_PROVIDER="openai",
-            OPENAI_BASE_URL=stub.base_url, OPENAI_API_KEY="sk-test-telemetry",
+            project,
+            address_of(temporal_env),
+            **traced,
+            AIRLOCK_MODEL_PROVIDER="openai",
+            OPENAI_BASE_URL=stub.base_url,
+            OPENAI_API_KEY="sk-test-telemetry",
             AIRLOCK_METRICS_BIND=metrics_url.removeprefix("http://").removesuffix("/metrics"),
         )
         async with worker_process(env) as worker:
             run_id = workflow_id("traced")
             # `--follow` polls the run's status until it ends: only the start may be traced.
-            following = asyncio.create_task(airlock(
-                "-o", "json", "run", "desk", "Close T-1, it is fixed.", "--id", run_id, "--requester", "carol",
-                "--follow", home=tmp_path, env={"AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env),
-                                                "AIRLOCK_TASK_QUEUE": project.settings.task_queue, **traced},
-            ))
+            following = asyncio.create_task(
+                airlock(
+                    "-o",
+                    "json",
+                    "run",
+                    "desk",
+                    "Close T-1, it is fixed.",
+                    "--id",
+                    run_id,
+                    "--requester",
+                    "carol",
+                    "--follow",
+                    home=tmp_path,
+                    env={
+                        "AIRLOCK_TEMPORAL_ADDRESS": address_of(temporal_env),
+                        "AIRLOCK_TASK_QUEUE": project.settings.task_queue,
+                        **traced,
+                    },
+                )
+            )
             handle: WorkflowHandle[Any, AgentResult] = client.get_workflow_handle(run_id, result_type=AgentResult)
             [call] = await wait_for(lambda: _pending_if_started(handle), what="the run to wait for alice")
 
@@ -215,8 +246,12 @@ async def test_a_run_through_an_approval_is_one_trace_and_its_metrics_are_scrape
     assert not [s for s in spans if s.name.startswith("HandleQuery")], "no query joined the trace"
     [read] = named(runs, "RunActivity:airlock.read")
     [write] = named(runs, "RunActivity:airlock.write")
-    starts = {s.span_id for s in named(runs, "StartActivity:airlock.model")
-              + named(runs, "StartActivity:airlock.read") + named(runs, "StartActivity:airlock.write")}
+    starts = {
+        s.span_id
+        for s in named(runs, "StartActivity:airlock.model")
+        + named(runs, "StartActivity:airlock.read")
+        + named(runs, "StartActivity:airlock.write")
+    }
     assert {s.parent_span_id for s in [*model_turns, read, write]} <= starts, "each activity run has its start"
     # The MCP SDK's client span for each tools/call is a child of the tool activity's span.
     [send_read] = named(spans, "MCP send tools/call get_ticket")
@@ -266,8 +301,10 @@ class Served:
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     """A runtime like the worker's with AIRLOCK_METRICS_BIND on a free port; its listener is stopped after."""
     port = free_port()
-    served = Served(telemetry.build_runtime(Settings(metrics_bind=f"127.0.0.1:{port}", data_dir=tmp_path)),
-                    f"http://127.0.0.1:{port}/metrics")
+    served = Served(
+        telemetry.build_runtime(Settings(metrics_bind=f"127.0.0.1:{port}", data_dir=tmp_path)),
+        f"http://127.0.0.1:{port}/metrics",
+    )
     yield served
     # The listener lives as long as the runtime: dropping the last reference stops it.
     served.runtime = None
@@ -319,20 +356,32 @@ async def metrics_worker(project: Project, env: WorkflowEnvironment, **extra: st
 
 
 async def test_a_run_that_continues_as_new_reports_each_decision_once(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
-    close = [{"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{n}", "resolution": "fixed"}}}
-             for n in (1, 2)]
+    close = [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": f"T-{n}", "resolution": "fixed"}}}
+        for n in (1, 2)
+    ]
     reads = [{"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}}] * READS_BETWEEN
-    project = make_project(tmp_path, agents={"support": LONG_SUPPORT}, script={
-        "support": [close[0], *reads, close[1], {"message": "Closed both."}],
-    })
+    project = make_project(
+        tmp_path,
+        agents={"support": LONG_SUPPORT},
+        script={
+            "support": [close[0], *reads, close[1], {"message": "Closed both."}],
+        },
+    )
     # In the checking sandbox: the run reports its gate from sandboxed workflow code too.
-    async with metrics_worker(project, temporal_env, AIRLOCK_MAX_HISTORY_EVENTS="40",
-                              AIRLOCK_WORKFLOW_SANDBOX="true") as url:
+    async with metrics_worker(
+        project, temporal_env, AIRLOCK_MAX_HISTORY_EVENTS="40", AIRLOCK_WORKFLOW_SANDBOX="true"
+    ) as url:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1 and T-2.", requester="carol"),
-            id=workflow_id("metered-can"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-1 and T-2.", requester="carol"),
+            id=workflow_id("metered-can"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         for _ in close:
             [call] = await wait_pending(handle)
@@ -349,31 +398,45 @@ async def test_a_run_that_continues_as_new_reports_each_decision_once(
     runs = [run async for run in temporal_env.client.list_workflows(f'WorkflowId = "{handle.id}"')]
     assert len(runs) >= 2, "the run continued as new, carrying its decided approvals"
     queue = {"task_queue": project.settings.task_queue}
-    assert value(families, "airlock_approval_decision_seconds_count", agent="support", decision="approved",
-                 **queue) == 2, "each decision counted once, not again by the run that carried it"
-    assert value(families, "airlock_tool_calls_total", server="tickets", tool="get_ticket", outcome="ok",
-                 **queue) == READS_BETWEEN
-    assert value(families, "airlock_tool_calls_total", server="tickets", tool="close_ticket", outcome="ok",
-                 **queue) == 2
+    assert (
+        value(families, "airlock_approval_decision_seconds_count", agent="support", decision="approved", **queue) == 2
+    ), "each decision counted once, not again by the run that carried it"
+    assert (
+        value(families, "airlock_tool_calls_total", server="tickets", tool="get_ticket", outcome="ok", **queue)
+        == READS_BETWEEN
+    )
+    assert (
+        value(families, "airlock_tool_calls_total", server="tickets", tool="close_ticket", outcome="ok", **queue) == 2
+    )
     for run in runs:
         await assert_replays(temporal_env.client.get_workflow_handle(handle.id, run_id=run.run_id))
 
 
 async def test_runs_waiting_at_the_gate_are_counted_cluster_wide(
-    served: Served, client: Client, tmp_path: Path,
+    served: Served,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
-    project = make_project(tmp_path, script={"support": [
-        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
-        {"message": "Closed T-1."},
-    ]})
+    project = make_project(
+        tmp_path,
+        script={
+            "support": [
+                {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+                {"message": "Closed T-1."},
+            ]
+        },
+    )
     assert served.runtime is not None
     # Another worker's view: the count comes from visibility, not from what this process holds.
     waiting = WaitingRuns(client, project.settings.task_queue, ["support", "idle"], served.runtime.metric_meter)
     assert await waiting.sample() == {"support": 0, "idle": 0}
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
-            id=workflow_id("counted"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+            id=workflow_id("counted"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [call] = await wait_pending(handle)
 
@@ -392,10 +455,14 @@ async def test_runs_waiting_at_the_gate_are_counted_cluster_wide(
 
 
 async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_gauge(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     port = free_port()
-    project = make_project(tmp_path, servers=f"""
+    project = make_project(
+        tmp_path,
+        servers=f"""
     [servers.tickets]
     transport = "http"
     url = "http://127.0.0.1:{port}/mcp"
@@ -406,18 +473,27 @@ async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_ga
     failures = 2
     window = "30s"
     cooldown = "300s"
-    """, script={"support": [
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-        {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": "pause"}}},
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
-        {"message": "Done."},
-    ]})
+    """,
+        script={
+            "support": [
+                {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+                {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": "pause"}}},
+                {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+                {"message": "Done."},
+            ]
+        },
+    )
     project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
-    async with tickets_http_server(tmp_path / "http.db", port=port) as tickets, \
-            metrics_worker(project, temporal_env) as url:
+    async with (
+        tickets_http_server(tmp_path / "http.db", port=port) as tickets,
+        metrics_worker(project, temporal_env) as url,
+    ):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 and T-2.", requester="carol"),
-            id=workflow_id("breaker-gauge"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Read T-1 and T-2.", requester="carol"),
+            id=workflow_id("breaker-gauge"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pause] = await wait_pending(handle)
         os.kill(tickets.pid, signal.SIGKILL)  # gone while the run waits; its context reaps it
@@ -427,12 +503,23 @@ async def test_a_server_that_goes_down_shows_in_tool_outcomes_and_its_breaker_ga
         result = await asyncio.wait_for(handle.result(), 60)
         families = await scrape(url)
     assert result.output == "Done."
-    tools = {(s.labels["tool"], s.labels["outcome"]): s.value for s in families["airlock_tool_calls"]
-             if s.labels["task_queue"] == project.settings.task_queue}
+    tools = {
+        (s.labels["tool"], s.labels["outcome"]): s.value
+        for s in families["airlock_tool_calls"]
+        if s.labels["task_queue"] == project.settings.task_queue
+    }
     assert tools == {("get_ticket", "ok"): 1, ("get_ticket", "unavailable"): 2, ("get_ticket", "circuit_open"): 1}
     assert value(families, "airlock_mcp_breaker_state", server="tickets") == 2, "open"
-    assert value(families, "airlock_approval_decision_seconds_count", agent="support", decision="rejected",
-                 task_queue=project.settings.task_queue) == 1
+    assert (
+        value(
+            families,
+            "airlock_approval_decision_seconds_count",
+            agent="support",
+            decision="rejected",
+            task_queue=project.settings.task_queue,
+        )
+        == 1
+    )
     await assert_replays(handle)
 
 
@@ -520,7 +607,8 @@ FORGED = {
 
 
 async def test_forged_trace_headers_neither_break_a_traced_run_nor_join_its_trace(
-    client: Client, tmp_path: Path,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
     script = [
         {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
@@ -528,17 +616,20 @@ async def test_forged_trace_headers_neither_break_a_traced_run_nor_join_its_trac
     ]
     project = make_project(tmp_path, script={"support": script})
     # A well-formed W3C context from elsewhere is honoured: the run joins that trace.
-    honest = Payload(metadata={"encoding": b"json/plain"},
-                     data=json.dumps({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}).encode())
+    honest = Payload(
+        metadata={"encoding": b"json/plain"}, data=json.dumps({"traceparent": f"00-{'ab' * 16}-{'cd' * 8}-01"}).encode()
+    )
     cases = {**FORGED, "a real trace context": honest}
     with OtlpReceiver() as receiver:
         tracer = tracing.Tracing(Settings(otlp_endpoint=receiver.endpoint, data_dir=tmp_path), install_global=False)
         try:
             async with airlock_worker(client, project, interceptors=tracer.interceptors):
-                handles = await asyncio.gather(*(
-                    run_with_header(client, project.settings.task_queue, payload, update=n % 2 == 1)
-                    for n, payload in enumerate(cases.values())
-                ))
+                handles = await asyncio.gather(
+                    *(
+                        run_with_header(client, project.settings.task_queue, payload, update=n % 2 == 1)
+                        for n, payload in enumerate(cases.values())
+                    )
+                )
         finally:
             tracer.shutdown()  # flushes: every span has been received when this returns
     spans = receiver.spans()
@@ -546,8 +637,11 @@ async def test_forged_trace_headers_neither_break_a_traced_run_nor_join_its_trac
         assert (await handle.result()).output == "Closed T-1.", case
         history = await handle.fetch_history()
         assert_no_task_failures(history)
-        traced = [s for s in spans if s.attributes.get("temporalWorkflowID") == handle.id
-                  and s.name.endswith("Workflow:AgentWorkflow")]
+        traced = [
+            s
+            for s in spans
+            if s.attributes.get("temporalWorkflowID") == handle.id and s.name.endswith("Workflow:AgentWorkflow")
+        ]
         if case == "a real trace context":
             assert traced and trace_ids(traced) == {"ab" * 16}, "a valid context from outside is joined"
         else:
@@ -556,13 +650,20 @@ async def test_forged_trace_headers_neither_break_a_traced_run_nor_join_its_trac
 
 
 async def run_with_header(
-    client: Client, task_queue: str, header: Payload, *, update: bool,
+    client: Client,
+    task_queue: str,
+    header: Payload,
+    *,
+    update: bool,
 ) -> WorkflowHandle[Any, AgentResult]:
     """Start a run, query it and decide its call (signal or update), all with `header` as trace header."""
     hostile = Client(**{**client.config(), "interceptors": [ForgedTraceHeader(header)]})
     handle = await hostile.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
-        id=workflow_id("forged-trace"), task_queue=task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+        id=workflow_id("forged-trace"),
+        task_queue=task_queue,
+        result_type=AgentResult,
     )
     [call] = await wait_pending(handle)
     if update:

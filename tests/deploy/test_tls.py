@@ -38,11 +38,13 @@ from workflows.tls import client_tls, refusal_hint
 
 EXIT_DEADLINE_S = 60.0
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
-    {"message": "Closed T-1."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+        {"message": "Closed T-1."},
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -85,8 +87,13 @@ def tls_env(ca: Path | None = None, client: Issued | None = None) -> dict[str, s
 async def worker_until_exit(env: dict[str, str]) -> tuple[int, list[dict[str, Any]]]:
     """Run `python worker.py` until it exits by itself; its exit status and its JSON log lines."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO_ROOT / "worker.py"), cwd=REPO_ROOT, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        str(REPO_ROOT / "worker.py"),
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         _, err = await asyncio.wait_for(proc.communicate(), EXIT_DEADLINE_S)
@@ -105,24 +112,34 @@ def configuration_error(lines: list[dict[str, Any]]) -> str:
 
 
 async def test_worker_and_cli_over_mtls_take_a_run_through_its_gate(
-    temporal_env: WorkflowEnvironment, pki: Pki, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT)
     async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
         env = project_env(project, frontend.address, **tls_env(pki.ca.cert, pki.client))
         async with worker_process(env) as worker:
-            settings = Settings(temporal_address=frontend.address, temporal_tls_ca=pki.ca.cert,
-                                temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.client.key)
+            settings = Settings(
+                temporal_address=frontend.address,
+                temporal_tls_ca=pki.ca.cert,
+                temporal_tls_cert=pki.client.cert,
+                temporal_tls_key=pki.client.key,
+            )
             client = await connect(settings)
             handle = await client.start_workflow(
-                "AgentWorkflow", {"agent": "support", "input": "Close T-1.", "requester": "carol"},
-                id=workflow_id("mtls"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                {"agent": "support", "input": "Close T-1.", "requester": "carol"},
+                id=workflow_id("mtls"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             [pending] = await wait_pending(handle)
             # The operator's CLI reads the same settings and goes through the same TLS frontend.
             cli_env = {k: v for k, v in env.items() if k.startswith("AIRLOCK_")}
-            approved = await airlock("approve", handle.id, pending["call_id"], "--as", "alice",
-                                     home=tmp_path, env=cli_env)
+            approved = await airlock(
+                "approve", handle.id, pending["call_id"], "--as", "alice", home=tmp_path, env=cli_env
+            )
             assert approved.code == 0, approved.describe()
             result = await handle.result()
         assert not any('"configuration error"' in line for line in worker.lines)
@@ -136,7 +153,9 @@ async def test_worker_and_cli_over_mtls_take_a_run_through_its_gate(
 
 
 async def test_worker_without_a_client_certificate_is_refused_and_stops_naming_the_address(
-    temporal_env: WorkflowEnvironment, pki: Pki, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT)
     async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
@@ -147,20 +166,24 @@ async def test_worker_without_a_client_certificate_is_refused_and_stops_naming_t
     assert f"cannot reach Temporal at {frontend.address} over TLS" in message
     # The server's alert, or (a race inside the HTTP/2 client) only the closed connection: either
     # way the message says what to set.
-    assert ("it requires a client certificate (mTLS): set AIRLOCK_TEMPORAL_TLS_CERT and AIRLOCK_TEMPORAL_TLS_KEY"
-            in message)
+    assert (
+        "it requires a client certificate (mTLS): set AIRLOCK_TEMPORAL_TLS_CERT and AIRLOCK_TEMPORAL_TLS_KEY" in message
+    )
     assert "PEER_DID_NOT_RETURN_A_CERTIFICATE" in frontend.refused[0]
     assert "ok" not in frontend.handshakes
     assert not any(line.get("event") == "worker ready" for line in lines)
 
 
 async def test_worker_with_a_client_certificate_of_another_ca_is_refused(
-    temporal_env: WorkflowEnvironment, pki: Pki, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT)
     async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
         code, lines = await worker_until_exit(
-            project_env(project, frontend.address, **tls_env(pki.ca.cert, pki.stranger)))
+            project_env(project, frontend.address, **tls_env(pki.ca.cert, pki.stranger))
+        )
         await wait_for(condition(lambda: bool(frontend.refused)), what="the refused handshake")
     assert code == 2
     message = configuration_error(lines)
@@ -170,12 +193,15 @@ async def test_worker_with_a_client_certificate_of_another_ca_is_refused(
 
 
 async def test_worker_that_trusts_another_ca_refuses_the_server(
-    temporal_env: WorkflowEnvironment, pki: Pki, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    pki: Pki,
+    tmp_path: Path,
 ) -> None:
     project = make_project(tmp_path, script=SCRIPT)
     async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
         code, lines = await worker_until_exit(
-            project_env(project, frontend.address, **tls_env(pki.other_ca.cert, pki.client)))
+            project_env(project, frontend.address, **tls_env(pki.other_ca.cert, pki.client))
+        )
         await wait_for(condition(lambda: bool(frontend.refused)), what="the refused handshake")
     assert code == 2
     message = configuration_error(lines)
@@ -186,12 +212,14 @@ async def test_worker_that_trusts_another_ca_refuses_the_server(
 
 
 async def test_server_name_override_and_the_hints_for_a_wrong_name_or_a_plaintext_peer(
-    temporal_env: WorkflowEnvironment, pki: Pki,
+    temporal_env: WorkflowEnvironment,
+    pki: Pki,
 ) -> None:
     async with tls_proxy(address_of(temporal_env), pki.named_server) as frontend:
         # The certificate names temporal.internal only; the address is 127.0.0.1.
-        named = Settings(temporal_address=frontend.address, temporal_tls_ca=pki.ca.cert,
-                         temporal_tls_server_name="temporal.internal")
+        named = Settings(
+            temporal_address=frontend.address, temporal_tls_ca=pki.ca.cert, temporal_tls_server_name="temporal.internal"
+        )
         client = await connect(named)
         assert (await client.workflow_service.get_system_info(GetSystemInfoRequest())).server_version
 
@@ -245,10 +273,14 @@ def test_tls_is_on_when_anything_asks_for_it_and_off_otherwise(pki: Pki) -> None
     assert client_tls(Settings(temporal_api_key="cloud-key-for-a-test")) == TLSConfig()
     assert client_tls(Settings(temporal_tls=True)) == TLSConfig()
     assert client_tls(Settings(temporal_tls_server_name="t.internal")) == TLSConfig(domain="t.internal")
-    mtls = client_tls(Settings(temporal_tls_ca=pki.ca.cert, temporal_tls_cert=pki.client.cert,
-                               temporal_tls_key=pki.client.key))
-    assert mtls == TLSConfig(server_root_ca_cert=pki.ca.cert.read_bytes(), client_cert=pki.client.cert.read_bytes(),
-                             client_private_key=pki.client.key.read_bytes())
+    mtls = client_tls(
+        Settings(temporal_tls_ca=pki.ca.cert, temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.client.key)
+    )
+    assert mtls == TLSConfig(
+        server_root_ca_cert=pki.ca.cert.read_bytes(),
+        client_cert=pki.client.cert.read_bytes(),
+        client_private_key=pki.client.key.read_bytes(),
+    )
     # Explicitly off: plaintext even with an API key (a local sidecar), but never with TLS files.
     assert client_tls(Settings(temporal_tls=False, temporal_api_key="cloud-key-for-a-test")) is False
     with pytest.raises(ConfigError, match="AIRLOCK_TEMPORAL_TLS=false, but AIRLOCK_TEMPORAL_TLS_CA is set"):
@@ -267,18 +299,23 @@ async def test_worker_with_half_a_client_certificate_stops_before_dialling(pki: 
 
 # What Temporal's core reported in these tests' runs, word for word (the closed connection is the
 # HTTP/2 client's race: a refusal that reaches it without the server's alert).
-CLOSED = ('Failed client connect: `get_system_info` call error after connection: Status { code: Cancelled, message: '
-          '"operation was canceled", source: Some(tonic::transport::Error(Transport, hyper::Error(Canceled, '
-          '"connection closed"))) }')
-ALERT = ('Failed client connect: `get_system_info` call error after connection: Status { code: Unknown, message: '
-         '"transport error", source: Some(tonic::transport::Error(Transport, hyper::Error(Io, Custom { kind: '
-         'InvalidData, error: "received fatal alert: UnknownCA" }))) }')
+CLOSED = (
+    "Failed client connect: `get_system_info` call error after connection: Status { code: Cancelled, message: "
+    '"operation was canceled", source: Some(tonic::transport::Error(Transport, hyper::Error(Canceled, '
+    '"connection closed"))) }'
+)
+ALERT = (
+    "Failed client connect: `get_system_info` call error after connection: Status { code: Unknown, message: "
+    '"transport error", source: Some(tonic::transport::Error(Transport, hyper::Error(Io, Custom { kind: '
+    'InvalidData, error: "received fatal alert: UnknownCA" }))) }'
+)
 
 
 def test_a_closed_connection_after_the_handshake_is_explained_by_what_the_worker_sent(pki: Pki) -> None:
     without_cert = Settings(temporal_tls_ca=pki.ca.cert)
-    with_cert = Settings(temporal_tls_ca=pki.ca.cert, temporal_tls_cert=pki.client.cert,
-                         temporal_tls_key=pki.client.key)
+    with_cert = Settings(
+        temporal_tls_ca=pki.ca.cert, temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.client.key
+    )
     assert "most likely it requires a client certificate (mTLS)" in str(refusal_hint(CLOSED, without_cert, tls=True))
     assert "most likely it does not trust the client certificate" in str(refusal_hint(CLOSED, with_cert, tls=True))
     assert "refused the handshake: it does not trust" in str(refusal_hint(ALERT, with_cert, tls=True))
@@ -287,7 +324,8 @@ def test_a_closed_connection_after_the_handshake_is_explained_by_what_the_worker
 
 
 async def test_a_frontend_that_never_finishes_the_handshake_stops_the_worker_within_its_deadline(
-    monkeypatch: pytest.MonkeyPatch, pki: Pki,
+    monkeypatch: pytest.MonkeyPatch,
+    pki: Pki,
 ) -> None:
     # A hostile (or wedged) peer: it accepts the connection, reads the ClientHello, answers nothing.
     held: list[asyncio.StreamWriter] = []
@@ -311,14 +349,21 @@ async def test_a_frontend_that_never_finishes_the_handshake_stops_the_worker_wit
         await listener.wait_closed()
     assert waited < 10, str(stalled.value)
     assert str(stalled.value).startswith(
-        f"cannot reach Temporal at {host}:{port} over TLS (namespace default): no answer within 2 s.")
+        f"cannot reach Temporal at {host}:{port} over TLS (namespace default): no answer within 2 s."
+    )
     assert held, "the worker did dial the silent peer"
 
 
 async def test_a_key_that_is_not_the_certificates_is_named(temporal_env: WorkflowEnvironment, pki: Pki) -> None:
     async with tls_proxy(address_of(temporal_env), pki.server, client_ca=pki.ca.cert) as frontend:
         with pytest.raises(ConfigError) as mismatched:
-            await connect(Settings(temporal_address=frontend.address, temporal_tls_ca=pki.ca.cert,
-                                   temporal_tls_cert=pki.client.cert, temporal_tls_key=pki.stranger.key))
+            await connect(
+                Settings(
+                    temporal_address=frontend.address,
+                    temporal_tls_ca=pki.ca.cert,
+                    temporal_tls_cert=pki.client.cert,
+                    temporal_tls_key=pki.stranger.key,
+                )
+            )
     assert "AIRLOCK_TEMPORAL_TLS_KEY is not the private key of AIRLOCK_TEMPORAL_TLS_CERT" in str(mismatched.value)
     assert frontend.handshakes == [], "refused before any handshake"

@@ -57,8 +57,11 @@ BAD_INPUTS: list[tuple[str, Any, list[str]]] = [
     ("wrong types", {"agent": "support", "input": ["Close", "T-1"], "context": "T-1"}, ["input: ", "context: "]),
     ("requester too long", {"agent": "support", "input": "x", "requester": "r" * 201}, ["requester: ", "200"]),
     ("empty agent", {"agent": "", "input": "x"}, ["agent: ", "at least 1"]),
-    ("input too long", {"agent": "support", "input": "x" * (MAX_INPUT + 1)},
-     ["input: ", f"at most {MAX_INPUT} characters", "(got 'xxxxx", "...)"]),
+    (
+        "input too long",
+        {"agent": "support", "input": "x" * (MAX_INPUT + 1)},
+        ["input: ", f"at most {MAX_INPUT} characters", "(got 'xxxxx", "...)"],
+    ),
 ]
 
 
@@ -69,7 +72,10 @@ async def test_malformed_input_fails_with_invalid_input_error(
     project = make_project(tmp_path, script=CLOSE_SCRIPT)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", value, id=workflow_id("bad-input"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            value,
+            id=workflow_id("bad-input"),
+            task_queue=project.settings.task_queue,
         )
         cause = await failed_cleanly(handle)
     assert cause.type == "InvalidInputError"
@@ -95,23 +101,45 @@ async def test_cli_raw_json_inputs_fail_with_typed_errors(
         handles = []
         for raw, _, _ in cases:
             run_id = workflow_id("cli-bad-input")
-            await temporal_cli(temporal_env, "workflow", "start", "--type", "AgentWorkflow",
-                               "--task-queue", project.settings.task_queue, "--workflow-id", run_id,
-                               "--input", raw)
+            await temporal_cli(
+                temporal_env,
+                "workflow",
+                "start",
+                "--type",
+                "AgentWorkflow",
+                "--task-queue",
+                project.settings.task_queue,
+                "--workflow-id",
+                run_id,
+                "--input",
+                raw,
+            )
             handles.append(client.get_workflow_handle(run_id))
         # No `--input` at all, and two of them: the workflow gets no argument, or two.
-        odd = {"none": [],
-               "two": ["--input", '{"agent": "support", "input": "x", "requester": "carol"}', "--input", '"y"']}
+        odd = {
+            "none": [],
+            "two": ["--input", '{"agent": "support", "input": "x", "requester": "carol"}', "--input", '"y"'],
+        }
         for count, inputs in odd.items():
             run_id = workflow_id(f"cli-{count}-inputs")
-            await temporal_cli(temporal_env, "workflow", "start", "--type", "AgentWorkflow",
-                               "--task-queue", project.settings.task_queue, "--workflow-id", run_id, *inputs)
+            await temporal_cli(
+                temporal_env,
+                "workflow",
+                "start",
+                "--type",
+                "AgentWorkflow",
+                "--task-queue",
+                project.settings.task_queue,
+                "--workflow-id",
+                run_id,
+                *inputs,
+            )
             handles.append(client.get_workflow_handle(run_id))
         causes = [await failed_cleanly(handle) for handle in handles]
     for cause, (raw, kind, words) in zip(causes, cases, strict=False):
         assert cause.type == kind, (raw, cause.type, cause.message)
         assert all(word in cause.message for word in words), (raw, cause.message)
-    for cause in causes[len(cases):]:
+    for cause in causes[len(cases) :]:
         assert cause.type == "InvalidInputError" and "(top level)" in cause.message, cause.message
     assert not project.tickets_db.exists(), "no run got as far as starting a tool server"
 
@@ -123,20 +151,27 @@ async def test_cli_malformed_signals_are_refused_and_the_run_goes_on(
     async with airlock_worker(client, project):
         handle = await start(client, project, "cli-bad-signal")
         [pending] = await wait_pending(handle)
-        raws = ["null", '"approve it"', '{"call_id": 5, "approver": ["alice"]}',
-                json.dumps(decision(pending, "alice", comment="c" * 5_000))]
+        raws = [
+            "null",
+            '"approve it"',
+            '{"call_id": 5, "approver": ["alice"]}',
+            json.dumps(decision(pending, "alice", comment="c" * 5_000)),
+        ]
         for raw in raws:
-            await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
-                               "--name", "approve", "--input", raw)
+            await temporal_cli(
+                temporal_env, "workflow", "signal", "--workflow-id", handle.id, "--name", "approve", "--input", raw
+            )
         # No payload, and two payloads of which the first alone would approve.
         approve_pending = json.dumps(decision(pending, "alice"))
         for inputs in ([], ["--input", approve_pending, "--input", approve_pending]):
-            await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
-                               "--name", "approve", *inputs)
+            await temporal_cli(
+                temporal_env, "workflow", "signal", "--workflow-id", handle.id, "--name", "approve", *inputs
+            )
 
         async def refused() -> list[dict[str, Any]] | None:
             entries = [e for e in await audit_of(handle) if e["event"] == "refused"]
             return entries if len(entries) >= len(raws) + 2 else None
+
         entries = await wait_for(refused, what="every malformed signal audited as refused")
         assert all(e["reason"].startswith("invalid approve signal") for e in entries), entries
         assert await pending_of(handle) == [pending]
@@ -167,7 +202,9 @@ async def test_input_over_the_servers_payload_limit_is_refused_at_start(client: 
     run_id = workflow_id("huge-input")
     with pytest.raises(RPCError, match="size exceeds limit"):
         await client.start_workflow(
-            "AgentWorkflow", {"agent": "support", "input": "x" * 3_000_000, "requester": "carol"}, id=run_id,
+            "AgentWorkflow",
+            {"agent": "support", "input": "x" * 3_000_000, "requester": "carol"},
+            id=run_id,
             task_queue="airlock-unused",
         )
     with pytest.raises(RPCError) as missing:

@@ -20,10 +20,12 @@ RUNS = 200
 MAX_CONCURRENCY = 4
 SLOW_S = 0.05
 RUNTIME_BOUND_S = 60.0
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
-    {"message": "T-2 is about the CSV export."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"message": "T-2 is about the CSV export."},
+    ]
+}
 
 
 async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client: Client, tmp_path: Path) -> None:
@@ -35,13 +37,18 @@ async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client:
     async with airlock_worker(client, project) as activities:
         model = record_model(activities)
         started = time.monotonic()
-        handles = await asyncio.gather(*(
-            client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="support", input="What is T-2 about?", requester="carol"),
-                id=f"{prefix}-{n}", task_queue=project.settings.task_queue, result_type=AgentResult,
+        handles = await asyncio.gather(
+            *(
+                client.start_workflow(
+                    "AgentWorkflow",
+                    AgentRequest(agent="support", input="What is T-2 about?", requester="carol"),
+                    id=f"{prefix}-{n}",
+                    task_queue=project.settings.task_queue,
+                    result_type=AgentResult,
+                )
+                for n in range(RUNS)
             )
-            for n in range(RUNS)
-        ))
+        )
         results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), RUNTIME_BOUND_S)
         elapsed = time.monotonic() - started
         client_peak = activities.pool.connection("tickets").peak_in_flight
@@ -69,6 +76,7 @@ async def test_200_runs_share_a_slow_server_within_its_concurrency_limit(client:
         # loads the workflow modules afresh for each history.
         for history in histories[::10]:
             yield history
+
     # One replayer for all of them: a fresh one per history would cost more than the runs did.
     replayed = await replayer().replay_workflows(recorded())
     assert replayed.replay_failures == {}

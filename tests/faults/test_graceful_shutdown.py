@@ -21,10 +21,12 @@ from worker import GRACEFUL_SHUTDOWN
 from workflows.payloads import AgentRequest, AgentResult
 
 REPLY_DELAY_S = 3
-SCRIPT = {"support": [
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
-    {"message": "Closed T-2."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"message": "Closed T-2."},
+    ]
+}
 
 
 def events(history: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -39,8 +41,11 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
     project = make_project(tmp_path, script=SCRIPT, servers=servers)
     address = temporal_env.client.service_client.config.target_host
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2", requester="carol"),
-        id=workflow_id("sigterm"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-2", requester="carol"),
+        id=workflow_id("sigterm"),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
     tickets_child = 0
     try:
@@ -52,6 +57,7 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
 
             async def close_applied() -> bool:
                 return count_writes(project.tickets_db, "close_ticket") == 1
+
             await wait_for(close_applied, what="the approved close to reach the server")
             first.proc.send_signal(signal.SIGTERM)
             stopping = time.monotonic()
@@ -65,8 +71,10 @@ async def test_sigterm_lets_the_write_in_flight_finish_and_leaves_no_process_beh
     finally:
         if tickets_child:
             kill_if_alive(tickets_child)
-    print(f"sigterm: worker exited {code} in {stopped_in:.2f}s; tickets child {tickets_child} "
-          f"alive={child_alive_after_exit}")
+    print(
+        f"sigterm: worker exited {code} in {stopped_in:.2f}s; tickets child {tickets_child} "
+        f"alive={child_alive_after_exit}"
+    )
     assert code == 0
     assert not child_alive_after_exit, "the stdio MCP child outlived its worker"
     # It waited for the held answer, and no longer than the grace period.

@@ -34,12 +34,18 @@ def pause(text: str) -> dict[str, object]:
     return {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": text}}}
 
 
-SCRIPT = {"support": [
-    read("T-1"), pause("server up"),
-    read("T-1"), read("T-2"), read("T-3"), pause("server down"),
-    read("T-4"),
-    {"message": "Done."},
-]}
+SCRIPT = {
+    "support": [
+        read("T-1"),
+        pause("server up"),
+        read("T-1"),
+        read("T-2"),
+        read("T-3"),
+        pause("server down"),
+        read("T-4"),
+        {"message": "Done."},
+    ]
+}
 COOLDOWN_S = 2.0
 # Fail-fast bound for three reads while the server is down. Without the breaker each of them
 # would take five attempts with backoff (about 3 s each).
@@ -70,8 +76,11 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
         breaker = activities.pool.connection("tickets").breaker
         async with tickets_http_server(db, port=port):
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="support", input="Read some tickets.", requester="carol"),
-                id=workflow_id("http-breaker"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="support", input="Read some tickets.", requester="carol"),
+                id=workflow_id("http-breaker"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             [first] = await wait_pending(handle)
         # The server is gone; the run is told no, and reads three tickets from a dead server.
@@ -81,20 +90,25 @@ async def test_circuit_opens_while_the_http_server_is_down_and_closes_after_it_r
         async def second_pause() -> bool:
             pending = await handle.query("pending_approvals", result_type=list)
             return bool(pending) and pending[0]["call_id"] != first["call_id"]
+
         await wait_for(second_pause, what="the run to get past the three reads")
         down_for = time.monotonic() - started
         opened, rejected, state_while_down = breaker.opened, breaker.rejected, breaker.state
         [second] = await wait_pending(handle)
         async with tickets_http_server(db, port=port):
+
             async def half_open() -> bool:
                 return breaker.state == "half_open"
+
             await wait_for(half_open, timeout=COOLDOWN_S + 5, what="the cooldown to end")
             await handle.signal("reject", decision(second, "alice", reason="later"))
             result = await handle.result()
         closed_state, opened_after = breaker.state, breaker.opened
     outputs = model.tool_outputs()
-    print(f"http breaker: three reads while down in {down_for:.2f}s, opened={opened} rejected={rejected}, "
-          f"then {closed_state}; outputs={[o[:90] for o in outputs]}")
+    print(
+        f"http breaker: three reads while down in {down_for:.2f}s, opened={opened} rejected={rejected}, "
+        f"then {closed_state}; outputs={[o[:90] for o in outputs]}"
+    )
     assert result.output == "Done."
     assert down_for < FAIL_FAST_BOUND_S
     assert (opened, state_while_down) == (1, "open")

@@ -14,11 +14,13 @@ from workflows.payloads import AgentRequest, AgentResult
 
 PAD_BYTES = 5_000_000
 MAX_RESULT_BYTES = 16_000
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}},
-    {"message": "Read both."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}},
+        {"message": "Read both."},
+    ]
+}
 MARKER = re.compile(r"\[airlock: result cut, (\d+) of (\d+) bytes not shown\]")
 
 
@@ -28,14 +30,19 @@ async def test_a_5mb_result_is_cut_with_a_marker_and_the_run_completes(client: C
     async with airlock_worker(client, project) as activities:
         model = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 and T-3.", requester="carol"),
-            id=workflow_id("huge"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Read T-1 and T-3.", requester="carol"),
+            id=workflow_id("huge"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
     total, largest = await history_bytes(handle)
     outputs = model.tool_outputs()
-    print(f"huge result: model saw {[len(o.encode()) for o in outputs]} bytes; "
-          f"history {total} bytes, largest payload {largest} bytes")
+    print(
+        f"huge result: model saw {[len(o.encode()) for o in outputs]} bytes; "
+        f"history {total} bytes, largest payload {largest} bytes"
+    )
     assert result.output == "Read both."
     assert result.tool_calls == 2
     for output, title in zip(outputs, ["Login page returns 500", "Invoice PDF shows the wrong VAT"], strict=True):

@@ -28,20 +28,27 @@ RUN_DEADLINE_S = 60.0
 
 
 async def test_a_worker_killed_while_waiting_for_an_answer_loses_nothing(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     log = tmp_path / "asking.jsonl"
     env = {**os.environ, "ASKING_LOG": str(log)}
     async with http_server_process(["-m", "tests.support.asking_mcp", "--http", "--port", "0"], env, READY) as (
-        url, _pid, _lines,
+        url,
+        _pid,
+        _lines,
     ):
         servers = f'[servers.asking]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\n'
         script = {"host": [{"tool_call": {"name": "book_room", "arguments": {"room": "K"}}}, {"message": "Done."}]}
         project = make_project(tmp_path, agents={"host": host_agent()}, servers=servers, script=script)
         worker_env = project_env(project, temporal_env.client.service_client.config.target_host)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="host", input="Book room K.", requester="carol"),
-            id=workflow_id("ask-kill"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="host", input="Book room K.", requester="carol"),
+            id=workflow_id("ask-kill"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         async with worker_process(worker_env) as first:
             pending = await wait_input(handle)
@@ -57,6 +64,7 @@ async def test_a_worker_killed_while_waiting_for_an_answer_loses_nothing(
             async def received() -> list[dict[str, object]] | None:
                 lines = [json.loads(line) for line in log.read_text().splitlines()]
                 return lines if len(lines) >= 2 else None
+
             lines = await wait_for(received, what="both sends at the server")
 
     assert result.status == "completed"

@@ -26,16 +26,25 @@ max_tool_calls = 1000
 
 
 async def test_three_hundred_steps_continue_as_new(client: Client, tmp_path: Path) -> None:
-    script = {"support": [
-        *({"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{1 + i % 3}"}}} for i in range(READS)),
-        {"message": "Read them all."},
-    ]}
-    project = make_project(tmp_path, agents={"support": LONG_AGENT}, script=script,
-                           max_history_events=MAX_HISTORY_EVENTS)
+    script = {
+        "support": [
+            *(
+                {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{1 + i % 3}"}}}
+                for i in range(READS)
+            ),
+            {"message": "Read them all."},
+        ]
+    }
+    project = make_project(
+        tmp_path, agents={"support": LONG_AGENT}, script=script, max_history_events=MAX_HISTORY_EVENTS
+    )
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Read T-1 to T-3, many times.", requester="carol"),
-            id=workflow_id("long"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Read T-1 to T-3, many times.", requester="carol"),
+            id=workflow_id("long"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
 

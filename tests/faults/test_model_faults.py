@@ -39,15 +39,24 @@ RUN_DEADLINE_S = 60.0
 
 def openai_project(root: Path, stub: OpenAIStub, agent: str = AUTO_COMMENT_AGENT, **settings: Any) -> Project:
     """A support project whose model is the real `openai` client pointed at `stub`."""
-    return make_project(root, agents={"support": agent}, model_provider="openai", openai_api_key=API_KEY,
-                        openai_base_url=stub.base_url, **settings)
+    return make_project(
+        root,
+        agents={"support": agent},
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=stub.base_url,
+        **settings,
+    )
 
 
 async def run_support(client: Client, project: Project, prefix: str) -> Any:
     """Start a support run; return its handle."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
-        id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -128,21 +137,24 @@ async def test_a_call_to_an_unknown_or_denied_tool_is_answered_with_an_error(
     first, second = stub.requests
     offered = {tool["name"] for tool in first["tools"]}
     assert "comment_on_ticket" not in offered, "a denied tool is never shown to the model"
-    told = {item["call_id"]: item["output"] for item in second["input"]
-            if item.get("type") == "function_call_output"}
+    told = {item["call_id"]: item["output"] for item in second["input"] if item.get("type") == "function_call_output"}
     assert told == {"call_1": "Tool 'comment_on_ticket' not found.", "call_2": "Tool 'drop_database' not found."}
     assert_no_task_failures(await handle.fetch_history())
     await assert_replays(handle)
 
 
-MALFORMED = {"support": [
-    {"tool_calls": [
-        {"name": "get_ticket", "arguments": '{"ticket_id": "T-1"'},
-        {"name": "close_ticket", "arguments": "{ticket_id: T-1}"},
-        {"name": "close_ticket", "arguments": '["T-1", "fixed"]'},
-    ]},
-    {"message": "My arguments were broken."},
-]}
+MALFORMED = {
+    "support": [
+        {
+            "tool_calls": [
+                {"name": "get_ticket", "arguments": '{"ticket_id": "T-1"'},
+                {"name": "close_ticket", "arguments": "{ticket_id: T-1}"},
+                {"name": "close_ticket", "arguments": '["T-1", "fixed"]'},
+            ]
+        },
+        {"message": "My arguments were broken."},
+    ]
+}
 
 
 async def test_malformed_json_arguments_are_answered_with_an_error(client: Client, tmp_path: Path) -> None:
@@ -156,8 +168,11 @@ async def test_malformed_json_arguments_are_answered_with_an_error(client: Clien
     assert result.output == "My arguments were broken."
     assert (result.tool_calls, result.approvals, audit) == (0, [], [])
     assert count_writes(project.tickets_db) == 0
-    told = {item["call_id"]: json.dumps(item["output"]) for item in spy.calls[1].input
-            if item.get("type") == "function_call_output"}
+    told = {
+        item["call_id"]: json.dumps(item["output"])
+        for item in spy.calls[1].input
+        if item.get("type") == "function_call_output"
+    }
     read, close_text, close_array = (told[f"call-support-0-{n}"] for n in range(3))
     assert "get_ticket was not called" in read and "not valid JSON" in read
     assert "close_ticket was not called" in close_text and "not valid JSON" in close_text

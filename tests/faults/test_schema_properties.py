@@ -29,8 +29,9 @@ from workflows.payloads import AgentRequest, AgentResult
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 FILESYSTEM_SERVER = PEERS / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"
 # No example database: the tree stays clean and every run draws afresh within the bound.
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None,
-                             suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 Schemas = dict[tuple[str, str], dict[str, Any]]
 
@@ -42,13 +43,16 @@ async def live_schemas(tmp_path_factory: pytest.TempPathFactory) -> Schemas:
         pytest.fail("the filesystem peer is missing: install node and run `npm ci --prefix tests/peers`")
     root = tmp_path_factory.mktemp("schemas")
     servers = root / "servers.toml"
-    servers.write_text(TICKETS_STDIO + f"""
+    servers.write_text(
+        TICKETS_STDIO
+        + f"""
 [servers.files]
 transport = "stdio"
 command = "node"
 args = ["{FILESYSTEM_SERVER}", "{root}"]
 trust = "trusted"
-""")
+"""
+    )
     environ = {"TICKETS_DB": str(root / "tickets.db")}
     pool = McpPool(load_servers(servers, environ), environ)
     try:
@@ -68,8 +72,9 @@ def validate(schema: dict[str, Any], arguments: Any) -> tuple[dict[str, Any] | N
 
 def tools_with(schemas: Schemas, wanted: Any) -> list[tuple[str, str]]:
     """Tools with at least one top-level property for which `wanted(property_schema)` holds."""
-    return sorted(key for key, schema in schemas.items()
-                  if any(wanted(sub) for sub in schema.get("properties", {}).values()))
+    return sorted(
+        key for key, schema in schemas.items() if any(wanted(sub) for sub in schema.get("properties", {}).values())
+    )
 
 
 def test_the_real_schemas_were_listed(live_schemas: Schemas) -> None:
@@ -113,8 +118,12 @@ def test_undeclared_fields_are_refused_naming_them(live_schemas: Schemas) -> Non
         key = data.draw(st.sampled_from(sorted(live_schemas)))
         schema = live_schemas[key]
         arguments = data.draw(valid_object(schema))
-        extra = data.draw(st.text(string.ascii_letters + "_", min_size=1, max_size=12)
-                          .filter(lambda name: name not in schema.get("properties", {})), label="extra")
+        extra = data.draw(
+            st.text(string.ascii_letters + "_", min_size=1, max_size=12).filter(
+                lambda name: name not in schema.get("properties", {})
+            ),
+            label="extra",
+        )
         arguments[extra] = data.draw(st.one_of(st.integers(), st.text(max_size=5), st.booleans()))
         accepted, problem = validate(schema, arguments)
         assert accepted is None and problem is not None
@@ -133,8 +142,9 @@ def test_strings_over_their_max_length_are_refused(live_schemas: Schemas) -> Non
         key = data.draw(st.sampled_from(bounded))
         schema = live_schemas[key]
         arguments = data.draw(valid_object(schema))
-        field = data.draw(st.sampled_from(sorted(
-            name for name, sub in schema["properties"].items() if "maxLength" in sub)))
+        field = data.draw(
+            st.sampled_from(sorted(name for name, sub in schema["properties"].items() if "maxLength" in sub))
+        )
         limit = schema["properties"][field]["maxLength"]
         arguments[field] = "x" * data.draw(st.integers(limit + 1, limit + 1_000_000), label="length")
         accepted, problem = validate(schema, arguments)
@@ -163,12 +173,18 @@ def test_ticket_ids_with_path_traversal_are_refused(live_schemas: Schemas) -> No
 
 def test_arguments_that_are_not_a_json_object_are_refused(live_schemas: Schemas) -> None:
     @PROPERTY_SETTINGS
-    @given(st.sampled_from(sorted(live_schemas)), st.one_of(
-        st.lists(st.integers(), max_size=3).map(json.dumps), st.text(max_size=10).map(json.dumps),
-        st.integers().map(json.dumps), st.just("null"), st.just("true"),
-        # "" is not here on purpose: an empty argument string means "no arguments" (`{}`).
-        st.text(min_size=1, max_size=20).filter(lambda raw: not _is_json(raw)),
-    ))
+    @given(
+        st.sampled_from(sorted(live_schemas)),
+        st.one_of(
+            st.lists(st.integers(), max_size=3).map(json.dumps),
+            st.text(max_size=10).map(json.dumps),
+            st.integers().map(json.dumps),
+            st.just("null"),
+            st.just("true"),
+            # "" is not here on purpose: an empty argument string means "no arguments" (`{}`).
+            st.text(min_size=1, max_size=20).filter(lambda raw: not _is_json(raw)),
+        ),
+    )
     def check(key: tuple[str, str], raw: str) -> None:
         accepted, problem = parse_arguments(raw, live_schemas[key])
         assert accepted is None and problem is not None
@@ -235,25 +251,30 @@ def _is_json(raw: str) -> bool:
     return True
 
 
-INVALID_WRITES = {"support": [
-    {"tool_calls": [
-        {"name": "close_ticket", "arguments": {"ticket_id": "../../etc/passwd", "resolution": "burnt"}},
-        {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": 5, "notify": True}},
-        {"name": "assign_ticket", "arguments": {"ticket_id": "T-1", "assignee": "a" * 100_000}},
-    ]},
-    {"message": "I could not change anything."},
-]}
+INVALID_WRITES = {
+    "support": [
+        {
+            "tool_calls": [
+                {"name": "close_ticket", "arguments": {"ticket_id": "../../etc/passwd", "resolution": "burnt"}},
+                {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-1", "text": 5, "notify": True}},
+                {"name": "assign_ticket", "arguments": {"ticket_id": "T-1", "assignee": "a" * 100_000}},
+            ]
+        },
+        {"message": "I could not change anything."},
+    ]
+}
 
 
-async def test_invalid_write_arguments_never_reach_an_approver_or_the_server(
-    client: Client, tmp_path: Path
-) -> None:
+async def test_invalid_write_arguments_never_reach_an_approver_or_the_server(client: Client, tmp_path: Path) -> None:
     project = make_project(tmp_path, script=INVALID_WRITES)
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Tidy up T-1.", requester="carol"),
-            id=workflow_id("bad-args"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Tidy up T-1.", requester="carol"),
+            id=workflow_id("bad-args"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
         audit = await handle.query("audit", result_type=list)
@@ -262,7 +283,8 @@ async def test_invalid_write_arguments_never_reach_an_approver_or_the_server(
     assert count_writes(project.tickets_db) == 0
     assert len(spy.calls) == 2
     outputs = {
-        item["call_id"]: json.dumps(item["output"]) for item in spy.calls[1].input
+        item["call_id"]: json.dumps(item["output"])
+        for item in spy.calls[1].input
         if item.get("type") == "function_call_output"
     }
     close, comment, assign = (outputs[f"call-support-0-{n}"] for n in range(3))

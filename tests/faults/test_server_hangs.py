@@ -12,11 +12,13 @@ from tests.support.mcp_faults import stdio_tickets
 from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
-    {"message": "The tickets server is not answering."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"message": "The tickets server is not answering."},
+    ]
+}
 TIMEOUT_S = 1.0
 # Two timed-out attempts open the circuit; a third attempt and the next read are refused at once.
 BREAKER = '[servers.tickets.breaker]\nfailures = 2\nwindow = "30s"\ncooldown = "30s"'
@@ -32,8 +34,11 @@ async def test_a_server_that_never_answers_times_out_trips_the_breaker_and_the_r
         model = record_model(activities)
         started = time.monotonic()
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What are T-1 and T-2 about?", requester="carol"),
-            id=workflow_id("hang"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What are T-1 and T-2 about?", requester="carol"),
+            id=workflow_id("hang"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result(rpc_timeout=None)
         elapsed = time.monotonic() - started

@@ -57,9 +57,10 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
         async with airlock_worker(worker_client, project):
             waiting, writing = [
                 await first.client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="support", input=f"Close T-1 ({name}).",
-                                                  requester="carol"),
-                    id=workflow_id(f"restart-{name}"), task_queue=project.settings.task_queue,
+                    "AgentWorkflow",
+                    AgentRequest(agent="support", input=f"Close T-1 ({name}).", requester="carol"),
+                    id=workflow_id(f"restart-{name}"),
+                    task_queue=project.settings.task_queue,
                     result_type=AgentResult,
                 )
                 for name in ("waiting", "writing")
@@ -70,6 +71,7 @@ async def test_runs_complete_after_the_temporal_server_restarts(tmp_path: Path) 
 
             async def write_applied() -> bool:
                 return count_writes(project.tickets_db, "close_ticket") == 1
+
             await wait_for(write_applied, what="the approved write to reach the tickets server")
             stopped_at = datetime.now(UTC)
             await first.shutdown()
@@ -104,19 +106,27 @@ def http_tickets(url: str) -> str:
 
 
 async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client: Client, tmp_path: Path) -> None:
-    stub = RoutedStub({"gone": [ToolCalls([("get_ticket", {"ticket_id": "T-1"})]), Text("The tracker is down.")]},
-                      hold={("gone", 0)})
+    stub = RoutedStub(
+        {"gone": [ToolCalls([("get_ticket", {"ticket_id": "T-1"})]), Text("The tracker is down.")]}, hold={("gone", 0)}
+    )
     stub.start()
     try:
         async with tickets_http_server(tmp_path / "http.db") as server:
-            project = make_project(tmp_path, servers=http_tickets(server.url), model_provider="openai",
-                                   openai_api_key="sk-test-gone", openai_base_url=stub.base_url)
+            project = make_project(
+                tmp_path,
+                servers=http_tickets(server.url),
+                model_provider="openai",
+                openai_api_key="sk-test-gone",
+                openai_base_url=stub.base_url,
+            )
             project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
             async with airlock_worker(client, project):
                 handle = await client.start_workflow(
                     "AgentWorkflow",
                     AgentRequest(agent="support", input="[route:gone] What is T-1?", requester="carol"),
-                    id=workflow_id("mcp-gone"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                    id=workflow_id("mcp-gone"),
+                    task_queue=project.settings.task_queue,
+                    result_type=AgentResult,
                 )
                 await wait_for(condition(lambda: stub.count("gone") == 1), what="the first model call, held")
                 await server_stopped(server.pid)
@@ -132,9 +142,7 @@ async def test_a_read_from_a_server_that_is_gone_is_reported_to_the_model(client
     await assert_replays(handle)
 
 
-async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(
-    client: Client, tmp_path: Path
-) -> None:
+async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(client: Client, tmp_path: Path) -> None:
     async with tickets_http_server(tmp_path / "http.db") as server:
         url = server.url
     # The server has exited: preparing the agent cannot list its tools.
@@ -142,8 +150,10 @@ async def test_an_agent_whose_server_is_gone_fails_with_tool_unavailable_error(
     project.environ["TICKETS_TOKEN"] = TICKETS_TOKEN
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1?", requester="carol"),
-            id=workflow_id("mcp-gone-prepare"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What is T-1?", requester="carol"),
+            id=workflow_id("mcp-gone-prepare"),
+            task_queue=project.settings.task_queue,
         )
         cause = await asyncio.wait_for(failure_of(handle), RUN_DEADLINE_S)
     assert cause.type == "ToolUnavailableError", cause.type

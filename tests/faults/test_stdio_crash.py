@@ -13,10 +13,12 @@ from tests.support.mcp_faults import stdio_tickets
 from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"message": "T-1 is about the login page."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"message": "T-1 is about the login page."},
+    ]
+}
 
 
 async def test_read_is_retried_on_a_fresh_process_after_the_server_crashes_mid_call(
@@ -29,8 +31,11 @@ async def test_read_is_retried_on_a_fresh_process_after_the_server_crashes_mid_c
         model = record_model(activities)
         started = time.monotonic()
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
-            id=workflow_id("stdio-crash"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
+            id=workflow_id("stdio-crash"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
         elapsed = time.monotonic() - started

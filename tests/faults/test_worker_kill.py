@@ -48,23 +48,30 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
     client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     proxy_log = tmp_path / "proxy.log"
-    stub = RoutedStub({
-        "model": [Text("Model run done.")],
-        "read": [ToolCalls([("get_ticket", {"ticket_id": "T-3"})]), Text("Read run done.")],
-        "approval": [ToolCalls([("close_ticket", {"ticket_id": "T-4"})]), Text("Approval run done.")],
-    }, hold={("model", 0)})
+    stub = RoutedStub(
+        {
+            "model": [Text("Model run done.")],
+            "read": [ToolCalls([("get_ticket", {"ticket_id": "T-3"})]), Text("Read run done.")],
+            "approval": [ToolCalls([("close_ticket", {"ticket_id": "T-4"})]), Text("Approval run done.")],
+        },
+        hold={("model", 0)},
+    )
     stub.start()
     try:
-        project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT},
-                               servers=proxied_tickets('\\"T-3\\"', proxy_log))
+        project = make_project(
+            tmp_path, agents={"support": AUTO_COMMENT_AGENT}, servers=proxied_tickets('\\"T-3\\"', proxy_log)
+        )
         address = temporal_env.client.service_client.config.target_host
-        env = project_env(project, address, AIRLOCK_MODEL_PROVIDER="openai", OPENAI_API_KEY=API_KEY,
-                     OPENAI_BASE_URL=stub.base_url)
+        env = project_env(
+            project, address, AIRLOCK_MODEL_PROVIDER="openai", OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=stub.base_url
+        )
         handles = {
             route: await client.start_workflow(
                 "AgentWorkflow",
                 AgentRequest(agent="support", input=f"[route:{route}] Please help.", requester="carol"),
-                id=workflow_id(f"kill-{route}"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                id=workflow_id(f"kill-{route}"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             for route in ("model", "read", "approval")
         }
@@ -86,7 +93,10 @@ async def test_runs_at_a_model_call_a_read_and_an_approval_survive_one_sigkill(
         stub.stop()
 
     assert {route: result.output for route, result in results.items()} == {
-        "model": "Model run done.", "read": "Read run done.", "approval": "Approval run done."}
+        "model": "Model run done.",
+        "read": "Read run done.",
+        "approval": "Approval run done.",
+    }
     assert stub.count("model") == 2, "the held model call ran once more, and nothing else did"
     assert held_lines(proxy_log) == ["held", "passed"], "the held read ran once more, and only once"
     assert results["read"].tool_calls == 1

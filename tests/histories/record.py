@@ -47,8 +47,10 @@ async def pending(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 async def approval(client: Client, project: Project) -> list[WorkflowHandle[Any, Any]]:
     """A support run: a read, a gated close approved with the `review` update, an answer."""
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
-        id=f"history-approval-{RELEASE}", task_queue=project.settings.task_queue,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+        id=f"history-approval-{RELEASE}",
+        task_queue=project.settings.task_queue,
     )
     await handle.execute_update("review", {**decision(await pending(handle), "alice"), "decision": "approve"})
     await handle.result()
@@ -59,9 +61,14 @@ async def pipeline(client: Client, project: Project) -> list[WorkflowHandle[Any,
     """A two-step inline pipeline whose second step waits for a signal approval."""
     pipeline_id = f"history-pipeline-{RELEASE}"
     handle = await client.start_workflow(
-        "PipelineWorkflow", {"steps": [{"name": "look", "agent": "reader"}, {"name": "fix", "agent": "support"}],
-                             "input": "T-1", "requester": "carol"},
-        id=pipeline_id, task_queue=project.settings.task_queue,
+        "PipelineWorkflow",
+        {
+            "steps": [{"name": "look", "agent": "reader"}, {"name": "fix", "agent": "support"}],
+            "input": "T-1",
+            "requester": "carol",
+        },
+        id=pipeline_id,
+        task_queue=project.settings.task_queue,
     )
     child = client.get_workflow_handle(f"{pipeline_id}/fix")
     await child.signal("approve", decision(await pending(child), "bob"))
@@ -72,8 +79,10 @@ async def pipeline(client: Client, project: Project) -> list[WorkflowHandle[Any,
 async def continued(client: Client, project: Project) -> list[WorkflowHandle[Any, Any]]:
     """A reader run long enough to continue as new (both runs are recorded)."""
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="longreader", input="Read T-1 many times.", requester="carol"),
-        id=f"history-continue-as-new-{RELEASE}", task_queue=project.settings.task_queue,
+        "AgentWorkflow",
+        AgentRequest(agent="longreader", input="Read T-1 many times.", requester="carol"),
+        id=f"history-continue-as-new-{RELEASE}",
+        task_queue=project.settings.task_queue,
     )
     await handle.result()
     runs: list[WorkflowHandle[Any, Any]] = []
@@ -90,8 +99,10 @@ async def continued(client: Client, project: Project) -> list[WorkflowHandle[Any
 async def timeout(client: Client, project: Project) -> list[WorkflowHandle[Any, Any]]:
     """A run whose gated call times out and fails the run (`on_timeout = "fail"`)."""
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="strict", input="Close T-1.", requester="carol"),
-        id=f"history-timeout-{RELEASE}", task_queue=project.settings.task_queue,
+        "AgentWorkflow",
+        AgentRequest(agent="strict", input="Close T-1.", requester="carol"),
+        id=f"history-timeout-{RELEASE}",
+        task_queue=project.settings.task_queue,
     )
     try:
         await handle.result()
@@ -101,21 +112,28 @@ async def timeout(client: Client, project: Project) -> list[WorkflowHandle[Any, 
 
 
 SCENARIOS: dict[str, Callable[[Client, Project], Awaitable[list[WorkflowHandle[Any, Any]]]]] = {
-    "approval": approval, "pipeline": pipeline, "continue-as-new": continued, "timeout": timeout,
+    "approval": approval,
+    "pipeline": pipeline,
+    "continue-as-new": continued,
+    "timeout": timeout,
 }
 
 
 def project_in(root: Path) -> Project:
     """Agents for every scenario, with their scripts."""
+
     def reader(name: str) -> str:
-        return (f'name = "{name}"\ninstructions = "Read."\nmcp_servers = ["tickets"]\nmax_turns = 100\n'
-                'max_tool_calls = 100\n[tools]\n"get_*" = "auto"\n')
+        return (
+            f'name = "{name}"\ninstructions = "Read."\nmcp_servers = ["tickets"]\nmax_turns = 100\n'
+            'max_tool_calls = 100\n[tools]\n"get_*" = "auto"\n'
+        )
+
     agents = {
         "support": SUPPORT_AGENT,
         "reader": reader("reader"),
         "longreader": reader("longreader"),
         "strict": SUPPORT_AGENT.replace('name = "support"', 'name = "strict"')
-                               + 'timeout = "1s"\non_timeout = "fail"\n',
+        + 'timeout = "1s"\non_timeout = "fail"\n',
     }
     script = {
         "support": [READ, CLOSE, {"message": "Closed T-1."}],

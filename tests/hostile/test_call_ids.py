@@ -39,19 +39,27 @@ CASES: dict[str, tuple[list[list[dict[str, Any]]], bool, int, list[str]]] = {
     # Airlock's check the run spun to max_turns (BudgetExceededError) and the model never heard why.
     "same id, same arguments, next turn": (
         [[call("close_ticket", T1, "c-1")], [call("close_ticket", T1, "c-1")], [say("Done.")]],
-        True, 1, ["reused the call id 'c-1'"],
+        True,
+        1,
+        ["reused the call id 'c-1'"],
     ),
     "same id, other arguments, next turn": (
         [[call("close_ticket", T1, "c-1")], [call("close_ticket", T2, "c-1")], [say("Done.")]],
-        True, 1, ["reused the call id 'c-1'"],
+        True,
+        1,
+        ["reused the call id 'c-1'"],
     ),
     "same id twice in one reply": (
         [[call("close_ticket", T1, "c-1"), call("close_ticket", T2, "c-1")], [say("Done.")]],
-        False, 0, ["reused a tool call ID", "in one response"],
+        False,
+        0,
+        ["reused a tool call ID", "in one response"],
     ),
     "empty call id": (
         [[call("close_ticket", T1, "")], [say("Done.")]],
-        False, 0, ["non-empty string call ID"],
+        False,
+        0,
+        ["non-empty string call ID"],
     ),
 }
 
@@ -65,8 +73,10 @@ async def test_reused_call_id_never_writes_without_its_approval(client: Client, 
         run = workflow_id("call-ids")
         model.turns[run] = turns
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester="carol"),
-            id=run, task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-1.", requester="carol"),
+            id=run,
+            task_queue=project.settings.task_queue,
         )
         if approve_first:
             [pending] = await wait_pending(handle)

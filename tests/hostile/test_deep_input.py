@@ -73,13 +73,31 @@ async def test_deep_agent_input_fails_the_run_from_python_and_the_cli(
     async with airlock_worker(client, project):
         handles: list[tuple[int, WorkflowHandle[Any, Any]]] = []
         for levels in DEPTHS:
-            text = json.dumps({"agent": "support", "input": "Close T-1.", "requester": "carol",
-                               "context": {"ticket": "__deep__"}}).replace('"__deep__"', nested(levels))
-            handles.append((levels, await client.start_workflow(
-                "AgentWorkflow", raw_json(text), id=workflow_id(f"deep-{levels}"), task_queue=queue)))
+            text = json.dumps(
+                {"agent": "support", "input": "Close T-1.", "requester": "carol", "context": {"ticket": "__deep__"}}
+            ).replace('"__deep__"', nested(levels))
+            handles.append(
+                (
+                    levels,
+                    await client.start_workflow(
+                        "AgentWorkflow", raw_json(text), id=workflow_id(f"deep-{levels}"), task_queue=queue
+                    ),
+                )
+            )
             cli_id = workflow_id(f"deep-cli-{levels}")
-            await temporal_cli(temporal_env, "workflow", "start", "--type", "AgentWorkflow", "--task-queue", queue,
-                               "--workflow-id", cli_id, "--input", text)
+            await temporal_cli(
+                temporal_env,
+                "workflow",
+                "start",
+                "--type",
+                "AgentWorkflow",
+                "--task-queue",
+                queue,
+                "--workflow-id",
+                cli_id,
+                "--input",
+                text,
+            )
             handles.append((levels, client.get_workflow_handle(cli_id)))
         causes = [(levels, await failed_cleanly(handle)) for levels, handle in handles]
     for levels, cause in causes:
@@ -104,8 +122,7 @@ async def test_deep_signal_and_review_change_nothing(client: Client, tmp_path: P
 
         review = json.dumps(decision(pending, "alice", decision="approve", reason="__deep__"))
         with pytest.raises(WorkflowUpdateFailedError) as failure:
-            await handle.execute_update("review", raw_json(review.replace('"__deep__"', nested(200))),
-                                        result_type=dict)
+            await handle.execute_update("review", raw_json(review.replace('"__deep__"', nested(200))), result_type=dict)
         assert isinstance(failure.value.cause, ApplicationError)
         assert failure.value.cause.message == why(200, "review")
         assert await pending_of(handle) == [pending]
@@ -126,11 +143,25 @@ async def test_deep_pipeline_input_fails_the_run(client: Client, tmp_path: Path)
     async with airlock_worker(client, project):
         handles = []
         for levels in DEPTHS:
-            text = json.dumps({"steps": [{"name": "fix", "agent": "support"}], "input": "T-1",
-                               "requester": "carol", "context": {"ticket": "__deep__"}})
-            handles.append((levels, await client.start_workflow(
-                "PipelineWorkflow", raw_json(text.replace('"__deep__"', nested(levels))),
-                id=workflow_id(f"deep-pipeline-{levels}"), task_queue=project.settings.task_queue)))
+            text = json.dumps(
+                {
+                    "steps": [{"name": "fix", "agent": "support"}],
+                    "input": "T-1",
+                    "requester": "carol",
+                    "context": {"ticket": "__deep__"},
+                }
+            )
+            handles.append(
+                (
+                    levels,
+                    await client.start_workflow(
+                        "PipelineWorkflow",
+                        raw_json(text.replace('"__deep__"', nested(levels))),
+                        id=workflow_id(f"deep-pipeline-{levels}"),
+                        task_queue=project.settings.task_queue,
+                    ),
+                )
+            )
         causes = [(levels, await failed_cleanly(handle)) for levels, handle in handles]
     for levels, cause in causes:
         assert (cause.type, cause.message) == ("InvalidInputError", why(levels, "PipelineWorkflow input")), levels

@@ -56,8 +56,11 @@ async def test_forged_child_pending_cannot_approve_the_real_call(client: Client,
     project = make_project(tmp_path, script=SCRIPT)
     async with airlock_worker(client, project):
         pipeline = await client.start_workflow(
-            "PipelineWorkflow", {"steps": STEPS, "input": "T-1", "requester": "carol"},
-            id=workflow_id("forged"), task_queue=project.settings.task_queue, result_type=PipelineResult,
+            "PipelineWorkflow",
+            {"steps": STEPS, "input": "T-1", "requester": "carol"},
+            id=workflow_id("forged"),
+            task_queue=project.settings.task_queue,
+            result_type=PipelineResult,
         )
         [shown] = await wait_for(lambda: status_pending(pipeline), what="the child's report in the pipeline status")
         child = client.get_workflow_handle(shown["workflow_id"])
@@ -71,6 +74,7 @@ async def test_forged_child_pending_cannot_approve_the_real_call(client: Client,
         async def forged_shown() -> dict[str, Any] | None:
             entries = await status_pending(pipeline)
             return entries[0] if entries and entries[0]["arguments"] == HARMLESS else None
+
         entry = await wait_for(forged_shown, what="the forged report in the pipeline status")
         assert entry is not None
         shown_hash = arguments_sha256(HARMLESS)

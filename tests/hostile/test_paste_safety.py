@@ -72,8 +72,12 @@ def pwned(root: Path) -> list[str]:
 async def pasted(command: str, bin_dir: Path, argv_file: Path) -> list[str]:
     """Run `command` as a person pasting it into bash would; the argv the fake `airlock` got."""
     proc = await asyncio.create_subprocess_exec(
-        "bash", "-c", command, env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGV_FILE": str(argv_file)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "bash",
+        "-c",
+        command,
+        env={"PATH": f"{bin_dir}:/usr/bin:/bin", "ARGV_FILE": str(argv_file)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         _, stderr = await asyncio.wait_for(proc.communicate(), 10)
@@ -91,8 +95,7 @@ async def test_printed_commands_are_safe_to_paste(client: Client, tmp_path: Path
     fake = bin_dir / "airlock"
     fake.write_text(RECORDER.format(python=sys.executable))
     fake.chmod(0o755)
-    pipeline_id = (f"paste $(touch {tmp_path}/pwned) `touch {tmp_path}/pwned` "
-                   f"\"it's\" {uuid.uuid4().hex[:8]}")
+    pipeline_id = f'paste $(touch {tmp_path}/pwned) `touch {tmp_path}/pwned` "it\'s" {uuid.uuid4().hex[:8]}'
     child_id = f"{pipeline_id}/fix"
     call_id = f"c'; touch {tmp_path}/pwned2; '"
     project = make_project(tmp_path, approval_webhook_url=webhook.url)
@@ -100,8 +103,11 @@ async def test_printed_commands_are_safe_to_paste(client: Client, tmp_path: Path
         model = install(activities)
         model.turns[child_id] = [[call("close_ticket", CLOSE, call_id)], [say("Closed T-4.")]]
         pipeline = await client.start_workflow(
-            "PipelineWorkflow", {"steps": [{"name": "fix", "agent": "support"}], "input": "T-4", "requester": "carol"},
-            id=pipeline_id, task_queue=project.settings.task_queue, result_type=PipelineResult,
+            "PipelineWorkflow",
+            {"steps": [{"name": "fix", "agent": "support"}], "input": "T-4", "requester": "carol"},
+            id=pipeline_id,
+            task_queue=project.settings.task_queue,
+            result_type=PipelineResult,
         )
         [entry] = await wait_for(lambda: status_pending(pipeline), what="the pending call in the pipeline status")
         child = client.get_workflow_handle(child_id)

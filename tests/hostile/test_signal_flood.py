@@ -61,13 +61,20 @@ def flood(pending: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     ]
     for index in range(140):
         padding = "p" * LARGE
-        signals.append([
-            ("approve", [decision(pending, "alice", arguments_sha256=WRONG_HASH, comment=padding[:1_900])
-                         | {"extra": padding}]),
-            ("approve", [decision(pending, "mallory", comment=padding)]),
-            ("reject", [decision(pending, f"bob-{index}", call_id=f"not-{index}", reason=padding[:1_900])]),
-            ("approve", [decision(pending, "carol", arguments={"ticket_id": padding})]),
-        ][index % 4])
+        signals.append(
+            [
+                (
+                    "approve",
+                    [
+                        decision(pending, "alice", arguments_sha256=WRONG_HASH, comment=padding[:1_900])
+                        | {"extra": padding}
+                    ],
+                ),
+                ("approve", [decision(pending, "mallory", comment=padding)]),
+                ("reject", [decision(pending, f"bob-{index}", call_id=f"not-{index}", reason=padding[:1_900])]),
+                ("approve", [decision(pending, "carol", arguments={"ticket_id": padding})]),
+            ][index % 4]
+        )
     return signals
 
 
@@ -78,6 +85,7 @@ async def send_all(handle: WorkflowHandle[Any, Any], signals: list[tuple[str, li
     async def send(name: str, args: list[Any]) -> None:
         async with gate:
             await handle.signal(name, args=args)
+
     await asyncio.gather(*(send(name, args) for name, args in signals))
 
 
@@ -105,8 +113,10 @@ async def test_flood_of_refused_signals_cannot_wedge_the_run(client: Client, tmp
         async def all_counted() -> list[dict[str, Any]] | None:
             audit = await audit_of(handle)
             counted = sum(e["event"] == "refused" for e in audit) + sum(
-                e["count"] for e in audit if e["event"] == "refusals_omitted")
+                e["count"] for e in audit if e["event"] == "refusals_omitted"
+            )
             return audit if counted == len(signals) else None
+
         audit = await wait_for(all_counted, timeout=30, what="every refused signal audited")
         assert audit is not None
         check_bounded(audit, len(signals))
@@ -128,8 +138,11 @@ async def test_flood_of_refused_signals_cannot_wedge_the_run(client: Client, tmp
     assert (await latest.describe()).run_id != first.run_id
     check_bounded(final_audit, len(signals))
     assert [e["event"] for e in final_audit if e["event"] not in ("refused", "refusals_omitted")] == [
-        "requested", "approved", "outcome"]
-    assert final_audit[:len(audit)] == audit, "the next run carried the audit as it was"
+        "requested",
+        "approved",
+        "outcome",
+    ]
+    assert final_audit[: len(audit)] == audit, "the next run carried the audit as it was"
     for run in (first, latest):
         assert_no_task_failures(await run.fetch_history())
         await assert_replays(run)

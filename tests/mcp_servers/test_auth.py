@@ -60,7 +60,9 @@ def issued(events: Path) -> list[dict[str, Any]]:
 
 
 async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = tmp_path / "events.jsonl"
     script = [
@@ -77,8 +79,11 @@ async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
         with worker_logs(activities.redactor, capsys) as logged:
             async with running_worker(client, project.settings, activities):
                 handle = await client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="reader", input="deploys", requester="carol"),
-                    id=workflow_id("oauth"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                    "AgentWorkflow",
+                    AgentRequest(agent="reader", input="deploys", requester="carol"),
+                    id=workflow_id("oauth"),
+                    task_queue=project.settings.task_queue,
+                    result_type=AgentResult,
                 )
                 result = await handle.result()
             logs = logged()
@@ -103,7 +108,9 @@ async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
 
 
 async def test_a_token_endpoint_that_echoes_the_secret_fails_the_run_without_it(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = tmp_path / "events.jsonl"
     async with oauth_server(events, "--echo-secret") as url:
@@ -112,8 +119,11 @@ async def test_a_token_endpoint_that_echoes_the_secret_fails_the_run_without_it(
         with worker_logs(activities.redactor, capsys) as logged:
             async with running_worker(client, project.settings, activities):
                 handle = await client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="reader", input="x", requester="carol"),
-                    id=workflow_id("oauth-echo"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                    "AgentWorkflow",
+                    AgentRequest(agent="reader", input="x", requester="carol"),
+                    id=workflow_id("oauth-echo"),
+                    task_queue=project.settings.task_queue,
+                    result_type=AgentResult,
                 )
                 failure = await failure_of(handle)
             logs = logged()
@@ -131,8 +141,11 @@ async def test_a_401_fails_the_run_naming_the_server_and_the_reason(client: Clie
         activities = build_activities(project.settings, environ=project.environ)
         async with running_worker(client, project.settings, activities):
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="reader", input="x", requester="carol"),
-                id=workflow_id("oauth-401"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="reader", input="x", requester="carol"),
+                id=workflow_id("oauth-401"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             failure = await failure_of(handle)
     assert failure.type == "ToolUnavailableError"

@@ -33,33 +33,41 @@ trust = "trusted"
 FORM = {"type": "object", "properties": {"size": {"type": "integer", "minimum": 1}}, "required": ["size"]}
 
 
-@pytest.mark.parametrize(("schema", "why"), [
-    ([], "not an object"),
-    ({"type": "array", "items": {}}, '"type": "object"'),
-    ({"type": "object", "properties": {}}, "1 to 30 properties"),
-    ({"type": "object", "properties": {"a": {"type": "object"}}}, "not a primitive"),
-    ({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}, "keywords not allowed"),
-    ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}}}, "multi-select"),
-    ({"type": "object", "properties": {"a": {"type": "string", "enum": [1, 2]}}}, "enum must list"),
-    ({"type": "object", "properties": {"a b": {"type": "string"}}}, "not a plain name"),
-    ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required list"),
-    ({"type": "object", "properties": {"a": {"type": "string"}}, "$ref": "#"}, "keywords the spec does not allow"),
-    ({"type": "object", "properties": {f"f{i}": {"type": "string"} for i in range(31)}}, "1 to 30 properties"),
-    ({"type": "object", "properties": {"a": {"type": "string", "description": "x" * 20_000}}}, "bytes, more than"),
-])
+@pytest.mark.parametrize(
+    ("schema", "why"),
+    [
+        ([], "not an object"),
+        ({"type": "array", "items": {}}, '"type": "object"'),
+        ({"type": "object", "properties": {}}, "1 to 30 properties"),
+        ({"type": "object", "properties": {"a": {"type": "object"}}}, "not a primitive"),
+        ({"type": "object", "properties": {"a": {"type": "string", "pattern": "x"}}}, "keywords not allowed"),
+        ({"type": "object", "properties": {"a": {"type": "array", "items": {"type": "integer"}}}}, "multi-select"),
+        ({"type": "object", "properties": {"a": {"type": "string", "enum": [1, 2]}}}, "enum must list"),
+        ({"type": "object", "properties": {"a b": {"type": "string"}}}, "not a plain name"),
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["b"]}, "required list"),
+        ({"type": "object", "properties": {"a": {"type": "string"}}, "$ref": "#"}, "keywords the spec does not allow"),
+        ({"type": "object", "properties": {f"f{i}": {"type": "string"} for i in range(31)}}, "1 to 30 properties"),
+        ({"type": "object", "properties": {"a": {"type": "string", "description": "x" * 20_000}}}, "bytes, more than"),
+    ],
+)
 def test_a_schema_outside_the_spec_is_refused(schema: Any, why: str) -> None:
     with pytest.raises(QuestionRefusedError, match=why):
         checked_schema(schema)
 
 
 def test_the_specs_field_kinds_are_accepted() -> None:
-    schema = {"type": "object", "required": ["name"], "properties": {
-        "name": {"type": "string", "format": "email", "minLength": 3},
-        "n": {"type": "number", "minimum": 0, "maximum": 9}, "ok": {"type": "boolean", "default": False},
-        "pet": {"type": "string", "enum": ["cat", "dog"], "enumNames": ["Cat", "Dog"]},
-        "hero": {"type": "string", "oneOf": [{"const": "h1", "title": "Superman"}]},
-        "fish": {"type": "array", "items": {"anyOf": [{"const": "f1", "title": "Tuna"}]}, "maxItems": 1},
-    }}
+    schema = {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "format": "email", "minLength": 3},
+            "n": {"type": "number", "minimum": 0, "maximum": 9},
+            "ok": {"type": "boolean", "default": False},
+            "pet": {"type": "string", "enum": ["cat", "dog"], "enumNames": ["Cat", "Dog"]},
+            "hero": {"type": "string", "oneOf": [{"const": "h1", "title": "Superman"}]},
+            "fish": {"type": "array", "items": {"anyOf": [{"const": "f1", "title": "Tuna"}]}, "maxItems": 1},
+        },
+    }
     assert checked_schema(schema) == schema
 
 
@@ -119,10 +127,13 @@ async def _two_calls_each_get_their_question(pool: McpPool, server: str, tool: s
     await connection.list_tools()
     rounds = [Round(), Round()]
     arguments = [{"room": "X"}, {"room": "Y"}] if tool == "book_room" else [{}, {}]
-    results = await asyncio.gather(*(
-        connection.call_tool(tool, args, None, asking=r) for args, r in zip(arguments, rounds, strict=True)))
+    results = await asyncio.gather(
+        *(connection.call_tool(tool, args, None, asking=r) for args, r in zip(arguments, rounds, strict=True))
+    )
     assert [r.unanswered for r in rounds] == [1, 1] and all(r.asked is not None for r in rounds)
     if tool == "book_room":
-        assert [r.asked.message for r in rounds if r.asked] == ["How many people for room X?",
-                                                                "How many people for room Y?"]
+        assert [r.asked.message for r in rounds if r.asked] == [
+            "How many people for room X?",
+            "How many people for room Y?",
+        ]
     assert all("ancel" in result_text(result) for result in results)

@@ -109,7 +109,9 @@ def probe_registry(root: Path, environ: Mapping[str, str]) -> dict[str, ServerCo
     """A registry with the probe server over stdio, passing only `LISTED_VAR` to it."""
     script = root / "probe_server.py"
     script.write_text(PROBE_SERVER)
-    return registry(root, f"""
+    return registry(
+        root,
+        f"""
     [servers.probe]
     transport = "stdio"
     command = "python"
@@ -117,7 +119,9 @@ def probe_registry(root: Path, environ: Mapping[str, str]) -> dict[str, ServerCo
     env = ["LISTED_VAR"]
     trust = "trusted"
     timeout = "10s"
-    """, environ)
+    """,
+        environ,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -125,10 +129,15 @@ async def python_server(script: Path, port: int, log: Path) -> AsyncIterator[int
     """Run `python script port` until the block ends; yield its pid once the port accepts."""
     with log.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, str(script), str(port),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            sys.executable,
+            str(script),
+            str(port),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
         )
     try:
+
         async def accepts() -> bool:
             if proc.returncode is not None:
                 raise AssertionError(f"{script.name} exited early (code {proc.returncode}); see {log}")
@@ -139,6 +148,7 @@ async def python_server(script: Path, port: int, log: Path) -> AsyncIterator[int
             writer.close()
             await writer.wait_closed()
             return True
+
         await wait_for(accepts, timeout=15, what=f"{script.name} to listen on {port}")
         yield proc.pid
     finally:
@@ -178,23 +188,29 @@ TOKEN_ENV = {"TICKETS_TOKEN": TICKETS_TOKEN}
 
 def http_registry(root: Path, port: int, name: str = "tickets") -> dict[str, ServerConfig]:
     """A registry with one trusted server `name` over HTTP on 127.0.0.1:`port`, sending the test token."""
-    return registry(root, f"""
+    return registry(
+        root,
+        f"""
     [servers.{name}]
     transport = "http"
     url = "http://127.0.0.1:{port}/mcp"
     {AUTH_HEADER}
     trust = "trusted"
     timeout = "5s"
-    """, TOKEN_ENV)
+    """,
+        TOKEN_ENV,
+    )
 
 
 async def call_after_restart(pool: McpPool, call: Callable[[McpPool], Awaitable[T]]) -> T:
     """`call` until it succeeds; the first call after a restart may fail cleanly, never hang."""
+
     async def attempt() -> T | None:
         try:
             return await call(pool)
         except ServerUnavailable:
             return None
+
     return await wait_for(attempt, timeout=30, what="a successful call after the restart")
 
 
@@ -261,9 +277,7 @@ async def test_reconnects_after_session_server_restart(tmp_path: Path) -> None:
         await pool.close()
 
 
-async def test_stdio_child_gets_only_listed_env_vars(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_stdio_child_gets_only_listed_env_vars(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Set on the worker process too: the child must not inherit the worker's environment.
     monkeypatch.setenv("SECRET_NOT_LISTED", "worker-secret")
     environ = {**os.environ, "LISTED_VAR": "visible", "SECRET_NOT_LISTED": "pool-secret"}
@@ -282,14 +296,18 @@ async def test_header_variables_are_expanded_on_the_worker(tmp_path: Path) -> No
     environ = {"TOKEN": "tok-8d1e-0f6a2b9c71"}
     # The server requires exactly this token: a call succeeds only if the header was expanded.
     async with tickets_http_server(tmp_path / "tickets.db", token=environ["TOKEN"]) as server:
-        servers = registry(tmp_path, f"""
+        servers = registry(
+            tmp_path,
+            f"""
         [servers.tickets]
         transport = "http"
         url = "{server.url}"
         headers = {{ Authorization = "Bearer ${{TOKEN}}" }}
         trust = "trusted"
         timeout = "10s"
-        """, environ)
+        """,
+            environ,
+        )
         # The loaded config keeps the template; the value exists only when a connection opens.
         assert servers["tickets"].headers == {"Authorization": "Bearer ${TOKEN}"}
         assert expand(servers["tickets"].headers["Authorization"], environ) == "Bearer tok-8d1e-0f6a2b9c71"
@@ -328,7 +346,9 @@ async def test_close_stops_stdio_children(tmp_path: Path) -> None:
 
 
 def test_breaker_thresholds_come_from_servers_toml(tmp_path: Path) -> None:
-    servers = registry(tmp_path, """
+    servers = registry(
+        tmp_path,
+        """
     [servers.tickets]
     transport = "stdio"
     command = "python"
@@ -337,19 +357,24 @@ def test_breaker_thresholds_come_from_servers_toml(tmp_path: Path) -> None:
     failures = 2
     window = "1m"
     cooldown = "1500ms"
-    """, {})
+    """,
+        {},
+    )
     breaker = McpPool(servers, {}).connection("tickets").breaker
     assert (breaker.threshold, breaker.window, breaker.cooldown) == (2, 60.0, 1.5)
     defaults = McpPool(registry(tmp_path, TICKETS_STDIO, {}), {}).connection("tickets").breaker
     assert (defaults.threshold, defaults.window, defaults.cooldown) == (5, 30.0, 10.0)
 
 
-@pytest.mark.parametrize(("table", "error"), [
-    ("failures = 0", "key 'servers.tickets.breaker.failures': Input should be greater than or equal to 1"),
-    ('window = "soon"', "key 'servers.tickets.breaker.window': Value error, not a duration: 'soon'"),
-    ('cooldown = "0s"', "key 'servers.tickets.breaker.cooldown': Value error, must be a positive duration"),
-    ("failure = 3", "key 'servers.tickets.breaker.failure': unknown key"),
-])
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ("failures = 0", "key 'servers.tickets.breaker.failures': Input should be greater than or equal to 1"),
+        ('window = "soon"', "key 'servers.tickets.breaker.window': Value error, not a duration: 'soon'"),
+        ('cooldown = "0s"', "key 'servers.tickets.breaker.cooldown': Value error, must be a positive duration"),
+        ("failure = 3", "key 'servers.tickets.breaker.failure': unknown key"),
+    ],
+)
 def test_bad_breaker_settings_name_the_file_and_the_key(tmp_path: Path, table: str, error: str) -> None:
     path = tmp_path / "servers.toml"
     path.write_text(f'[servers.tickets]\ntransport = "stdio"\ncommand = "python"\n[servers.tickets.breaker]\n{table}\n')

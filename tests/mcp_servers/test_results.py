@@ -76,9 +76,7 @@ async def test_images_become_a_placeholder_with_type_and_size_and_are_kept_for_i
 
 
 async def test_annotations_are_kept(everything: Connection) -> None:
-    result = await everything.call_tool(
-        "get-annotated-message", {"messageType": "error", "includeImage": False}, None
-    )
+    result = await everything.call_tool("get-annotated-message", {"messageType": "error", "includeImage": False}, None)
     text = render(result).text
     annotations = result.content[0].annotations
     assert annotations is not None and annotations.priority is not None
@@ -88,7 +86,8 @@ async def test_annotations_are_kept(everything: Connection) -> None:
 
 def test_structured_content_is_not_dropped_when_the_text_says_something_else() -> None:
     result = CallToolResult(
-        content=[TextContent(type="text", text="It is sunny.")], structured_content={"temperature": 22},
+        content=[TextContent(type="text", text="It is sunny.")],
+        structured_content={"temperature": 22},
     )
     text = render(result).text
     assert "It is sunny." in text

@@ -152,9 +152,7 @@ async def test_stdio_writes_without_key_apply_every_time(tmp_path: Path) -> None
     db_path = tmp_path / "tickets.db"
     async with _stdio_client(db_path) as client:
         for _ in range(2):
-            result = await client.call_tool(
-                "comment_on_ticket", {"ticket_id": "T-3", "text": "Checked the VAT table."}
-            )
+            result = await client.call_tool("comment_on_ticket", {"ticket_id": "T-3", "text": "Checked the VAT table."})
             assert not result.is_error, _text(result)
         ticket = await client.call_tool("get_ticket", {"ticket_id": "T-3"})
 
@@ -167,12 +165,8 @@ async def test_stdio_writes_without_key_apply_every_time(tmp_path: Path) -> None
 async def test_stdio_key_reused_for_another_call_is_refused(tmp_path: Path) -> None:
     db_path = tmp_path / "tickets.db"
     async with _stdio_client(db_path) as client:
-        await client.call_tool(
-            "assign_ticket", {"ticket_id": "T-4", "assignee": "alice"}, meta=_key("wf/a")
-        )
-        other = await client.call_tool(
-            "assign_ticket", {"ticket_id": "T-4", "assignee": "bob"}, meta=_key("wf/a")
-        )
+        await client.call_tool("assign_ticket", {"ticket_id": "T-4", "assignee": "alice"}, meta=_key("wf/a"))
+        other = await client.call_tool("assign_ticket", {"ticket_id": "T-4", "assignee": "bob"}, meta=_key("wf/a"))
 
     assert other.is_error
     assert "already used for a different call" in _text(other)

@@ -46,14 +46,17 @@ async def server(tmp_path: Path) -> AsyncIterator[HttpServer]:
 def registry_file(root: Path, url: str, *, extra: str = "") -> Path:
     """`servers.toml` with the tickets server at `url`, its token sent from `${TICKETS_TOKEN}`."""
     path = root / "servers.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
     [servers.tickets]
     transport = "http"
     url = "{url}"
     {AUTH_HEADER}
     trust = "trusted"
     timeout = "10s"
-    """) + extra)
+    """)
+        + extra
+    )
     return path
 
 
@@ -70,11 +73,20 @@ async def test_requests_without_the_right_bearer_token_get_401(server: HttpServe
     basic = await post(server.url, {"Authorization": f"Basic {TICKETS_TOKEN}"})
     async with httpx.AsyncClient(timeout=10) as http:
         # A hostile requester sends two headers, one right: refused rather than guessing which counts.
-        doubled = await http.post(server.url, json=LIST_TOOLS, headers=httpx.Headers([
-            *MCP_HEADERS.items(), ("Authorization", "Bearer wrong-one"), ("Authorization", f"Bearer {TICKETS_TOKEN}"),
-        ]))
-        huge = await http.post(server.url, json=LIST_TOOLS, headers={**MCP_HEADERS,
-                                                                     "Authorization": "Bearer " + "y" * 8000})
+        doubled = await http.post(
+            server.url,
+            json=LIST_TOOLS,
+            headers=httpx.Headers(
+                [
+                    *MCP_HEADERS.items(),
+                    ("Authorization", "Bearer wrong-one"),
+                    ("Authorization", f"Bearer {TICKETS_TOKEN}"),
+                ]
+            ),
+        )
+        huge = await http.post(
+            server.url, json=LIST_TOOLS, headers={**MCP_HEADERS, "Authorization": "Bearer " + "y" * 8000}
+        )
     for response in (missing, wrong, prefix, basic, doubled, huge):
         assert response.status_code == 401, (response.status_code, response.text)
         assert response.headers["www-authenticate"].startswith('Bearer realm="tickets"')
@@ -91,7 +103,8 @@ async def test_with_the_token_the_tools_work_through_airlocks_registry(server: H
         tools = {tool.name for tool in await pool.connection("tickets").list_tools()}
         got = await pool.connection("tickets").call_tool("get_ticket", {"ticket_id": "T-1"}, None)
         closed = await pool.connection("tickets").call_tool(
-            "close_ticket", {"ticket_id": "T-2", "resolution": "duplicate"}, None)
+            "close_ticket", {"ticket_id": "T-2", "resolution": "duplicate"}, None
+        )
     finally:
         await pool.close()
     assert {"get_ticket", "close_ticket", "search_tickets"} <= tools
@@ -116,7 +129,8 @@ async def test_a_worker_with_the_wrong_token_is_told_401_naming_the_server(serve
 
 
 async def test_a_wrong_host_or_a_cross_origin_request_is_refused_even_with_the_token(
-    server: HttpServer, tmp_path: Path,
+    server: HttpServer,
+    tmp_path: Path,
 ) -> None:
     port = server.url.split(":")[2].split("/")[0]
     auth = {"Authorization": f"Bearer {TICKETS_TOKEN}"}
@@ -129,8 +143,7 @@ async def test_a_wrong_host_or_a_cross_origin_request_is_refused_even_with_the_t
     # A same-origin Origin is fine: a client that sends one still gets its tools.
     environ = {"TICKETS_TOKEN": TICKETS_TOKEN}
     path = registry_file(tmp_path, server.url)
-    path.write_text(path.read_text().replace(
-        "Authorization =", f'Origin = "http://127.0.0.1:{port}", Authorization ='))
+    path.write_text(path.read_text().replace("Authorization =", f'Origin = "http://127.0.0.1:{port}", Authorization ='))
     pool = McpPool(load_servers(path, environ), environ)
     try:
         got = await pool.connection("tickets").call_tool("get_ticket", {"ticket_id": "T-1"}, None)
@@ -143,8 +156,15 @@ async def test_bound_to_every_interface_the_host_check_still_applies(tmp_path: P
     # Only inside a network namespace that has nothing but loopback does a 0.0.0.0 bind expose nothing.
     script = f"ip link set lo up && exec {sys.executable} -m tests.support.netns_probe {tmp_path / 'tickets.db'}"
     proc = await asyncio.create_subprocess_exec(
-        "unshare", "-rn", "sh", "-c", script, cwd=REPO_ROOT,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "unshare",
+        "-rn",
+        "sh",
+        "-c",
+        script,
+        cwd=REPO_ROOT,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), 60)
@@ -175,8 +195,19 @@ async def run_server(tmp_path: Path, *args: str, token: str | None) -> tuple[int
     if token is not None:
         env["TICKETS_TOKEN"] = token
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mcp_servers.tickets", "--http", "--port", "0", "--log-format", "json", *args,
-        cwd=REPO_ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        "-m",
+        "mcp_servers.tickets",
+        "--http",
+        "--port",
+        "0",
+        "--log-format",
+        "json",
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     try:
@@ -241,13 +272,17 @@ async def test_insecure_no_auth_serves_without_a_token_but_keeps_the_host_check(
 
 
 async def test_the_token_appears_in_no_worker_log_history_or_server_log(
-    temporal_env: WorkflowEnvironment, client: Client, tmp_path: Path,
+    temporal_env: WorkflowEnvironment,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
-    script = {"support": [
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
-        {"message": "Closed T-1."},
-    ]}
+    script = {
+        "support": [
+            {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+            {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1", "resolution": "fixed"}}},
+            {"message": "Closed T-1."},
+        ]
+    }
     async with tickets_http_server(tmp_path / "http.db", token=LEAK_TOKEN) as server:
         servers = registry_file(tmp_path, server.url).read_text()
         project = make_project(tmp_path, script=script, servers=servers)
@@ -255,8 +290,11 @@ async def test_the_token_appears_in_no_worker_log_history_or_server_log(
         env = project_env(project, address_of(temporal_env), AIRLOCK_LOG_LEVEL="DEBUG")
         async with worker_process(env) as worker:
             handle = await client.start_workflow(
-                "AgentWorkflow", {"agent": "support", "input": "Close T-1.", "requester": "carol"},
-                id=workflow_id("token-leak"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                {"agent": "support", "input": "Close T-1.", "requester": "carol"},
+                id=workflow_id("token-leak"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             [pending] = await wait_pending(handle)
             await handle.signal("approve", decision(pending, "alice"))

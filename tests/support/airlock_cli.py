@@ -48,7 +48,11 @@ async def airlock(*args: str, home: Path, env: dict[str, str] | None = None, tim
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AIRLOCK_")}
     environ.update({"HOME": str(home), **(env or {})})
     proc = await asyncio.create_subprocess_exec(
-        str(AIRLOCK), *args, env=environ, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        str(AIRLOCK),
+        *args,
+        env=environ,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)

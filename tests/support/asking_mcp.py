@@ -56,7 +56,9 @@ def _log(line: dict[str, Any]) -> None:
 
 @server.tool()
 def book_room(
-    room: str, answer: Annotated[ElicitationResult[Headcount], Resolve(ask_headcount)], ctx: Context,
+    room: str,
+    answer: Annotated[ElicitationResult[Headcount], Resolve(ask_headcount)],
+    ctx: Context,
 ) -> str:
     """Book a room; the server asks the user how many people will come."""
     meta = ctx.request_context.meta
@@ -82,8 +84,15 @@ def book_pair(
 ) -> str:
     """Book a room for two groups; the server asks the same question twice."""
     sizes = [a.data.size for a in (first, second) if isinstance(a, AcceptedElicitation)]
-    _log({"tool": "book_pair", "action": "accept" if len(sizes) == 2 else "other", "content": sizes,
-          "applied": len(sizes) == 2, "key": None})
+    _log(
+        {
+            "tool": "book_pair",
+            "action": "accept" if len(sizes) == 2 else "other",
+            "content": sizes,
+            "applied": len(sizes) == 2,
+            "key": None,
+        }
+    )
     return f"booked {room} for {sizes}"
 
 

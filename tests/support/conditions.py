@@ -9,8 +9,10 @@ from pathlib import Path
 
 def condition(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
     """`predicate` as the async check `wait_for` polls."""
+
     async def check() -> bool:
         return predicate()
+
     return check
 
 

@@ -27,8 +27,11 @@ from mcp_servers.registry import McpPool, load_servers
 
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
 # What each plain scenario calls; auth scenarios call the first tool listed.
-CALLS = {"tools_call": ("add_numbers", {"a": 5, "b": 3}), "sse-retry": ("test_reconnection", {}),
-         "elicitation-sep1034-client-defaults": ("test_client_elicitation_defaults", {})}
+CALLS = {
+    "tools_call": ("add_numbers", {"a": 5, "b": 3}),
+    "sse-retry": ("test_reconnection", {}),
+    "elicitation-sep1034-client-defaults": ("test_client_elicitation_defaults", {}),
+}
 
 
 async def browser(url: str) -> None:
@@ -50,8 +53,10 @@ def servers_toml(url: str, scenario: str, context: dict[str, Any], environ: dict
             lines.append(f"client_id = {json.dumps(context['client_id'])}")
         if scenario == "auth/client-credentials-jwt":
             environ["CONFORMANCE_PRIVATE_KEY"] = context["private_key_pem"]
-            lines += ['private_key = "${CONFORMANCE_PRIVATE_KEY}"',
-                      f"signing_algorithm = {json.dumps(context.get('signing_algorithm', 'ES256'))}"]
+            lines += [
+                'private_key = "${CONFORMANCE_PRIVATE_KEY}"',
+                f"signing_algorithm = {json.dumps(context.get('signing_algorithm', 'ES256'))}",
+            ]
         elif context.get("client_secret"):
             environ["CONFORMANCE_CLIENT_SECRET"] = context["client_secret"]
             lines.append('client_secret = "${CONFORMANCE_CLIENT_SECRET}"')
@@ -69,8 +74,9 @@ async def run(url: str, scenario: str, context: dict[str, Any], root: Path) -> N
     async with LoopbackLogin(browser, wait_seconds=20) as listener:
         pool = McpPool(servers, environ, login=listener, elicitation=answer_from(None, defaults=True))
         try:
-            await preregister("conformance", servers["conformance"], environ, pool.token_dir,
-                              redirect_uri(listener.port))
+            await preregister(
+                "conformance", servers["conformance"], environ, pool.token_dir, redirect_uri(listener.port)
+            )
             connection = pool.connection("conformance")
             tools = await connection.list_tools()
             tool, arguments = CALLS.get(scenario, (tools[0].name if tools else "", {}))

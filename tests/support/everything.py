@@ -24,11 +24,18 @@ async def everything_http(log: Path) -> AsyncIterator[str]:
     port = free_port()
     with log.open("wb") as output:
         proc = await asyncio.create_subprocess_exec(
-            str(NODE), "--require", str(LOOPBACK), str(EVERYTHING), "streamableHttp",
+            str(NODE),
+            "--require",
+            str(LOOPBACK),
+            str(EVERYTHING),
+            "streamableHttp",
             env={**os.environ, "PORT": str(port)},
-            stdin=asyncio.subprocess.DEVNULL, stdout=output, stderr=output,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=output,
+            stderr=output,
         )
     try:
+
         async def listening() -> bool:
             if proc.returncode is not None:
                 raise AssertionError(f"server-everything exited ({proc.returncode}); see {log}")
@@ -39,6 +46,7 @@ async def everything_http(log: Path) -> AsyncIterator[str]:
             writer.close()
             await writer.wait_closed()
             return True
+
         await wait_for(listening, timeout=20, what="server-everything to listen")
         yield f"http://127.0.0.1:{port}/mcp"
     finally:

@@ -53,15 +53,26 @@ class HostileModel:
         for index, item in enumerate(turns[turn]):
             item_id = f"hostile-{turn}-{index}"
             if item["kind"] == "message":
-                output.append({
-                    "type": "message", "id": item_id, "role": "assistant", "status": "completed",
-                    "content": [{"type": "output_text", "text": item["text"], "annotations": []}],
-                })
+                output.append(
+                    {
+                        "type": "message",
+                        "id": item_id,
+                        "role": "assistant",
+                        "status": "completed",
+                        "content": [{"type": "output_text", "text": item["text"], "annotations": []}],
+                    }
+                )
             else:
-                output.append({
-                    "type": "function_call", "id": item_id, "call_id": item["call_id"], "name": item["name"],
-                    "arguments": json.dumps(item["arguments"]), "status": "completed",
-                })
+                output.append(
+                    {
+                        "type": "function_call",
+                        "id": item_id,
+                        "call_id": item["call_id"],
+                        "name": item["name"],
+                        "arguments": json.dumps(item["arguments"]),
+                        "status": "completed",
+                    }
+                )
         return ModelReply(output=output, usage=Usage(requests=1))
 
 

@@ -23,7 +23,8 @@ def worker_logs(redactor: Redactor, capsys: pytest.CaptureFixture[str]) -> Itera
     root = logging.getLogger()
     saved = root.handlers[:], root.level, workflow.logger.workflow_info_on_message
     levels = {
-        name: logger.level for name, logger in logging.root.manager.loggerDict.items()
+        name: logger.level
+        for name, logger in logging.root.manager.loggerDict.items()
         if isinstance(logger, logging.Logger)
     }
     capsys.readouterr()

@@ -106,8 +106,10 @@ async def flood(ctx: Context, count: int = 2000) -> str:
 def huge_image(kb: int = 2000) -> list[TextContent | ImageContent]:
     """Return an enormous image."""
     data = base64.b64encode(b"\x89PNG" + b"\0" * (kb * 1024)).decode()
-    return [TextContent(type="text", text=f"an image of {kb} kB"), ImageContent(type="image", data=data,
-                                                                               mime_type="image/png")]
+    return [
+        TextContent(type="text", text=f"an image of {kb} kB"),
+        ImageContent(type="image", data=data, mime_type="image/png"),
+    ]
 
 
 async def announce_change(ctx: Context) -> None:

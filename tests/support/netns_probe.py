@@ -46,13 +46,15 @@ async def probe(db: Path) -> dict[str, object]:
                 report[name] = [response.status_code, response.text.strip()[:120]]
         # And the way the worker connects: through Airlock's registry, token from ${TICKETS_TOKEN}.
         registry = db.parent / "servers.toml"
-        registry.write_text(textwrap.dedent(f"""
+        registry.write_text(
+            textwrap.dedent(f"""
         [servers.tickets]
         transport = "http"
         url = "{url}"
         {AUTH_HEADER}
         trust = "trusted"
-        """))
+        """)
+        )
         environ = {"TICKETS_TOKEN": TICKETS_TOKEN}
         pool = McpPool(load_servers(registry, environ), environ)
         try:

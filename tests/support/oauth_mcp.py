@@ -83,18 +83,30 @@ def _base(request: Request) -> str:
 async def resource_metadata(request: Request) -> JSONResponse:
     """RFC 9728: the protected resource and its authorization server."""
     base = _base(request)
-    return JSONResponse({"resource": f"{base}/mcp", "authorization_servers": [base],
-                         "scopes_supported": ["wiki.read"], "bearer_methods_supported": ["header"]})
+    return JSONResponse(
+        {
+            "resource": f"{base}/mcp",
+            "authorization_servers": [base],
+            "scopes_supported": ["wiki.read"],
+            "bearer_methods_supported": ["header"],
+        }
+    )
 
 
 async def server_metadata(request: Request) -> JSONResponse:
     """RFC 8414: where tokens come from and how a client authenticates there."""
     base = _base(request)
-    return JSONResponse({
-        "issuer": base, "authorization_endpoint": f"{base}/authorize", "token_endpoint": f"{base}/token",
-        "response_types_supported": ["code"], "grant_types_supported": ["client_credentials", "refresh_token"],
-        "token_endpoint_auth_methods_supported": ["client_secret_post"], "scopes_supported": ["wiki.read"],
-    })
+    return JSONResponse(
+        {
+            "issuer": base,
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["client_credentials", "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "scopes_supported": ["wiki.read"],
+        }
+    )
 
 
 def _client(form: Any, request: Request) -> tuple[str, str]:
@@ -110,8 +122,15 @@ def _issue(grant: str) -> JSONResponse:
     ACCESS[access] = time.monotonic() + SETTINGS["ttl"]
     REFRESH[refresh] = grant
     record(grant=grant, access_token=access, refresh_token=refresh)
-    return JSONResponse({"access_token": access, "token_type": "Bearer", "expires_in": SETTINGS["ttl"],
-                         "refresh_token": refresh, "scope": "wiki.read"})
+    return JSONResponse(
+        {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": SETTINGS["ttl"],
+            "refresh_token": refresh,
+            "scope": "wiki.read",
+        }
+    )
 
 
 async def token(request: Request) -> JSONResponse:
@@ -121,9 +140,10 @@ async def token(request: Request) -> JSONResponse:
     grant = str(form.get("grant_type"))
     if SETTINGS["echo_secret"]:
         record(grant=grant, refused="echo")
-        return JSONResponse({"error": "invalid_client",
-                             "error_description": f"client {client_id} with secret {secret} is not welcome"},
-                            status_code=401)
+        return JSONResponse(
+            {"error": "invalid_client", "error_description": f"client {client_id} with secret {secret} is not welcome"},
+            status_code=401,
+        )
     if client_id != os.environ["OAUTH_CLIENT_ID"] or secret != os.environ["OAUTH_CLIENT_SECRET"]:
         return JSONResponse({"error": "invalid_client"}, status_code=401)
     if grant == "client_credentials":
@@ -154,8 +174,10 @@ class RequireBearer:
             return
         host = headers.get(b"host", b"").decode()
         record(refused_401=True, path=scope["path"])
-        challenge = (f'Bearer error="invalid_token", error_description="no live token", '
-                     f'resource_metadata="http://{host}/.well-known/oauth-protected-resource/mcp"')
+        challenge = (
+            f'Bearer error="invalid_token", error_description="no live token", '
+            f'resource_metadata="http://{host}/.well-known/oauth-protected-resource/mcp"'
+        )
         response = JSONResponse({"error": "invalid_token"}, status_code=401, headers={"WWW-Authenticate": challenge})
         await response(scope, receive, send)
 
@@ -176,12 +198,14 @@ def main() -> None:
     args = parser.parse_args()
     SETTINGS.update(ttl=args.token_ttl, echo_secret=args.echo_secret)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
-    public = Starlette(routes=[
-        Route("/.well-known/oauth-protected-resource/mcp", resource_metadata),
-        Route("/.well-known/oauth-protected-resource", resource_metadata),
-        Route("/.well-known/oauth-authorization-server", server_metadata),
-        Route("/token", token, methods=["POST"]),
-    ])
+    public = Starlette(
+        routes=[
+            Route("/.well-known/oauth-protected-resource/mcp", resource_metadata),
+            Route("/.well-known/oauth-protected-resource", resource_metadata),
+            Route("/.well-known/oauth-authorization-server", server_metadata),
+            Route("/token", token, methods=["POST"]),
+        ]
+    )
     protected = mcp.streamable_http_app(streamable_http_path="/mcp", host="127.0.0.1")
     config = uvicorn.Config(RequireBearer(protected, public), host="127.0.0.1", port=0, log_level="warning")
     _ReadyServer(config).run()

@@ -87,14 +87,18 @@ class OtlpReceiver:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    found.append(Span(
-                        service=str(resource.get("service.name", "")), name=span.name,
-                        trace_id=span.trace_id.hex(), span_id=span.span_id.hex(),
-                        parent_span_id=span.parent_span_id.hex(),
-                        attributes={a.key: _value(a.value) for a in span.attributes},
-                        status=span.status.message,
-                        events=tuple((e.name, {a.key: _value(a.value) for a in e.attributes}) for e in span.events),
-                    ))
+                    found.append(
+                        Span(
+                            service=str(resource.get("service.name", "")),
+                            name=span.name,
+                            trace_id=span.trace_id.hex(),
+                            span_id=span.span_id.hex(),
+                            parent_span_id=span.parent_span_id.hex(),
+                            attributes={a.key: _value(a.value) for a in span.attributes},
+                            status=span.status.message,
+                            events=tuple((e.name, {a.key: _value(a.value) for a in e.attributes}) for e in span.events),
+                        )
+                    )
         with self._lock:
             self.requests += 1
             self._spans.extend(found)

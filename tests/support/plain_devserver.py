@@ -32,10 +32,24 @@ async def plain_dev_server(*extra: str) -> AsyncIterator[PlainServer]:
     """Run `temporal server start-dev` on free loopback ports until the block ends; stop it by pid."""
     port = devserver.free_port()
     proc = await asyncio.create_subprocess_exec(
-        str(devserver.temporal_binary()), "server", "start-dev", "--ip", "127.0.0.1", "--port", str(port),
-        "--headless", "--http-port", str(devserver.free_port()), "--metrics-port", str(devserver.free_port()),
-        "--log-level", "error", *extra,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        str(devserver.temporal_binary()),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--headless",
+        "--http-port",
+        str(devserver.free_port()),
+        "--metrics-port",
+        str(devserver.free_port()),
+        "--log-level",
+        "error",
+        *extra,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
     )
     address = f"127.0.0.1:{port}"
     try:

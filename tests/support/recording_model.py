@@ -38,7 +38,8 @@ class RecordingModel:
         Unlike `tool_outputs`, this counts across runs, whose scripted call ids repeat.
         """
         return [
-            str(call.input[-1].get("output")) for call in self.calls
+            str(call.input[-1].get("output"))
+            for call in self.calls
             if call.input and call.input[-1].get("type") == "function_call_output"
         ]
 

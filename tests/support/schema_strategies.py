@@ -15,8 +15,19 @@ from hypothesis import strategies as st
 # Keywords that describe a value without constraining it.
 _ANNOTATIONS = {"title", "description", "default", "$schema", "examples"}
 _SUPPORTED = _ANNOTATIONS | {
-    "type", "properties", "required", "enum", "pattern", "minLength", "maxLength", "minimum",
-    "maximum", "items", "minItems", "anyOf", "additionalProperties",
+    "type",
+    "properties",
+    "required",
+    "enum",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "minimum",
+    "maximum",
+    "items",
+    "minItems",
+    "anyOf",
+    "additionalProperties",
 }
 # Values of every JSON type, to put where the schema expects another one.
 JSON_BY_TYPE: dict[str, st.SearchStrategy[Any]] = {
@@ -74,7 +85,7 @@ def valid_value(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
             return st.from_regex(schema["pattern"]).filter(lambda s: low <= len(s) <= high)
         return st.text(min_size=low, max_size=min(high, 40))
     if kind == "integer":
-        return st.integers(schema.get("minimum", -10**6), schema.get("maximum", 10**6))
+        return st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
     if kind == "number":
         return st.floats(schema.get("minimum"), schema.get("maximum"), allow_nan=False, allow_infinity=False)
     if kind == "boolean":
@@ -82,8 +93,9 @@ def valid_value(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "null":
         return st.none()
     if kind == "array":
-        return st.lists(valid_value(schema.get("items", {"type": "string"})),
-                        min_size=schema.get("minItems", 0), max_size=3)
+        return st.lists(
+            valid_value(schema.get("items", {"type": "string"})), min_size=schema.get("minItems", 0), max_size=3
+        )
     if kind == "object":
         return valid_object(schema)
     raise ValueError(f"cannot generate values for schema {schema!r}")

@@ -37,7 +37,10 @@ def held_before(log: Path) -> bool:
 async def proxy(hold: str, log: Path, command: list[str]) -> int:
     """Run the server behind the proxy until the client closes stdin."""
     server = await asyncio.create_subprocess_exec(
-        *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=LINE_LIMIT,
+        *command,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        limit=LINE_LIMIT,
     )
     assert server.stdin is not None and server.stdout is not None
     note(log, f"pid {os.getpid()}")

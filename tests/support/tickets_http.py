@@ -55,11 +55,17 @@ async def _drain(stream: asyncio.StreamReader, lines: list[str]) -> None:
 
 @contextlib.asynccontextmanager
 async def http_server_process(
-    args: list[str], env: dict[str, str], ready: re.Pattern[str], *, prefix: tuple[str, ...] = (),
+    args: list[str],
+    env: dict[str, str],
+    ready: re.Pattern[str],
+    *,
+    prefix: tuple[str, ...] = (),
 ) -> AsyncIterator[tuple[str, int, list[str]]]:
     """Run `python *args` until its stderr matches `ready`; yield (URL, pid, stderr lines); stop it."""
     proc = await asyncio.create_subprocess_exec(
-        *prefix, sys.executable, *args,
+        *prefix,
+        sys.executable,
+        *args,
         cwd=REPO_ROOT,
         env=env,
         stdin=asyncio.subprocess.DEVNULL,
@@ -87,8 +93,14 @@ async def http_server_process(
 
 @contextlib.asynccontextmanager
 async def tickets_http_server(
-    db_path: Path, port: int = 0, *, token: str | None = TICKETS_TOKEN, host: str = "127.0.0.1",
-    extra: tuple[str, ...] = (), env: dict[str, str] | None = None, prefix: tuple[str, ...] = (),
+    db_path: Path,
+    port: int = 0,
+    *,
+    token: str | None = TICKETS_TOKEN,
+    host: str = "127.0.0.1",
+    extra: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    prefix: tuple[str, ...] = (),
 ) -> AsyncIterator[HttpServer]:
     """Start `python -m mcp_servers.tickets --http` on `host` (loopback); stop it by pid afterwards.
 

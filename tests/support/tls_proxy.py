@@ -140,8 +140,10 @@ async def tls_proxy(upstream: str, identity: Issued, *, client_ca: Path | None =
             proxy.handshakes.append("ok")
             up_reader, up_writer = await asyncio.open_connection(up_host, int(up_port))
             try:
-                sides = [asyncio.create_task(connection.to_upstream(up_writer)),
-                         asyncio.create_task(connection.from_upstream(up_reader))]
+                sides = [
+                    asyncio.create_task(connection.to_upstream(up_writer)),
+                    asyncio.create_task(connection.from_upstream(up_reader)),
+                ]
                 # Either side closing (or failing) ends the connection for both.
                 _, rest = await asyncio.wait(sides, return_when=asyncio.FIRST_COMPLETED)
                 for task in rest:

@@ -35,18 +35,20 @@ def project_env(project: Project, address: str, **extra: str) -> dict[str, str]:
     settings = project.settings
     assert settings.scripted_model_file is not None
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRLOCK_", "OPENAI_"))}
-    env.update({
-        "AIRLOCK_TEMPORAL_ADDRESS": address,
-        "AIRLOCK_LOG_FORMAT": "json",
-        "AIRLOCK_TASK_QUEUE": settings.task_queue,
-        "AIRLOCK_AGENTS_DIR": str(settings.agents_dir),
-        "AIRLOCK_MCP_SERVERS_FILE": str(settings.mcp_servers_file),
-        "AIRLOCK_MODEL_PROVIDER": "scripted",
-        "AIRLOCK_SCRIPTED_MODEL_FILE": str(settings.scripted_model_file),
-        "AIRLOCK_DATA_DIR": str(settings.data_dir),
-        **project.environ,
-        **extra,
-    })
+    env.update(
+        {
+            "AIRLOCK_TEMPORAL_ADDRESS": address,
+            "AIRLOCK_LOG_FORMAT": "json",
+            "AIRLOCK_TASK_QUEUE": settings.task_queue,
+            "AIRLOCK_AGENTS_DIR": str(settings.agents_dir),
+            "AIRLOCK_MCP_SERVERS_FILE": str(settings.mcp_servers_file),
+            "AIRLOCK_MODEL_PROVIDER": "scripted",
+            "AIRLOCK_SCRIPTED_MODEL_FILE": str(settings.scripted_model_file),
+            "AIRLOCK_DATA_DIR": str(settings.data_dir),
+            **project.environ,
+            **extra,
+        }
+    )
     return env
 
 
@@ -54,8 +56,13 @@ def project_env(project: Project, address: str, **extra: str) -> dict[str, str]:
 async def worker_process(env: dict[str, str], *args: str) -> AsyncIterator[WorkerProcess]:
     """Start `python worker.py ARGS`; wait until it logs that it is ready; stop it by pid at the end."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(REPO_ROOT / "worker.py"), *args, cwd=REPO_ROOT, env=env,
-        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+        sys.executable,
+        str(REPO_ROOT / "worker.py"),
+        *args,
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
     )
     assert proc.stderr is not None

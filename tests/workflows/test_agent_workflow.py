@@ -22,19 +22,24 @@ from tests.conftest import (
 from tests.support.tickets_http import TICKETS_TOKEN, tickets_http_server
 from workflows.payloads import AgentRequest, AgentResult
 
-READ_SCRIPT = {"support": [
-    {"tool_call": {"name": "search_tickets", "arguments": {"query": "login"}}},
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"message": "T-1 is about the login page."},
-]}
+READ_SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "search_tickets", "arguments": {"query": "login"}}},
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"message": "T-1 is about the login page."},
+    ]
+}
 
 
 async def test_reads_over_stdio_and_returns_scripted_answer(client: Client, tmp_path: Path) -> None:
     project = make_project(tmp_path, script=READ_SCRIPT)
     async with airlock_worker(client, project) as activities:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
-            id=workflow_id("read"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
+            id=workflow_id("read"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
         # Many calls, one MCP session: the connection is pooled per worker.
@@ -59,8 +64,11 @@ async def test_reads_over_streamable_http(client: Client, tmp_path: Path) -> Non
         project.environ["TICKETS_TOKEN"] = server.token or ""
         async with airlock_worker(client, project):
             handle = await client.start_workflow(
-                "AgentWorkflow", {"agent": "support", "input": "What is T-1 about?", "requester": "carol"},
-                id=workflow_id("http"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                {"agent": "support", "input": "What is T-1 about?", "requester": "carol"},
+                id=workflow_id("http"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             result = await handle.result()
     assert result.output == "T-1 is about the login page."
@@ -71,16 +79,21 @@ async def test_reads_over_streamable_http(client: Client, tmp_path: Path) -> Non
 
 
 async def test_write_waits_for_approval_then_runs_once(client: Client, tmp_path: Path) -> None:
-    script = {"support": [
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
-        {"message": "Closed T-1."},
-    ]}
+    script = {
+        "support": [
+            {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+            {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
+            {"message": "Closed T-1."},
+        ]
+    }
     project = make_project(tmp_path, script=script)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-1", requester="carol"),
-            id=workflow_id("gate"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-1", requester="carol"),
+            id=workflow_id("gate"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         assert pending["tool"] == "close_ticket"
@@ -99,8 +112,10 @@ async def test_unknown_agent_fails_with_typed_error(client: Client, tmp_path: Pa
     project = make_project(tmp_path, script=READ_SCRIPT)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", {"agent": "nobody", "input": "hi"},
-            id=workflow_id("unknown"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            {"agent": "nobody", "input": "hi"},
+            id=workflow_id("unknown"),
+            task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)
     assert cause.type == "UnknownAgentError"
@@ -108,18 +123,24 @@ async def test_unknown_agent_fails_with_typed_error(client: Client, tmp_path: Pa
     await assert_replays(handle)
 
 
-@pytest.mark.parametrize("payload", [
-    {"agent": "support"},
-    {"agent": "support", "input": "hi", "colour": "blue"},
-    {"agent": 7, "input": "hi"},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"agent": "support"},
+        {"agent": "support", "input": "hi", "colour": "blue"},
+        {"agent": 7, "input": "hi"},
+    ],
+)
 async def test_malformed_input_fails_once_with_clear_error(
     client: Client, tmp_path: Path, payload: dict[str, object]
 ) -> None:
     project = make_project(tmp_path, script=READ_SCRIPT)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", payload, id=workflow_id("bad"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            payload,
+            id=workflow_id("bad"),
+            task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)
     assert cause.type == "InvalidInputError"

@@ -57,13 +57,20 @@ def support_agent(approval: str, tools: str = '"get_*" = "auto"\n"search_*" = "a
 
 
 async def start(
-    client: Client, project: Project, prefix: str, *, requester: str | None = "carol",
+    client: Client,
+    project: Project,
+    prefix: str,
+    *,
+    requester: str | None = "carol",
     text: str = "Close T-1, it is fixed.",
 ) -> WorkflowHandle[Any, AgentResult]:
     """Start a support run on the project's task queue."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input=text, requester=requester),
-        id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input=text, requester=requester),
+        id=workflow_id(prefix),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -74,9 +81,11 @@ async def audit_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
 
 async def wait_refused(handle: WorkflowHandle[Any, Any], count: int) -> list[dict[str, Any]]:
     """Wait until the audit holds `count` refused attempts; return them in order."""
+
     async def check() -> list[dict[str, Any]] | None:
         refused = [e for e in await audit_of(handle) if e["event"] == "refused"]
         return refused if len(refused) >= count else None
+
     return await wait_for(check, what=f"{count} refused audit entries")
 
 
@@ -106,7 +115,8 @@ async def test_reject_writes_nothing_and_the_model_hears_the_reason(client: Clie
     # The turn after the rejection carries the rejection, with its reason, as the call's output.
     last_turn = spy.calls[-1].input
     outputs = [
-        item for item in last_turn
+        item
+        for item in last_turn
         if item.get("type") == "function_call_output" and item.get("call_id") == pending["call_id"]
     ]
     assert len(outputs) == 1, last_turn
@@ -138,22 +148,21 @@ async def listed(env: WorkflowEnvironment, query: str, wanted: str) -> bool:
     return wanted in {doc["execution"]["workflowId"] for doc in json_documents(out)}
 
 
-async def test_approve_with_the_temporal_cli(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
-) -> None:
+async def test_approve_with_the_temporal_cli(client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path) -> None:
     project = make_project(tmp_path, script=CLOSE_SCRIPT)
     async with airlock_worker(client, project):
         handle = await start(client, project, "cli")
         [pending] = await wait_pending(handle)
         waiting = 'AirlockState="awaiting_approval"'
-        await wait_for(lambda: listed(temporal_env, waiting, handle.id),
-                       what="the run listed as awaiting_approval")
+        await wait_for(lambda: listed(temporal_env, waiting, handle.id), what="the run listed as awaiting_approval")
         payload = json.dumps(decision(pending, "alice"))
-        await temporal_cli(temporal_env, "workflow", "signal", "--workflow-id", handle.id,
-                           "--name", "approve", "--input", payload)
+        await temporal_cli(
+            temporal_env, "workflow", "signal", "--workflow-id", handle.id, "--name", "approve", "--input", payload
+        )
         result = await handle.result()
-        await wait_for(lambda: listed(temporal_env, 'AirlockState="completed"', handle.id),
-                       what="the run listed as completed")
+        await wait_for(
+            lambda: listed(temporal_env, 'AirlockState="completed"', handle.id), what="the run listed as completed"
+        )
         assert not await listed(temporal_env, waiting, handle.id)
     assert count_writes(project.tickets_db, "close_ticket") == 1
     [record] = result.approvals
@@ -170,8 +179,8 @@ async def test_review_update_returns_the_recorded_decision(client: Client, tmp_p
         handle = await start(client, project, "review")
         [pending] = await wait_pending(handle)
         recorded = await handle.execute_update(
-            "review", {**decision(pending, "bob"), "decision": "approve",
-                       "reason": "verified fix"},
+            "review",
+            {**decision(pending, "bob"), "decision": "approve", "reason": "verified fix"},
             result_type=dict,
         )
         result = await handle.result()
@@ -198,8 +207,11 @@ async def test_refused_signals_change_nothing_and_are_audited(client: Client, tm
         handle = await start(client, project, "refuse-signal", requester="alice")
         [first] = await wait_pending(handle)
         attempts = [
-            ({"call_id": "call-nobody-7", "arguments_sha256": "0" * 64, "approver": "bob"}, "bob",
-             "no approval is pending"),
+            (
+                {"call_id": "call-nobody-7", "arguments_sha256": "0" * 64, "approver": "bob"},
+                "bob",
+                "no approval is pending",
+            ),
             (decision(first, "mallory"), "mallory", "not an approver"),
             (decision(first, "alice"), "alice", "self-approval"),
         ]
@@ -213,8 +225,9 @@ async def test_refused_signals_change_nothing_and_are_audited(client: Client, tm
         assert count_writes(project.tickets_db) == 0, "refused approvals must not open the gate"
 
         await handle.signal("approve", decision(first, "bob"))
-        [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
-                                  what="the second write to wait")
+        [second] = await wait_for(
+            lambda: _pending_other_than(handle, first["call_id"]), what="the second write to wait"
+        )
         assert count_writes(project.tickets_db, "close_ticket") == 1
         await handle.signal("approve", decision(first, "bob"))
         duplicate = (await wait_refused(handle, 4))[-1]
@@ -242,8 +255,13 @@ async def test_refused_reviews_fail_and_leave_no_trace(client: Client, tmp_path:
         async def refused_review(call_id: str, approver: str, why: str) -> None:
             with pytest.raises(WorkflowUpdateFailedError) as failure:
                 await handle.execute_update(
-                    "review", {"call_id": call_id, "arguments_sha256": first["arguments_sha256"],
-                               "approver": approver, "decision": "approve"},
+                    "review",
+                    {
+                        "call_id": call_id,
+                        "arguments_sha256": first["arguments_sha256"],
+                        "approver": approver,
+                        "decision": "approve",
+                    },
                     result_type=dict,
                 )
             cause = failure.value.cause
@@ -256,15 +274,14 @@ async def test_refused_reviews_fail_and_leave_no_trace(client: Client, tmp_path:
         assert [p["call_id"] for p in await pending_of(handle)] == [first["call_id"]]
         assert count_writes(project.tickets_db) == 0
 
-        await handle.execute_update(
-            "review", decision(first, "bob", decision="approve"), result_type=dict)
-        [second] = await wait_for(lambda: _pending_other_than(handle, first["call_id"]),
-                                  what="the second write to wait")
+        await handle.execute_update("review", decision(first, "bob", decision="approve"), result_type=dict)
+        [second] = await wait_for(
+            lambda: _pending_other_than(handle, first["call_id"]), what="the second write to wait"
+        )
         await refused_review(first["call_id"], "bob", "already decided")
         assert count_writes(project.tickets_db) == 1
 
-        await handle.execute_update(
-            "review", decision(second, "bob", decision="approve"), result_type=dict)
+        await handle.execute_update("review", decision(second, "bob", decision="approve"), result_type=dict)
         result = await handle.result()
     assert count_writes(project.tickets_db, "close_ticket") == 2
     assert [r.decided_by for r in result.approvals] == ["bob", "bob"]
@@ -306,9 +323,7 @@ async def test_malformed_signal_changes_nothing(client: Client, tmp_path: Path) 
 @pytest.mark.parametrize(
     "payload", ["call-support-0", ["call-support-0", "alice"], 7], ids=["string", "array", "number"]
 )
-async def test_non_object_signal_payload_is_audited_as_refused(
-    client: Client, tmp_path: Path, payload: object
-) -> None:
+async def test_non_object_signal_payload_is_audited_as_refused(client: Client, tmp_path: Path, payload: object) -> None:
     project = make_project(tmp_path, script=CLOSE_SCRIPT)
     async with airlock_worker(client, project):
         handle = await start(client, project, "not-object")
@@ -378,13 +393,17 @@ async def test_timeout_fails_the_run_when_on_timeout_is_fail(client: Client, tmp
 
 
 async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path: Path) -> None:
-    script = {"support": [
-        {"tool_calls": [
-            {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}},
-            {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}},
-        ]},
-        {"message": "Read and closed T-1."},
-    ]}
+    script = {
+        "support": [
+            {
+                "tool_calls": [
+                    {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}},
+                    {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}},
+                ]
+            },
+            {"message": "Read and closed T-1."},
+        ]
+    }
     project = make_project(tmp_path, script=script)
     async with airlock_worker(client, project):
         handle = await start(client, project, "mixed")
@@ -400,8 +419,7 @@ async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path
     assert result.output == "Read and closed T-1."
     assert result.tool_calls == 2, "the read is not run again when the run resumes"
     assert count_writes(project.tickets_db, "close_ticket") == 1
-    assert [(r.call_id, r.decision, r.outcome) for r in result.approvals] == [
-        ("call-support-0-1", "approved", "ok")]
+    assert [(r.call_id, r.decision, r.outcome) for r in result.approvals] == [("call-support-0-1", "approved", "ok")]
     await assert_replays(handle)
 
 
@@ -410,10 +428,12 @@ async def test_read_runs_while_write_in_same_turn_waits(client: Client, tmp_path
 
 async def test_untrusted_server_read_only_hint_does_not_open_the_gate(client: Client, tmp_path: Path) -> None:
     servers = TICKETS_STDIO.replace('trust = "trusted"', 'trust = "untrusted"')
-    script = {"support": [
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-        {"message": "T-1 is about the login page."},
-    ]}
+    script = {
+        "support": [
+            {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+            {"message": "T-1 is about the login page."},
+        ]
+    }
     agent = support_agent('approvers = ["alice"]', tools="")
     project = make_project(tmp_path, script=script, servers=servers, agents={"support": agent})
     async with airlock_worker(client, project):
@@ -443,11 +463,26 @@ async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
         handle = await start(client, project, "fields")
         [pending] = await wait_pending(handle)
         after = datetime.now(UTC)
-        assert set(pending) == {"call_id", "agent", "server", "tool", "arguments", "arguments_sha256",
-                                "requested_at", "deadline", "approvals_needed", "approved_by", "requester"}
+        assert set(pending) == {
+            "call_id",
+            "agent",
+            "server",
+            "tool",
+            "arguments",
+            "arguments_sha256",
+            "requested_at",
+            "deadline",
+            "approvals_needed",
+            "approved_by",
+            "requester",
+        }
         assert (pending["approvals_needed"], pending["approved_by"], pending["requester"]) == (1, [], "carol")
         assert (pending["call_id"], pending["agent"], pending["server"], pending["tool"]) == (
-            "call-support-0", "support", "tickets", "close_ticket")
+            "call-support-0",
+            "support",
+            "tickets",
+            "close_ticket",
+        )
         assert pending["arguments"] == arguments
         assert pending["arguments_sha256"] == arguments_sha256(arguments)
         requested = at(pending["requested_at"])
@@ -472,12 +507,23 @@ async def test_result_and_audit_record_request_decision_outcome_in_order(client:
         audit = await audit_of(handle)
     [record] = result.approvals
     assert (record.call_id, record.tool, record.server, record.agent) == (
-        pending["call_id"], "close_ticket", "tickets", "support")
+        pending["call_id"],
+        "close_ticket",
+        "tickets",
+        "support",
+    )
     assert (record.decision, record.decided_by, record.reason, record.outcome) == (
-        "approved", "alice", "ok by me", "ok")
+        "approved",
+        "alice",
+        "ok by me",
+        "ok",
+    )
     assert record.decided_at is not None and record.requested_at <= record.decided_at
     assert [(e["event"], e["actor"], e["outcome"]) for e in audit] == [
-        ("requested", None, None), ("approved", "alice", None), ("outcome", None, "ok")]
+        ("requested", None, None),
+        ("approved", "alice", None),
+        ("outcome", None, "ok"),
+    ]
     assert all(e["call_id"] == pending["call_id"] and e["tool"] == "close_ticket" for e in audit)
     assert all(e["arguments_sha256"] == pending["arguments_sha256"] for e in audit)
     times = [at(e["at"]) for e in audit]

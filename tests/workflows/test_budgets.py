@@ -17,24 +17,28 @@ from tests.conftest import (
     workflow_id,
 )
 
-READS = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{n}"}}} for n in range(1, 5)
-] + [{"message": "done"}]}
+READS = {
+    "support": [{"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{n}"}}} for n in range(1, 5)]
+    + [{"message": "done"}]
+}
 
 
-@pytest.mark.parametrize(("limit", "expected"), [
-    ("max_tool_calls = 2", "max_tool_calls (2) exceeded"),
-    ("max_turns = 2", "max_turns (2) exceeded"),
-])
-async def test_budget_ends_run_with_partial_result(
-    client: Client, tmp_path: Path, limit: str, expected: str
-) -> None:
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        ("max_tool_calls = 2", "max_tool_calls (2) exceeded"),
+        ("max_turns = 2", "max_turns (2) exceeded"),
+    ],
+)
+async def test_budget_ends_run_with_partial_result(client: Client, tmp_path: Path, limit: str, expected: str) -> None:
     agent = SUPPORT_AGENT.replace('mcp_servers = ["tickets"]', f'mcp_servers = ["tickets"]\n{limit}')
     project = make_project(tmp_path, agents={"support": agent}, script=READS)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", {"agent": "support", "input": "read everything", "requester": "carol"},
-            id=workflow_id("budget"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            {"agent": "support", "input": "read everything", "requester": "carol"},
+            id=workflow_id("budget"),
+            task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)
     assert cause.type == "BudgetExceededError"

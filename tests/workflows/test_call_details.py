@@ -9,11 +9,13 @@ from temporalio.client import Client
 from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
-    {"message": "Closed T-1."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}},
+        {"message": "Closed T-1."},
+    ]
+}
 
 
 async def test_call_details_shows_tool_deciders_and_a_bounded_conversation(client: Client, tmp_path: Path) -> None:
@@ -21,8 +23,11 @@ async def test_call_details_shows_tool_deciders_and_a_bounded_conversation(clien
     long_input = "Close T-1. " + "x" * 5_000
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input=long_input, requester="alice"),
-            id=workflow_id("details"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input=long_input, requester="alice"),
+            id=workflow_id("details"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         details = await handle.query("call_details", pending["call_id"], result_type=dict)

@@ -28,8 +28,12 @@ PATHS = {
 
 def _project(tmp_path: Path, events: Path, script: list[dict[str, Any]], path: dict[str, Any]) -> Any:
     agent = AGENT.format(name="worker", server="long") + path["tools"]
-    project = make_project(tmp_path, agents={"worker": agent}, script={"worker": script},
-                           servers=long_servers(events, long_running=path["long_running"], trust=path["trust"]))
+    project = make_project(
+        tmp_path,
+        agents={"worker": agent},
+        script={"worker": script},
+        servers=long_servers(events, long_running=path["long_running"], trust=path["trust"]),
+    )
     project.environ["LONG_EVENTS"] = str(events)
     return project
 
@@ -37,6 +41,7 @@ def _project(tmp_path: Path, events: Path, script: list[dict[str, Any]], path: d
 async def _started(events: Path, tool: str) -> dict[str, Any]:
     async def check() -> dict[str, Any] | None:
         return next((e for e in events_of(events) if e["event"] == "started" and e["tool"] == tool), None)
+
     return await wait_for(check, what=f"the server to start {tool}")
 
 
@@ -47,8 +52,11 @@ async def test_cancelling_a_run_cancels_its_request_on_the_server(client: Client
     project = _project(tmp_path, events, script, PATHS[how])
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"),
-            id=workflow_id("cancel"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="worker", input="go", requester="carol"),
+            id=workflow_id("cancel"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         started = await _started(events, "wait_forever")
         await handle.cancel()
@@ -57,6 +65,7 @@ async def test_cancelling_a_run_cancels_its_request_on_the_server(client: Client
 
         async def cancelled() -> dict[str, Any] | None:
             return next((e for e in events_of(events) if e["event"] == "cancelled"), None)
+
         seen = await wait_for(cancelled, timeout=15, what="notifications/cancelled to reach the server")
         status = await handle.query("status", result_type=dict)
     assert isinstance(failure.value.cause, CancelledError)
@@ -71,8 +80,11 @@ async def test_a_server_that_ignores_cancellation_does_not_hold_the_run(client: 
     project = _project(tmp_path, events, script, PATHS["long_running read"])
     async with airlock_worker(client, project) as activities:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"),
-            id=workflow_id("stubborn"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="worker", input="go", requester="carol"),
+            id=workflow_id("stubborn"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         await _started(events, "stubborn")
         asked = time.monotonic()

@@ -83,9 +83,13 @@ def test_bad_approval_timeout(tmp_path: Path) -> None:
 
 def test_duplicate_agent_name_across_files(tmp_path: Path) -> None:
     # helpdesk.toml (loaded first) declares the name support.toml takes from its file name.
-    message = load_error(tmp_path, agents={
-        "helpdesk": agent(), "support": agent().replace('name = "support"\n', ""),
-    })
+    message = load_error(
+        tmp_path,
+        agents={
+            "helpdesk": agent(),
+            "support": agent().replace('name = "support"\n', ""),
+        },
+    )
     assert str(tmp_path / "agents" / "support.toml") in message
     assert str(tmp_path / "agents" / "helpdesk.toml") in message
     assert "'name'" in message and "'support'" in message
@@ -114,12 +118,15 @@ def test_header_variable_not_set_on_worker(tmp_path: Path) -> None:
     assert "'servers.crm.headers.Authorization'" in message and "CRM_MCP_TOKEN" in message
 
 
-@pytest.mark.parametrize(("key", "why"), [
-    ("tickets.", "empty server or tool part"),
-    (".close_ticket", "empty server or tool part"),
-    ("crm.close_*", "matches none of the agent's mcp_servers"),
-    ("close ticket", "matches no valid MCP tool name"),
-])
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("tickets.", "empty server or tool part"),
+        (".close_ticket", "empty server or tool part"),
+        ("crm.close_*", "matches none of the agent's mcp_servers"),
+        ("close ticket", "matches no valid MCP tool name"),
+    ],
+)
 def test_policy_rule_that_can_match_nothing(tmp_path: Path, key: str, why: str) -> None:
     message = load_error(tmp_path, agents={"support": agent(f'"{key}" = "deny"\n')})
     assert str(tmp_path / "agents" / "support.toml") in message
@@ -142,9 +149,11 @@ def test_server_name_outside_the_allowed_form(tmp_path: Path, name: str) -> None
 
 
 def test_script_step_with_tool_call_and_message(tmp_path: Path) -> None:
-    script = {"support": [
-        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}, "message": "Hi."},
-    ]}
+    script = {
+        "support": [
+            {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-1"}}, "message": "Hi."},
+        ]
+    }
     message = load_error(tmp_path, script=script)
     assert str(tmp_path / "script.json") in message
     assert "'support[0]'" in message and "tool_call" in message and "message" in message
@@ -165,10 +174,7 @@ def test_no_key_and_no_script_says_so() -> None:
 
 def worker_environ(root: Path, **variables: str) -> dict[str, str]:
     """The environment of a `python worker.py` child: nothing Airlock-related leaks in."""
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("AIRLOCK_", "OPENAI_"))
-    }
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("AIRLOCK_", "OPENAI_"))}
     env.update(AIRLOCK_LOG_FORMAT="json", AIRLOCK_DATA_DIR=str(root / "data"), **variables)
     return env
 
@@ -177,8 +183,13 @@ def run_worker(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], f
     """Run `python worker.py` to its exit (killed at the deadline); return it and its runtime."""
     started = time.monotonic()
     finished = subprocess.run(
-        [sys.executable, "worker.py"], cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=WORKER_DEADLINE_S,
+        [sys.executable, "worker.py"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=WORKER_DEADLINE_S,
     )
     return finished, time.monotonic() - started
 

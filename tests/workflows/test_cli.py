@@ -10,10 +10,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from tests.conftest import airlock_worker, assert_replays, make_project, temporal_cli, workflow_id
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}},
-    {"message": "T-3 is open."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-3"}}},
+        {"message": "T-3 is open."},
+    ]
+}
 
 
 async def test_cli_starts_run_and_reads_result(
@@ -22,15 +24,26 @@ async def test_cli_starts_run_and_reads_result(
     project = make_project(tmp_path, script=SCRIPT)
     run_id = workflow_id("cli")
     payload = json.dumps(
-        {"agent": "support", "input": "What is T-3?", "requester": "carol", "context": {"ticket": "T-3"}})
+        {"agent": "support", "input": "What is T-3?", "requester": "carol", "context": {"ticket": "T-3"}}
+    )
     async with airlock_worker(client, project):
         await temporal_cli(
-            temporal_env, "workflow", "start", "--type", "AgentWorkflow",
-            "--task-queue", project.settings.task_queue, "--workflow-id", run_id, "--input", payload,
+            temporal_env,
+            "workflow",
+            "start",
+            "--type",
+            "AgentWorkflow",
+            "--task-queue",
+            project.settings.task_queue,
+            "--workflow-id",
+            run_id,
+            "--input",
+            payload,
         )
         out = await temporal_cli(temporal_env, "workflow", "result", "--workflow-id", run_id, "-o", "json")
-        status = await temporal_cli(temporal_env, "workflow", "query", "--workflow-id", run_id,
-                                    "--name", "status", "-o", "json")
+        status = await temporal_cli(
+            temporal_env, "workflow", "query", "--workflow-id", run_id, "--name", "status", "-o", "json"
+        )
     result = json.loads(out)["result"]
     assert result["status"] == "completed"
     assert result["output"] == "T-3 is open."

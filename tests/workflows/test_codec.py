@@ -103,7 +103,7 @@ async def test_tampered_ciphertext_does_not_open() -> None:
         tampered = Payload(metadata=dict(sealed.metadata), data=bytes(data))
         with pytest.raises(PayloadDecryptionError, match="does not open"):
             await codec.decode_strict([tampered])
-    cut = Payload(metadata=dict(sealed.metadata), data=sealed.data[:NONCE_BYTES + 3])
+    cut = Payload(metadata=dict(sealed.metadata), data=sealed.data[: NONCE_BYTES + 3])
     with pytest.raises(PayloadDecryptionError, match="too short"):
         await codec.decode_strict([cut])
 
@@ -143,14 +143,18 @@ def test_keys_file_order_sets_the_sealing_key(tmp_path: Path) -> None:
     assert keyring.primary == "2026-12"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("", "no keys"),
-    ('k1 = "not base64!"\n', "key 'k1' is not valid base64"),
-    (f'k1 = "{base64.b64encode(b"short").decode()}"\n', "key 'k1' is 5 bytes; AES-256 needs 32"),
-    ("k1 = 42\n", "key 'k1' must be a base64 string"),
-    (f'"bad id" = "{K1}"\n', "'bad id' is not a key id"),
-    (f'k1 = "{K1}\n', "invalid TOML"),
-], ids=["empty", "bad base64", "short key", "not a string", "bad id", "bad TOML"])  # fixed ids: xdist compares them
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "no keys"),
+        ('k1 = "not base64!"\n', "key 'k1' is not valid base64"),
+        (f'k1 = "{base64.b64encode(b"short").decode()}"\n', "key 'k1' is 5 bytes; AES-256 needs 32"),
+        ("k1 = 42\n", "key 'k1' must be a base64 string"),
+        (f'"bad id" = "{K1}"\n', "'bad id' is not a key id"),
+        (f'k1 = "{K1}\n', "invalid TOML"),
+    ],
+    ids=["empty", "bad base64", "short key", "not a string", "bad id", "bad TOML"],
+)  # fixed ids: xdist compares them
 def test_a_bad_keys_file_is_named_and_no_key_is_shown(tmp_path: Path, text: str, expected: str) -> None:
     path = keys_file(tmp_path / "keys.toml", text)
     with pytest.raises(ConfigError) as failure:

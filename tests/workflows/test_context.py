@@ -23,8 +23,11 @@ async def test_the_model_is_told_the_context_as_json(client: Client, tmp_path: P
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-3?", requester="carol", context=context),
-            id=workflow_id("context"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What is T-3?", requester="carol", context=context),
+            id=workflow_id("context"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
         await assert_replays(handle)
@@ -40,8 +43,11 @@ async def test_a_run_without_context_is_told_only_its_input(client: Client, tmp_
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="What is T-3?", requester="carol"),
-            id=workflow_id("no-context"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="What is T-3?", requester="carol"),
+            id=workflow_id("no-context"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
     assert spy.calls[0].input[0]["content"] == "What is T-3?"
@@ -55,7 +61,10 @@ async def test_an_oversized_context_fails_the_run_before_any_model_call(client: 
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
         handle = await client.start_workflow(
-            "AgentWorkflow", payload, id=workflow_id("big-context"), task_queue=project.settings.task_queue,
+            "AgentWorkflow",
+            payload,
+            id=workflow_id("big-context"),
+            task_queue=project.settings.task_queue,
         )
         with pytest.raises(WorkflowFailureError):
             await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)

@@ -32,16 +32,21 @@ def workflow_side_modules() -> list[str]:
         "print(json.dumps(sorted(m.__file__ for n, m in sys.modules.items()"
         " if n.startswith('workflows.') and m.__file__)))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
-                         check=True, timeout=60).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
     return sorted(str(Path(path).relative_to(PROJECT_ROOT)) for path in json.loads(out))
 
 
 def lint(path: str, source: str) -> list[dict[str, object]]:
     """Ruff's findings for `source` as if it were the file at `path`, with the project's settings."""
     ran = subprocess.run(
-        [str(RUFF), "check", "--output-format", "json", "--stdin-filename", path, "-"], input=source,
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60,
+        [str(RUFF), "check", "--output-format", "json", "--stdin-filename", path, "-"],
+        input=source,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return [finding for finding in json.loads(ran.stdout) if isinstance(finding, dict)]
 
@@ -52,8 +57,13 @@ MODULES = workflow_side_modules()
 def test_the_workflows_import_only_their_pure_modules() -> None:
     # Loaders and I/O (pipeline files, TOML, settings, activities) stay outside the workflows.
     assert "workflows/agent_workflow.py" in MODULES and "workflows/gate.py" in MODULES
-    for outside in ("workflows/pipelines.py", "workflows/tomlfiles.py", "workflows/activities.py",
-                    "workflows/settings.py", "workflows/approvers.py"):
+    for outside in (
+        "workflows/pipelines.py",
+        "workflows/tomlfiles.py",
+        "workflows/activities.py",
+        "workflows/settings.py",
+        "workflows/approvers.py",
+    ):
         assert outside not in MODULES
 
 

@@ -25,15 +25,24 @@ def gate(directory: Directory | None = None, requester: str | None = "carol", **
     """A gate for agent `support` with the given `[approval]` settings."""
     approval = ApprovalConfig(**{"approvers": ["alice", "bob"], **config})
     return ApprovalGate(
-        lambda _agent: approval, lambda _record: SCHEMA, Verifier(directory), workflow_id="wf-1",
+        lambda _agent: approval,
+        lambda _record: SCHEMA,
+        Verifier(directory),
+        workflow_id="wf-1",
         requester=requester,
     )
 
 
 def ask(g: ApprovalGate, call_id: str = "c-1", arguments: dict[str, Any] | None = None) -> ApprovalRecord:
     """Gate one close_ticket call."""
-    return g.request(call_id=call_id, agent="support", server="tickets", tool="close_ticket",
-                     arguments=dict(arguments or ARGS), now=NOW)
+    return g.request(
+        call_id=call_id,
+        agent="support",
+        server="tickets",
+        tool="close_ticket",
+        arguments=dict(arguments or ARGS),
+        now=NOW,
+    )
 
 
 def approve(record: ApprovalRecord, approver: str, **fields: Any) -> Approve:
@@ -46,17 +55,24 @@ def test_an_approval_opens_the_call_once_with_the_asked_arguments() -> None:
     record = ask(g)
     g.decide(approve(record, "alice", comment="ok"), NOW)
     assert (record.decision, record.decided_by, record.identity, record.reason) == (
-        "approved", "alice", "asserted", "ok")
+        "approved",
+        "alice",
+        "asserted",
+        "ok",
+    )
     assert g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS) == ARGS
     with pytest.raises(RefusedError, match="already ran"):
         g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS)
 
 
-@pytest.mark.parametrize(("server", "tool", "requested", "why"), [
-    ("evil", "close_ticket", ARGS, "the approval is for tickets.close_ticket"),
-    ("tickets", "delete_ticket", ARGS, "the approval is for tickets.close_ticket"),
-    ("tickets", "close_ticket", {"ticket_id": "T-2"}, "differ from the ones that were approved"),
-])
+@pytest.mark.parametrize(
+    ("server", "tool", "requested", "why"),
+    [
+        ("evil", "close_ticket", ARGS, "the approval is for tickets.close_ticket"),
+        ("tickets", "delete_ticket", ARGS, "the approval is for tickets.close_ticket"),
+        ("tickets", "close_ticket", {"ticket_id": "T-2"}, "differ from the ones that were approved"),
+    ],
+)
 def test_release_checks_server_tool_and_arguments(server: str, tool: str, requested: dict[str, Any], why: str) -> None:
     g = gate()
     record = ask(g)
@@ -83,12 +99,15 @@ def test_a_reused_call_id_is_refused() -> None:
         ask(g, call_id="")
 
 
-@pytest.mark.parametrize(("change", "why"), [
-    ({"arguments_sha256": "0" * 64}, "wrong arguments_sha256"),
-    ({"call_id": "c-9"}, "no approval is pending"),
-    ({"approver": "mallory"}, "is not an approver"),
-    ({"approver": "carol"}, "forbids self-approval"),
-])
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"arguments_sha256": "0" * 64}, "wrong arguments_sha256"),
+        ({"call_id": "c-9"}, "no approval is pending"),
+        ({"approver": "mallory"}, "is not an approver"),
+        ({"approver": "carol"}, "forbids self-approval"),
+    ],
+)
 def test_a_decision_that_does_not_match_changes_nothing(change: dict[str, Any], why: str) -> None:
     g = gate(approvers=["alice", "bob", "carol"])
     record = ask(g)
@@ -167,8 +186,9 @@ def test_escalation_lets_more_people_decide_after_a_while() -> None:
 
 
 def test_groups_need_a_directory() -> None:
-    directory = Directory(people={"erin": Principal(keys=["ed25519:" + "A" * 43 + "="])},
-                          groups={"oncall": ["erin", "frank"]})
+    directory = Directory(
+        people={"erin": Principal(keys=["ed25519:" + "A" * 43 + "="])}, groups={"oncall": ["erin", "frank"]}
+    )
     assert Verifier(directory).members(["group:oncall", "alice"]) == {"erin", "frank", "alice"}
     assert Verifier(None).members(["group:oncall"]) == set()
 
@@ -192,8 +212,12 @@ def test_refusals_are_listed_up_to_a_bound_then_counted() -> None:
 def test_review_kinds() -> None:
     g = gate()
     record = ask(g)
-    g.decide(Review(call_id="c-1", approver="bob", arguments_sha256=record.arguments_sha256, decision="reject",
-                    reason="not yet"), NOW)
+    g.decide(
+        Review(
+            call_id="c-1", approver="bob", arguments_sha256=record.arguments_sha256, decision="reject", reason="not yet"
+        ),
+        NOW,
+    )
     assert (record.decision, record.reason) == ("rejected", "not yet")
     with pytest.raises(RefusedError, match="already decided"):
         g.decide(approve(record, "alice"), NOW)

@@ -50,8 +50,11 @@ async def test_handed_off_agent_write_waits_and_audit_names_it(client: Client, t
     project = make_project(tmp_path, agents={"triage": TRIAGE, "billing": BILLING}, script=script)
     async with airlock_worker(client, project) as activities:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="triage", input="T-2 was charged twice.", requester="carol"),
-            id=workflow_id("handoff"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="triage", input="T-2 was charged twice.", requester="carol"),
+            id=workflow_id("handoff"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         assert (pending["agent"], pending["tool"]) == ("billing", "close_ticket")
@@ -65,10 +68,14 @@ async def test_handed_off_agent_write_waits_and_audit_names_it(client: Client, t
 
     assert result.output == "Refunded and closed T-2."
     assert [(r.agent, r.tool, r.decided_by, r.outcome) for r in result.approvals] == [
-        ("billing", "close_ticket", "bob", "ok")]
+        ("billing", "close_ticket", "bob", "ok")
+    ]
     assert [(e["event"], e["agent"], e.get("actor")) for e in audit] == [
-        ("requested", "billing", None), ("refused", "billing", "alice"), ("approved", "billing", "bob"),
-        ("outcome", "billing", None)]
+        ("requested", "billing", None),
+        ("refused", "billing", "alice"),
+        ("approved", "billing", "bob"),
+        ("outcome", "billing", None),
+    ]
     assert count_writes(project.tickets_db, "close_ticket") == 1
     # One ledger for the whole run: triage's read and billing's write; 2 + 2 model turns.
     assert result.tool_calls == 2

@@ -44,21 +44,31 @@ trust = "trusted"
 
 def host_agent(name: str = "host", approval: str = 'approvers = ["alice", "bob"]') -> str:
     """An agent whose asking tools run without approval, so only the input requests wait."""
-    return (f'name = "{name}"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
-            f'[tools]\n"*" = "auto"\n\n[approval]\n{approval}\n')
+    return (
+        f'name = "{name}"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
+        f'[tools]\n"*" = "auto"\n\n[approval]\n{approval}\n'
+    )
 
 
 def book(room: str = "A", tool: str = "book_room") -> list[dict[str, Any]]:
     """A script: call `tool` once, then finish."""
-    return [{"tool_call": {"name": tool, "arguments": {"room": room} if tool.startswith("book") else {}}},
-            {"message": "Done."}]
+    return [
+        {"tool_call": {"name": tool, "arguments": {"room": room} if tool.startswith("book") else {}}},
+        {"message": "Done."},
+    ]
 
 
-def project_for(tmp_path: Path, script: dict[str, list[dict[str, Any]]], agents: dict[str, str] | None = None,
-                servers: str = ASKING_STDIO, **settings: Any) -> Project:
+def project_for(
+    tmp_path: Path,
+    script: dict[str, list[dict[str, Any]]],
+    agents: dict[str, str] | None = None,
+    servers: str = ASKING_STDIO,
+    **settings: Any,
+) -> Project:
     """A project with the asking server and `$ASKING_LOG` under `tmp_path`."""
-    project = make_project(tmp_path, agents=agents or {"host": host_agent()}, script=script, servers=servers,
-                           **settings)
+    project = make_project(
+        tmp_path, agents=agents or {"host": host_agent()}, script=script, servers=servers, **settings
+    )
     project.environ["ASKING_LOG"] = str(tmp_path / "asking.jsonl")
     return project
 
@@ -72,25 +82,39 @@ def server_log(project: Project) -> list[dict[str, Any]]:
 async def start(client: Client, project: Project, agent: str = "host") -> WorkflowHandle[Any, AgentResult]:
     """Start a run of `agent`, requested by carol."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent=agent, input="Book room A.", requester="carol"),
-        id=workflow_id("ask"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent=agent, input="Book room A.", requester="carol"),
+        id=workflow_id("ask"),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
 async def wait_input(handle: WorkflowHandle[Any, Any], message: str | None = None) -> dict[str, Any]:
     """Wait until the run lists an input request (with `message`, if given); return it."""
+
     async def check() -> dict[str, Any] | None:
-        found = [p for p in await pending_of(handle) if p.get("kind") == "input"
-                 and (message is None or p["question"]["message"] == message)]
+        found = [
+            p
+            for p in await pending_of(handle)
+            if p.get("kind") == "input" and (message is None or p["question"]["message"] == message)
+        ]
         return found[0] if found else None
+
     return await wait_for(check, what="an input request")
 
 
-def answer(pending: dict[str, Any], approver: str, action: str = "accept", content: Any = None,
-           **fields: Any) -> dict[str, Any]:
+def answer(
+    pending: dict[str, Any], approver: str, action: str = "accept", content: Any = None, **fields: Any
+) -> dict[str, Any]:
     """An answer payload for `pending` as its person saw it."""
-    payload = {"call_id": pending["call_id"], "approver": approver,
-               "question_sha256": pending["question"]["question_sha256"], "action": action, **fields}
+    payload = {
+        "call_id": pending["call_id"],
+        "approver": approver,
+        "question_sha256": pending["question"]["question_sha256"],
+        "action": action,
+        **fields,
+    }
     if content is not None:
         payload["content"] = content
     return payload
@@ -106,7 +130,8 @@ async def refused_update(handle: WorkflowHandle[Any, Any], payload: dict[str, An
 
 
 async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
-    client: Client, tmp_path: Path,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
     project = project_for(tmp_path, {"host": book()})
     async with airlock_worker(client, project) as activities:
@@ -121,23 +146,36 @@ async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
         status = await handle.query("status", result_type=dict)
         assert status["state"] == "awaiting_approval" and status["pending"] == 1
         # The first send was told cancel: the server did not book.
-        assert server_log(project) == [{"tool": "book_room", "action": "cancel", "content": None, "applied": False,
-                                        "key": f"{handle.id}/call-host-0"}]
+        assert server_log(project) == [
+            {
+                "tool": "book_room",
+                "action": "cancel",
+                "content": None,
+                "applied": False,
+                "key": f"{handle.id}/call-host-0",
+            }
+        ]
 
         refusals = {
             "size": await refused_update(handle, answer(pending, "alice", content={"size": "three"})),
             "not a field of the form": await refused_update(
-                handle, answer(pending, "alice", content={"size": 3, "extra": 1})),
-            "'size' is a required property": await refused_update(handle, answer(pending, "alice",
-                                                                                 content={"note": "x"})),
+                handle, answer(pending, "alice", content={"size": 3, "extra": 1})
+            ),
+            "'size' is a required property": await refused_update(
+                handle, answer(pending, "alice", content={"note": "x"})
+            ),
             "not the hash of the question": await refused_update(
-                handle, answer(pending, "alice", content={"size": 3}, question_sha256="0" * 64)),
+                handle, answer(pending, "alice", content={"size": 3}, question_sha256="0" * 64)
+            ),
             "no input request is pending": await refused_update(
-                handle, answer({**pending, "call_id": "call-host-9"}, "alice", content={"size": 3})),
+                handle, answer({**pending, "call_id": "call-host-9"}, "alice", content={"size": 3})
+            ),
             "a value is a string": await refused_update(
-                handle, answer(pending, "alice", content={"size": 3, "note": {"deep": "x"}})),
+                handle, answer(pending, "alice", content={"size": 3, "note": {"deep": "x"}})
+            ),
             "content belongs to an accepted answer": await refused_update(
-                handle, answer(pending, "alice", "decline", content={"size": 3})),
+                handle, answer(pending, "alice", "decline", content={"size": 3})
+            ),
             "forbids self-approval": await refused_update(handle, answer(pending, "carol", content={"size": 3})),
             "is not an approver": await refused_update(handle, answer(pending, "mallory", content={"size": 3})),
         }
@@ -147,8 +185,9 @@ async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
         assert [p["call_id"] for p in await pending_of(handle)] == [pending["call_id"]]
         assert len(server_log(project)) == 1
 
-        recorded = await handle.execute_update("answer", answer(pending, "alice", content={"size": 3, "note": "hi"}),
-                                               result_type=dict)
+        recorded = await handle.execute_update(
+            "answer", answer(pending, "alice", content={"size": 3, "note": "hi"}), result_type=dict
+        )
         assert recorded["event"] == "answered" and recorded["actor"] == "alice" and recorded["action"] == "accept"
         assert recorded["answer_sha256"] == answer_sha256("accept", {"size": 3, "note": "hi"})
         assert recorded["identity"] == "asserted"
@@ -156,8 +195,15 @@ async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
         assert result.status == "completed"
         assert spy.tool_outputs() == ["booked A for 3 (hi)"]
         applied = [line for line in server_log(project) if line["applied"]]
-        assert applied == [{"tool": "book_room", "action": "accept", "content": {"size": 3, "note": "hi"},
-                            "applied": True, "key": f"{handle.id}/call-host-0/input-1"}]
+        assert applied == [
+            {
+                "tool": "book_room",
+                "action": "accept",
+                "content": {"size": 3, "note": "hi"},
+                "applied": True,
+                "key": f"{handle.id}/call-host-0/input-1",
+            }
+        ]
         events = [e["event"] for e in await handle.query("audit", result_type=list)]
         assert events == ["input_requested", "answered"]
         assert (await handle.query("status", result_type=dict))["state"] == "completed"
@@ -166,7 +212,8 @@ async def test_an_input_request_waits_for_a_valid_answer_and_the_server_gets_it(
 
 
 async def test_a_flood_of_refused_answers_is_counted_and_a_valid_answer_still_counts(
-    client: Client, tmp_path: Path,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
     project = project_for(tmp_path, {"host": book()})
     async with airlock_worker(client, project):
@@ -186,8 +233,10 @@ async def test_a_flood_of_refused_answers_is_counted_and_a_valid_answer_still_co
 
 
 async def test_a_read_and_an_approved_write_each_ask_and_the_write_runs_once(client: Client, tmp_path: Path) -> None:
-    agent = ('name = "host"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
-             '[tools]\nfind_room = "auto"\nbook_room = "approve"\n\n[approval]\napprovers = ["alice", "bob"]\n')
+    agent = (
+        'name = "host"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
+        '[tools]\nfind_room = "auto"\nbook_room = "approve"\n\n[approval]\napprovers = ["alice", "bob"]\n'
+    )
     script = {"host": [{"tool_call": {"name": "find_room", "arguments": {}}}, *book()]}
     project = project_for(tmp_path, script, agents={"host": agent})
     async with airlock_worker(client, project) as activities:
@@ -199,9 +248,16 @@ async def test_a_read_and_an_approved_write_each_ask_and_the_write_runs_once(cli
         await handle.execute_update("answer", answer(floor, "bob", content={"floor": "first"}), result_type=dict)
         # The write waits for its approval first; once approved and running, its server asks.
         [approval] = await wait_for(lambda: _approvals(handle), what="the approval of book_room")
-        await handle.execute_update("review", {"call_id": approval["call_id"], "approver": "alice",
-                                               "arguments_sha256": approval["arguments_sha256"],
-                                               "decision": "approve"}, result_type=dict)
+        await handle.execute_update(
+            "review",
+            {
+                "call_id": approval["call_id"],
+                "approver": "alice",
+                "arguments_sha256": approval["arguments_sha256"],
+                "decision": "approve",
+            },
+            result_type=dict,
+        )
         headcount = await wait_input(handle, "How many people for room A?")
         assert headcount["call_id"] == approval["call_id"]
         await handle.signal("answer", answer(headcount, "alice", content={"size": 9}))
@@ -211,8 +267,7 @@ async def test_a_read_and_an_approved_write_each_ask_and_the_write_runs_once(cli
     [record] = result.approvals
     assert (record.decision, record.outcome) == ("approved", "ok")
     assert [line["applied"] for line in server_log(project)] == [False, True]
-    assert events == ["input_requested", "answered", "requested", "approved", "input_requested", "answered",
-                      "outcome"]
+    assert events == ["input_requested", "answered", "requested", "approved", "input_requested", "answered", "outcome"]
     await assert_replays(handle)
 
 
@@ -241,12 +296,14 @@ async def test_decline_and_cancel_reach_the_server(client: Client, tmp_path: Pat
 
 
 async def test_with_an_approvers_file_only_a_signed_answer_bound_to_the_question_counts(
-    client: Client, tmp_path: Path,
+    client: Client,
+    tmp_path: Path,
 ) -> None:
     keys = {name: generate_key() for name in ("alice", "bob")}
     approvers = tmp_path / "approvers.toml"
-    approvers.write_text("".join(f'[people.{n}]\nkeys = ["{public_key_entry(public_bytes(k))}"]\n'
-                                 for n, k in keys.items()))
+    approvers.write_text(
+        "".join(f'[people.{n}]\nkeys = ["{public_key_entry(public_bytes(k))}"]\n' for n, k in keys.items())
+    )
     project = project_for(tmp_path, {"host": book(tool="book_pair")}, approvers_file=approvers)
     async with airlock_worker(client, project):
         handle = await start(client, project)
@@ -256,9 +313,14 @@ async def test_with_an_approvers_file_only_a_signed_answer_bound_to_the_question
 
         def signed(signer: str, action: str = "accept", content: Any = None, **bind: Any) -> dict[str, Any]:
             token = sign_decision(
-                keys[signer], signer=signer, approver=signer, workflow_id=bind.get("workflow_id", wf),
-                call_id=bind.get("call_id", call), decision=bind.get("decision", "answer"),
-                arguments_sha256=sha, answer_sha256=answer_sha256(bind.get("signed_action", action), content),
+                keys[signer],
+                signer=signer,
+                approver=signer,
+                workflow_id=bind.get("workflow_id", wf),
+                call_id=bind.get("call_id", call),
+                decision=bind.get("decision", "answer"),
+                arguments_sha256=sha,
+                answer_sha256=answer_sha256(bind.get("signed_action", action), content),
             )
             return answer(pending, signer, action, content, signature=token)
 
@@ -282,7 +344,8 @@ async def test_with_an_approvers_file_only_a_signed_answer_bound_to_the_question
         await handle.execute_update("answer", signed("bob", content={"size": 5}), result_type=dict)
         await handle.result()
         assert [line for line in server_log(project) if line["applied"]] == [
-            {"tool": "book_pair", "action": "accept", "content": [4, 5], "applied": True, "key": None}]
+            {"tool": "book_pair", "action": "accept", "content": [4, 5], "applied": True, "key": None}
+        ]
         await assert_replays(handle)
 
 
@@ -295,8 +358,10 @@ async def _second_request(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | 
 
 
 async def test_no_answer_before_the_deadline_is_cancel_or_a_failed_run(client: Client, tmp_path: Path) -> None:
-    agents = {"host": host_agent(approval='timeout = "2s"'),
-              "strict": host_agent("strict", approval='timeout = "2s"\non_timeout = "fail"')}
+    agents = {
+        "host": host_agent(approval='timeout = "2s"'),
+        "strict": host_agent("strict", approval='timeout = "2s"\non_timeout = "fail"'),
+    }
     project = project_for(tmp_path, {"host": book(), "strict": book("B")}, agents=agents)
     async with airlock_worker(client, project):
         handle = await start(client, project)
@@ -315,10 +380,14 @@ async def test_no_answer_before_the_deadline_is_cancel_or_a_failed_run(client: C
 
 
 async def test_a_hostile_servers_questions_are_bounded(client: Client, tmp_path: Path) -> None:
-    script = {"host": [{"tool_call": {"name": "giant_form", "arguments": {}}},
-                       {"tool_call": {"name": "nested_form", "arguments": {}}},
-                       {"tool_call": {"name": "flood_form", "arguments": {}}},
-                       {"message": "Done."}]}
+    script = {
+        "host": [
+            {"tool_call": {"name": "giant_form", "arguments": {}}},
+            {"tool_call": {"name": "nested_form", "arguments": {}}},
+            {"tool_call": {"name": "flood_form", "arguments": {}}},
+            {"message": "Done."},
+        ]
+    }
     project = project_for(tmp_path, script)
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)

@@ -35,14 +35,19 @@ TOOL = "trigger-elicitation-request"
 async def test_a_mid_call_elicitation_is_answered_by_a_person(client: Client, tmp_path: Path) -> None:
     async with everything_http(tmp_path / "everything.log") as url:
         project = make_project(
-            tmp_path, agents={"tester": AGENT}, servers=everything_servers(url),
+            tmp_path,
+            agents={"tester": AGENT},
+            servers=everything_servers(url),
             script={"tester": [{"tool_call": {"name": TOOL, "arguments": {}}}, {"message": "Done."}]},
         )
         async with airlock_worker(client, project) as activities:
             spy = record_model(activities)
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="tester", input="Try it.", requester="carol"),
-                id=workflow_id("ask-everything"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="tester", input="Try it.", requester="carol"),
+                id=workflow_id("ask-everything"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             pending = await wait_input(handle)
             schema = pending["question"]["requested_schema"]
@@ -51,8 +56,13 @@ async def test_a_mid_call_elicitation_is_answered_by_a_person(client: Client, tm
                 with pytest.raises(WorkflowUpdateFailedError):
                     await handle.execute_update("answer", answer(pending, "alice", content=content), result_type=dict)
             assert len(await pending_of(handle)) == 1
-            content = {"name": "Ada Lovelace", "check": True, "integer": 7,
-                       "untitledMultipleSelectEnum": ["Piano", "Drums"], "titledSingleSelectEnum": "hero-3"}
+            content = {
+                "name": "Ada Lovelace",
+                "check": True,
+                "integer": 7,
+                "untitledMultipleSelectEnum": ["Piano", "Drums"],
+                "titledSingleSelectEnum": "hero-3",
+            }
             await handle.execute_update("answer", answer(pending, "alice", content=content), result_type=dict)
             result = await handle.result()
     assert result.status == "completed"
@@ -64,21 +74,35 @@ async def test_a_mid_call_elicitation_is_answered_by_a_person(client: Client, tm
 
 async def test_a_url_request_is_accepted_without_content(client: Client, tmp_path: Path) -> None:
     agent = AGENT.replace('"trigger-elicitation-request" = "auto"', '"trigger-url-elicitation" = "auto"')
-    call = {"tool_call": {"name": "trigger-url-elicitation",
-                          "arguments": {"url": "https://example.com/consent", "message": "Please consent."}}}
+    call = {
+        "tool_call": {
+            "name": "trigger-url-elicitation",
+            "arguments": {"url": "https://example.com/consent", "message": "Please consent."},
+        }
+    }
     async with everything_http(tmp_path / "everything.log") as url:
-        project = make_project(tmp_path, agents={"tester": agent}, servers=everything_servers(url),
-                               script={"tester": [call, {"message": "Done."}]})
+        project = make_project(
+            tmp_path,
+            agents={"tester": agent},
+            servers=everything_servers(url),
+            script={"tester": [call, {"message": "Done."}]},
+        )
         async with airlock_worker(client, project) as activities:
             spy = record_model(activities)
             handle = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="tester", input="Try it.", requester="carol"),
-                id=workflow_id("ask-url"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="tester", input="Try it.", requester="carol"),
+                id=workflow_id("ask-url"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             pending = await wait_input(handle)
             question = pending["question"]
             assert (question["mode"], question["url"], question["message"]) == (
-                "url", "https://example.com/consent", "Please consent.")
+                "url",
+                "https://example.com/consent",
+                "Please consent.",
+            )
             assert question["requested_schema"] is None and question["elicitation_id"]
             with pytest.raises(WorkflowUpdateFailedError):
                 await handle.execute_update("answer", answer(pending, "alice", content={"done": 1}), result_type=dict)

@@ -16,10 +16,12 @@ from mcp_servers.tickets.store import count_writes
 from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-4"}}},
-    {"message": "Closed T-4."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-4"}}},
+        {"message": "Closed T-4."},
+    ]
+}
 
 
 class Webhook:
@@ -66,13 +68,17 @@ async def test_webhook_gets_pending_approval_after_retries(client: Client, tmp_p
     project = make_project(tmp_path, script=SCRIPT, approval_webhook_url=webhook.url)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-4", requester="carol"),
-            id=workflow_id("hook"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-4", requester="carol"),
+            id=workflow_id("hook"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
 
         async def delivered() -> bool:
             return bool(webhook.received)
+
         await wait_for(delivered, what="the webhook to accept the notice")
         await handle.signal("approve", decision(pending, "bob"))
         result = await handle.result()
@@ -82,7 +88,8 @@ async def test_webhook_gets_pending_approval_after_retries(client: Client, tmp_p
     assert notice["pending"]["call_id"] == pending["call_id"]
     assert notice["pending"]["tool"] == "close_ticket"
     assert notice["approve_command"] == (
-        f"airlock approve {handle.id} {pending['call_id']} --sha256 {pending['arguments_sha256']} --as '<you>'")
+        f"airlock approve {handle.id} {pending['call_id']} --sha256 {pending['arguments_sha256']} --as '<you>'"
+    )
     assert notice["reject_command"].startswith(f"airlock reject {handle.id} {pending['call_id']} --sha256 ")
     assert result.output == "Closed T-4."
     assert count_writes(project.tickets_db, "close_ticket") == 1
@@ -93,8 +100,11 @@ async def test_unreachable_webhook_never_blocks_the_run(client: Client, tmp_path
     project = make_project(tmp_path, script=SCRIPT, approval_webhook_url="http://127.0.0.1:9/nothing-listens")
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close T-4", requester="carol"),
-            id=workflow_id("nohook"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close T-4", requester="carol"),
+            id=workflow_id("nohook"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         await handle.signal("approve", decision(pending, "alice"))

@@ -34,7 +34,10 @@ def serve(stubs: list[OpenAIStub], replies: list[Reply]) -> OpenAIStub:
 def openai_project(root: Path, stub: OpenAIStub, api: Api) -> Project:
     """The default support project, with its model behind `stub`."""
     return make_project(
-        root, model_provider="openai", openai_api_key=API_KEY, openai_base_url=stub.base_url,
+        root,
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=stub.base_url,
         openai_api=api,
     )
 
@@ -42,8 +45,11 @@ def openai_project(root: Path, stub: OpenAIStub, api: Api) -> Project:
 async def start_support(client: Client, project: Project, prefix: str) -> WorkflowHandle[Any, AgentResult]:
     """Start the support agent on T-1."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
-        id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="What is T-1 about?", requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -57,12 +63,15 @@ def offered_tools(body: dict[str, Any], api: Api) -> set[str]:
 
 def tool_results(body: dict[str, Any], api: Api) -> dict[str, str]:
     """Tool results a model request carries back to the model, by call id."""
+
     def text(content: Any) -> str:
         return content if isinstance(content, str) else json.dumps(content)
+
     if api == "chat_completions":
         return {m["tool_call_id"]: text(m["content"]) for m in body["messages"] if m.get("role") == "tool"}
     return {
-        item["call_id"]: text(item["output"]) for item in body["input"]
+        item["call_id"]: text(item["output"])
+        for item in body["input"]
         if isinstance(item, dict) and item.get("type") == "function_call_output"
     }
 

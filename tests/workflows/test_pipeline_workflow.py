@@ -53,9 +53,11 @@ async def pipeline_status(handle: WorkflowHandle[Any, Any]) -> dict[str, Any]:
 
 async def wait_pipeline_pending(handle: WorkflowHandle[Any, Any], tool: str) -> dict[str, Any]:
     """Wait until the pipeline lists a pending approval of `tool` in one of its children."""
+
     async def check() -> dict[str, Any] | None:
         pending = (await pipeline_status(handle))["pending"]
         return next((p for p in pending if p["tool"] == tool), None)
+
     return await wait_for(check, what=f"a pending {tool} in the pipeline's status")
 
 
@@ -70,20 +72,31 @@ async def test_bundled_incident_pipeline_from_the_cli(
     client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     project = make_project(
-        tmp_path, agents_dir=PROJECT_ROOT / "agents", scripted_model_file=PROJECT_ROOT / "agents" / "scripted.json",
+        tmp_path,
+        agents_dir=PROJECT_ROOT / "agents",
+        scripted_model_file=PROJECT_ROOT / "agents" / "scripted.json",
     )
     pipeline_id = workflow_id("incident")
     async with airlock_worker(client, project):
         await temporal_cli(
-            temporal_env, "workflow", "start", "--type", "PipelineWorkflow", "--task-queue",
-            project.settings.task_queue, "--workflow-id", pipeline_id,
-            "--input", json.dumps({"pipeline": "incident", "input": "T-1", "requester": "carol"}),
+            temporal_env,
+            "workflow",
+            "start",
+            "--type",
+            "PipelineWorkflow",
+            "--task-queue",
+            project.settings.task_queue,
+            "--workflow-id",
+            pipeline_id,
+            "--input",
+            json.dumps({"pipeline": "incident", "input": "T-1", "requester": "carol"}),
         )
         handle = client.get_workflow_handle(pipeline_id)
         pending = await wait_pipeline_pending(handle, "close_ticket")
         assert pending["workflow_id"] == f"{pipeline_id}/fix"
         assert pending["approve_command"].startswith(
-            f"airlock approve {pipeline_id}/fix {pending['call_id']} --sha256 ")
+            f"airlock approve {pipeline_id}/fix {pending['call_id']} --sha256 "
+        )
         status = await pipeline_status(handle)
         assert (status["state"], status["current"]) == ("awaiting_approval", "fix")
         assert [s["status"] for s in status["steps"]] == ["completed", "awaiting_approval", "pending"]
@@ -91,8 +104,15 @@ async def test_bundled_incident_pipeline_from_the_cli(
 
         # The approver signals the child by its predictable id, exactly as the status says.
         await temporal_cli(
-            temporal_env, "workflow", "signal", "--workflow-id", pending["workflow_id"], "--name", "approve",
-            "--input", json.dumps(decision(pending, "alice")),
+            temporal_env,
+            "workflow",
+            "signal",
+            "--workflow-id",
+            pending["workflow_id"],
+            "--name",
+            "approve",
+            "--input",
+            json.dumps(decision(pending, "alice")),
         )
         out = await temporal_cli(temporal_env, "workflow", "result", "--workflow-id", pipeline_id, "-o", "json")
     assert json.loads(out)["result"]["status"] == "completed"
@@ -120,7 +140,9 @@ async def test_failing_step_stops_the_pipeline(client: Client, tmp_path: Path) -
     ]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "x"}, id=workflow_id("stop"),
+            "PipelineWorkflow",
+            {"steps": steps, "input": "x"},
+            id=workflow_id("stop"),
             task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)
@@ -138,16 +160,26 @@ async def test_continue_after_failure_and_conditions(client: Client, tmp_path: P
     project = make_project(tmp_path, agents=AGENTS, script=SCRIPT)
     steps = [
         {"name": "bad", "agent": "broken", "on_failure": "continue"},
-        {"name": "report", "agent": "echo", "input": "bad was {{ steps.bad.status }}",
-         "when": {"step": "bad", "status": "failed"}},
+        {
+            "name": "report",
+            "agent": "echo",
+            "input": "bad was {{ steps.bad.status }}",
+            "when": {"step": "bad", "status": "failed"},
+        },
         {"name": "skipped", "agent": "echo", "when": {"step": "report", "contains": "completed"}},
-        {"name": "last", "agent": "echo",
-         "input": "{{ input }} / {{ steps.report.output }} / {{ steps.skipped.status }}"},
+        {
+            "name": "last",
+            "agent": "echo",
+            "input": "{{ input }} / {{ steps.report.output }} / {{ steps.skipped.status }}",
+        },
     ]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "start"}, id=workflow_id("continue"),
-            task_queue=project.settings.task_queue, result_type=PipelineResult,
+            "PipelineWorkflow",
+            {"steps": steps, "input": "start"},
+            id=workflow_id("continue"),
+            task_queue=project.settings.task_queue,
+            result_type=PipelineResult,
         )
         result = await handle.result()
     assert [s.status for s in result.steps] == ["failed", "completed", "skipped", "completed"]
@@ -164,8 +196,11 @@ async def test_worker_restart_mid_pipeline(client: Client, tmp_path: Path) -> No
     steps = [{"name": "fix", "agent": "support", "input": "Fix T-4"}, {"name": "after", "agent": "echo"}]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "done", "requester": "carol"}, id=workflow_id("restart"),
-            task_queue=project.settings.task_queue, result_type=PipelineResult,
+            "PipelineWorkflow",
+            {"steps": steps, "input": "done", "requester": "carol"},
+            id=workflow_id("restart"),
+            task_queue=project.settings.task_queue,
+            result_type=PipelineResult,
         )
         comment = await wait_pipeline_pending(handle, "comment_on_ticket")
     # No worker now: the decision waits in Temporal until one comes back.
@@ -187,7 +222,9 @@ async def test_cancel_mid_pipeline_keeps_completed_writes_in_the_audit(client: C
     steps = [{"name": "fix", "agent": "support", "input": "Fix T-4"}, {"name": "after", "agent": "echo"}]
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "PipelineWorkflow", {"steps": steps, "input": "x", "requester": "carol"}, id=workflow_id("cancel"),
+            "PipelineWorkflow",
+            {"steps": steps, "input": "x", "requester": "carol"},
+            id=workflow_id("cancel"),
             task_queue=project.settings.task_queue,
         )
         comment = await wait_pipeline_pending(handle, "comment_on_ticket")
@@ -205,8 +242,11 @@ async def test_cancel_mid_pipeline_keeps_completed_writes_in_the_audit(client: C
         status = await pipeline_status(handle)
     assert child_status == WorkflowExecutionStatus.CANCELED
     assert [(e["event"], e["tool"]) for e in audit] == [
-        ("requested", "comment_on_ticket"), ("approved", "comment_on_ticket"), ("outcome", "comment_on_ticket"),
-        ("requested", "close_ticket")]
+        ("requested", "comment_on_ticket"),
+        ("approved", "comment_on_ticket"),
+        ("outcome", "comment_on_ticket"),
+        ("requested", "close_ticket"),
+    ]
     assert audit[2]["outcome"] == "ok"
     assert (status["state"], [s["status"] for s in status["steps"]]) == ("cancelled", ["cancelled", "pending"])
     assert count_writes(project.tickets_db, "comment_on_ticket") == 1
@@ -219,8 +259,15 @@ async def test_bad_inline_pipelines_are_refused(client: Client, tmp_path: Path) 
     project = make_project(tmp_path, agents=AGENTS, script=SCRIPT, servers=TICKETS_STDIO)
     cases = [
         ({"steps": [{"name": "a", "agent": "nobody"}]}, "steps[0].agent: unknown agent 'nobody'"),
-        ({"steps": [{"name": "a", "agent": "echo", "input": "{{ steps.b.output }}"}, {"name": "b", "agent": "echo"}]},
-         "runs after 'a'"),
+        (
+            {
+                "steps": [
+                    {"name": "a", "agent": "echo", "input": "{{ steps.b.output }}"},
+                    {"name": "b", "agent": "echo"},
+                ]
+            },
+            "runs after 'a'",
+        ),
         ({"pipeline": "incident", "steps": [{"name": "a", "agent": "echo"}]}, "exactly one of 'pipeline'"),
         ({"pipeline": "nope"}, "unknown pipeline 'nope'"),
         ({"steps": [{"name": "A b", "agent": "echo"}]}, "steps.0.name"),
@@ -229,7 +276,10 @@ async def test_bad_inline_pipelines_are_refused(client: Client, tmp_path: Path) 
     async with airlock_worker(client, project):
         for payload, expected in cases:
             handle = await client.start_workflow(
-                "PipelineWorkflow", payload, id=workflow_id("bad-pipeline"), task_queue=project.settings.task_queue,
+                "PipelineWorkflow",
+                payload,
+                id=workflow_id("bad-pipeline"),
+                task_queue=project.settings.task_queue,
             )
             cause = await failure_of(handle)
             assert cause.type == "InvalidInputError", cause

@@ -20,22 +20,34 @@ def pipeline(*steps: str) -> str:
     return "\n".join(f"[[steps]]\n{body}\n" for body in steps)
 
 
-@pytest.mark.parametrize(("steps", "key", "problem"), [
-    (['name = "a"\nagent = "nobody"'], "steps[0].agent", "unknown agent 'nobody' (known: echo)"),
-    (['name = "a"\nagent = "echo"', 'name = "b"\nagent = "echo"\ninput = "{{ steps.c.output }}"'],
-     "steps[1].input", "unknown step 'c'"),
-    # Steps run in order: naming a later step (or itself) would be a cycle.
-    (['name = "a"\nagent = "echo"\ninput = "{{ steps.b.output }}"', 'name = "b"\nagent = "echo"'],
-     "steps[0].input", "refers to step 'b', which runs after 'a'"),
-    (['name = "a"\nagent = "echo"\ninput = "{{ steps.a.status }}"'], "steps[0].input", "itself"),
-    (['name = "a"\nagent = "echo"\ninput = "{{ __import__(\'os\') }}"'], "steps[0].input", "is not a reference"),
-    (['name = "a"\nagent = "echo"\nwhen = { step = "b", contains = "x" }', 'name = "b"\nagent = "echo"'],
-     "steps[0].when.step", "runs after 'a'"),
-    (['name = "a"\nagent = "echo"', 'name = "a"\nagent = "echo"'], "steps[1].name", "declared twice"),
-    (['name = "a"\nagent = "echo"\non_failure = "retry"'], "steps.0.on_failure", "'retry'"),
-    (['name = "a"\nagent = "echo"\nwhen = { step = "a" }'], "steps.0.when", "exactly one of"),
-    (['name = "a"\nagent = "echo"\ncolour = "blue"'], "steps.0.colour", "unknown key"),
-])
+@pytest.mark.parametrize(
+    ("steps", "key", "problem"),
+    [
+        (['name = "a"\nagent = "nobody"'], "steps[0].agent", "unknown agent 'nobody' (known: echo)"),
+        (
+            ['name = "a"\nagent = "echo"', 'name = "b"\nagent = "echo"\ninput = "{{ steps.c.output }}"'],
+            "steps[1].input",
+            "unknown step 'c'",
+        ),
+        # Steps run in order: naming a later step (or itself) would be a cycle.
+        (
+            ['name = "a"\nagent = "echo"\ninput = "{{ steps.b.output }}"', 'name = "b"\nagent = "echo"'],
+            "steps[0].input",
+            "refers to step 'b', which runs after 'a'",
+        ),
+        (['name = "a"\nagent = "echo"\ninput = "{{ steps.a.status }}"'], "steps[0].input", "itself"),
+        (['name = "a"\nagent = "echo"\ninput = "{{ __import__(\'os\') }}"'], "steps[0].input", "is not a reference"),
+        (
+            ['name = "a"\nagent = "echo"\nwhen = { step = "b", contains = "x" }', 'name = "b"\nagent = "echo"'],
+            "steps[0].when.step",
+            "runs after 'a'",
+        ),
+        (['name = "a"\nagent = "echo"', 'name = "a"\nagent = "echo"'], "steps[1].name", "declared twice"),
+        (['name = "a"\nagent = "echo"\non_failure = "retry"'], "steps.0.on_failure", "'retry'"),
+        (['name = "a"\nagent = "echo"\nwhen = { step = "a" }'], "steps.0.when", "exactly one of"),
+        (['name = "a"\nagent = "echo"\ncolour = "blue"'], "steps.0.colour", "unknown key"),
+    ],
+)
 def test_bad_pipeline_is_refused_at_load(tmp_path: Path, steps: list[str], key: str, problem: str) -> None:
     message = load_error(tmp_path, agents={"echo": ECHO}, pipelines={"flow": pipeline(*steps)})
     assert str(tmp_path / "agents" / "pipelines" / "flow.toml") in message

@@ -79,17 +79,20 @@ def test_rule_keys_that_can_match(key: str) -> None:
     assert rule_problem(key, servers=["tickets"], tool_name=TOOL_NAME_REGEX) is None
 
 
-@pytest.mark.parametrize(("key", "why"), [
-    ("", "empty"),
-    (".get_ticket", "empty"),
-    ("tickets.", "empty"),
-    ("crm.get_*", "mcp_servers"),
-    ("T*.get_*", "mcp_servers"),
-    ("get ticket", "no valid MCP tool name"),
-    ("tickets.get ticket", "no valid MCP tool name"),
-    ("*.[!A-Za-z0-9._-]", "no valid MCP tool name"),
-    ("x" * 129, "no valid MCP tool name"),
-])
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("", "empty"),
+        (".get_ticket", "empty"),
+        ("tickets.", "empty"),
+        ("crm.get_*", "mcp_servers"),
+        ("T*.get_*", "mcp_servers"),
+        ("get ticket", "no valid MCP tool name"),
+        ("tickets.get ticket", "no valid MCP tool name"),
+        ("*.[!A-Za-z0-9._-]", "no valid MCP tool name"),
+        ("x" * 129, "no valid MCP tool name"),
+    ],
+)
 def test_rule_keys_that_cannot_match(key: str, why: str) -> None:
     problem = rule_problem(key, servers=["tickets"], tool_name=TOOL_NAME_REGEX)
     assert problem is not None and why in problem
@@ -100,9 +103,7 @@ def test_rule_keys_that_cannot_match(key: str, why: str) -> None:
 # Small alphabets, so that generated rules and names often meet.
 servers = st.from_regex(r"[ab][ab_-]{0,3}", fullmatch=True)
 tools = st.from_regex(r"[ab.][ab._]{0,5}", fullmatch=True)
-server_globs = st.lists(st.sampled_from(["a", "b", "_", "*", "?", "[ab]", "[!a]"]), min_size=1, max_size=4).map(
-    "".join
-)
+server_globs = st.lists(st.sampled_from(["a", "b", "_", "*", "?", "[ab]", "[!a]"]), min_size=1, max_size=4).map("".join)
 tool_globs = st.lists(st.sampled_from(["a", "b", ".", "_", "*", "?", "[ab]", "[!a]"]), min_size=1, max_size=6).map(
     "".join
 )
@@ -117,13 +118,17 @@ def _token(glob: str, text: st.SearchStrategy[str]) -> st.SearchStrategy[tuple[s
 
 
 # A glob drawn together with a tool name it matches: rules that match are too rare by chance.
-matching_tool_part_lists = st.lists(st.one_of(
-    *(_token(char, st.just(char)) for char in "ab._"),
-    _token("*", st.text("ab._", max_size=3)),
-    _token("?", st.sampled_from("ab._")),
-    _token("[ab]", st.sampled_from("ab")),
-    _token("[!a]", st.sampled_from("b._")),
-), min_size=1, max_size=6)
+matching_tool_part_lists = st.lists(
+    st.one_of(
+        *(_token(char, st.just(char)) for char in "ab._"),
+        _token("*", st.text("ab._", max_size=3)),
+        _token("?", st.sampled_from("ab._")),
+        _token("[ab]", st.sampled_from("ab")),
+        _token("[!a]", st.sampled_from("b._")),
+    ),
+    min_size=1,
+    max_size=6,
+)
 
 
 def joined(parts: list[tuple[str, str]]) -> tuple[str, str]:
@@ -185,8 +190,14 @@ def test_adding_a_rule_never_loosens_an_equally_specific_one(
 
 
 @PROPERTY_SETTINGS
-@given(rules=rule_sets, glob=matching_tool_parts, server=servers, exact=st.sampled_from(POLICIES),
-       scoped=st.booleans(), glob_scoped=st.booleans())
+@given(
+    rules=rule_sets,
+    glob=matching_tool_parts,
+    server=servers,
+    exact=st.sampled_from(POLICIES),
+    scoped=st.booleans(),
+    glob_scoped=st.booleans(),
+)
 def test_an_exact_tool_name_beats_a_glob(
     rules: dict[str, Policy], glob: tuple[str, str], server: str, exact: Policy, scoped: bool, glob_scoped: bool
 ) -> None:
@@ -201,8 +212,12 @@ def test_an_exact_tool_name_beats_a_glob(
 
 
 @PROPERTY_SETTINGS
-@given(glob=matching_tool_parts.filter(lambda parts: "." not in parts[0]), server=servers,
-       first=st.sampled_from(POLICIES), second=st.sampled_from(POLICIES))
+@given(
+    glob=matching_tool_parts.filter(lambda parts: "." not in parts[0]),
+    server=servers,
+    first=st.sampled_from(POLICIES),
+    second=st.sampled_from(POLICIES),
+)
 def test_equally_specific_matches_go_to_the_stricter(
     glob: tuple[str, str], server: str, first: Policy, second: Policy
 ) -> None:

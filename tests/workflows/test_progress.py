@@ -59,24 +59,38 @@ def events_of(path: Path) -> list[dict[str, Any]]:
 
 
 async def test_status_names_the_call_and_show_prints_its_progress_over_stdio(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
     events = tmp_path / "events.jsonl"
     # Temporal sends heartbeats at most every 4 s (0.8 x the 5 s heartbeat timeout): the call runs 7 s.
-    script = {"worker": [{"tool_call": {"name": "slow", "arguments": {"steps": 12, "step_seconds": 0.6}}},
-                         {"message": "done"}]}
-    project = make_project(tmp_path, agents={"worker": AGENT.format(name="worker", server="long")},
-                           script=script, servers=long_servers(events))
+    script = {
+        "worker": [
+            {"tool_call": {"name": "slow", "arguments": {"steps": 12, "step_seconds": 0.6}}},
+            {"message": "done"},
+        ]
+    }
+    project = make_project(
+        tmp_path,
+        agents={"worker": AGENT.format(name="worker", server="long")},
+        script=script,
+        servers=long_servers(events),
+    )
     project.environ["LONG_EVENTS"] = str(events)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"), id=workflow_id("progress"),
-            task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="worker", input="go", requester="carol"),
+            id=workflow_id("progress"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
 
         async def in_flight() -> RunStatus | None:
             status: RunStatus = await handle.query("status", result_type=RunStatus)
             return status if status.in_flight else None
+
         status = await wait_for(in_flight, what="the call in flight in status")
         [call] = status.in_flight
         assert (call.server, call.tool) == ("long", "slow")
@@ -84,6 +98,7 @@ async def test_status_names_the_call_and_show_prints_its_progress_over_stdio(
         async def progressed() -> dict[str, Any] | None:
             found = (await progress_by_call(client, handle)).get(call.call_id)
             return found if found and found.get("progress", 0) >= 2 else None
+
         details = await wait_for(progressed, what="progress in the pending activity's heartbeat")
         assert details["total"] == 12 and details["message"].endswith("of 12")
         shown = await airlock("--address", address_of(temporal_env), "show", handle.id, home=tmp_path)
@@ -99,18 +114,34 @@ async def test_status_names_the_call_and_show_prints_its_progress_over_stdio(
 
 
 async def test_run_follow_shows_progress_of_a_third_party_server_over_http(
-    client: Client, temporal_env: WorkflowEnvironment, tmp_path: Path,
+    client: Client,
+    temporal_env: WorkflowEnvironment,
+    tmp_path: Path,
 ) -> None:
-    script = {"worker": [{"tool_call": {"name": "trigger-long-running-operation",
-                                        "arguments": {"duration": 10, "steps": 10}}},
-                         {"message": "done"}]}
+    script = {
+        "worker": [
+            {"tool_call": {"name": "trigger-long-running-operation", "arguments": {"duration": 10, "steps": 10}}},
+            {"message": "done"},
+        ]
+    }
     async with everything_http(tmp_path / "everything.log") as url:
-        project = make_project(tmp_path, agents={"worker": AGENT.format(name="worker", server="everything")},
-                               script=script, servers=everything_servers(url, extra="long_running = true"))
+        project = make_project(
+            tmp_path,
+            agents={"worker": AGENT.format(name="worker", server="everything")},
+            script=script,
+            servers=everything_servers(url, extra="long_running = true"),
+        )
         async with airlock_worker(client, project):
             ran = await airlock(
-                "--address", address_of(temporal_env), "run", "worker", "go", "--follow", home=tmp_path,
-                env={"AIRLOCK_TASK_QUEUE": project.settings.task_queue}, timeout=90,
+                "--address",
+                address_of(temporal_env),
+                "run",
+                "worker",
+                "go",
+                "--follow",
+                home=tmp_path,
+                env={"AIRLOCK_TASK_QUEUE": project.settings.task_queue},
+                timeout=90,
             )
     assert ran.code == 0, ran.describe()
     lines = [line for line in ran.out.splitlines() if "everything.trigger-long-running-operation" in line]
@@ -138,13 +169,20 @@ async def test_a_progress_flood_with_bogus_values_stays_bounded(client: Client, 
 
     # Through a worker: the run completes, and none of the 100 kB messages reach the history.
     script = {"worker": [{"tool_call": {"name": "flood", "arguments": {"count": 2000}}}, {"message": "done"}]}
-    project = make_project(tmp_path / "run", agents={"worker": AGENT.format(name="worker", server="long")},
-                           script=script, servers=long_servers(events))
+    project = make_project(
+        tmp_path / "run",
+        agents={"worker": AGENT.format(name="worker", server="long")},
+        script=script,
+        servers=long_servers(events),
+    )
     project.environ["LONG_EVENTS"] = str(events)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"), id=workflow_id("flood"),
-            task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="worker", input="go", requester="carol"),
+            id=workflow_id("flood"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result_of_run = await handle.result()
     assert result_of_run.status == "completed"

@@ -85,8 +85,12 @@ def test_the_worker_redacts_its_api_keys_and_header_variables(tmp_path: Path) ->
     headers = { Authorization = "Bearer ${ECHO_TOKEN}", "X-Team" = "${TEAM_ID}" }
     """
     project = make_project(
-        tmp_path, agents={"support": SUPPORT_AGENT.replace('["tickets"]', '["echo"]')}, servers=servers,
-        model_provider="openai", openai_api_key=API_KEY, temporal_api_key=TEMPORAL_KEY,
+        tmp_path,
+        agents={"support": SUPPORT_AGENT.replace('["tickets"]', '["echo"]')},
+        servers=servers,
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        temporal_api_key=TEMPORAL_KEY,
     )
     project.environ.update({"ECHO_TOKEN": ECHO_TOKEN, "TEAM_ID": "team-4242-platform", "UNRELATED": "not-a-secret-1"})
     redactor = build_activities(project.settings, environ=project.environ).redactor
@@ -107,8 +111,13 @@ def test_an_application_error_keeps_its_type_and_retry_behaviour() -> None:
             raise RuntimeError(f"inner {API_KEY}")
         except RuntimeError as inner:
             raise ApplicationError(
-                f"refused {API_KEY}", f"detail {API_KEY}", {"key": API_KEY}, type="ModelUnavailable",
-                non_retryable=True, next_retry_delay=delay, category=ApplicationErrorCategory.BENIGN,
+                f"refused {API_KEY}",
+                f"detail {API_KEY}",
+                {"key": API_KEY},
+                type="ModelUnavailable",
+                non_retryable=True,
+                next_retry_delay=delay,
+                category=ApplicationErrorCategory.BENIGN,
             ) from inner
     except ApplicationError as err:
         clean = scrubbed(err, redactor)
@@ -145,7 +154,10 @@ def test_log_lines_are_scrubbed_from_structlog_and_stdlib(capsys: pytest.Capture
     secret = "log-secret-77a1c0de"
     with worker_logs(Redactor([secret]), capsys) as captured:
         structlog.get_logger("airlock.test").warning(
-            "structlog_event", value=secret, nested={"items": [f"x{secret}"]}, error=ValueError(secret),
+            "structlog_event",
+            value=secret,
+            nested={"items": [f"x{secret}"]},
+            error=ValueError(secret),
         )
         logging.getLogger("httpx").warning("stdlib record %s", secret)
         try:
@@ -156,7 +168,9 @@ def test_log_lines_are_scrubbed_from_structlog_and_stdlib(capsys: pytest.Capture
 
     lines = [json.loads(line) for line in text.splitlines()]
     assert [line["event"] for line in lines] == [
-        "structlog_event", f"stdlib record {REDACTED}", "Completing activity as failed",
+        "structlog_event",
+        f"stdlib record {REDACTED}",
+        "Completing activity as failed",
     ]
     assert lines[0]["value"] == REDACTED and lines[0]["nested"] == {"items": [f"x{REDACTED}"]}
     assert REDACTED in lines[0]["error"]
@@ -178,19 +192,30 @@ def serve(stubs: list[OpenAIStub], replies: list[Reply]) -> OpenAIStub:
 async def run_to_failure(client: Client, task_queue: str, agent: str, prefix: str) -> tuple[Any, ApplicationError]:
     """Start `agent` and wait for the typed failure it ends with."""
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent=agent, input="Look at T-1.", requester="carol"), id=workflow_id(prefix),
-        task_queue=task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent=agent, input="Look at T-1.", requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=task_queue,
+        result_type=AgentResult,
     )
     return handle, await asyncio.wait_for(failure_of(handle), RUN_DEADLINE_S)
 
 
 @pytest.mark.parametrize("api", ["chat_completions", "responses"])
 async def test_an_api_key_echoed_in_a_401_reaches_neither_history_nor_logs(
-    client: Client, tmp_path: Path, stubs: list[OpenAIStub], capsys: pytest.CaptureFixture[str], api: Api,
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
+    capsys: pytest.CaptureFixture[str],
+    api: Api,
 ) -> None:
     stub = serve(stubs, [Fault(401, echo_authorization=True)])
     project = make_project(
-        tmp_path, model_provider="openai", openai_api_key=API_KEY, openai_base_url=stub.base_url, openai_api=api,
+        tmp_path,
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=stub.base_url,
+        openai_api=api,
     )
     async with airlock_worker(client, project) as activities:
         with worker_logs(activities.redactor, capsys) as captured:
@@ -218,14 +243,18 @@ mcp_servers = ["echo"]
 [tools]
 "*" = "auto"
 """
-ECHO_SCRIPT: dict[str, list[dict[str, Any]]] = {"echo": [
-    {"tool_calls": [{"name": "whoami"}, {"name": "check_access"}, {"name": "rotate_token"}]},
-    {"message": "Done."},
-]}
+ECHO_SCRIPT: dict[str, list[dict[str, Any]]] = {
+    "echo": [
+        {"tool_calls": [{"name": "whoami"}, {"name": "check_access"}, {"name": "rotate_token"}]},
+        {"message": "Done."},
+    ]
+}
 
 
 async def test_a_bearer_token_echoed_by_an_mcp_server_reaches_neither_history_model_nor_logs(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with echo_http_server() as url:
         servers = f"""
@@ -242,8 +271,11 @@ async def test_a_bearer_token_echoed_by_an_mcp_server_reaches_neither_history_mo
             spy = record_model(activities)
             with worker_logs(activities.redactor, capsys) as captured:
                 handle = await client.start_workflow(
-                    "AgentWorkflow", AgentRequest(agent="echo", input="Who am I?", requester="carol"),
-                    id=workflow_id("redact-mcp"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                    "AgentWorkflow",
+                    AgentRequest(agent="echo", input="Who am I?", requester="carol"),
+                    id=workflow_id("redact-mcp"),
+                    task_queue=project.settings.task_queue,
+                    result_type=AgentResult,
                 )
                 result = await asyncio.wait_for(handle.result(), RUN_DEADLINE_S)
                 logged = captured()
@@ -280,11 +312,17 @@ MALFORMED_OUTPUTS: dict[str, Any] = {
 
 @pytest.mark.parametrize("shape", sorted(MALFORMED_OUTPUTS))
 async def test_a_malformed_model_reply_fails_the_run_with_model_error(
-    client: Client, tmp_path: Path, stubs: list[OpenAIStub], shape: str,
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
+    shape: str,
 ) -> None:
     stub = serve(stubs, [RawOutput(MALFORMED_OUTPUTS[shape])])
     project = make_project(
-        tmp_path, model_provider="openai", openai_api_key=API_KEY, openai_base_url=stub.base_url,
+        tmp_path,
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=stub.base_url,
         openai_api="responses",
     )
     async with airlock_worker(client, project):

@@ -62,8 +62,10 @@ class People:
             if name == "alice" and extra_alice_key is not None:
                 entries.append(public_key_entry(public_bytes(extra_alice_key)))
             lines.append(f"[people.{name}]\nkeys = {json.dumps(entries)}\n")
-        lines.append(f'[services.inbox]\nkeys = ["{public_key_entry(public_bytes(self.keys["inbox"]))}"]\n'
-                     'may_assert = ["bob", "*@example.com"]\n')
+        lines.append(
+            f'[services.inbox]\nkeys = ["{public_key_entry(public_bytes(self.keys["inbox"]))}"]\n'
+            'may_assert = ["bob", "*@example.com"]\n'
+        )
         lines.append('[groups]\nleads = ["dave"]\n')
         self.file.write_text("\n".join(lines))
 
@@ -77,17 +79,31 @@ def people(tmp_path: Path) -> People:
 
 
 def signed(
-    pending: dict[str, Any], workflow: str, signer: str, key: Ed25519PrivateKey, *, approver: str | None = None,
-    kind: str = "approve", now: datetime | None = None, lifetime: timedelta = timedelta(minutes=10),
-    edited: dict[str, Any] | None = None, **bind: Any,
+    pending: dict[str, Any],
+    workflow: str,
+    signer: str,
+    key: Ed25519PrivateKey,
+    *,
+    approver: str | None = None,
+    kind: str = "approve",
+    now: datetime | None = None,
+    lifetime: timedelta = timedelta(minutes=10),
+    edited: dict[str, Any] | None = None,
+    **bind: Any,
 ) -> dict[str, Any]:
     """A decision payload on `pending`, signed by `key` as `signer` (claims may be bound wrongly)."""
     who = approver or signer
     token = sign_decision(
-        key, signer=signer, approver=who, workflow_id=bind.get("workflow_id", workflow),
-        call_id=bind.get("call_id", pending["call_id"]), decision=bind.get("decision", kind),  # type: ignore[arg-type]
+        key,
+        signer=signer,
+        approver=who,
+        workflow_id=bind.get("workflow_id", workflow),
+        call_id=bind.get("call_id", pending["call_id"]),
+        decision=bind.get("decision", kind),  # type: ignore[arg-type]
         arguments_sha256=bind.get("arguments_sha256", pending["arguments_sha256"]),
-        edited_sha256=arguments_sha256(edited) if edited is not None else None, lifetime=lifetime, now=now,
+        edited_sha256=arguments_sha256(edited) if edited is not None else None,
+        lifetime=lifetime,
+        now=now,
     )
     payload = decision(pending, who, signature=token)
     if edited is not None:
@@ -98,8 +114,11 @@ def signed(
 async def start(client: Client, project: Project, requester: str = "carol") -> WorkflowHandle[Any, AgentResult]:
     """Start a support run that will wait at close_ticket."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-1.", requester=requester),
-        id=workflow_id("signed"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-1.", requester=requester),
+        id=workflow_id("signed"),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -110,9 +129,11 @@ async def audit_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
 
 async def refusals(handle: WorkflowHandle[Any, Any], count: int) -> list[str]:
     """Wait for `count` refused audit entries; their reasons, in order."""
+
     async def check() -> list[str] | None:
         found = [e["reason"] for e in await audit_of(handle) if e["event"] == "refused"]
         return found if len(found) >= count else None
+
     return await wait_for(check, what=f"{count} refusals")
 
 
@@ -126,10 +147,13 @@ async def refused_review(handle: WorkflowHandle[Any, Any], payload: dict[str, An
 
 
 async def test_only_a_signature_that_binds_this_decision_counts(
-    client: Client, tmp_path: Path, people: People,
+    client: Client,
+    tmp_path: Path,
+    people: People,
 ) -> None:
-    project = make_project(tmp_path, script=SCRIPT, agents={"support": agent('approvers = ["alice", "bob"]')},
-                           approvers_file=people.file)
+    project = make_project(
+        tmp_path, script=SCRIPT, agents={"support": agent('approvers = ["alice", "bob"]')}, approvers_file=people.file
+    )
     keys = people.keys
     async with airlock_worker(client, project):
         handle = await start(client, project, requester="bob")
@@ -177,7 +201,9 @@ async def test_only_a_signature_that_binds_this_decision_counts(
 
 
 async def test_a_quorum_of_signed_people_and_a_service_that_vouches(
-    client: Client, tmp_path: Path, people: People,
+    client: Client,
+    tmp_path: Path,
+    people: People,
 ) -> None:
     approval = 'approvers = ["alice", "bob", "group:leads"]\nrequired = 2'
     project = make_project(tmp_path, script=SCRIPT, agents={"support": agent(approval)}, approvers_file=people.file)
@@ -188,7 +214,8 @@ async def test_a_quorum_of_signed_people_and_a_service_that_vouches(
         first = signed(pending, handle.id, "alice", keys["alice"])
         await handle.signal("approve", first)
         [waiting] = await wait_for(
-            lambda: _pending_with(handle, lambda p: p["approved_by"] == ["alice"]), what="alice's approval to count")
+            lambda: _pending_with(handle, lambda p: p["approved_by"] == ["alice"]), what="alice's approval to count"
+        )
         assert waiting["approvals_needed"] == 1
         await handle.signal("approve", first)  # the same signature again
         await handle.signal("approve", signed(pending, handle.id, "inbox", keys["inbox"], approver="mallory"))
@@ -202,8 +229,10 @@ async def test_a_quorum_of_signed_people_and_a_service_that_vouches(
     assert (record.decision, record.approved_by) == ("approved", ["alice", "bob"])
     assert record.identity == f"signed:inbox/{key_id_of(keys['inbox'])}"
     approved = [(e["actor"], e["identity"]) for e in audit if e["event"] == "approved"]
-    assert approved == [("alice", f"signed:alice/{key_id_of(keys['alice'])}"),
-                        ("bob", f"signed:inbox/{key_id_of(keys['inbox'])}")]
+    assert approved == [
+        ("alice", f"signed:alice/{key_id_of(keys['alice'])}"),
+        ("bob", f"signed:inbox/{key_id_of(keys['inbox'])}"),
+    ]
     assert count_writes(project.tickets_db, "close_ticket") == 1
     await assert_replays(handle)
 
@@ -214,11 +243,22 @@ async def _pending_with(handle: WorkflowHandle[Any, Any], test: Any) -> list[dic
 
 
 async def test_a_key_added_to_the_file_works_for_a_run_already_waiting(
-    client: Client, tmp_path: Path, people: People,
+    client: Client,
+    tmp_path: Path,
+    people: People,
 ) -> None:
-    project = make_project(tmp_path, script={"support": [CLOSE_T1, {"tool_call": {
-        "name": "close_ticket", "arguments": {"ticket_id": "T-2", "resolution": "fixed"}}}, {"message": "Done."}]},
-        agents={"support": agent('approvers = ["alice"]')}, approvers_file=people.file)
+    project = make_project(
+        tmp_path,
+        script={
+            "support": [
+                CLOSE_T1,
+                {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2", "resolution": "fixed"}}},
+                {"message": "Done."},
+            ]
+        },
+        agents={"support": agent('approvers = ["alice"]')},
+        approvers_file=people.file,
+    )
     rotated = generate_key()
     async with airlock_worker(client, project):
         handle = await start(client, project)
@@ -226,24 +266,31 @@ async def test_a_key_added_to_the_file_works_for_a_run_already_waiting(
         people.write(extra_alice_key=rotated)
         # By update: the validator lets an unknown key through once, the handler looks again.
         recorded = await handle.execute_update(
-            "review", {**signed(first, handle.id, "alice", rotated), "decision": "approve"}, result_type=dict)
+            "review", {**signed(first, handle.id, "alice", rotated), "decision": "approve"}, result_type=dict
+        )
         assert recorded["identity"] == f"signed:alice/{key_id_of(rotated)}"
         [second] = await wait_for(
-            lambda: _pending_with(handle, lambda p: p["call_id"] != first["call_id"]), what="the second call")
+            lambda: _pending_with(handle, lambda p: p["call_id"] != first["call_id"]), what="the second call"
+        )
         # By signal, with the old key, which is still listed.
         await handle.signal("approve", signed(second, handle.id, "alice", people.keys["alice"]))
         result = await handle.result()
     assert [r.identity for r in result.approvals] == [
-        f"signed:alice/{key_id_of(rotated)}", f"signed:alice/{key_id_of(people.keys['alice'])}"]
+        f"signed:alice/{key_id_of(rotated)}",
+        f"signed:alice/{key_id_of(people.keys['alice'])}",
+    ]
     assert count_writes(project.tickets_db, "close_ticket") == 2
     await assert_replays(handle)
 
 
 async def test_an_approval_with_edits_runs_the_edited_call_and_the_model_hears_so(
-    client: Client, tmp_path: Path, people: People,
+    client: Client,
+    tmp_path: Path,
+    people: People,
 ) -> None:
-    project = make_project(tmp_path, script=SCRIPT, agents={"support": agent('approvers = ["alice"]')},
-                           approvers_file=people.file)
+    project = make_project(
+        tmp_path, script=SCRIPT, agents={"support": agent('approvers = ["alice"]')}, approvers_file=people.file
+    )
     edited = {"ticket_id": "T-1", "resolution": "duplicate"}
     async with airlock_worker(client, project) as activities:
         spy = record_model(activities)
@@ -255,8 +302,10 @@ async def test_an_approval_with_edits_runs_the_edited_call_and_the_model_hears_s
         bad = signed(pending, handle.id, "alice", people.keys["alice"], edited={"ticket_id": "T-1", "x": 1})
         assert "input schema" in await refused_review(handle, bad)
         await handle.execute_update(
-            "review", {**signed(pending, handle.id, "alice", people.keys["alice"], edited=edited),
-                       "decision": "approve"}, result_type=dict)
+            "review",
+            {**signed(pending, handle.id, "alice", people.keys["alice"], edited=edited), "decision": "approve"},
+            result_type=dict,
+        )
         result = await handle.result()
         audit = await audit_of(handle)
     [record] = result.approvals

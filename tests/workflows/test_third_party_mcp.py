@@ -47,9 +47,7 @@ def filesystem_server() -> Path:
     return FILESYSTEM_SERVER
 
 
-async def test_reads_run_and_writes_wait_for_approval(
-    client: Client, tmp_path: Path, filesystem_server: Path
-) -> None:
+async def test_reads_run_and_writes_wait_for_approval(client: Client, tmp_path: Path, filesystem_server: Path) -> None:
     root = (tmp_path / "files").resolve()
     root.mkdir()
     (root / "notes.txt").write_text(NOTES)
@@ -62,11 +60,13 @@ async def test_reads_run_and_writes_wait_for_approval(
     trust = "trusted"
     timeout = "20s"
     """
-    script = {"files": [
-        {"tool_call": {"name": "read_text_file", "arguments": {"path": str(root / "notes.txt")}}},
-        {"tool_call": {"name": "write_file", "arguments": {"path": str(summary), "content": SUMMARY}}},
-        {"message": "Wrote summary.txt."},
-    ]}
+    script = {
+        "files": [
+            {"tool_call": {"name": "read_text_file", "arguments": {"path": str(root / "notes.txt")}}},
+            {"tool_call": {"name": "write_file", "arguments": {"path": str(summary), "content": SUMMARY}}},
+            {"message": "Wrote summary.txt."},
+        ]
+    }
     project = make_project(tmp_path, agents={"files": FILES_AGENT}, script=script, servers=servers)
     async with airlock_worker(client, project) as activities:
         # The premise of the default policy: the package annotates its tools itself.
@@ -77,7 +77,9 @@ async def test_reads_run_and_writes_wait_for_approval(
         handle = await client.start_workflow(
             "AgentWorkflow",
             AgentRequest(agent="files", input="Summarise notes.txt into summary.txt.", requester="carol"),
-            id=workflow_id("fs"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            id=workflow_id("fs"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
         assert (pending["server"], pending["tool"]) == ("files", "write_file")
@@ -94,7 +96,11 @@ async def test_reads_run_and_writes_wait_for_approval(
     assert result.tool_calls == 2
     [record] = result.approvals
     assert (record.tool, record.decision, record.decided_by, record.outcome) == (
-        "write_file", "approved", "alice", "ok")
+        "write_file",
+        "approved",
+        "alice",
+        "ok",
+    )
     # The read really went through the server: its result is recorded in the history.
     assert "marker 4b1d" in await history_text(handle)
     await assert_replays(handle)

@@ -57,7 +57,9 @@ def agent_with_both(rules: str) -> str:
 def hostile_project(root: Path, attacks: str, rules: str, script: list[dict[str, Any]]) -> Project:
     """A project whose support agent uses tickets and a hostile server playing `attacks`."""
     project = make_project(
-        root, agents={"support": agent_with_both(rules)}, script={"support": script},
+        root,
+        agents={"support": agent_with_both(rules)},
+        script={"support": script},
         servers=TICKETS_STDIO + HOSTILE_SERVER,
     )
     project.environ.update(HOSTILE_TOOLS=attacks, HOSTILE_CALLS=str(root / "hostile-calls.jsonl"))
@@ -78,8 +80,11 @@ def planned(tools: list[ToolPlan]) -> dict[tuple[str, str], str]:
 async def start(client: Client, project: Project, prefix: str) -> WorkflowHandle[Any, AgentResult]:
     """Start a support run on the project's task queue."""
     return await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
-        id=workflow_id(prefix), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Look at T-1.", requester="carol"),
+        id=workflow_id(prefix),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
 
 
@@ -154,7 +159,9 @@ async def test_a_denied_duplicate_is_no_conflict_and_the_call_runs_where_it_was_
 
 
 async def test_tool_names_the_mcp_spec_forbids_are_left_out(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # The model asks for the misnamed tool anyway: it hears the tool does not exist.
     script = [{"tool_call": {"name": "get secret", "arguments": {}}}, {"message": "Done."}]
@@ -169,7 +176,8 @@ async def test_tool_names_the_mcp_spec_forbids_are_left_out(
     assert hostile == {"echo"}
     warned = [entry for entry in logs if entry["event"] == "mcp_tool_name_invalid"]
     assert {(entry["server"], entry["tool"]) for entry in warned} == {
-        ("hostile", "get secret"), ("hostile", LONG_NAME[:MAX_LOGGED_NAME]),
+        ("hostile", "get secret"),
+        ("hostile", LONG_NAME[:MAX_LOGGED_NAME]),
     }
     assert (result.output, result.approvals, result.tool_calls) == ("Done.", [], 0)
     assert hostile_calls(project) == []

@@ -33,18 +33,35 @@ def tool_output(body: dict[str, Any]) -> Any:
     return item["output"]
 
 
-async def _run(client: Client, tmp_path: Path, stubs: list[OpenAIStub], servers: str, agent_text: str,
-               call: tuple[str, dict[str, Any]], environ: dict[str, str] | None = None) -> tuple[OpenAIStub, Any]:
+async def _run(
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
+    servers: str,
+    agent_text: str,
+    call: tuple[str, dict[str, Any]],
+    environ: dict[str, str] | None = None,
+) -> tuple[OpenAIStub, Any]:
     stub = OpenAIStub([ToolCalls([call]), Text("described")])
     stubs.append(stub)
     stub.start()
-    project = make_project(tmp_path, agents={"viewer": agent_text}, servers=servers, model_provider="openai",
-                           openai_api_key=API_KEY, openai_base_url=stub.base_url, openai_api="responses")
+    project = make_project(
+        tmp_path,
+        agents={"viewer": agent_text},
+        servers=servers,
+        model_provider="openai",
+        openai_api_key=API_KEY,
+        openai_base_url=stub.base_url,
+        openai_api="responses",
+    )
     project.environ.update(environ or {})
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="viewer", input="What is in the image?", requester="carol"),
-            id=workflow_id("images"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="viewer", input="What is in the image?", requester="carol"),
+            id=workflow_id("images"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         result = await handle.result()
     assert result.status == "completed"
@@ -52,11 +69,14 @@ async def _run(client: Client, tmp_path: Path, stubs: list[OpenAIStub], servers:
 
 
 async def test_a_model_that_takes_images_receives_the_tool_image(
-    client: Client, tmp_path: Path, stubs: list[OpenAIStub],
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
 ) -> None:
     async with everything_http(tmp_path / "everything.log") as url:
-        stub, handle = await _run(client, tmp_path, stubs, everything_servers(url), agent("everything", images=True),
-                                  ("get-tiny-image", {}))
+        stub, handle = await _run(
+            client, tmp_path, stubs, everything_servers(url), agent("everything", images=True), ("get-tiny-image", {})
+        )
     output = tool_output(stub.requests[1])
     assert isinstance(output, list), output
     [image] = [part for part in output if part.get("type") == "input_image"]
@@ -67,22 +87,34 @@ async def test_a_model_that_takes_images_receives_the_tool_image(
 
 
 async def test_a_model_that_does_not_take_images_gets_the_placeholder(
-    client: Client, tmp_path: Path, stubs: list[OpenAIStub],
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
 ) -> None:
     async with everything_http(tmp_path / "everything.log") as url:
-        stub, handle = await _run(client, tmp_path, stubs, everything_servers(url), agent("everything", images=False),
-                                  ("get-tiny-image", {}))
+        stub, handle = await _run(
+            client, tmp_path, stubs, everything_servers(url), agent("everything", images=False), ("get-tiny-image", {})
+        )
     output = tool_output(stub.requests[1])
     assert isinstance(output, str) and "bytes, not shown]" in output
     assert "iVBORw0KGgo" not in await history_text(handle)
 
 
 async def test_a_huge_image_stays_a_placeholder_and_out_of_history(
-    client: Client, tmp_path: Path, stubs: list[OpenAIStub],
+    client: Client,
+    tmp_path: Path,
+    stubs: list[OpenAIStub],
 ) -> None:
     events = tmp_path / "events.jsonl"
-    stub, handle = await _run(client, tmp_path, stubs, long_servers(events), agent("long", images=True),
-                              ("huge_image", {"kb": 2000}), {"LONG_EVENTS": str(events)})
+    stub, handle = await _run(
+        client,
+        tmp_path,
+        stubs,
+        long_servers(events),
+        agent("long", images=True),
+        ("huge_image", {"kb": 2000}),
+        {"LONG_EVENTS": str(events)},
+    )
     output = tool_output(stub.requests[1])
     flat = output if isinstance(output, str) else " ".join(p.get("text", "") for p in output)
     assert "[image: image/png, 2048004 bytes, not shown]" in flat

@@ -29,11 +29,16 @@ TASK_TOOL = "simulate-research-query"
 
 
 async def test_tools_that_require_tasks_are_hidden_and_said_once(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with everything_http(tmp_path / "everything.log") as url:
-        project = make_project(tmp_path, agents={"worker": AGENT.format(name="worker", server="everything")},
-                               servers=everything_servers(url))
+        project = make_project(
+            tmp_path,
+            agents={"worker": AGENT.format(name="worker", server="everything")},
+            servers=everything_servers(url),
+        )
         with worker_logs(Redactor(), capsys) as logged:
             async with airlock_worker(client, project) as activities:
                 listed = await activities.pool.connection("everything").list_tools()
@@ -58,26 +63,40 @@ async def test_tools_that_require_tasks_are_hidden_and_said_once(
 
 
 async def test_a_changed_tool_is_gated_again_for_the_next_run(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = tmp_path / "events.jsonl"
-    script = {"worker": [
-        {"tool_call": {"name": "target", "arguments": {"text": "{input}"}}},
-        {"tool_call": {"name": "flip", "arguments": {}}},
-        {"message": "flipped"},
-    ]}
-    project = make_project(tmp_path, agents={"worker": AGENT.format(name="worker", server="long")},
-                           script=script, servers=long_servers(events))
+    script = {
+        "worker": [
+            {"tool_call": {"name": "target", "arguments": {"text": "{input}"}}},
+            {"tool_call": {"name": "flip", "arguments": {}}},
+            {"message": "flipped"},
+        ]
+    }
+    project = make_project(
+        tmp_path,
+        agents={"worker": AGENT.format(name="worker", server="long")},
+        script=script,
+        servers=long_servers(events),
+    )
     project.environ["LONG_EVENTS"] = str(events)
     with worker_logs(Redactor(), capsys) as logged:
         async with airlock_worker(client, project):
             first = await client.execute_workflow(
-                "AgentWorkflow", AgentRequest(agent="worker", input="one", requester="carol"),
-                id=workflow_id("list-1"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="worker", input="one", requester="carol"),
+                id=workflow_id("list-1"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             second = await client.start_workflow(
-                "AgentWorkflow", AgentRequest(agent="worker", input="two", requester="carol"),
-                id=workflow_id("list-2"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="worker", input="two", requester="carol"),
+                id=workflow_id("list-2"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             [pending] = await wait_pending(second)
             await second.terminate("test done")
@@ -93,18 +112,27 @@ async def test_a_changed_tool_is_gated_again_for_the_next_run(
 
 
 async def test_a_list_changed_storm_changes_nothing(
-    client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     events = tmp_path / "events.jsonl"
     script = {"worker": [{"tool_call": {"name": "storm", "arguments": {"count": 1000}}}, {"message": "calm"}]}
-    project = make_project(tmp_path, agents={"worker": AGENT.format(name="worker", server="long")},
-                           script=script, servers=long_servers(events))
+    project = make_project(
+        tmp_path,
+        agents={"worker": AGENT.format(name="worker", server="long")},
+        script=script,
+        servers=long_servers(events),
+    )
     project.environ["LONG_EVENTS"] = str(events)
     with worker_logs(Redactor(), capsys) as logged:
         async with airlock_worker(client, project) as activities:
             stormy = await client.execute_workflow(
-                "AgentWorkflow", AgentRequest(agent="worker", input="go", requester="carol"),
-                id=workflow_id("storm"), task_queue=project.settings.task_queue, result_type=AgentResult,
+                "AgentWorkflow",
+                AgentRequest(agent="worker", input="go", requester="carol"),
+                id=workflow_id("storm"),
+                task_queue=project.settings.task_queue,
+                result_type=AgentResult,
             )
             connection = activities.pool.connection("long")
             await wait_for(condition(lambda: connection.tools_changed), what="the storm to be heard")
@@ -115,7 +143,15 @@ async def test_a_list_changed_storm_changes_nothing(
     assert [e.get("count") for e in events_of(events) if e["event"] == "stormed"] == [1000]
     # The session survived the storm and the next listing is the server's list, unchanged.
     assert connects == 1
-    assert {t.name for t in plan.agents["worker"].tools} == {"slow", "wait_forever", "stubborn", "flood", "flip",
-                                                              "storm", "target", "huge_image"}
+    assert {t.name for t in plan.agents["worker"].tools} == {
+        "slow",
+        "wait_forever",
+        "stubborn",
+        "flood",
+        "flip",
+        "storm",
+        "target",
+        "huge_image",
+    }
     # One line until the next listing clears it (events still in transit then may add one more).
     assert 1 <= text.count('"mcp_tools_changed"') <= 2, text.count('"mcp_tools_changed"')

@@ -37,24 +37,27 @@ close_ticket = "approve"
 approvers = ["alice"]
 """
 
-SCRIPT = {"support": [
-    {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "looking"}}},
-    {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
-    {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
-    {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "closed"}}},
-    {"message": "Closed T-2."},
-]}
+SCRIPT = {
+    "support": [
+        {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "looking"}}},
+        {"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
+        {"tool_call": {"name": "comment_on_ticket", "arguments": {"ticket_id": "T-2", "text": "closed"}}},
+        {"message": "Closed T-2."},
+    ]
+}
 
 
-async def test_worker_stopped_mid_run_resumes_without_repeating_writes(
-    client: Client, tmp_path: Path
-) -> None:
+async def test_worker_stopped_mid_run_resumes_without_repeating_writes(client: Client, tmp_path: Path) -> None:
     project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=SCRIPT)
     request = AgentRequest(agent="support", input="Close T-2", requester="carol")
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", request, id=workflow_id("restart"),
-            task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            request,
+            id=workflow_id("restart"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         [pending] = await wait_pending(handle)
     # The first worker is gone, with one write done and one waiting for approval.
@@ -76,8 +79,11 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
     project = make_project(tmp_path, agents={"support": AUTO_COMMENT_AGENT}, script=script, servers=servers)
     address = temporal_env.client.service_client.config.target_host
     handle = await client.start_workflow(
-        "AgentWorkflow", AgentRequest(agent="support", input="Close T-2", requester="carol"),
-        id=workflow_id("sigkill"), task_queue=project.settings.task_queue, result_type=AgentResult,
+        "AgentWorkflow",
+        AgentRequest(agent="support", input="Close T-2", requester="carol"),
+        id=workflow_id("sigkill"),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
     )
     # The server commits the approved close, then holds its answer long enough to kill the worker.
     async with worker_process(project_env(project, address, **hold_answer("close_ticket", 30))) as first:
@@ -86,6 +92,7 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
 
         async def close_applied() -> bool:
             return count_writes(project.tickets_db, "close_ticket") == 1
+
         await wait_for(close_applied, what="the approved close to reach the server")
         first.kill()
         await first.proc.wait()
@@ -97,7 +104,8 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
     assert record.outcome == "ok"
     history = json.loads((await handle.fetch_history()).to_json())
     attempts = [
-        e["activityTaskStartedEventAttributes"]["attempt"] for e in history["events"]
+        e["activityTaskStartedEventAttributes"]["attempt"]
+        for e in history["events"]
         if "activityTaskStartedEventAttributes" in e
     ]
     # close_ticket is the only regular activity (reads and model calls are local activities).
@@ -106,19 +114,24 @@ async def test_worker_killed_after_write_reached_server_applies_it_once(
 
 
 async def test_approvals_survive_continue_as_new(client: Client, tmp_path: Path) -> None:
-    script = {"support": [
-        {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
-        {"tool_call": {"name": "assign_ticket", "arguments": {"ticket_id": "T-2", "assignee": "dana"}}},
-        {"message": "Closed and assigned T-2."},
-    ]}
+    script = {
+        "support": [
+            {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}},
+            {"tool_call": {"name": "assign_ticket", "arguments": {"ticket_id": "T-2", "assignee": "dana"}}},
+            {"message": "Closed and assigned T-2."},
+        ]
+    }
     gated = 'close_ticket = "approve"\nassign_ticket = "approve"'
     agent = AUTO_COMMENT_AGENT.replace('close_ticket = "approve"', gated)
     # Any history is "long": the run continues as new after every approval round.
     project = make_project(tmp_path, agents={"support": agent}, script=script, max_history_events=1)
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="support", input="Close and assign T-2", requester="carol"),
-            id=workflow_id("can"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="support", input="Close and assign T-2", requester="carol"),
+            id=workflow_id("can"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         first_run = (await handle.describe()).run_id
         [close] = await wait_pending(handle)
@@ -127,13 +140,16 @@ async def test_approvals_survive_continue_as_new(client: Client, tmp_path: Path)
         async def assign_pending() -> list[dict[str, object]] | None:
             pending = await handle.query("pending_approvals", result_type=list)
             return pending if pending and pending[0]["tool"] == "assign_ticket" else None
+
         [assign] = await wait_for(assign_pending, what="the second approval, in the continued run")
         assert (await handle.describe()).run_id != first_run, "the run should have continued as new"
         await handle.signal("approve", decision(assign, "alice"))
         result = await handle.result()
         audit = await handle.query("audit", result_type=list)
     assert [(r.tool, r.decision, r.decided_by, r.outcome) for r in result.approvals] == [
-        ("close_ticket", "approved", "alice", "ok"), ("assign_ticket", "approved", "alice", "ok")]
+        ("close_ticket", "approved", "alice", "ok"),
+        ("assign_ticket", "approved", "alice", "ok"),
+    ]
     assert [e["event"] for e in audit] == ["requested", "approved", "outcome"] * 2
     assert count_writes(project.tickets_db, "close_ticket") == 1
     assert count_writes(project.tickets_db, "assign_ticket") == 1
@@ -147,9 +163,13 @@ async def test_client_supplied_checkpoint_is_refused(client: Client, tmp_path: P
     async with airlock_worker(client, project):
         handle = await client.start_workflow(
             "AgentWorkflow",
-            {"agent": "support", "input": "x", "checkpoint": {
-                "plan": {"root": "support", "agents": {}}, "run_state": "{}"}},
-            id=workflow_id("forged"), task_queue=project.settings.task_queue,
+            {
+                "agent": "support",
+                "input": "x",
+                "checkpoint": {"plan": {"root": "support", "agents": {}}, "run_state": "{}"},
+            },
+            id=workflow_id("forged"),
+            task_queue=project.settings.task_queue,
         )
         cause = await failure_of(handle)
     assert cause.type == "InvalidInputError"

@@ -31,8 +31,16 @@ from workflows.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The probe's flags: headless, root-safe, and no background traffic the closed network refuses.
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "inbox"
 HEADER = "X-Forwarded-User"
 SECRET = b"inbox-test-csrf-secret"
@@ -67,9 +75,12 @@ def write_approvers(tmp_path: Path) -> tuple[Path, Path]:
     key = signing.generate_key()
     signing.save_private_key(key, inbox_key)
     approvers = tmp_path / "approvers.toml"
-    approvers.write_text("\n\n".join(entries) + '\n\n[services.inbox]\nkeys = ["'
-                         + signing.public_key_entry(signing.public_bytes(key))
-                         + '"]\nmay_assert = ["alice", "bob", "mallory"]\n')
+    approvers.write_text(
+        "\n\n".join(entries)
+        + '\n\n[services.inbox]\nkeys = ["'
+        + signing.public_key_entry(signing.public_bytes(key))
+        + '"]\nmay_assert = ["alice", "bob", "mallory"]\n'
+    )
     return approvers, inbox_key
 
 
@@ -77,13 +88,19 @@ def write_approvers(tmp_path: Path) -> tuple[Path, Path]:
 async def inbox_stack(client: Client, tmp_path: Path) -> AsyncIterator[Stack]:
     """The real worker, and the inbox served on a free loopback port behind a (trusted) proxy header."""
     approvers, inbox_key = write_approvers(tmp_path)
-    project = make_project(tmp_path, script=SCRIPT, approvers_file=approvers, pipelines={"fix": PIPELINE},
-                           inbox_port=0, inbox_trusted_proxies=["127.0.0.1"], inbox_key_file=inbox_key)
+    project = make_project(
+        tmp_path,
+        script=SCRIPT,
+        approvers_file=approvers,
+        pipelines={"fix": PIPELINE},
+        inbox_port=0,
+        inbox_trusted_proxies=["127.0.0.1"],
+        inbox_key_file=inbox_key,
+    )
     sock = bind(project.settings)
     port = sock.getsockname()[1]
     host = f"127.0.0.1:{port}"
-    gatekeeper = Gatekeeper(identity_header=HEADER, trusted_proxies=["127.0.0.1"], allowed_hosts=[host],
-                            secret=SECRET)
+    gatekeeper = Gatekeeper(identity_header=HEADER, trusted_proxies=["127.0.0.1"], allowed_hosts=[host], secret=SECRET)
     app = build_app(Runs(client, signing.load_private_key(inbox_key)), gatekeeper)
     stop = asyncio.Event()
     async with airlock_worker(client, project):
@@ -108,8 +125,11 @@ async def chromium() -> AsyncIterator[Browser]:
 
 async def page_as(browser: Browser, person: str, *, dark: bool = False) -> Page:
     """A browser page whose requests carry the proxy's identity header for `person`."""
-    context = await browser.new_context(extra_http_headers={HEADER: person}, viewport={"width": 1280, "height": 900},
-                                        color_scheme="dark" if dark else "light")
+    context = await browser.new_context(
+        extra_http_headers={HEADER: person},
+        viewport={"width": 1280, "height": 900},
+        color_scheme="dark" if dark else "light",
+    )
     page = await context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
     return page
@@ -124,8 +144,10 @@ async def shot(page: Page, name: str) -> None:
 async def start_support(client: Client, stack: Stack, prefix: str) -> Any:
     """A support run that waits to close T-1; carol requested it."""
     return await client.start_workflow(
-        "AgentWorkflow", {"agent": "support", "input": "Close T-1, it is fixed.", "requester": "carol"},
-        id=workflow_id(prefix), task_queue=stack.project.settings.task_queue,
+        "AgentWorkflow",
+        {"agent": "support", "input": "Close T-1, it is fixed.", "requester": "carol"},
+        id=workflow_id(prefix),
+        task_queue=stack.project.settings.task_queue,
     )
 
 
@@ -151,9 +173,12 @@ async def test_approve_with_an_edit_and_reject_in_the_browser(
 
             # A pipeline started after the page opened appears without a reload (the list polls).
             pipeline_id = workflow_id("inbox-pipeline")
-            await client.start_workflow("PipelineWorkflow", {"pipeline": "fix", "input": "Close T-1.",
-                                                             "requester": "carol"},
-                                        id=pipeline_id, task_queue=stack.project.settings.task_queue)
+            await client.start_workflow(
+                "PipelineWorkflow",
+                {"pipeline": "fix", "input": "Close T-1.", "requester": "carol"},
+                id=pipeline_id,
+                task_queue=stack.project.settings.task_queue,
+            )
             child_id = f"{pipeline_id}/fix"
             started += [pipeline_id, child_id]
             await expect(row(page, child_id)).to_be_visible()
@@ -243,8 +268,13 @@ async def test_no_identity_a_cross_site_post_and_a_stranger_change_nothing(
         handle = await start_support(client, stack, "inbox-refused")
         try:
             [pending] = await wait_pending(handle)
-            form = {"wf": handle.id, "call": pending["call_id"], "sha256": pending["arguments_sha256"],
-                    "action": "approve", "reason": ""}
+            form = {
+                "wf": handle.id,
+                "call": pending["call_id"],
+                "sha256": pending["arguments_sha256"],
+                "action": "approve",
+                "reason": "",
+            }
             alice_csrf = stack.gatekeeper.csrf_token(Person("alice"))
 
             # No identity header: nothing is shown, nothing is decided.
@@ -267,15 +297,19 @@ async def test_no_identity_a_cross_site_post_and_a_stranger_change_nothing(
             await shot(mallory, "08-stranger-view-only")
 
             async with httpx.AsyncClient(base_url=stack.url) as http:
-                no_header = await http.post("/decide", data={**form, "csrf": alice_csrf},
-                                            headers={"Origin": stack.url})
-                cross_site = await http.post("/decide", data={**form, "csrf": alice_csrf},
-                                             headers={HEADER: "alice", "Origin": "http://evil.example"})
+                no_header = await http.post("/decide", data={**form, "csrf": alice_csrf}, headers={"Origin": stack.url})
+                cross_site = await http.post(
+                    "/decide",
+                    data={**form, "csrf": alice_csrf},
+                    headers={HEADER: "alice", "Origin": "http://evil.example"},
+                )
                 no_csrf = await http.post("/decide", data=form, headers={HEADER: "alice", "Origin": stack.url})
                 wrong_host = await http.get("/", headers={HEADER: "alice", "Host": "evil.example"})
                 stranger = await http.post(
-                    "/decide", data={**form, "csrf": stack.gatekeeper.csrf_token(Person("mallory"))},
-                    headers={HEADER: "mallory", "Origin": stack.url})
+                    "/decide",
+                    data={**form, "csrf": stack.gatekeeper.csrf_token(Person("mallory"))},
+                    headers={HEADER: "mallory", "Origin": stack.url},
+                )
             still = await pending_of(handle)
             audit = await handle.query("audit", result_type=list)
             # Then alice's own decision from the page still goes through.
@@ -297,5 +331,3 @@ async def test_no_identity_a_cross_site_post_and_a_stranger_change_nothing(
     [record] = result["approvals"]
     assert (record["decision"], record["decided_by"]) == ("approved", "alice")
     assert count_writes(stack.project.tickets_db, "close_ticket") == 1
-
-

@@ -53,9 +53,13 @@ async def served(app: object, settings: object, sock: object) -> AsyncIterator[N
 async def test_an_input_request_is_answered_from_the_inbox(client: Client, tmp_path: Path) -> None:
     approvers, inbox_key = write_approvers(tmp_path)
     project = project_for(
-        tmp_path, {"host": [{"tool_call": {"name": "book_room", "arguments": {"room": "Q"}}}, {"message": "Done."}]},
-        agents={"host": host_agent(approval='approvers = ["alice"]')}, approvers_file=approvers,
-        inbox_port=0, inbox_trusted_proxies=["127.0.0.1"], inbox_key_file=inbox_key,
+        tmp_path,
+        {"host": [{"tool_call": {"name": "book_room", "arguments": {"room": "Q"}}}, {"message": "Done."}]},
+        agents={"host": host_agent(approval='approvers = ["alice"]')},
+        approvers_file=approvers,
+        inbox_port=0,
+        inbox_trusted_proxies=["127.0.0.1"],
+        inbox_key_file=inbox_key,
     )
     sock = bind(project.settings)
     host = f"127.0.0.1:{sock.getsockname()[1]}"
@@ -63,8 +67,11 @@ async def test_an_input_request_is_answered_from_the_inbox(client: Client, tmp_p
     app = build_app(Runs(client, signing.load_private_key(inbox_key)), gatekeeper)
     async with airlock_worker(client, project), served(app, project.settings, sock), chromium() as browser:
         handle = await client.start_workflow(
-            "AgentWorkflow", AgentRequest(agent="host", input="Book room Q.", requester="carol"),
-            id=workflow_id("inbox-input"), task_queue=project.settings.task_queue, result_type=AgentResult,
+            "AgentWorkflow",
+            AgentRequest(agent="host", input="Book room Q.", requester="carol"),
+            id=workflow_id("inbox-input"),
+            task_queue=project.settings.task_queue,
+            result_type=AgentResult,
         )
         try:
             await wait_input(handle)
@@ -95,5 +102,7 @@ async def test_an_input_request_is_answered_from_the_inbox(client: Client, tmp_p
                 await handle.terminate("test over")
     assert result.status == "completed"
     assert [(line["action"], line["content"]) for line in server_log(project)] == [
-        ("cancel", None), ("accept", {"size": 6, "note": "projector please"})]
+        ("cancel", None),
+        ("accept", {"size": 6, "note": "projector please"}),
+    ]
     await assert_replays(handle)
