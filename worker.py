@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -35,6 +36,7 @@ from workflows import converter, devserver, logs, telemetry, tracing
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
+from workflows.codec import load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
 from workflows.metrics import AirlockMetrics, WaitingRuns
@@ -76,10 +78,13 @@ def model_backend(settings: Settings) -> ModelBackend:
 
 
 def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], environ: Mapping[str, str]) -> Iterator[str]:
-    """Every secret value the worker holds: API keys and the variables servers' headers expand."""
+    """Every secret value the worker holds: API keys, payload keys and the variables servers' headers expand."""
     for key in (settings.openai_api_key, settings.temporal_api_key):
         if key is not None:
             yield key.get_secret_value()
+    if settings.codec_keys_file is not None:
+        # As the keys file writes them: the only form in which one could be echoed back.
+        yield from (base64.b64encode(key).decode() for key in load_keyring(settings.codec_keys_file).keys.values())
     for config in servers.values():
         for var in referenced_variables(config):
             if var in environ:

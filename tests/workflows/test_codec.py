@@ -13,6 +13,7 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from worker import known_secrets
 from workflows.codec import (
     ENCODING,
     KEY_ID,
@@ -26,6 +27,7 @@ from workflows.codec import (
 )
 from workflows.converter import DATA_CONVERTER, data_converter
 from workflows.errors import ConfigError
+from workflows.redaction import REDACTED, Redactor
 from workflows.settings import Settings
 
 SECRET = "the vault code is 7-7-1-3"
@@ -141,6 +143,12 @@ def test_keys_file_order_sets_the_sealing_key(tmp_path: Path) -> None:
     keyring = load_keyring(path)
     assert list(keyring.keys) == ["2026-12", "2026-06"]
     assert keyring.primary == "2026-12"
+
+
+def test_the_worker_scrubs_its_payload_keys_from_anything_it_writes(tmp_path: Path) -> None:
+    path = keys_file(tmp_path / "keys.toml", f'new = "{K2}"\nold = "{K1}"\n')
+    redactor = Redactor(known_secrets(Settings(codec_keys_file=path), {}, {}))
+    assert redactor.scrub(f"echoed {K1} and {K2}") == f"echoed {REDACTED} and {REDACTED}"
 
 
 @pytest.mark.parametrize(
