@@ -665,8 +665,10 @@ async def cmd_audit(args: argparse.Namespace) -> int:
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """Serve the inbox until interrupted (console/inbox does the work)."""
     from console import inbox  # the web stack loads only for this command
+    from workflows import logs
 
     settings = _settings(args)
+    logs.configure(settings.log_level, settings.log_format)  # stderr: stdout is for what a command prints
     overrides = {"inbox_host": args.host, "inbox_port": args.port}
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     app = inbox.make_app(await connect(settings), settings)
