@@ -1,7 +1,7 @@
 """Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor (issue 6) and
 against Temporal's own OpenAI Agents integration (the anchor).
 
-    python bench/run.py            # full: about 6 minutes on a 2-core machine (hard limit 420 s)
+    python bench/run.py            # full: about 3-4 minutes on a 2-core machine (hard limit 420 s)
     python bench/run.py --quick    # small counts, about 90 s
     python bench/run.py --profile  # also record the worker with py-spy (bench/results/worker-profile.txt)
 
