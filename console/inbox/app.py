@@ -212,16 +212,7 @@ async def _call_page(
     details = await runs.details(workflow_id, call_id)
     run = await runs.run(workflow_id) if details is not None else None
     if details is None:
-        return _html(
-            "gone.html",
-            person,
-            gatekeeper,
-            status=404 if status == 200 else status,
-            workflow_id=workflow_id,
-            call_id=call_id,
-            message=message,
-            run_link="/run?" + urlencode({"wf": workflow_id}),
-        )
+        return _gone(person, gatekeeper, workflow_id, call_id, status=status, message=message)
     pending = details["pending"]
     pretty = json.dumps(pending["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
     return _html(
@@ -353,16 +344,7 @@ async def _input_page(
     details = await runs.details(workflow_id, call_id)
     pending = (details or {}).get("pending") or {}
     if details is None or pending.get("kind") != "input" or not pending.get("question"):
-        return _html(
-            "gone.html",
-            person,
-            gatekeeper,
-            status=404 if status == 200 else status,
-            workflow_id=workflow_id,
-            call_id=call_id,
-            message=message,
-            run_link="/run?" + urlencode({"wf": workflow_id}),
-        )
+        return _gone(person, gatekeeper, workflow_id, call_id, status=status, message=message)
     question = pending["question"]
     return _html(
         "input.html",
@@ -427,6 +409,22 @@ async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gate
         identity=record.get("identity"),
     )
     return RedirectResponse("/run?" + urlencode({"wf": workflow_id, "decided": call_id}), status_code=303)
+
+
+def _gone(
+    person: Person, gatekeeper: Gatekeeper, workflow_id: str, call_id: str, *, status: int, message: str | None
+) -> Response:
+    """The page for a call that no longer waits (decided, answered, or never there)."""
+    return _html(
+        "gone.html",
+        person,
+        gatekeeper,
+        status=404 if status == 200 else status,
+        workflow_id=workflow_id,
+        call_id=call_id,
+        message=message,
+        run_link="/run?" + urlencode({"wf": workflow_id}),
+    )
 
 
 def _html(name: str, person: Person, gatekeeper: Gatekeeper, *, status: int = 200, **context: Any) -> HTMLResponse:
