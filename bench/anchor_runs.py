@@ -1,7 +1,7 @@
 """The anchor side: Temporal's own OpenAI Agents integration, in its own venv, on its own task queue.
 
-`temporalio-openai-agents` pins an older Agents SDK than Airlock (DESIGN §2 says why it is not a
-dependency), so it cannot share Airlock's venv: the bench makes bench/.anchor-venv once, from
+`temporalio-openai-agents` pins an older Agents SDK than Airlock, so it cannot share Airlock's
+venv: the bench makes bench/.anchor-venv once, from
 bench/anchor/requirements.txt, and runs bench/anchor/worker.py with that interpreter. The bench
 starts `AnchorAgentWorkflow` by name with plain JSON and awaits its plain JSON result.
 """

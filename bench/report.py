@@ -40,7 +40,7 @@ def machine() -> dict[str, Any]:
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, each with its measured value and PASS/FAIL."""
+    """The release targets, each with its measured value and PASS/FAIL."""
     history = {row["k"]: row for row in results["history"]}
     ks = sorted(history)
     growth = history[ks[-1]]["bytes_per_step"] / history[ks[0]]["bytes_per_step"]

@@ -1,4 +1,4 @@
-"""Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor (issue 6) and
+"""Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor and
 against Temporal's own OpenAI Agents integration (the anchor).
 
     python bench/run.py            # full: about 3-4 minutes on a 2-core machine (hard limit 420 s)

@@ -35,7 +35,7 @@ IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
 MAX_IDEMPOTENCY_KEY_LENGTH = 512
 
 # Declared in each write tool's `_meta` so a client can tell, before calling, that retrying with
-# the same key is safe (DESIGN §4: "the server declares key support").
+# the same key is safe.
 _WRITE_TOOL_META: dict[str, Any] = {IDEMPOTENCY_META_KEY: "supported"}
 
 TicketId = Annotated[str, Field(pattern=r"^T-\d{1,6}$", description="Ticket id, for example T-1.")]

@@ -30,7 +30,7 @@ from workflows.identity import Expected, Verifier, unb64url
 from workflows.payloads import Approve, Reject
 
 SHA = arguments_sha256({"ticket_id": "T-1"})
-# Spelled out, not imported: the search attributes' names are API (DESIGN §3).
+# Spelled out, not imported: the search attributes' names are API.
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
 

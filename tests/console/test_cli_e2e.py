@@ -253,7 +253,7 @@ async def test_unsigned_wrong_hash_and_unlisted_approvals_are_refused_and_change
     assert "not an approver" in unlisted.err
     assert still == [pending]
     # The wrong hash never left the CLI; the run's update validator refused the other two, which
-    # leaves nothing in its history or its audit (DESIGN §3: the refusal is the update's answer).
+    # leaves nothing in its history or its audit (the refusal is the update's answer).
     assert [e["event"] for e in audit] == ["requested"], audit
     assert approved.code == 0, approved.describe()
     assert [(a.decision, a.decided_by) for a in result.approvals] == [("approved", "bob")]

@@ -1,4 +1,4 @@
-"""A model that reuses call ids never writes without a matching decision (DESIGN §4a).
+"""A model that reuses call ids never writes without a matching decision.
 
 A hostile model backend chooses the call ids: the id of a call that already ran (with the same
 arguments, and with others), one id twice in one reply, and an empty id. Each run ends with a

@@ -1,4 +1,4 @@
-"""Deeply nested input fails cleanly (DESIGN §4a): bounded depth, typed failures, no task loops.
+"""Deeply nested input fails cleanly: bounded depth, typed failures, no task loops.
 
 JSON nested a few hundred levels is a few kilobytes of brackets, yet it is past pydantic's
 parser limit (and, at a thousand, Python's own). Sent as a workflow input from the Python client

@@ -1,4 +1,4 @@
-"""A forged `child_pending` cannot turn into an approval of something else (DESIGN §3, §4a).
+"""A forged `child_pending` cannot turn into an approval of something else.
 
 Anyone who can signal a pipeline can claim that its child waits for a harmless call, copying
 the real call's id and even its real `arguments_sha256`. The pipeline's `status` then shows the

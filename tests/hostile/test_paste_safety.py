@@ -1,4 +1,4 @@
-"""What Airlock prints to be pasted is safe to paste (DESIGN §4a).
+"""What Airlock prints to be pasted is safe to paste.
 
 The workflow id comes from a caller and the call id from a model, so either may hold shell
 syntax. The approve and reject commands printed by the pipeline's `status` and sent in the

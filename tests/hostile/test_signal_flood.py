@@ -1,4 +1,4 @@
-"""A flood of refused signals cannot wedge the run (DESIGN §4a).
+"""A flood of refused signals cannot wedge the run.
 
 About 150 refused `approve`/`reject` signals reach a waiting run: a few with half-megabyte
 fields, most around 10 KB, and malformed ones (no payload, several, not an object, not JSON).

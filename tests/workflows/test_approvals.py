@@ -1,4 +1,4 @@
-"""The approval gate end to end (issue 3): signals, the `review` update, the `temporal` CLI,
+"""The approval gate end to end: signals, the `review` update, the `temporal` CLI,
 refusals, timeouts and the audit trail — real Temporal, real MCP over stdio, scripted model."""
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ CLOSE_SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
 # the first call still reach a running workflow.
 TWO_WRITES_SCRIPT = {"support": [CLOSE_T1, CLOSE_T2, {"message": "Done."}]}
 
-# Spelled out here rather than imported: the search attribute's name is API (DESIGN §3).
+# Spelled out here rather than imported: the search attribute's name is API.
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 
 

@@ -1,4 +1,4 @@
-"""Configuration errors stop the worker at load, naming the file and the key (DESIGN §3)."""
+"""Configuration errors stop the worker at load, naming the file and the key."""
 
 from __future__ import annotations
 

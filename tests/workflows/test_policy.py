@@ -1,5 +1,5 @@
 """Tool policy rules: a rule names a server and a tool separately, the most specific wins, and
-equal matches go to the stricter policy (DESIGN §3, agent definition)."""
+equal matches go to the stricter policy."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ from workflows.payloads import AgentRequest, AgentResult
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 FILESYSTEM_SERVER = PEERS / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"
 
-# No [tools] table: every decision below comes from DESIGN's default policy and the annotations
+# No [tools] table: every decision below comes from the default policy and the annotations
 # of the server (trusted here), nothing from per-tool rules.
 FILES_AGENT = """
 name = "files"
