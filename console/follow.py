@@ -77,6 +77,8 @@ class Progress:
     announced: set[str] = field(default_factory=set)
     # The last line said about each call in flight, so a call's progress is said when it moves.
     calls: dict[str, str] = field(default_factory=dict)
+    # The last progress the server reported for each call.
+    reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     warned_no_worker: bool = False
 
     def status(self, status: RunStatus) -> None:
@@ -87,9 +89,16 @@ class Progress:
             self.say(line)
 
     def in_flight(self, calls: list[InFlightCall], progress: dict[str, dict[str, Any]]) -> None:
-        """A line for each call in flight whenever its reported progress changes."""
+        """A line for each call in flight whenever its reported progress changes.
+
+        A describe that shows no heartbeat (the activity just ended, or its next attempt has not
+        beaten yet) does not take a call's progress back to "running".
+        """
         for call in calls:
-            line = "  ⋯ " + describe_call(call, progress.get(call.call_id))
+            reported = progress.get(call.call_id) or self.reported.get(call.call_id)
+            if reported:
+                self.reported[call.call_id] = reported
+            line = "  ⋯ " + describe_call(call, reported)
             if self.calls.get(call.call_id) != line:
                 self.calls[call.call_id] = line
                 self.say(line)
