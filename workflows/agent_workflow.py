@@ -619,11 +619,16 @@ class AgentWorkflow:
         self._inputs.apply(verdict, now)
 
     @workflow.update(name="answer")
-    def answer_update(self, raw: Any = None, *extra: Any) -> AuditEntry:
+    async def answer_update(self, raw: Any = None, *extra: Any) -> AuditEntry:
         """Answer one input request and return the recorded answer (its audit entry)."""
         message = parse(Answer, received(raw, extra), "answer")
         try:
-            verdict = self._inputs.judge(message, workflow.now())
+            try:
+                verdict = self._inputs.judge(message, workflow.now())
+            except UnknownKeyError:
+                # The validator let it through once: the approvers file may have a key added since.
+                await self._refresh_directory()
+                verdict = self._inputs.judge(message, workflow.now())
         except RefusedError as err:
             # The state changed between the validator and now (another answer came first).
             self._refused(message.model_dump(), str(err), workflow.now())
@@ -636,6 +641,10 @@ class AgentWorkflow:
         message = parse(Answer, received(raw, extra), "answer")
         try:
             self._inputs.judge(message, workflow.now())
+        except UnknownKeyError as err:
+            if not self._may_refresh():
+                self._log_refused(message.call_id, message.approver, str(err))
+                raise InvalidInputError(f"refused: {err}") from None
         except RefusedError as err:
             self._log_refused(message.call_id, message.approver, str(err))
             raise InvalidInputError(f"refused: {err}") from None

@@ -15,7 +15,7 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from console.signing import generate_key, public_bytes, sign_decision
+from console.signing import generate_key, key_id_of, public_bytes, sign_decision
 from tests.conftest import (
     Project,
     airlock_worker,
@@ -347,6 +347,40 @@ async def test_with_an_approvers_file_only_a_signed_answer_bound_to_the_question
             {"tool": "book_pair", "action": "accept", "content": [4, 5], "applied": True, "key": None}
         ]
         await assert_replays(handle)
+
+
+async def test_an_answer_signed_with_a_key_added_since_the_run_began_counts(client: Client, tmp_path: Path) -> None:
+    old, rotated = generate_key(), generate_key()
+    approvers = tmp_path / "approvers.toml"
+
+    def listing(*keys: Any) -> str:
+        entries = ", ".join(f'"{public_key_entry(public_bytes(k))}"' for k in keys)
+        return f"[people.alice]\nkeys = [{entries}]\n"
+
+    approvers.write_text(listing(old))
+    project = project_for(tmp_path, {"host": book()}, approvers_file=approvers)
+    async with airlock_worker(client, project):
+        handle = await start(client, project)
+        pending = await wait_input(handle)
+        approvers.write_text(listing(old, rotated))  # a key rotation while the run waits
+        sha = pending["question"]["question_sha256"]
+        token = sign_decision(
+            rotated,
+            signer="alice",
+            approver="alice",
+            workflow_id=handle.id,
+            call_id=pending["call_id"],
+            decision="answer",
+            arguments_sha256=sha,
+            answer_sha256=answer_sha256("accept", {"size": 4}),
+        )
+        # The validator lets the unknown key through once; the handler reads the file again.
+        recorded = await handle.execute_update(
+            "answer", answer(pending, "alice", content={"size": 4}, signature=token), result_type=dict
+        )
+        await handle.result()
+    assert recorded["identity"] == f"signed:alice/{key_id_of(rotated)}"
+    await assert_replays(handle)
 
 
 async def _second_request(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | None:
