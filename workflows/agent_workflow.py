@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
@@ -66,6 +67,9 @@ from workflows.payloads import (
     RunStatus,
     ToolPlan,
 )
+
+# What an update's judge returns: a decision's verdict or an answer's.
+J = TypeVar("J")
 
 AIRLOCK_STATE = SearchAttributeKey.for_keyword("AirlockState")
 AIRLOCK_AGENT = SearchAttributeKey.for_keyword("AirlockAgent")
@@ -516,32 +520,36 @@ class AgentWorkflow:
     async def review(self, raw: Any = None, *extra: Any) -> ApprovalRecord:
         """Decide one pending call and return the recorded decision."""
         message = parse(Review, received(raw, extra), "review")
-        try:
-            verdict = self._gate.judge(message, workflow.now())
-        except UnknownKeyError:
-            # The validator let it through once: the approvers file may have a key added since.
-            await self._refresh_directory()
-            verdict = self._judge_review(message)
-        except RefusedError as err:
-            # The state changed between the validator and now (another decision came first).
-            self._refused(message.model_dump(), str(err), workflow.now())
-            raise InvalidInputError(f"refused: {err}") from None
+        verdict = await self._judged_update(lambda: self._gate.judge(message, workflow.now()), message)
         return self._apply(verdict, workflow.now())
-
-    def _judge_review(self, message: Review) -> Verdict:
-        try:
-            return self._gate.judge(message, workflow.now())
-        except RefusedError as err:
-            self._refused(message.model_dump(), str(err), workflow.now())
-            raise InvalidInputError(f"refused: {err}") from None
 
     @review.validator
     def _validate_review(self, raw: Any = None, *extra: Any) -> None:
-        # A refusal here leaves nothing in history (so a flood of them costs the run nothing);
-        # it is told to the sender and logged on the worker.
         message = parse(Review, received(raw, extra), "review")
+        self._validate_update(lambda: self._gate.judge(message, workflow.now()), message)
+
+    async def _judged_update(self, judge: Callable[[], J], message: Review | Answer) -> J:
+        """Judge an update in its handler; an unknown key gets one fresh look at the approvers file."""
         try:
-            self._gate.judge(message, workflow.now())
+            try:
+                return judge()
+            except UnknownKeyError:
+                # The validator let it through once: the approvers file may have a key added since.
+                await self._refresh_directory()
+                return judge()
+        except RefusedError as err:
+            # A refusal after the look, or the state changed since the validator (another came first).
+            self._refused(message.model_dump(), str(err), workflow.now())
+            raise InvalidInputError(f"refused: {err}") from None
+
+    def _validate_update(self, judge: Callable[[], object], message: Review | Answer) -> None:
+        """Refuse an update before it enters history: a flood of refusals costs the run nothing.
+
+        The refusal is told to the sender and logged on the worker. A key the run does not know
+        passes once a minute, so that the handler can read the approvers file again.
+        """
+        try:
+            judge()
         except UnknownKeyError as err:
             if not self._may_refresh():
                 self._log_refused(message.call_id, message.approver, str(err))
@@ -622,32 +630,13 @@ class AgentWorkflow:
     async def answer_update(self, raw: Any = None, *extra: Any) -> AuditEntry:
         """Answer one input request and return the recorded answer (its audit entry)."""
         message = parse(Answer, received(raw, extra), "answer")
-        try:
-            try:
-                verdict = self._inputs.judge(message, workflow.now())
-            except UnknownKeyError:
-                # The validator let it through once: the approvers file may have a key added since.
-                await self._refresh_directory()
-                verdict = self._inputs.judge(message, workflow.now())
-        except RefusedError as err:
-            # The state changed between the validator and now (another answer came first).
-            self._refused(message.model_dump(), str(err), workflow.now())
-            raise InvalidInputError(f"refused: {err}") from None
+        verdict = await self._judged_update(lambda: self._inputs.judge(message, workflow.now()), message)
         return self._inputs.apply(verdict, workflow.now())
 
     @answer_update.validator
     def _validate_answer(self, raw: Any = None, *extra: Any) -> None:
-        # As for `review`: a refusal here leaves nothing in history; the sender hears why.
         message = parse(Answer, received(raw, extra), "answer")
-        try:
-            self._inputs.judge(message, workflow.now())
-        except UnknownKeyError as err:
-            if not self._may_refresh():
-                self._log_refused(message.call_id, message.approver, str(err))
-                raise InvalidInputError(f"refused: {err}") from None
-        except RefusedError as err:
-            self._log_refused(message.call_id, message.approver, str(err))
-            raise InvalidInputError(f"refused: {err}") from None
+        self._validate_update(lambda: self._inputs.judge(message, workflow.now()), message)
 
     # --- queries ---------------------------------------------------------------------------------
 
