@@ -171,29 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     answer = commands.add_parser(
         "answer", parents=[common], help="answer a server's input request (signed, with the answer update)"
     )
-    answer.add_argument("workflow_id", metavar="WORKFLOW_ID")
-    answer.add_argument("call_id", metavar="CALL_ID")
+    _decision_arguments(
+        answer,
+        who="who answers",
+        shown="the question_sha256 you were shown; refused unless it is still the pending question",
+    )
     answer.add_argument(
         "content",
         metavar="JSON",
         nargs="?",
         type=_json_object,
         help="the form's values (a JSON object); none for --decline, --cancel or a URL request",
-    )
-    answer.add_argument(
-        "--as",
-        dest="approver",
-        required=True,
-        type=_name,
-        metavar="NAME",
-        help="who answers (a name in approvers.toml)",
-    )
-    answer.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
-    answer.add_argument(
-        "--sha256",
-        type=_sha256,
-        metavar="HASH",
-        help="the question_sha256 you were shown; refused unless it is still the pending question",
     )
     action = answer.add_mutually_exclusive_group()
     action.add_argument(
@@ -251,7 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _decision_arguments(parser: argparse.ArgumentParser) -> None:
+def _decision_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    who: str = "who decides",
+    shown: str = "the arguments_sha256 you were shown; refused unless it is still the pending one",
+) -> None:
+    """The arguments every signed message takes: which run and call, who signs it, what they saw."""
     parser.add_argument("workflow_id", metavar="WORKFLOW_ID")
     parser.add_argument("call_id", metavar="CALL_ID")
     parser.add_argument(
@@ -260,15 +254,10 @@ def _decision_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         type=_name,
         metavar="NAME",
-        help="who decides (a name in approvers.toml)",
+        help=f"{who} (a name in approvers.toml)",
     )
     parser.add_argument("--key", type=Path, help="private key (default ~/.config/airlock/NAME.key)")
-    parser.add_argument(
-        "--sha256",
-        type=_sha256,
-        metavar="HASH",
-        help="the arguments_sha256 you were shown; refused unless it is still the pending one",
-    )
+    parser.add_argument("--sha256", type=_sha256, metavar="HASH", help=shown)
 
 
 def _name(text: str) -> str:
