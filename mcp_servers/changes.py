@@ -4,8 +4,9 @@ Before 2026-07-28 a server sends `notifications/tools/list_changed`, which reach
 connection's message handler. From 2026-07-28 on that notification is gone: a client opens a
 `subscriptions/listen` stream and the server sends `ToolsListChanged` events on it. This module
 holds that stream open for the life of a session (stdio only: over HTTP an open request would hold
-up the server's graceful shutdown). Either way the connection only notes the change:
-every run lists the tools afresh when it starts, so the next run sees the new list and its policy.
+up the server's graceful shutdown), and says whether the session will hear a change at all. A
+connection keeps its tool list only while it would hear the change: a run starts with the list as
+the server last announced it, and a server that cannot announce is listed afresh for every run.
 """
 
 from __future__ import annotations
@@ -21,21 +22,32 @@ from mcp.shared.subscriptions import ToolsListChanged
 log = structlog.get_logger(__name__)
 
 
-async def watch_tools(client: Client, server: str, changed: Callable[[], None]) -> None:
-    """Call `changed` whenever the server's `subscriptions/listen` stream says its tools changed.
+async def watch_tools(
+    client: Client,
+    server: str,
+    changed: Callable[[], None],
+    hearing: Callable[[bool], None],
+) -> None:
+    """Call `changed` whenever the server says its tools changed, and `hearing` with whether it can.
 
-    Returns at once on an older session (its notifications come through the message handler),
-    and when the server does not offer or ends the stream; runs until cancelled otherwise.
+    On an older session a change comes as a notification to the message handler, if the server
+    declared it sends them (`tools.listChanged`); this returns at once then. On a newer one this
+    holds the server's `subscriptions/listen` stream until cancelled, and hearing ends with it.
     """
     try:
         async with client.listen(tools_list_changed=True) as subscription:
             if not subscription.honored.tools_list_changed:
                 return
-            async for event in subscription:
-                if isinstance(event, ToolsListChanged):
-                    changed()
+            hearing(True)
+            try:
+                async for event in subscription:
+                    if isinstance(event, ToolsListChanged):
+                        changed()
+            finally:
+                hearing(False)
     except ListenNotSupportedError:
-        return
+        tools = client.server_capabilities.tools
+        hearing(tools is not None and tools.list_changed is True)
     except (MCPError, SubscriptionLost, TimeoutError) as err:
         # A server without subscriptions still works; only its changes go unannounced.
         log.info("mcp_listen_unavailable", server=server, error=str(err)[:200])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -141,6 +142,10 @@ class Connection:
         # Set when the server says its tool list changed; the next listing clears it.
         self.tools_changed = False
         self._tools: list[Tool] | None = None
+        # The session the tools were listed on, and the one that would hear them change (if any).
+        self._listed_on: Client | None = None
+        self._hearing: Client | None = None
+        self.listings = 0
         # The last 401/403 this server answered ("401 unauthorized from server X: reason"), until a success.
         self.refusal: str | None = None
 
@@ -184,6 +189,18 @@ class Connection:
     async def _on_message(self, message: IncomingMessage) -> None:
         if isinstance(message, ToolListChangedNotification):
             self._tools_changed()
+
+    @property
+    def hears_changes(self) -> bool:
+        """Whether the live session would hear the server announce a change to its tools."""
+        current = self._current
+        return current is not None and current.alive and self._hearing is current.client
+
+    def _hear(self, client: Client, hearing: bool) -> None:
+        if hearing:
+            self._hearing = client
+        elif self._hearing is client:
+            self._hearing = None
 
     def _tools_changed(self) -> None:
         # One line per change, however often a server repeats itself until the next listing.
@@ -243,7 +260,9 @@ class Connection:
                     if self.config.transport == "stdio":
                         # Not over HTTP: a held-open listen request keeps a server's graceful
                         # shutdown (a rolling restart) waiting on this worker.
-                        watchers.start_soon(watch_tools, client, self.name, self._tools_changed)
+                        watchers.start_soon(
+                            watch_tools, client, self.name, self._tools_changed, functools.partial(self._hear, client)
+                        )
                     await closing.wait()
                     watchers.cancel_scope.cancel()
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
@@ -283,8 +302,16 @@ class Connection:
                 self._retire(session)
 
     async def list_tools(self) -> list[Tool]:
-        """Every tool the server offers (all pages), listed afresh."""
+        """Every tool the server offers (all pages).
+
+        Listed afresh unless this session has listed them already and would have heard of a change
+        since (the server announces changes and has announced none).
+        """
         session = await self._session()
+        hearing = self.hears_changes
+        if hearing and self._listed_on is session.client and self._tools is not None and not self.tools_changed:
+            return list(self._tools)
+        self.listings += 1
         tools: list[Tool] = []
         cursor: str | None = None
         self.tools_changed = False
@@ -303,7 +330,9 @@ class Connection:
                     f"MCP server {self.name!r}: listing tools failed: {self._describe(err)}"
                 ) from err
         self._tools = tools
-        return tools
+        # A listing made before the session could hear changes may already be stale: not kept.
+        self._listed_on = session.client if hearing else None
+        return list(tools)
 
     def listed(self, tool: str) -> Tool | None:
         """The tool as last listed (its output schema and annotations), if it was."""

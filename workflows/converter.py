@@ -67,18 +67,24 @@ class _SealedConverter(EncodingPayloadConverter):
         )
 
 
+# Built once and shared: Temporal's worker constructs a data converter, and so this chain, twice
+# for every workflow activation; the converters hold no per-use state (the pydantic one a cache
+# of type adapters, better shared).
+_CHAIN: tuple[EncodingPayloadConverter, ...] = (
+    *(
+        _JSONConverter() if isinstance(c, JSONPlainPayloadConverter) else c
+        for c in DefaultPayloadConverter.default_encoding_payload_converters
+    ),
+    _SealedConverter(),
+)
+
+
 class PayloadConverter(CompositePayloadConverter):
     """Temporal's default converters with pydantic JSON in place of plain JSON."""
 
     def __init__(self) -> None:
-        """Build the converter chain."""
-        super().__init__(
-            *(
-                _JSONConverter() if isinstance(c, JSONPlainPayloadConverter) else c
-                for c in DefaultPayloadConverter.default_encoding_payload_converters
-            ),
-            _SealedConverter(),
-        )
+        """The shared converter chain."""
+        super().__init__(*_CHAIN)
 
 
 DATA_CONVERTER = DataConverter(payload_converter_class=PayloadConverter)

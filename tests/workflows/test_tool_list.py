@@ -1,4 +1,5 @@
-"""The tool list a run sees: listed afresh for every run (so a change re-applies the policy), and
+"""The tool list a run sees: kept while the session would hear a change, listed again after one
+(so a change re-applies the policy) and for every run of a server that cannot announce changes;
 tools that require task-augmented execution hidden from the model, said once."""
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ async def test_tools_that_require_tasks_are_hidden_and_said_once(
         )
         with worker_logs(Redactor(), capsys) as logged:
             async with airlock_worker(client, project) as activities:
-                listed = await activities.pool.connection("everything").list_tools()
+                connection = activities.pool.connection("everything")
+                listed = await connection.list_tools()
                 first = await activities.prepare(PrepareRequest(agent="worker"))
                 second = await activities.prepare(PrepareRequest(agent="worker"))
+                listings = connection.listings
             text = logged()
         env = {"AIRLOCK_MCP_SERVERS_FILE": str(project.settings.mcp_servers_file)}
         shown = (await airlock("mcp", "tools", "everything", "-o", "json", home=tmp_path, env=env)).json()
@@ -55,6 +58,8 @@ async def test_tools_that_require_tasks_are_hidden_and_said_once(
         names = {tool.name for tool in plan.agents["worker"].tools}
         assert TASK_TOOL not in names
         assert "get-sum" in names  # the server's other tools are still offered
+    # Over HTTP the worker holds no stream on which a newer server could announce a change.
+    assert listings == 3
     warnings = [json.loads(line) for line in text.splitlines() if '"mcp_tool_hidden"' in line]
     assert len(warnings) == 1, text
     assert warnings[0]["server"] == "everything" and warnings[0]["tool"] == TASK_TOOL
@@ -83,7 +88,7 @@ async def test_a_changed_tool_is_gated_again_for_the_next_run(
     )
     project.environ["LONG_EVENTS"] = str(events)
     with worker_logs(Redactor(), capsys) as logged:
-        async with airlock_worker(client, project):
+        async with airlock_worker(client, project) as activities:
             first = await client.execute_workflow(
                 "AgentWorkflow",
                 AgentRequest(agent="worker", input="one", requester="carol"),
@@ -100,6 +105,7 @@ async def test_a_changed_tool_is_gated_again_for_the_next_run(
             )
             [pending] = await wait_pending(second)
             await second.terminate("test done")
+            listings = activities.pool.connection("long").listings
         text = logged()
     # Run one: `target` was read-only, so it ran without a gate; then the server changed it.
     assert first.status == "completed" and first.approvals == []
@@ -108,6 +114,7 @@ async def test_a_changed_tool_is_gated_again_for_the_next_run(
     assert (pending["server"], pending["tool"]) == ("long", "target")
     assert text.count('"mcp_connected"') == 1, "the same session served both runs"
     assert text.count('"mcp_tools_changed"') == 1, "the worker heard the server announce the change"
+    assert listings == 2, "the change made the second run list the tools again"
     await assert_replays(second)
 
 
@@ -155,3 +162,20 @@ async def test_a_list_changed_storm_changes_nothing(
     }
     # One line until the next listing clears it (events still in transit then may add one more).
     assert 1 <= text.count('"mcp_tools_changed"') <= 2, text.count('"mcp_tools_changed"')
+
+
+async def test_a_session_that_would_hear_a_change_keeps_its_list(client: Client, tmp_path: Path) -> None:
+    # The bundled tickets server over stdio: a newer session, with its listen stream held open.
+    project = make_project(tmp_path)
+    async with airlock_worker(client, project) as activities:
+        connection = activities.pool.connection("tickets")
+        plans = [await activities.prepare(PrepareRequest(agent="support"))]
+        await wait_for(condition(lambda: connection.hears_changes), what="the listen stream to be honoured")
+        # A listing made before the stream was honoured is not kept: this one lists again, or not.
+        plans.append(await activities.prepare(PrepareRequest(agent="support")))
+        settled = connection.listings
+        plans += [await activities.prepare(PrepareRequest(agent="support")) for _ in range(3)]
+        listings = connection.listings
+    assert listings == settled <= 2
+    assert all(plan == plans[0] for plan in plans)
+    assert {tool.name for tool in plans[0].agents["support"].tools} >= {"get_ticket", "close_ticket"}
