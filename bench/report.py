@@ -235,6 +235,7 @@ def table(results: dict[str, Any]) -> str:
         _row(f"   {big['runs']} `review` updates sent (s)", _fmt(big["approve_updates_s"], 2)),
         _row(f"   first approval sent -> all {big['runs']} completed (s)", _fmt(big["approve_to_all_completed_s"], 2)),
         "",
+        *_floor_rows(results.get("floor")),
         f"worker log: {results['worker_log']['problems']} warning/error lines; anchor worker log: "
         f"{results['anchor_worker_log']['problems']}",
         "",
@@ -244,6 +245,28 @@ def table(results: dict[str, Any]) -> str:
         verdict = "PASS" if check["pass"] else "FAIL"
         lines.append(f"   {verdict}  {check['target']}: {check['value']} (target {check['op']} {check['limit']})")
     return "\n".join(lines)
+
+
+def _floor_rows(floor: dict[str, Any] | None) -> list[str]:
+    if floor is None:
+        return []
+    return [
+        _row(f"8. Temporal floor: {floor['local_activities']} no-op local activities", "plain", "floor", "floor/plain"),
+        _row(
+            "   sequential median (ms)",
+            _fmt(floor["plain_median_ms"]),
+            _fmt(floor["floor_median_ms"]),
+            _fmt(floor["floor_ratio"], 2),
+        ),
+        _row(
+            "   throughput at concurrency 10 (runs/s)",
+            _fmt(floor["plain_c10_rps"]),
+            _fmt(floor["floor_c10_rps"]),
+            _fmt(floor["floor_c10_share"], 3),
+        ),
+        _row("   floor worker CPU per run (ms)", "", _fmt(floor["worker_ms_per_run"])),
+        "",
+    ]
 
 
 def plot(results: dict[str, Any], path: Path) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 
 import anchor_runs
 import durable_runs
+import floor
 import report
 import scale
 from measure import CpuMeter, child_pids, summary_ms, throughput
@@ -210,6 +211,40 @@ def cpu_per_step(bench: Bench) -> dict[str, Any]:
     }
 
 
+async def floor_phase(bench: Bench, scenario: Scenario, address: str) -> dict[str, Any]:
+    """Measurement 8: the Temporal floor (bench/floor.py) against the plain floor, interleaved."""
+    steps = steps_of(BASE_K) + 1  # the run's local activities: prepare, K+1 model turns, K reads
+    queue = f"floor-bench-{uuid.uuid4().hex[:8]}"
+    env = floor.worker_env(address, queue)
+    async with durable_runs.worker_process(env, scenario.root / "floor-worker.log", floor.SCRIPT) as worker:
+        for _ in range(bench.plan.warmup):
+            await floor.run(bench.client, queue, steps)
+        meter = CpuMeter({"worker": worker.pid})
+        plain: list[float] = []
+        timed: list[float] = []
+        with meter:
+            for _ in range(bench.plan.sequential):
+                plain.append(await bench.run("plain", BASE_K))
+                timed.append(await floor.run(bench.client, queue, steps))
+        plain_rps = await throughput(lambda: bench.run("plain", BASE_K), bench.plan.throughput_runs, 10)
+        with meter:
+            floor_rps = await throughput(lambda: floor.run(bench.client, queue, steps), bench.plan.throughput_runs, 10)
+    runs = bench.plan.sequential + bench.plan.throughput_runs
+    plain_ms, floor_ms = summary_ms(plain)["median_ms"], summary_ms(timed)["median_ms"]
+    return {
+        "local_activities": steps,
+        "plain_median_ms": plain_ms,
+        "floor_median_ms": floor_ms,
+        "floor_ratio": floor_ms / plain_ms,
+        "plain_c10_rps": plain_rps,
+        "floor_c10_rps": floor_rps,
+        "floor_c10_share": floor_rps / plain_rps,
+        "worker_ms_per_run": meter.totals["worker"] * 1000 / runs,
+        "note": "the same number of local activities as a K=5 run, doing nothing, on a worker set up as "
+        "Airlock's: what the Python SDK alone takes for the durable steps",
+    }
+
+
 async def _history_of(handle: Any, steps: int, prefix: str) -> dict[str, Any]:
     events, proto_bytes, json_bytes = await durable_runs.history_size(handle)
     return {
@@ -305,7 +340,7 @@ async def temporal_server() -> AsyncIterator[tuple[Client, str]]:
 
 
 async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[str, Any]:
-    """Start everything, run the seven measurements, stop everything."""
+    """Start everything, run the eight measurements, stop everything."""
     timings: dict[str, float] = {}
     task_queue = f"airlock-bench-{uuid.uuid4().hex[:8]}"
     anchor_queue = f"anchor-bench-{uuid.uuid4().hex[:8]}"
@@ -325,7 +360,7 @@ async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[
                     results["anchor_startup"] = {"ready_s": anchor_worker.ready_s}
                     async with PlainRunner(scenario) as plain:
                         bench = Bench(plan, client, task_queue, anchor_queue, plain, worker, anchor_worker)
-                        results.update(await _phases(bench, scenario, timings, options.profile))
+                        results.update(await _phases(bench, scenario, address, timings, options.profile))
                 with phase(f"7. scale: {plan.scale_runs} runs waiting at the gate", timings):
                     results["scale"] = await scale.waiting_runs(client, address, task_queue, worker, plan.scale_runs)
         results["worker_log"] = durable_runs.log_problems(scenario.root / "worker.log")
@@ -348,7 +383,9 @@ def _anchor_meter(bench: Bench) -> None:
     bench.cpu["anchor"] = CpuMeter({"worker": bench.anchor_worker.pid, "worker_mcp": anchor_mcp, "temporal": temporal})
 
 
-async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], profile: Path | None) -> dict[str, Any]:
+async def _phases(
+    bench: Bench, scenario: Scenario, address: str, timings: dict[str, float], profile: Path | None
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     _meters(bench)
     with phase("warm-up", timings):
@@ -366,6 +403,8 @@ async def _phases(bench: Bench, scenario: Scenario, timings: dict[str, float], p
     results["anchor_history_marginal_bytes_per_step"] = marginal_bytes(results["history"], "anchor_")
     with phase("5. approval latency", timings):
         results["approval"] = await approvals(bench, scenario)
+    with phase("8. the Temporal floor", timings):
+        results["floor"] = await floor_phase(bench, scenario, address)
     return results
 
 
