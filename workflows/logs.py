@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any, Literal
 
+import structlog
 from temporalio import workflow
 
 from mcp_servers import logs as mcp_logs
@@ -23,9 +24,21 @@ def configure(
     """
     # The scrubber runs in the handler's formatter, which every record passes (structlog's own and
     # stdlib ones: Temporal, httpx, `workflow.logger`), after the exception is rendered to text.
-    mcp_logs.configure(level, fmt, processors=[Scrubber(redactor)] if redactor is not None else [])
+    processors: list[structlog.types.Processor] = [drop_core_entry]
+    if redactor is not None:
+        processors.append(Scrubber(redactor))
+    mcp_logs.configure(level, fmt, processors=processors)
     # Workflow ids travel as structured fields (`temporal_workflow`), not glued onto the message.
     workflow.logger.workflow_info_on_message = False
+
+
+def drop_core_entry(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Leave out `temporal_log`, the raw entry Temporal's log forwarding attaches to core's records.
+
+    Its text and fields are in the message already; rendered, it would only be an object's repr.
+    """
+    event_dict.pop("temporal_log", None)
+    return event_dict
 
 
 class Scrubber:

@@ -178,6 +178,20 @@ def test_log_lines_are_scrubbed_from_structlog_and_stdlib(capsys: pytest.Capture
     assert secret not in text
 
 
+def test_a_forwarded_core_record_renders_without_its_raw_entry(capsys: pytest.CaptureFixture[str]) -> None:
+    class CoreEntry:  # stands in for the object Temporal's log forwarding attaches to each record
+        pass
+
+    with worker_logs(Redactor(), capsys) as captured:
+        logging.getLogger("temporalio.core").warning(
+            "[TMPRL1104] Workflow task duration exceeded 5 seconds.", extra={"temporal_log": CoreEntry()}
+        )
+        text = captured()
+    [line] = [json.loads(line) for line in text.splitlines()]
+    assert line["event"].startswith("[TMPRL1104]") and line["logger"] == "temporalio.core"
+    assert "temporal_log" not in line and "CoreEntry" not in text
+
+
 # --- runs -------------------------------------------------------------------------------------
 
 
