@@ -213,6 +213,7 @@ def provider_for(
             token_endpoint_auth_method=oauth.token_endpoint_auth_method or "client_secret_basic",
             fixed_method=oauth.token_endpoint_auth_method is not None,
             scope=oauth.scope,
+            issuer=oauth.issuer,
         )
     if kind == "private_key_jwt":
         assert oauth.client_id is not None and oauth.private_key is not None
@@ -228,6 +229,7 @@ def provider_for(
             client_id=oauth.client_id,
             assertion_provider=signer.create_assertion_provider(),
             scope=oauth.scope,
+            issuer=oauth.issuer,
         )
     provider = AuthorizationCode(
         server_url=config.url,
@@ -238,6 +240,16 @@ def provider_for(
         client_metadata_url=oauth.client_metadata_url,
     )
     return provider
+
+
+def sends_unpinned_credentials(config: ServerConfig) -> bool:
+    """Whether the worker sends client credentials to whichever authorization server the MCP server names.
+
+    True for the client-credentials flows without `issuer`: the server's protected-resource
+    metadata then decides where the secret (or signed assertion) goes.
+    """
+    oauth = config.oauth
+    return oauth is not None and oauth.kind in ("client_credentials", "private_key_jwt") and oauth.issuer is None
 
 
 async def preregister(name: str, config: ServerConfig, environ: Mapping[str, str], token_dir: Path, uri: str) -> None:

@@ -63,6 +63,9 @@ class OAuthConfig(BaseModel):
     signing_algorithm: Literal["ES256", "RS256", "EdDSA"] = "ES256"
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] | None = None
     client_metadata_url: str | None = None
+    # The authorization server the credentials belong to. Without it the MCP server names where
+    # they go (its protected-resource metadata), so a hostile one could collect them.
+    issuer: str | None = Field(default=None, max_length=2000, pattern=r"^https?://")
     scopes: list[str] = Field(default_factory=list)
     # Where `airlock mcp login` listens for the redirect (loopback only; 0 picks a free port).
     redirect_port: int = Field(default=0, ge=0, le=65535)

@@ -148,6 +148,8 @@ class Connection:
         self.listings = 0
         # The last 401/403 this server answered ("401 unauthorized from server X: reason"), until a success.
         self.refusal: str | None = None
+        # Said once, at the first connection that sends client credentials without a pinned issuer.
+        self._unpinned = auth.sends_unpinned_credentials(config)
 
     def _target(self) -> Any:
         config = self.config
@@ -159,6 +161,14 @@ class Connection:
             env.update({key: self._environ[key] for key in config.env if key in self._environ})
             return StdioServerParameters(command=command, args=config.args, env=env, cwd=config.cwd)
         assert config.url is not None
+        if self._unpinned:
+            self._unpinned = False
+            log.warning(
+                "mcp_oauth_issuer_unset",
+                server=self.name,
+                why="the server's metadata decides which authorization server gets the client credentials; "
+                "set issuer in its oauth table",
+            )
         headers = {key: expand(value, self._environ) for key, value in config.headers.items()}
         timeout = httpx2.Timeout(config.timeout_seconds, read=max(config.timeout_seconds, 300.0))
         login = self._login

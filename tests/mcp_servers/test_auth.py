@@ -14,7 +14,8 @@ import re
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pytest
 from temporalio.client import Client
@@ -44,9 +45,28 @@ async def oauth_server(events: Path, *flags: str) -> AsyncIterator[str]:
         yield url
 
 
-def wiki_project(tmp_path: Path, url: str, script: list[dict[str, Any]], *, oauth: bool = True) -> Project:
-    """A project whose agent reads an OAuth-protected wiki server."""
+def origin(url: str) -> str:
+    """`http://host:port` of a URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def wiki_project(
+    tmp_path: Path,
+    url: str,
+    script: list[dict[str, Any]],
+    *,
+    oauth: bool = True,
+    issuer: str | Literal["server"] | None = "server",
+) -> Project:
+    """A project whose agent reads an OAuth-protected wiki server.
+
+    The credentials are pinned to `issuer` (by default the wiki's own authorization server).
+    """
+    pinned = origin(url) if issuer == "server" else issuer
     table = '[servers.wiki.oauth]\nclient_id = "airlock"\nclient_secret = "${WIKI_CLIENT_SECRET}"\n' if oauth else ""
+    if oauth and pinned is not None:
+        table += f'issuer = "{pinned}"\n'
     servers = f'[servers.wiki]\ntransport = "http"\nurl = "{url}"\ntrust = "trusted"\n{table}'
     project = make_project(tmp_path, agents={"reader": WIKI_AGENT}, script={"reader": script}, servers=servers)
     project.environ.update({"WIKI_CLIENT_SECRET": SECRET, "AIRLOCK_OAUTH_DIR": str(tmp_path / "oauth")})
@@ -133,6 +153,49 @@ async def test_a_token_endpoint_that_echoes_the_secret_fails_the_run_without_it(
     assert "'wiki'" in failure.message
     for where, text in (("failure", failure.message), ("history", await history_text(handle)), ("logs", logs)):
         assert SECRET not in text, f"{where} holds the client secret"
+
+
+def token_requests(events: Path) -> list[dict[str, Any]]:
+    """The token requests an authorization server received."""
+    lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
+    return [line for line in lines if "token_request" in line]
+
+
+async def test_a_server_naming_another_authorization_server_gets_no_credentials_sent_there(
+    client: Client,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A hostile MCP server's metadata sends clients to an authorization server its owner runs.
+    rogue_events, events = tmp_path / "rogue.jsonl", tmp_path / "events.jsonl"
+    outcomes = {}
+    async with oauth_server(rogue_events) as rogue_url, oauth_server(events, "--advertise", origin(rogue_url)) as url:
+        for pinned in (True, False):
+            home = tmp_path / ("pinned" if pinned else "unpinned")
+            project = wiki_project(home, url, [{"message": "never"}], issuer="server" if pinned else None)
+            activities = build_activities(project.settings, environ=project.environ)
+            with worker_logs(activities.redactor, capsys) as logged:
+                async with running_worker(client, project.settings, activities):
+                    handle = await client.start_workflow(
+                        "AgentWorkflow",
+                        AgentRequest(agent="reader", input="x", requester="carol"),
+                        id=workflow_id("oauth-rogue"),
+                        task_queue=project.settings.task_queue,
+                        result_type=AgentResult,
+                    )
+                    failure = await failure_of(handle)
+                outcomes[pinned] = (failure, token_requests(rogue_events), token_requests(events), logged())
+    # Pinned to the wiki's own authorization server, the worker sends its secret nowhere: the
+    # metadata names another server, so it stops before any token request, and says why.
+    failure, asked, asked_wiki, logs = outcomes[True]
+    assert asked == [] and asked_wiki == []
+    assert failure.type == "ToolUnavailableError" and "'wiki'" in failure.message
+    assert "issuer mismatch" in failure.message, failure.message
+    assert '"mcp_oauth_issuer_unset"' not in logs
+    # The premise: unpinned, the same metadata does send the secret there (and the worker says why).
+    failure, asked, _, logs = outcomes[False]
+    assert asked and {(request["client_id"], request["secret"]) for request in asked} == {("airlock", SECRET)}
+    assert '"mcp_oauth_issuer_unset"' in logs
 
 
 async def test_a_401_fails_the_run_naming_the_server_and_the_reason(client: Client, tmp_path: Path) -> None:

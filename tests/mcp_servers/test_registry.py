@@ -381,3 +381,15 @@ def test_bad_breaker_settings_name_the_file_and_the_key(tmp_path: Path, table: s
     with pytest.raises(ConfigError) as raised:
         load_servers(path, {})
     assert str(raised.value).startswith(f"{path}: {error}")
+
+
+@pytest.mark.parametrize("issuer", ["javascript:alert(1)", "ftp://login.internal", "login.internal", ""])
+def test_an_oauth_issuer_must_be_an_http_url(tmp_path: Path, issuer: str) -> None:
+    path = tmp_path / "servers.toml"
+    path.write_text(
+        '[servers.wiki]\ntransport = "http"\nurl = "https://wiki.internal/mcp"\n'
+        f'[servers.wiki.oauth]\nclient_id = "airlock"\nclient_secret = "s3cret-value"\nissuer = "{issuer}"\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_servers(path, {})
+    assert str(raised.value).startswith(f"{path}: key 'servers.wiki.oauth.issuer': String should match pattern")
