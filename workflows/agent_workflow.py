@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import steps
 from workflows.arguments import parse_arguments
 from workflows.budget import BudgetStop, Ledger
-from workflows.commands import decision_command
+from workflows.commands import answer_command, decision_command
 from workflows.decoding import cut, parse, received
 from workflows.durable import build_agents
 from workflows.durable_tools import ToolRuntime
@@ -39,7 +39,7 @@ from workflows.errors import (
 from workflows.gate import ApprovalGate, Verdict
 from workflows.gate_metrics import GateMetrics
 from workflows.identity import RefusedError, UnknownKeyError, Verifier
-from workflows.input_requests import InputDesk
+from workflows.input_requests import InputDesk, InputRecord
 from workflows.payloads import (
     AgentRequest,
     AgentResult,
@@ -382,23 +382,44 @@ class AgentWorkflow:
                 )
 
     def _notify(self, record: ApprovalRecord, *, escalated: bool = False) -> None:
-        assert self._plan is not None
-        if not self._plan.notify_approvals:
-            return
         me = workflow.info().workflow_id
-        workflow.start_activity(
-            steps.notify,
+        self._send_notice(
             ApprovalNotice(
                 workflow_id=me,
                 pending=self._gate.as_pending(record),
                 escalated=escalated,
                 approve_command=decision_command(me, record.call_id, record.arguments_sha256, "approve"),
                 reject_command=decision_command(me, record.call_id, record.arguments_sha256, "reject"),
-            ),
+            )
+        )
+
+    def _notify_input(self, record: InputRecord) -> None:
+        assert self._plan is not None
+        # Runs that asked before input requests were announced replay without the notice.
+        if not self._plan.notify_approvals or not workflow.patched("notify-input-requests"):
+            return
+        me = workflow.info().workflow_id
+        self._send_notice(
+            ApprovalNotice(
+                workflow_id=me,
+                pending=self._inputs.as_pending(record),
+                approve_command="",
+                answer_command=answer_command(me, record.call.call_id, record.question.question_sha256),
+            )
+        )
+
+    def _send_notice(self, notice: ApprovalNotice) -> None:
+        """POST `notice` to the approval webhook, if one is configured; never waited for."""
+        assert self._plan is not None
+        if not self._plan.notify_approvals:
+            return
+        workflow.start_activity(
+            steps.notify,
+            notice,
             start_to_close_timeout=timedelta(seconds=15),
             retry_policy=NOTIFY_RETRY,
             cancellation_type=workflow.ActivityCancellationType.ABANDON,
-            summary=f"{record.agent} / notify {record.tool}",
+            summary=f"{notice.pending.agent} / notify {notice.pending.tool}",
         )
 
     async def _ask(
@@ -430,6 +451,7 @@ class AgentWorkflow:
         workflow.logger.info(
             "input requested", extra={"call_id": call_id, "agent": agent, "tool": tool.name, "server": tool.server}
         )
+        self._notify_input(record)
         self._asking += 1
         self._set_state("awaiting_approval")
         await self._report_pending()

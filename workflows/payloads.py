@@ -605,6 +605,8 @@ class ApprovalNotice(Wire):
     reject_command: str = ""
     # Sent again when the call escalates to more approvers.
     escalated: bool = False
+    # An input request (`pending.kind` "input"): the command that answers it; approve/reject are empty.
+    answer_command: str = ""
 
 
 Checkpoint.model_rebuild()

@@ -1,4 +1,4 @@
-"""The approval webhook: told about every pending approval, retried, never in the run's way."""
+"""The approval webhook: told about every pending approval and input request, retried, never in the run's way."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
+from tests.workflows.test_input_requests import answer, book, project_for, start, wait_input
+from workflows.agent_workflow import AgentWorkflow
 from workflows.payloads import AgentRequest, AgentResult
 
 SCRIPT = {
@@ -111,4 +113,48 @@ async def test_unreachable_webhook_never_blocks_the_run(client: Client, tmp_path
         result = await handle.result()
     assert result.output == "Closed T-4."
     assert count_writes(project.tickets_db, "close_ticket") == 1
+    await assert_replays(handle)
+
+
+async def test_webhook_gets_an_input_request_with_the_command_that_answers_it(
+    client: Client, tmp_path: Path, webhook: Webhook
+) -> None:
+    project = project_for(tmp_path, {"host": book()}, approval_webhook_url=webhook.url)
+    async with airlock_worker(client, project):
+        handle = await start(client, project)
+        pending = await wait_input(handle)
+
+        async def delivered() -> bool:
+            return bool(webhook.received)
+
+        await wait_for(delivered, what="the webhook to accept the notice")
+        await handle.execute_update("answer", answer(pending, "alice", content={"size": 2}), result_type=dict)
+        result = await handle.result()
+    [notice] = webhook.received
+    sha = pending["question"]["question_sha256"]
+    assert notice["workflow_id"] == handle.id
+    assert notice["pending"]["kind"] == "input" and notice["pending"]["call_id"] == pending["call_id"]
+    assert notice["pending"]["question"]["message"] == "How many people for room A?"
+    assert notice["answer_command"] == (
+        f"airlock answer {handle.id} {pending['call_id']} '<json>' --sha256 {sha} --as '<you>'"
+    )
+    assert notice["approve_command"] == notice["reject_command"] == ""
+    assert result.status == "completed"
+    await assert_replays(handle)
+
+
+async def test_a_run_that_asked_before_input_requests_were_announced_still_replays(
+    client: Client, tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = project_for(tmp_path, {"host": book()}, approval_webhook_url=webhook.url)
+    with monkeypatch.context() as earlier:
+        # The release before: an input request sent no notice, so its history has none.
+        earlier.setattr(AgentWorkflow, "_notify_input", lambda self, record: None)
+        async with airlock_worker(client, project):
+            handle = await start(client, project)
+            pending = await wait_input(handle)
+            await handle.execute_update("answer", answer(pending, "alice", content={"size": 2}), result_type=dict)
+            result = await handle.result()
+    assert result.status == "completed" and webhook.received == []
+    # Today's code takes the old branch for it (`workflow.patched`): no new command, no divergence.
     await assert_replays(handle)
