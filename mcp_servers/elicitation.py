@@ -28,7 +28,8 @@ from typing import Any, Literal
 
 import structlog
 from mcp.client.session import ClientRequestContext
-from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult, ErrorData
+from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitRequestURLParams, ElicitResult, ErrorData
+from pydantic import ValidationError
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,8 @@ MAX_SCHEMA_BYTES = 16_000
 MAX_PROPERTIES = 30
 MAX_CHOICES = 100
 MAX_URL_CHARS = 2_000
+# URL elicitations read from one `URLElicitationRequiredError` (-32042); the rest are only counted.
+MAX_REQUIRED = 10
 PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 # The spec's PrimitiveSchemaDefinition (2025-11-25): these keywords and nothing else.
 _COMMON = {"type", "title", "description", "default"}
@@ -190,9 +193,7 @@ class Round:
         try:
             question = question_of(params)
         except QuestionRefusedError as err:
-            if self.asked is None and self.refused is None:
-                self.refused = str(err)
-            self.unanswered += 1
+            self._refuse(str(err))
             return ElicitResult(action="cancel")
         for index, given in enumerate(self.given):
             if index not in self._used and given.question_sha256 == question.sha256:
@@ -203,6 +204,31 @@ class Round:
             self.asked = question
         self.unanswered += 1
         return ElicitResult(action="cancel")
+
+    def required(self, error: ErrorData) -> None:
+        """Take the URL elicitations a server's -32042 error asks for, as if it had sent them as requests.
+
+        The server refused the call until the person visits a URL: the first such question nobody
+        answered yet is kept, to be asked, and the call is sent again once it is answered.
+        """
+        data = error.data if isinstance(error.data, dict) else {}
+        listed = data.get("elicitations")
+        if not isinstance(listed, list) or not listed:
+            self._refuse("its URL-elicitation-required error lists no elicitations")
+            return
+        for item in listed[:MAX_REQUIRED]:
+            try:
+                params = ElicitRequestURLParams.model_validate(item)
+            except ValidationError:
+                self._refuse("its URL-elicitation-required error lists something that is not a URL elicitation")
+                return
+            self.respond(params)
+        self.unanswered += max(0, len(listed) - MAX_REQUIRED)
+
+    def _refuse(self, why: str) -> None:
+        if self.asked is None and self.refused is None:
+            self.refused = why
+        self.unanswered += 1
 
 
 _current: contextvars.ContextVar[tuple[object, Round] | None] = contextvars.ContextVar("airlock_round", default=None)

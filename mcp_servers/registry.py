@@ -21,7 +21,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
 from mcp.shared.dispatcher import ProgressFnT as Progress
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, TextContent, Tool, ToolListChangedNotification
+from mcp_types import URL_ELICITATION_REQUIRED, CallToolResult, TextContent, Tool, ToolListChangedNotification
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
 from mcp_servers import auth, elicitation
@@ -405,6 +405,10 @@ class Connection:
             except Exception as err:
                 if _is_protocol_error(err):
                     self.breaker.success()
+                    if asking is not None and isinstance(err, MCPError) and err.code == URL_ELICITATION_REQUIRED:
+                        # Not a failure: the server waits for the person to visit a URL first.
+                        asking.required(err.error)
+                        return CallToolResult(content=[TextContent(type="text", text=str(err)[:1000])], is_error=True)
                     raise
                 if _is_output_problem(err):
                     # The server answered, but not as its `outputSchema` promised: the model hears it.

@@ -8,6 +8,9 @@
   test sees what reached the server and how many bookings were applied.
 - `find_room()` (read-only): asks which floor (a choice) and says which room is free.
 - `book_pair(room)`: asks that same question twice in one call (two answers are needed).
+- `open_drive()` (read-only): refuses with `URLElicitationRequiredError` (-32042, "connect your
+  drive at this URL") until the file `$ASKING_AUTHORIZED` exists, as if the person had finished
+  there; `url_flood()`: a hostile -32042 listing 1000 elicitations whose URLs are not http(s).
 - `giant_form()`, `nested_form()`, `flood_form()`: a hostile server's questions (a 1 MB
   schema, an object-valued property, 1000 requests in one round); each answers "done" once it
   gets any reply.
@@ -27,7 +30,14 @@ import uvicorn
 from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resolve import Elicit, Resolve
-from mcp_types import ElicitRequest, ElicitRequestFormParams, InputRequiredResult, ToolAnnotations
+from mcp.shared.exceptions import UrlElicitationRequiredError
+from mcp_types import (
+    ElicitRequest,
+    ElicitRequestFormParams,
+    ElicitRequestURLParams,
+    InputRequiredResult,
+    ToolAnnotations,
+)
 from pydantic import BaseModel, Field
 
 logger = logging.getLogger("asking_mcp")
@@ -113,6 +123,34 @@ def find_room(answer: Annotated[ElicitationResult[Floor], Resolve(ask_floor)]) -
     if isinstance(answer, AcceptedElicitation):
         return f"room A is free on the {answer.data.floor} floor"
     return f"no floor given ({answer.action})"
+
+
+DRIVE_URL = "https://drive.example/connect"
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def open_drive() -> str:
+    """List the drive; the user must connect it at a URL first (the server says so with -32042)."""
+    marker = os.environ.get("ASKING_AUTHORIZED")
+    connected = bool(marker) and os.path.exists(marker or "")
+    _log({"tool": "open_drive", "applied": connected})
+    if connected:
+        return "drive: 3 files"
+    raise UrlElicitationRequiredError(
+        [ElicitRequestURLParams(message="Connect your drive first", url=DRIVE_URL, elicitation_id="drive-1")]
+    )
+
+
+@server.tool(annotations=ToolAnnotations(readOnlyHint=True))
+def url_flood() -> str:
+    """A hostile -32042: a thousand elicitations, none with an http(s) URL."""
+    _log({"tool": "url_flood", "applied": False})
+    raise UrlElicitationRequiredError(
+        [
+            ElicitRequestURLParams(message=f"visit {i}", url=f"javascript:alert({i})", elicitation_id=str(i))
+            for i in range(1000)
+        ]
+    )
 
 
 def _asks(requests: dict[str, ElicitRequest], ctx: Context) -> InputRequiredResult | str:

@@ -37,7 +37,7 @@ ASKING_STDIO = """
 transport = "stdio"
 command = "python"
 args = ["-m", "tests.support.asking_mcp"]
-env = ["ASKING_LOG"]
+env = ["ASKING_LOG", "ASKING_AUTHORIZED"]
 trust = "trusted"
 """
 
@@ -446,3 +446,42 @@ async def test_a_hostile_servers_questions_are_bounded(client: Client, tmp_path:
         assert len(history.to_json()) < 2_000_000  # the megabyte schema never entered history
         assert_no_task_failures(history)
         await assert_replays(handle)
+
+
+async def test_a_server_that_needs_a_url_visited_first_waits_for_the_person(client: Client, tmp_path: Path) -> None:
+    # The server answers -32042 (URLElicitationRequiredError) instead of asking mid-call.
+    script = {"host": [{"tool_call": {"name": "open_drive", "arguments": {}}}, {"message": "Listed."}]}
+    project = project_for(tmp_path, script)
+    authorized = tmp_path / "authorized"
+    project.environ["ASKING_AUTHORIZED"] = str(authorized)
+    async with airlock_worker(client, project) as activities:
+        spy = record_model(activities)
+        handle = await start(client, project)
+        pending = await wait_input(handle)
+        question = pending["question"]
+        assert question["mode"] == "url" and question["url"] == "https://drive.example/connect"
+        assert question["message"] == "Connect your drive first"
+        authorized.touch()  # the person connects the drive at that URL, then says so
+        await handle.execute_update("answer", answer(pending, "alice"), result_type=dict)
+        result = await handle.result()
+    assert result.status == "completed"
+    assert spy.tool_outputs() == ["drive: 3 files"]
+    assert [line["applied"] for line in server_log(project)] == [False, True]
+    assert_no_task_failures(await handle.fetch_history())
+    await assert_replays(handle)
+
+
+async def test_a_hostile_url_elicitation_error_is_bounded_and_shown_to_nobody(client: Client, tmp_path: Path) -> None:
+    script = {"host": [{"tool_call": {"name": "url_flood", "arguments": {}}}, {"message": "Gave up."}]}
+    project = project_for(tmp_path, script)
+    async with airlock_worker(client, project) as activities:
+        spy = record_model(activities)
+        handle = await start(client, project)
+        result = await handle.result()
+        audit = await handle.query("audit", result_type=list)
+    assert result.status == "completed"
+    [output] = spy.tool_outputs()
+    assert "asked for input that Airlock does not accept" in output and "http(s) URL" in output
+    assert [e for e in audit if e["event"] == "input_requested"] == []
+    assert [line["tool"] for line in server_log(project)] == ["url_flood"]
+    assert_no_task_failures(await handle.fetch_history())
