@@ -73,10 +73,13 @@ def wiki_project(
     return project
 
 
-def issued(events: Path) -> list[dict[str, Any]]:
-    """The token responses the authorization server gave."""
+def recorded(events: Path, kind: str) -> list[dict[str, Any]]:
+    """The authorization server's event lines that have the field `kind`.
+
+    `access_token`: the tokens it issued; `token_request`: the token requests it received.
+    """
     lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
-    return [line for line in lines if "access_token" in line]
+    return [line for line in lines if kind in line]
 
 
 async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
@@ -108,7 +111,7 @@ async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
                 result = await handle.result()
             logs = logged()
     assert result.status == "completed" and result.tool_calls == 3
-    tokens = issued(events)
+    tokens = recorded(events, "access_token")
     grants = [t["grant"] for t in tokens]
     assert grants[0] == "client_credentials" and "refresh_token" in grants, grants
     outputs = recorder.tool_outputs()
@@ -155,12 +158,6 @@ async def test_a_token_endpoint_that_echoes_the_secret_fails_the_run_without_it(
         assert SECRET not in text, f"{where} holds the client secret"
 
 
-def token_requests(events: Path) -> list[dict[str, Any]]:
-    """The token requests an authorization server received."""
-    lines = [json.loads(line) for line in events.read_text().splitlines()] if events.exists() else []
-    return [line for line in lines if "token_request" in line]
-
-
 async def test_a_server_naming_another_authorization_server_gets_no_credentials_sent_there(
     client: Client,
     tmp_path: Path,
@@ -184,7 +181,12 @@ async def test_a_server_naming_another_authorization_server_gets_no_credentials_
                         result_type=AgentResult,
                     )
                     failure = await failure_of(handle)
-                outcomes[pinned] = (failure, token_requests(rogue_events), token_requests(events), logged())
+                outcomes[pinned] = (
+                    failure,
+                    recorded(rogue_events, "token_request"),
+                    recorded(events, "token_request"),
+                    logged(),
+                )
     # Pinned to the wiki's own authorization server, the worker sends its secret nowhere: the
     # metadata names another server, so it stops before any token request, and says why.
     failure, asked, asked_wiki, logs = outcomes[True]
