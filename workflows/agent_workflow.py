@@ -393,7 +393,7 @@ class AgentWorkflow:
             )
         )
 
-    def _notify_input(self, record: InputRecord) -> None:
+    def _notify_input(self, record: InputRecord, *, escalated: bool = False) -> None:
         assert self._plan is not None
         # Runs that asked before input requests were announced replay without the notice.
         if not self._plan.notify_approvals or not workflow.patched("notify-input-requests"):
@@ -403,10 +403,19 @@ class AgentWorkflow:
             ApprovalNotice(
                 workflow_id=me,
                 pending=self._inputs.as_pending(record),
+                escalated=escalated,
                 approve_command="",
                 answer_command=answer_command(me, record.call.call_id, record.question.question_sha256),
             )
         )
+
+    def _input_escalation(self, record: InputRecord) -> datetime | None:
+        """When an input request is announced again to `escalate_to` (None: it is not)."""
+        at = self._gate.escalation_at(record.call)
+        # The wait gains a timer at that time: runs that asked before it replay without one.
+        if at is None or not self._plan or not self._plan.notify_approvals:
+            return None
+        return at if workflow.patched("announce-input-escalation") else None
 
     def _send_notice(self, notice: ApprovalNotice) -> None:
         """POST `notice` to the approval webhook, if one is configured; never waited for."""
@@ -457,14 +466,22 @@ class AgentWorkflow:
         await self._report_pending()
         deadline = record.call.deadline
         assert deadline is not None
+        escalation = self._input_escalation(record)
         while record.action is None:
+            escalating = escalation is not None and escalation < deadline and record.call.escalated_at is None
+            until = escalation if escalating and escalation is not None else deadline
             try:
                 await workflow.wait_condition(
                     lambda: record.action is not None,
-                    timeout=timedelta(seconds=max((deadline - workflow.now()).total_seconds(), 0.001)),
-                    timeout_summary="input deadline",
+                    timeout=timedelta(seconds=max((until - workflow.now()).total_seconds(), 0.001)),
+                    timeout_summary="input escalation" if escalating else "input deadline",
                 )
             except TimeoutError:
+                if escalating:
+                    # `escalate_to` people may answer from now on: they hear of it, as for a call.
+                    record.call.escalated_at = workflow.now()
+                    self._notify_input(record, escalated=True)
+                    continue
                 self._inputs.time_out(record, workflow.now())
                 if self._approval_config(agent).on_timeout == "fail":
                     self._input_failure = ApprovalTimedOutError(

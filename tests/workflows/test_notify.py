@@ -14,7 +14,7 @@ from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
-from tests.workflows.test_input_requests import answer, book, project_for, start, wait_input
+from tests.workflows.test_input_requests import answer, book, host_agent, project_for, start, wait_input
 from workflows.agent_workflow import AgentWorkflow
 from workflows.payloads import AgentRequest, AgentResult
 
@@ -157,4 +157,31 @@ async def test_a_run_that_asked_before_input_requests_were_announced_still_repla
             result = await handle.result()
     assert result.status == "completed" and webhook.received == []
     # Today's code takes the old branch for it (`workflow.patched`): no new command, no divergence.
+    await assert_replays(handle)
+
+
+async def test_an_input_request_is_announced_again_when_it_escalates(
+    client: Client, tmp_path: Path, webhook: Webhook
+) -> None:
+    approval = 'approvers = ["alice"]\nescalate_after = "1s"\nescalate_to = ["dave"]\ntimeout = "1h"'
+    project = project_for(
+        tmp_path, {"host": book()}, agents={"host": host_agent(approval=approval)}, approval_webhook_url=webhook.url
+    )
+    async with airlock_worker(client, project):
+        handle = await start(client, project)
+        pending = await wait_input(handle)
+
+        async def both() -> bool:
+            return len(webhook.received) == 2
+
+        await wait_for(both, what="the notice and the escalation's")
+        # dave was not an approver until the escalation: now his answer counts.
+        await handle.execute_update("answer", answer(pending, "dave", content={"size": 4}), result_type=dict)
+        result = await handle.result()
+    # The webhook refuses its first two POSTs, so the two notices may land in either order.
+    first, again = sorted(webhook.received, key=lambda notice: notice["escalated"])
+    assert [first["escalated"], again["escalated"]] == [False, True]
+    assert first["answer_command"] == again["answer_command"] != ""
+    assert again["pending"]["call_id"] == pending["call_id"]
+    assert result.status == "completed"
     await assert_replays(handle)
