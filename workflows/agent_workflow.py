@@ -410,11 +410,13 @@ class AgentWorkflow:
         )
 
     def _input_escalation(self, record: InputRecord) -> datetime | None:
-        """When an input request is announced again to `escalate_to` (None: it is not)."""
+        """When an input request is announced again for `escalate_to` (None: it is not)."""
+        assert self._plan is not None
         at = self._gate.escalation_at(record.call)
-        # The wait gains a timer at that time: runs that asked before it replay without one.
-        if at is None or not self._plan or not self._plan.notify_approvals:
+        deadline = record.call.deadline
+        if at is None or (deadline is not None and at >= deadline) or not self._plan.notify_approvals:
             return None
+        # The wait gains a timer at that time: runs that asked before it replay without one.
         return at if workflow.patched("announce-input-escalation") else None
 
     def _send_notice(self, notice: ApprovalNotice) -> None:
@@ -466,19 +468,19 @@ class AgentWorkflow:
         await self._report_pending()
         deadline = record.call.deadline
         assert deadline is not None
-        escalation = self._input_escalation(record)
+        escalation = self._input_escalation(record)  # None once announced again, or if it never is
         while record.action is None:
-            escalating = escalation is not None and escalation < deadline and record.call.escalated_at is None
-            until = escalation if escalating and escalation is not None else deadline
+            until = escalation or deadline
             try:
                 await workflow.wait_condition(
                     lambda: record.action is not None,
                     timeout=timedelta(seconds=max((until - workflow.now()).total_seconds(), 0.001)),
-                    timeout_summary="input escalation" if escalating else "input deadline",
+                    timeout_summary="input escalation" if escalation else "input deadline",
                 )
             except TimeoutError:
-                if escalating:
+                if escalation is not None:
                     # `escalate_to` people may answer from now on: they hear of it, as for a call.
+                    escalation = None
                     record.call.escalated_at = workflow.now()
                     self._notify_input(record, escalated=True)
                     continue
