@@ -308,11 +308,11 @@ def marginal_bytes(rows: list[dict[str, Any]], prefix: str = "") -> float | None
     return float((large[f"{prefix}bytes"] - small[f"{prefix}bytes"]) / (large["steps"] - small["steps"]))
 
 
-async def approvals(bench: Bench, scenario: Scenario) -> dict[str, Any]:
-    """Measurement 5: `approve` signal accepted → the gated write reaches the tickets server."""
-    await durable_runs.approval_latency(bench.client, bench.task_queue, scenario.durable_db)  # warm-up
+async def approvals(bench: Bench) -> dict[str, Any]:
+    """Measurement 5: `approve` signal accepted → the gated write applied by the tickets server."""
+    await durable_runs.approval_latency(bench.client, bench.task_queue, bench.worker.log_file)  # warm-up
     samples = [
-        await durable_runs.approval_latency(bench.client, bench.task_queue, scenario.durable_db)
+        await durable_runs.approval_latency(bench.client, bench.task_queue, bench.worker.log_file)
         for _ in range(bench.plan.approvals)
     ]
     return summary_ms(samples)
@@ -402,7 +402,7 @@ async def _phases(
     results["history_marginal_bytes_per_step"] = marginal_bytes(results["history"])
     results["anchor_history_marginal_bytes_per_step"] = marginal_bytes(results["history"], "anchor_")
     with phase("5. approval latency", timings):
-        results["approval"] = await approvals(bench, scenario)
+        results["approval"] = await approvals(bench)
     with phase("8. the Temporal floor", timings):
         results["floor"] = await floor_phase(bench, scenario, address)
     return results
