@@ -392,17 +392,13 @@ class ApprovalGate:
         edited_from: str | None = None,
     ) -> None:
         self.audit.append(
-            AuditEntry(
-                at=now,
-                event=event,
-                call_id=record.call_id,
-                agent=record.agent,
-                server=record.server,
-                tool=record.tool,
+            AuditEntry.of_call(
+                record,
+                event,
+                now,
                 actor=actor,
                 reason=reason,
                 outcome=outcome,
-                arguments_sha256=record.arguments_sha256,
                 identity=identity,
                 edited_from_sha256=edited_from,
             )

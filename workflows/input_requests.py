@@ -23,6 +23,7 @@ from workflows.payloads import (
     AnswerAction,
     ApprovalRecord,
     AuditEntry,
+    AuditEvent,
     GivenAnswer,
     InputQuestion,
     PendingApproval,
@@ -226,7 +227,7 @@ class InputDesk:
     def _audit(
         self,
         record: InputRecord,
-        event: Any,
+        event: AuditEvent,
         now: datetime,
         *,
         actor: str | None = None,
@@ -235,17 +236,12 @@ class InputDesk:
         action: AnswerAction | None = None,
         answer: str | None = None,
     ) -> AuditEntry:
-        call = record.call
-        entry = AuditEntry(
-            at=now,
-            event=event,
-            call_id=call.call_id,
-            agent=call.agent,
-            server=call.server,
-            tool=call.tool,
+        entry = AuditEntry.of_call(
+            record.call,
+            event,
+            now,
             actor=actor,
             reason=reason,
-            arguments_sha256=call.arguments_sha256,
             identity=identity,
             question_sha256=record.question.question_sha256,
             action=action,

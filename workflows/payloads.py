@@ -112,6 +112,20 @@ class AuditEntry(Wire):
     action: AnswerAction | None = None
     answer_sha256: str | None = None
 
+    @classmethod
+    def of_call(cls, record: ApprovalRecord, event: AuditEvent, at: datetime, **details: Any) -> AuditEntry:
+        """An entry about `record`'s call (its id, agent, server, tool, arguments hash), with `details`."""
+        return cls(
+            at=at,
+            event=event,
+            call_id=record.call_id,
+            agent=record.agent,
+            server=record.server,
+            tool=record.tool,
+            arguments_sha256=record.arguments_sha256,
+            **details,
+        )
+
 
 class ApprovalRecord(Wire):
     """The decision on one gated call and what came of it; part of the run's result."""

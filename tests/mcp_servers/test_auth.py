@@ -18,7 +18,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import pytest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from tests.conftest import Project, failure_of, history_text, make_project, workflow_id
 from tests.support.logs import worker_logs
@@ -82,6 +82,17 @@ def recorded(events: Path, kind: str) -> list[dict[str, Any]]:
     return [line for line in lines if kind in line]
 
 
+async def start_reader(client: Client, project: Project, prompt: str, name: str) -> WorkflowHandle[Any, AgentResult]:
+    """Start a run of the wiki reader, requested by carol."""
+    return await client.start_workflow(
+        "AgentWorkflow",
+        AgentRequest(agent="reader", input=prompt, requester="carol"),
+        id=workflow_id(name),
+        task_queue=project.settings.task_queue,
+        result_type=AgentResult,
+    )
+
+
 async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
     client: Client,
     tmp_path: Path,
@@ -101,13 +112,7 @@ async def test_a_run_uses_an_oauth_server_and_no_secret_or_token_leaks(
         recorder = record_model(activities)
         with worker_logs(activities.redactor, capsys) as logged:
             async with running_worker(client, project.settings, activities):
-                handle = await client.start_workflow(
-                    "AgentWorkflow",
-                    AgentRequest(agent="reader", input="deploys", requester="carol"),
-                    id=workflow_id("oauth"),
-                    task_queue=project.settings.task_queue,
-                    result_type=AgentResult,
-                )
+                handle = await start_reader(client, project, "deploys", "oauth")
                 result = await handle.result()
             logs = logged()
     assert result.status == "completed" and result.tool_calls == 3
@@ -141,13 +146,7 @@ async def test_a_token_endpoint_that_echoes_the_secret_fails_the_run_without_it(
         activities = build_activities(project.settings, environ=project.environ)
         with worker_logs(activities.redactor, capsys) as logged:
             async with running_worker(client, project.settings, activities):
-                handle = await client.start_workflow(
-                    "AgentWorkflow",
-                    AgentRequest(agent="reader", input="x", requester="carol"),
-                    id=workflow_id("oauth-echo"),
-                    task_queue=project.settings.task_queue,
-                    result_type=AgentResult,
-                )
+                handle = await start_reader(client, project, "x", "oauth-echo")
                 failure = await failure_of(handle)
             logs = logged()
     refusals = [json.loads(line) for line in events.read_text().splitlines() if "refused" in line]
@@ -173,13 +172,7 @@ async def test_a_server_naming_another_authorization_server_gets_no_credentials_
             activities = build_activities(project.settings, environ=project.environ)
             with worker_logs(activities.redactor, capsys) as logged:
                 async with running_worker(client, project.settings, activities):
-                    handle = await client.start_workflow(
-                        "AgentWorkflow",
-                        AgentRequest(agent="reader", input="x", requester="carol"),
-                        id=workflow_id("oauth-rogue"),
-                        task_queue=project.settings.task_queue,
-                        result_type=AgentResult,
-                    )
+                    handle = await start_reader(client, project, "x", "oauth-rogue")
                     failure = await failure_of(handle)
                 outcomes[pinned] = (
                     failure,
@@ -205,13 +198,7 @@ async def test_a_401_fails_the_run_naming_the_server_and_the_reason(client: Clie
         project = wiki_project(tmp_path, url, [{"message": "never"}], oauth=False)
         activities = build_activities(project.settings, environ=project.environ)
         async with running_worker(client, project.settings, activities):
-            handle = await client.start_workflow(
-                "AgentWorkflow",
-                AgentRequest(agent="reader", input="x", requester="carol"),
-                id=workflow_id("oauth-401"),
-                task_queue=project.settings.task_queue,
-                result_type=AgentResult,
-            )
+            handle = await start_reader(client, project, "x", "oauth-401")
             failure = await failure_of(handle)
     assert failure.type == "ToolUnavailableError"
     assert "401 unauthorized from server 'wiki': no live token" in failure.message, failure.message
