@@ -33,7 +33,7 @@ from workflows.approvers import NAME
 from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
-from workflows.identity import MAX_LIFETIME_SECONDS
+from workflows.identity import MAX_LIFETIME_SECONDS, Kind
 from workflows.input_requests import answer_sha256
 from workflows.payloads import Answer, Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
 from workflows.settings import Settings
@@ -487,24 +487,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     call = await _pending_call(handle, args)
     sha = _bound_sha256(args, call["arguments_sha256"])
     edit, edited = _edit(args, sha)
-    key = _key_for(args, required=False)
-    signature = None
-    if key is None:
-        sys.stderr.write(
-            f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
-            "decision, which counts only where decisions are asserted\n"
-        )
-    else:
-        signature = signing.sign_decision(
-            key,
-            signer=args.approver,
-            approver=args.approver,
-            workflow_id=args.workflow_id,
-            call_id=args.call_id,
-            decision=args.decision,
-            arguments_sha256=sha,
-            edited_sha256=edited,
-        )
+    signature = _optional_signature(args, "decision", args.decision, sha, edited_sha256=edited)
     payload = _wire(
         Review,
         {
@@ -543,6 +526,32 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _signed(args: argparse.Namespace, key: Ed25519PrivateKey, kind: Kind, sha: str, **extra: Any) -> str:
+    """`kind` on the command line's call, signed by its person (`--as`) with `key`."""
+    return signing.sign_decision(
+        key,
+        signer=args.approver,
+        approver=args.approver,
+        workflow_id=args.workflow_id,
+        call_id=args.call_id,
+        decision=kind,
+        arguments_sha256=sha,
+        **extra,
+    )
+
+
+def _optional_signature(args: argparse.Namespace, what: str, kind: Kind, sha: str, **extra: Any) -> str | None:
+    """The person's signature on `what`, or None (said on stderr) when they have no key."""
+    key = _key_for(args, required=False)
+    if key is None:
+        sys.stderr.write(
+            f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
+            f"{what}, which counts only where decisions are asserted\n"
+        )
+        return None
+    return _signed(args, key, kind, sha, **extra)
+
+
 async def cmd_sign(args: argparse.Namespace) -> int:
     """Print only the signed `approve`/`reject` signal payload; offline when `--sha256` is given."""
     if args.decision == "reject" and (args.comment is not None or args.edit is not None):
@@ -558,17 +567,7 @@ async def cmd_sign(args: argparse.Namespace) -> int:
         call = await _pending_call(client.get_workflow_handle(args.workflow_id), args)
         sha = call["arguments_sha256"]
     edit, edited = _edit(args, sha)
-    signature = signing.sign_decision(
-        key,
-        signer=args.approver,
-        approver=args.approver,
-        workflow_id=args.workflow_id,
-        call_id=args.call_id,
-        decision=args.decision,
-        arguments_sha256=sha,
-        edited_sha256=edited,
-        lifetime=args.expires,
-    )
+    signature = _signed(args, key, args.decision, sha, edited_sha256=edited, lifetime=args.expires)
     common = {"call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "signature": signature}
     if args.decision == "approve":
         payload = _wire(Approve, {**common, "comment": args.comment or "", "arguments": edit})
@@ -598,24 +597,9 @@ async def cmd_answer(args: argparse.Namespace) -> int:
         )
     if args.action == "accept" and question.get("mode") != "url" and args.content is None:
         raise UsageError("an accepted form answer needs its JSON content (or say --decline / --cancel)")
-    key = _key_for(args, required=False)
-    signature = None
-    if key is None:
-        sys.stderr.write(
-            f"airlock: no key for {args.approver} ({_key_path(args)}): sending an unsigned "
-            "answer, which counts only where decisions are asserted\n"
-        )
-    else:
-        signature = signing.sign_decision(
-            key,
-            signer=args.approver,
-            approver=args.approver,
-            workflow_id=args.workflow_id,
-            call_id=args.call_id,
-            decision="answer",
-            arguments_sha256=sha,
-            answer_sha256=answer_sha256(args.action, args.content),
-        )
+    signature = _optional_signature(
+        args, "answer", "answer", sha, answer_sha256=answer_sha256(args.action, args.content)
+    )
     payload = _wire(
         Answer,
         {
