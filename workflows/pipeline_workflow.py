@@ -170,22 +170,20 @@ class PipelineWorkflow:
         # from the arguments shown here, not from the report: a command printed beside forged
         # arguments is bound to them, and the child, which knows its real call, refuses it.
         shown = arguments_sha256(reported.arguments)
+        commands: dict[str, Any]
         if reported.kind == "input" and reported.question is not None:
             sha = reported.question.question_sha256
-            return PipelinePending(
-                step=step.name,
-                workflow_id=step.workflow_id,
-                call_id=reported.call_id,
-                agent=reported.agent,
-                server=reported.server,
-                tool=reported.tool,
-                arguments=reported.arguments,
-                arguments_sha256=shown,
-                approve_command="",
-                kind="input",
-                question=reported.question,
-                answer_command=answer_command(step.workflow_id, reported.call_id, sha),
-            )
+            commands = {
+                "approve_command": "",
+                "kind": "input",
+                "question": reported.question,
+                "answer_command": answer_command(step.workflow_id, reported.call_id, sha),
+            }
+        else:
+            commands = {
+                "approve_command": decision_command(step.workflow_id, reported.call_id, shown, "approve"),
+                "reject_command": decision_command(step.workflow_id, reported.call_id, shown, "reject"),
+            }
         return PipelinePending(
             step=step.name,
             workflow_id=step.workflow_id,
@@ -195,6 +193,5 @@ class PipelineWorkflow:
             tool=reported.tool,
             arguments=reported.arguments,
             arguments_sha256=shown,
-            approve_command=decision_command(step.workflow_id, reported.call_id, shown, "approve"),
-            reject_command=decision_command(step.workflow_id, reported.call_id, shown, "reject"),
+            **commands,
         )
