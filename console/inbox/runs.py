@@ -20,6 +20,7 @@ from console import signing
 from console.decisions import send_review, send_update
 from console.waiting import QUERY_CONCURRENCY, waiting_calls
 from workflows.arguments import schema_errors
+from workflows.identity import Kind
 from workflows.input_requests import answer_sha256
 from workflows.payloads import Answer, Review
 
@@ -164,18 +165,7 @@ class Runs:
             if problems:
                 raise DecisionError("the edited arguments do not match the tool's schema: " + "; ".join(problems))
         edited = signing.arguments_sha256(edit) if edit is not None else None
-        signature = None
-        if self.key is not None:
-            signature = signing.sign_decision(
-                self.key,
-                signer=self.service,
-                approver=person,
-                workflow_id=workflow_id,
-                call_id=call_id,
-                decision=decision,
-                arguments_sha256=seen_sha256,
-                edited_sha256=edited,
-            )
+        signature = self._signature(person, workflow_id, call_id, decision, seen_sha256, edited_sha256=edited)
         payload = Review(
             call_id=call_id,
             approver=person,
@@ -209,23 +199,29 @@ class Runs:
             raise DecisionError("the server asked something else since you opened it: read it again")
         if not may_decide(person, details):
             raise DecisionError(f"{person} may not answer for this call")
-        signature = None
-        if self.key is not None:
-            signature = signing.sign_decision(
-                self.key,
-                signer=self.service,
-                approver=person,
-                workflow_id=workflow_id,
-                call_id=call_id,
-                decision="answer",
-                arguments_sha256=sha,
-                answer_sha256=answer_sha256(action, content),
-            )
+        signature = self._signature(
+            person, workflow_id, call_id, "answer", sha, answer_sha256=answer_sha256(action, content)
+        )
         payload = Answer(
             call_id=call_id, approver=person, question_sha256=sha, action=action, content=content, signature=signature
         )
         handle = self.client.get_workflow_handle(workflow_id)
         return await send_update(handle, "answer", payload.model_dump(mode="json", exclude_none=True), self.wait)
+
+    def _signature(self, person: str, workflow_id: str, call_id: str, kind: Kind, sha: str, **extra: Any) -> str | None:
+        """The inbox's signature, for `person`, on `kind` for this call (None: the inbox has no key)."""
+        if self.key is None:
+            return None
+        return signing.sign_decision(
+            self.key,
+            signer=self.service,
+            approver=person,
+            workflow_id=workflow_id,
+            call_id=call_id,
+            decision=kind,
+            arguments_sha256=sha,
+            **extra,
+        )
 
 
 def may_decide(person: str, details: dict[str, Any]) -> bool:
