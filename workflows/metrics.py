@@ -7,7 +7,9 @@ They come out of the same Prometheus endpoint as Temporal's own (workflows/telem
   (0 closed, 1 half-open, 2 open);
 - `airlock_pending_approvals{agent}`: calls waiting for a decision in the runs this worker holds;
 - `airlock_runs_awaiting_approval{agent}`: runs waiting at the gate, cluster-wide (visibility);
-- `airlock_approval_decision_seconds{agent, decision}`: request → decision (workflows/gate_metrics.py).
+- `airlock_approval_decision_seconds{agent, decision}`: request → decision (workflows/gate_metrics.py);
+- `airlock_dependency_up{kind, name}`: 1 when the model endpoint (`kind="model"`) or an MCP server
+  (`kind="mcp_server"`) answered the worker's last probe, 0 when not (workflows/health.py).
 
 Labels are bounded: servers come from servers.toml, agents and models from the agent files,
 outcomes from a fixed list, and a server's tool names are capped (`MAX_TOOLS_PER_SERVER`, then
@@ -50,6 +52,7 @@ MODEL_TOKENS = "airlock_model_tokens_total"
 BREAKER_STATE = "airlock_mcp_breaker_state"
 PENDING_APPROVALS = "airlock_pending_approvals"
 RUNS_WAITING = "airlock_runs_awaiting_approval"
+DEPENDENCY_UP = "airlock_dependency_up"
 SAMPLE_EVERY = timedelta(seconds=30)
 TOOL_ACTIVITIES = frozenset({"airlock.read", "airlock.write"})
 MODEL_ACTIVITY = "airlock.model"
@@ -121,6 +124,18 @@ class PendingApprovals:
     def _publish(self, agents: set[str]) -> None:
         for agent in agents:
             self._gauge.set(self.total(agent), {"agent": agent})
+
+
+class DependencyGauge:
+    """`airlock_dependency_up{kind, name}`: whether a dependency answered its last probe (1) or not (0)."""
+
+    def __init__(self, meter: MetricMeter) -> None:
+        """Publish on `meter` (the worker's runtime meter)."""
+        self._gauge = meter.create_gauge(DEPENDENCY_UP, "Dependency answered its last probe: 1 up, 0 down")
+
+    def set(self, kind: str, name: str, up: bool) -> None:
+        """Publish the state of one dependency (names come from servers.toml and the settings)."""
+        self._gauge.set(1 if up else 0, {"kind": kind, "name": name})
 
 
 class WaitingRuns:

@@ -1,5 +1,8 @@
-"""Start-up checks: a worker says `ready` only once its namespace, model and MCP servers are.
+"""Start-up checks: every problem a worker (or `airlock check`) finds, collected and named at once.
 
+Configuration (settings, files, a model without its key), Temporal and the namespace's search
+attributes stop the worker; a dependency that is down (the model endpoint, an MCP server) does not:
+the worker starts, reports it (workflows/health.py) and its calls fail into the normal retry path.
 Each check names what is wrong and, where a person must act, the exact command that fixes it.
 """
 
@@ -8,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import shlex
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import httpx
 import structlog
+from pydantic import ValidationError
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
@@ -21,8 +27,12 @@ from mcp_servers.registry import McpPool, ServerUnavailable
 from workflows.devserver import SEARCH_ATTRIBUTES
 from workflows.errors import ConfigError
 from workflows.models import ModelBackend, OpenAIModel
+from workflows.settings import Settings
 
 log = structlog.get_logger("airlock.startup")
+
+T = TypeVar("T")
+Status = Literal["ok", "problem", "skipped"]
 
 CHECK_TIMEOUT_S = 15.0
 # Elasticsearch-backed visibility registers a new attribute asynchronously.
@@ -108,12 +118,146 @@ async def unreachable_servers(pool: McpPool, names: Iterable[str]) -> dict[str, 
     return {name: reason for name, reason in zip(ordered, reasons, strict=True) if reason is not None}
 
 
-async def check_dependencies(model: ModelBackend, pool: McpPool, servers: Iterable[str]) -> None:
-    """Raise `ConfigError` naming every dependency (model, MCP server) that does not answer."""
-    problems: list[str] = []
+async def check_dependencies(model: ModelBackend, pool: McpPool, servers: Iterable[str]) -> dict[str, str]:
+    """Every dependency (`model`, or an MCP server's name) that does not answer, with the reason."""
     model_problem, server_problems = await asyncio.gather(unreachable_model(model), unreachable_servers(pool, servers))
-    if model_problem is not None:
-        problems.append(model_problem)
-    problems += [f"MCP server {name!r}: {reason}" for name, reason in server_problems.items()]
-    if problems:
-        raise ConfigError("not ready: " + "; ".join(problems))
+    problems = {} if model_problem is None else {"model": model_problem}
+    return {**problems, **server_problems}
+
+
+async def search_attributes_missing(client: Client, namespace: str) -> str | None:
+    """What is missing of Airlock's search attributes on `namespace` (with the fixing command); nothing is created."""
+    try:
+        present = await _custom_attributes(client, namespace)
+    except RPCError as err:
+        return f"cannot list the search attributes of namespace {namespace}: {err.message}"
+    missing = [name for name in SEARCH_ATTRIBUTES if name not in present]
+    if not missing:
+        return None
+    return (
+        f"namespace {namespace} lacks {', '.join(missing)} (a worker creates them when it may); "
+        f"create them with: {create_command(namespace, missing)}"
+    )
+
+
+@dataclass(frozen=True)
+class Check:
+    """One start-up check: what was checked and, when it failed, the problem with its fix."""
+
+    name: str
+    status: Status
+    detail: str = ""
+    # A dependency that is down degrades the worker; any other problem stops it.
+    dependency: bool = False
+
+    def line(self) -> str:
+        """`ok  name  detail`, for people."""
+        return f"{self.status:<8} {self.name}: {self.detail}" if self.detail else f"{self.status:<8} {self.name}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The check for machines (`-o json`)."""
+        return {"name": self.name, "status": self.status, "detail": self.detail, "dependency": self.dependency}
+
+
+@dataclass
+class Checks:
+    """Start-up checks in the order they ran, so that every problem is named at once."""
+
+    items: list[Check] = field(default_factory=list)
+
+    def ok(self, name: str, detail: str = "", *, dependency: bool = False) -> None:
+        """Record a check that passed."""
+        self.items.append(Check(name, "ok", detail, dependency))
+
+    def problem(self, name: str, detail: str, *, dependency: bool = False) -> None:
+        """Record a check that failed, with what fixes it."""
+        self.items.append(Check(name, "problem", detail, dependency))
+
+    def skipped(self, name: str, why: str) -> None:
+        """Record a check that could not run because of an earlier problem."""
+        self.items.append(Check(name, "skipped", why))
+
+    def run(self, name: str, step: Callable[[], T], detail: Callable[[T], str] = lambda _: "") -> T | None:
+        """`step()`, recorded as `name`: its `ConfigError` is the problem; None when it failed."""
+        try:
+            value = step()
+        except ConfigError as err:
+            self.problem(name, str(err))
+            return None
+        self.ok(name, detail(value))
+        return value
+
+    async def run_async(
+        self, name: str, step: Callable[[], Awaitable[T]], detail: Callable[[T], str] = lambda _: ""
+    ) -> T | None:
+        """`await step()`, recorded as `name` like `run`."""
+        try:
+            value = await step()
+        except ConfigError as err:
+            self.problem(name, str(err))
+            return None
+        self.ok(name, detail(value))
+        return value
+
+    @property
+    def blocking(self) -> list[Check]:
+        """The problems that stop a worker: all but dependencies that are down."""
+        return [c for c in self.items if c.status == "problem" and not c.dependency]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every check that ran passed (dependencies included): `airlock check` exits 0."""
+        return all(c.status != "problem" for c in self.items)
+
+    def stop_if_blocking(self) -> None:
+        """Raise one `ConfigError` naming every blocking problem, when there is any."""
+        blocking = self.blocking
+        if len(blocking) == 1:
+            raise ConfigError(blocking[0].detail)
+        if blocking:
+            raise ConfigError(
+                f"{len(blocking)} problems: "
+                + "; ".join(f"({n}) {c.name}: {c.detail}" for n, c in enumerate(blocking, 1))
+            )
+
+
+def load_settings(checks: Checks, **overrides: Any) -> Settings:
+    """`Settings()` from the environment, each bad value recorded; the rest is still checked with its default.
+
+    pydantic names every bad variable of one environment at once; rebuilding with the defaults
+    in their place lets the other checks (files, Temporal, model) run and be named too.
+    """
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as err:
+        bad: dict[str, str] = {}
+        for error in err.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            message = error["msg"].removeprefix("Value error, ")
+            bad.setdefault(key, message if _variable(key) in message else f"{_variable(key)}: {message}")
+        checks.problem("settings", "; ".join(bad.values()))
+        defaults = {key: _default(key) for key in bad}
+        return Settings(**{**overrides, **defaults})
+    checks.ok("settings")
+    return settings
+
+
+def _field_name(key: str) -> str:
+    """The settings field a validation error's location names (a field name or its alias)."""
+    for name, info in Settings.model_fields.items():
+        if key in (name, info.validation_alias):
+            return name
+    return key
+
+
+def _variable(key: str) -> str:
+    """The environment variable behind a settings key."""
+    info = Settings.model_fields.get(_field_name(key))
+    if info is not None and isinstance(info.validation_alias, str):
+        return info.validation_alias
+    return f"AIRLOCK_{_field_name(key).upper()}"
+
+
+def _default(key: str) -> Any:
+    info = Settings.model_fields[_field_name(key)]
+    return info.get_default(call_default_factory=True)

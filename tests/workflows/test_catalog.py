@@ -201,7 +201,7 @@ def test_worker_exits_2_on_config_error_before_connecting(tmp_path: Path) -> Non
         AIRLOCK_AGENTS_DIR=str(config.settings.agents_dir),
         AIRLOCK_MCP_SERVERS_FILE=str(config.settings.mcp_servers_file),
         AIRLOCK_SCRIPTED_MODEL_FILE=str(config.settings.scripted_model_file),
-        # Nothing listens here: if the worker tried Temporal first, it would fail about that.
+        # Nothing listens here: the worker names that too, with the file's mistake (every problem at once).
         AIRLOCK_TEMPORAL_ADDRESS="127.0.0.1:1",
         TICKETS_DB=str(config.tickets_db),
     )
@@ -209,7 +209,8 @@ def test_worker_exits_2_on_config_error_before_connecting(tmp_path: Path) -> Non
     assert finished.returncode == 2, finished.stderr
     assert str(config.settings.agents_dir / "support.toml") in finished.stderr
     assert "'colour'" in finished.stderr
-    assert "cannot reach Temporal" not in finished.stderr, "config must be checked before connecting"
+    assert "2 problems: (1) agents:" in finished.stderr, "the file's mistake is named first"
+    assert "cannot reach Temporal at 127.0.0.1:1" in finished.stderr
 
 
 def test_worker_exits_fast_when_temporal_is_unreachable(tmp_path: Path) -> None:
