@@ -131,7 +131,18 @@ async def _gate_and_decide(handle: WorkflowHandle[object, AgentResult], settings
         say(f"✘ an unsigned approval claiming to be alice is {reason}")
 
     key_file = settings.data_dir / "demo" / "alice.key"
-    command = [*_airlock(settings), "approve", workflow_id, call.call_id, "--as", "alice", "--key", str(key_file)]
+    command = [
+        *_airlock(settings),
+        "approve",
+        workflow_id,
+        call.call_id,
+        "--sha256",
+        call.arguments_sha256,
+        "--as",
+        "alice",
+        "--key",
+        str(key_file),
+    ]
     say("✔ alice approves, signed with her key:\n  " + shlex.join(command))
     proc = await asyncio.create_subprocess_exec(
         str(Path(sys.executable).parent / "airlock"),

@@ -25,6 +25,7 @@ from temporalio.service import RPCError
 
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
+from console.visible import visible, visible_lines
 from workflows.commands import answer_command, decision_command
 from workflows.payloads import AgentRequest, InFlightCall, PendingApproval, RunStatus
 
@@ -112,18 +113,26 @@ class Progress:
             if key in self.announced:
                 continue
             self.announced.add(key)
+            # Each line is made visible whole: a server's message or a model's argument cannot
+            # break it into lines of its own, erase the command beside it, or reorder it.
             if call.kind == "input" and call.question is not None:
-                self.say(f"⏸ {call.server}.{call.tool} asks for input: {call.question.message}")
-                self.say("  answer: " + answer_command(workflow_id, call.call_id, call.question.question_sha256))
+                self.say(visible(f"⏸ {call.server}.{call.tool} asks for input: {call.question.message}"))
+                self.say(
+                    visible("  answer: " + answer_command(workflow_id, call.call_id, call.question.question_sha256))
+                )
                 continue
             needed = call.approvals_needed - len(call.approved_by)
             by = f"; approved so far by {', '.join(call.approved_by)}" if call.approved_by else ""
             self.say(
-                f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "
-                f"{json.dumps(call.arguments, ensure_ascii=False)}"
+                visible(
+                    f"⏸ waiting for {needed} approver(s){by}: {call.server}.{call.tool} "
+                    f"{json.dumps(call.arguments, ensure_ascii=False)}"
+                )
             )
-            self.say("  approve: " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve"))
-            self.say("  reject:  " + decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject"))
+            approve = decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve")
+            reject = decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject")
+            self.say(visible("  approve: " + approve))
+            self.say(visible("  reject:  " + reject))
 
 
 async def follow(
@@ -176,6 +185,6 @@ async def _status(handle: WorkflowHandle[Any, Any]) -> RunStatus | None:
 
 
 def say(line: str) -> None:
-    """One line of progress on stdout, at once."""
-    sys.stdout.write(line + "\n")
+    """One line of progress on stdout, at once (hidden characters escaped)."""
+    sys.stdout.write(visible_lines(line) + "\n")
     sys.stdout.flush()

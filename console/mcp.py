@@ -18,6 +18,7 @@ from mcp.client.session import ElicitationFnT
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult, ErrorData, Tool
 
+from console.visible import visible, visible_lines
 from mcp_servers.auth import preregister, redirect_uri
 from mcp_servers.login import Browser, LoopbackLogin
 from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
@@ -46,7 +47,7 @@ def _servers(settings: Settings, name: str) -> dict[str, ServerConfig]:
 
 
 def _report(err: Exception) -> int:
-    sys.stderr.write(f"airlock: {err}\n")
+    sys.stderr.write(visible(f"airlock: {err}") + "\n")
     return 1
 
 
@@ -98,9 +99,10 @@ def answer_from(text: str | None, *, defaults: bool = False) -> Elicit:
             return ElicitResult(action="accept", content=value)
         if not sys.stdin.isatty():
             return ElicitResult(action="decline")
-        sys.stderr.write(f"The server asks: {params.message}\n")
+        sys.stderr.write(visible(f"The server asks: {params.message}") + "\n")
         if isinstance(params, ElicitRequestFormParams):
-            sys.stderr.write(f"Schema: {json.dumps(params.requested_schema)}\nAnswer (JSON object, empty to decline): ")
+            schema = json.dumps(params.requested_schema)
+            sys.stderr.write(f"Schema: {visible(schema)}\nAnswer (JSON object, empty to decline): ")
         sys.stderr.flush()
         line = sys.stdin.readline().strip()
         return ElicitResult(action="accept", content=json.loads(line)) if line else ElicitResult(action="decline")
@@ -192,7 +194,7 @@ async def cmd_tools(args: argparse.Namespace) -> int:
     sys.stdout.write(f"{'TOOL':<{width}}  {'POLICY':<{policy_width}}  HINTS\n")
     for row in rows:
         hints = ", ".join(f"{key}={value}" for key, value in row["annotations"].items() if key.endswith("Hint"))
-        sys.stdout.write(f"{row['name']:<{width}}  {row['policy']:<{policy_width}}  {hints}\n")
+        sys.stdout.write(visible(f"{row['name']:<{width}}  {row['policy']:<{policy_width}}  {hints}") + "\n")
     return 0
 
 
@@ -215,7 +217,8 @@ async def cmd_call(args: argparse.Namespace) -> int:
         return _report(McpCommandError(f"not JSON: {err.msg}"))
     except (McpCommandError, ServerUnavailable) as err:
         return _report(err)
-    sys.stdout.write((json.dumps(raw, indent=2) if args.output == "json" else text) + "\n")
+    # The result is the server's: shown as the model would read it, hidden characters escaped.
+    sys.stdout.write((json.dumps(raw, indent=2) if args.output == "json" else visible_lines(text)) + "\n")
     return 1 if raw.get("isError") else 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 
+from console.visible import visible
 from workflows.payloads import InFlightCall
 
 TOOL_ACTIVITIES = ("airlock.read", "airlock.write")
@@ -38,11 +39,11 @@ async def progress_by_call(client: Client, handle: WorkflowHandle[Any, Any]) -> 
 
 
 def describe(call: InFlightCall, progress: dict[str, Any] | None) -> str:
-    """One readable line: the call, and its progress when the server reported any."""
+    """One readable line: the call, and its progress when the server reported any (hidden characters escaped)."""
     line = f"{call.server}.{call.tool} ({call.call_id})"
     if not progress or progress.get("progress") is None:
-        return line + ": running"
+        return visible(line + ": running")
     done, total = progress["progress"], progress.get("total")
     amount = f"{done:g}/{total:g}" if total else f"{done:g}"
-    message = progress.get("message") or ""
-    return f"{line}: {amount}" + (f" {message}" if message else "")
+    message = str(progress.get("message") or "")
+    return visible(f"{line}: {amount}" + (f" {message}" if message else ""))

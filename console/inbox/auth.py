@@ -64,6 +64,8 @@ class Gatekeeper:
         """The person behind the request, or `NotAuthenticatedError`."""
         if self.dev_identity is not None:
             return Person(self.dev_identity, dev=True)
+        # The TCP peer as the server accepted it (`serve` runs uvicorn without proxy_headers), never
+        # an address a header claims: anyone can send X-Forwarded-For naming the proxy.
         peer = request.client.host if request.client else ""
         try:
             address = ipaddress.ip_address(peer)

@@ -63,7 +63,8 @@ def announce(settings: Settings) -> None:
     )
     sys.stdout.write(
         f"\ninbox:     {inbox_url(settings)}   (dev identity: you are {DEV_PERSON}, not authenticated)\n"
-        f"terminal:  airlock pending   then   airlock approve WORKFLOW_ID CALL_ID --as {DEV_PERSON} --key {key}\n"
+        f"terminal:  airlock pending   then   airlock approve WORKFLOW_ID CALL_ID --sha256 HASH --as {DEV_PERSON} "
+        f"--key {key}   (HASH: the arguments_sha256 `airlock show WORKFLOW_ID` prints)\n"
         f"a run that waits for you:\n  {start}\n\n"
     )
     sys.stdout.flush()

@@ -79,7 +79,12 @@ def bind(settings: Settings) -> socket.socket:
 async def serve(app: Starlette, settings: Settings, stop: asyncio.Event, sock: socket.socket | None = None) -> None:
     """Serve `app` on the inbox address until `stop` is set."""
     sock = sock or bind(settings)
-    config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", server_header=False)
+    # proxy_headers off: uvicorn would otherwise replace the client address with X-Forwarded-For
+    # (from any loopback peer by default) before the inbox asks whether its proxy is speaking. The
+    # trusted-proxy check must see the TCP peer; X-Forwarded-For is the proxy's to set, not ours to believe.
+    config = uvicorn.Config(
+        app, log_config=None, access_log=False, lifespan="off", server_header=False, proxy_headers=False
+    )
     server = _EmbeddedServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     stopped = asyncio.create_task(stop.wait())

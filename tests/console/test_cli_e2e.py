@@ -210,11 +210,12 @@ async def test_reject_ends_the_call_and_writes_nothing(
         handle = await start(client, desk, "reject")
         started.append(handle.id)
         [pending] = await wait_pending(handle)
+        sha = pending["arguments_sha256"]
         rejected = await desk.run(
-            "reject", handle.id, pending["call_id"], "--as", "bob", "--reason", "T-1 still fails in EU"
+            "reject", handle.id, pending["call_id"], "--sha256", sha, "--as", "bob", "--reason", "T-1 still fails in EU"
         )
         result = await handle.result()
-        again = await desk.run("approve", handle.id, pending["call_id"], "--as", "alice")
+        again = await desk.run("approve", handle.id, pending["call_id"], "--sha256", sha, "--as", "alice")
     assert rejected.code == 0, rejected.describe()
     assert "rejected" in rejected.out and "T-1 still fails in EU" in rejected.out
     [record] = result.approvals
@@ -235,14 +236,16 @@ async def test_unsigned_wrong_hash_and_unlisted_approvals_are_refused_and_change
         handle = await start(client, desk, "refused")
         started.append(handle.id)
         [pending] = await wait_pending(handle)
-        call = pending["call_id"]
-        unsigned = await airlock("--address", desk.address, "approve", handle.id, call, "--as", "alice", home=keyless)
+        call, sha = pending["call_id"], pending["arguments_sha256"]
+        unsigned = await airlock(
+            "--address", desk.address, "approve", handle.id, call, "--sha256", sha, "--as", "alice", home=keyless
+        )
         wrong_hash = await desk.run("approve", handle.id, call, "--as", "alice", "--sha256", "0" * 64)
-        unlisted = await desk.run("approve", handle.id, call, "--as", "mallory")
+        unlisted = await desk.run("approve", handle.id, call, "--sha256", sha, "--as", "mallory")
         still = await pending_of(handle)
         audit = await audit_of(handle)
         # Then the real decision still goes through: nothing above used it up or blocked it.
-        approved = await desk.run("approve", handle.id, call, "--as", "bob")
+        approved = await desk.run("approve", handle.id, call, "--sha256", sha, "--as", "bob")
         result = await handle.result()
     for ran in (unsigned, wrong_hash, unlisted):
         assert ran.code == 1 and ran.err.splitlines()[-1].startswith("refused: "), ran.describe()
@@ -270,7 +273,19 @@ async def test_a_signed_payload_from_sign_is_delivered_by_the_temporal_cli(
         started.append(handle.id)
         [pending] = await wait_pending(handle)
         signed = await desk.run(
-            "sign", handle.id, pending["call_id"], "--as", "alice", "--decision", "approve", "--comment", "via signal"
+            "sign",
+            handle.id,
+            pending["call_id"],
+            "--sha256",
+            pending["arguments_sha256"],
+            "--run-id",
+            (await handle.describe()).run_id,
+            "--as",
+            "alice",
+            "--decision",
+            "approve",
+            "--comment",
+            "via signal",
         )
         payload = signed.json()
         await temporal_cli(
@@ -311,6 +326,8 @@ async def test_an_edit_is_signed_and_the_call_runs_with_the_edited_arguments(
             "approve",
             handle.id,
             pending["call_id"],
+            "--sha256",
+            pending["arguments_sha256"],
             "--as",
             "alice",
             "--edit",

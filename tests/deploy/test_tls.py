@@ -138,7 +138,15 @@ async def test_worker_and_cli_over_mtls_take_a_run_through_its_gate(
             # The operator's CLI reads the same settings and goes through the same TLS frontend.
             cli_env = {k: v for k, v in env.items() if k.startswith("AIRLOCK_")}
             approved = await airlock(
-                "approve", handle.id, pending["call_id"], "--as", "alice", home=tmp_path, env=cli_env
+                "approve",
+                handle.id,
+                pending["call_id"],
+                "--sha256",
+                pending["arguments_sha256"],
+                "--as",
+                "alice",
+                home=tmp_path,
+                env=cli_env,
             )
             assert approved.code == 0, approved.describe()
             result = await handle.result()
