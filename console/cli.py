@@ -29,7 +29,9 @@ from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review, send_update
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
+from console.visible import visible, visible_json, visible_lines
 from workflows.approvers import NAME
+from workflows.arguments import not_json
 from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
 from workflows.connection import connect
 from workflows.errors import ConfigError
@@ -85,13 +87,13 @@ def run(argv: Sequence[str] | None = None) -> int:
         return result
     except UsageError as err:
         parser.print_usage(sys.stderr)
-        sys.stderr.write(f"airlock: error: {err}\n")
+        complain(f"airlock: error: {err}")
         return 2
     except RefusedError as err:
-        sys.stderr.write(f"refused: {err}\n")
+        complain(f"refused: {err}")
         return 1
     except (CliError, ConfigError, signing.KeyFileError, PayloadDecryptionError) as err:
-        sys.stderr.write(f"airlock: {err}\n")
+        complain(f"airlock: {err}")
         return 1
     except BrokenPipeError:
         return 1
@@ -166,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=signing.DEFAULT_LIFETIME,
         help="how long the signature is good for (default 10m, at most 7d)",
     )
+    sign.add_argument(
+        "--run-id",
+        help="the run that shows the call (its pending entry's run_id); needed with --sha256",
+    )
     sign.set_defaults(command=cmd_sign)
 
     answer = commands.add_parser(
@@ -174,7 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     _decision_arguments(
         answer,
         who="who answers",
-        shown="the question_sha256 you were shown; refused unless it is still the pending question",
+        shown="the question_sha256 you were shown; refused unless it is still the pending question "
+        "(required off a terminal; on one, the question is shown and you are asked)",
     )
     answer.add_argument(
         "content",
@@ -204,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("workflow_id", metavar="WORKFLOW_ID")
     audit.set_defaults(command=cmd_audit)
     _add_mcp_commands(commands, common)
+    check = commands.add_parser("check", parents=[common], help="every start-up check the worker makes; 1 on a problem")
+    check.set_defaults(command=_cmd_check)
 
     inbox = commands.add_parser("inbox", help="serve the approval inbox web page (loopback by default)")
     inbox.add_argument("--host", help="address to bind (default: AIRLOCK_INBOX_HOST, 127.0.0.1)")
@@ -243,7 +252,10 @@ def _decision_arguments(
     parser: argparse.ArgumentParser,
     *,
     who: str = "who decides",
-    shown: str = "the arguments_sha256 you were shown; refused unless it is still the pending one",
+    shown: str = (
+        "the arguments_sha256 you were shown; refused unless it is still the pending one "
+        "(required off a terminal; on one, the call is shown and you are asked)"
+    ),
 ) -> None:
     """The arguments every signed message takes: which run and call, who signs it, what they saw."""
     parser.add_argument("workflow_id", metavar="WORKFLOW_ID")
@@ -285,6 +297,9 @@ def _json_object(text: str) -> dict[str, Any]:
         raise argparse.ArgumentTypeError(f"not JSON: {err.msg} at position {err.pos}") from None
     if not isinstance(value, dict):
         raise argparse.ArgumentTypeError("the arguments must be a JSON object")
+    if (problem := not_json(value)) is not None:
+        # NaN or a lone surrogate: the run refuses it, and it has no hash to sign.
+        raise argparse.ArgumentTypeError(f"not valid JSON: {problem}")
     return value
 
 
@@ -343,6 +358,13 @@ def _mcp_command(name: str) -> Callable[[argparse.Namespace], Awaitable[int]]:
     return command
 
 
+async def _cmd_check(args: argparse.Namespace) -> int:
+    """`airlock check`, loading the worker's checks (and the MCP SDK) only when it runs."""
+    from console.check import cmd_check
+
+    return await cmd_check(args)
+
+
 async def cmd_keygen(args: argparse.Namespace) -> int:
     """Make a key pair, write the private key (0600), print the approvers.toml entry."""
     path: Path = args.out or signing.default_key_path(args.name)
@@ -370,7 +392,7 @@ async def cmd_pending(args: argparse.Namespace) -> int:
     client = await _client(args)
 
     def skipped(workflow_id: str, why: str) -> None:
-        sys.stderr.write(f"airlock: skipped {workflow_id}: {why}\n")
+        complain(f"airlock: skipped {workflow_id}: {why}")
 
     try:
         calls = await waiting.waiting_calls(client, agent=args.agent, wait=args.wait, on_skip=skipped)
@@ -429,6 +451,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
                 ("turn", str(state.turn)),
                 ("tool calls", str(state.tool_calls)),
                 ("pending", str(state.pending)),
+                ("requester", _requester(state.requester, state.requester_proof)),
             ]
         )
     ]
@@ -482,12 +505,17 @@ async def _show_pipeline(args: argparse.Namespace, handle: WorkflowHandle[Any, A
 
 async def cmd_decide(args: argparse.Namespace) -> int:
     """Approve or reject one pending call with the `review` update; print the recorded decision."""
+    _require_seen(args, "arguments_sha256")
     client = await _client(args)
     handle = client.get_workflow_handle(args.workflow_id)
     call = await _pending_call(handle, args)
     sha = _bound_sha256(args, call["arguments_sha256"])
     edit, edited = _edit(args, sha)
-    signature = _optional_signature(args, "decision", args.decision, sha, edited_sha256=edited)
+    if args.sha256 is None:
+        await _confirm(_decision_preview(args, call, edit, edited), f"{args.decision}?")
+    signature = _optional_signature(
+        args, "decision", args.decision, sha, run_id=await _run_of(handle, call), edited_sha256=edited
+    )
     payload = _wire(
         Review,
         {
@@ -526,13 +554,18 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
-def _signed(args: argparse.Namespace, key: Ed25519PrivateKey, kind: Kind, sha: str, **extra: Any) -> str:
-    """`kind` on the command line's call, signed by its person (`--as`) with `key`."""
+def _signed(
+    args: argparse.Namespace, key: Ed25519PrivateKey, kind: Kind, sha: str, *, run_id: str, **extra: Any
+) -> str:
+    """`kind` on the command line's call in run `run_id`, signed by its person (`--as`) with `key`."""
+    settings = getattr(args, "settings", None) or _settings(args)
     return signing.sign_decision(
         key,
         signer=args.approver,
         approver=args.approver,
+        namespace=settings.temporal_namespace,
         workflow_id=args.workflow_id,
+        run_id=run_id,
         call_id=args.call_id,
         decision=kind,
         arguments_sha256=sha,
@@ -558,16 +591,24 @@ async def cmd_sign(args: argparse.Namespace) -> int:
         raise UsageError("--comment and --edit belong to --decision approve (a rejection has --reason)")
     if args.decision == "approve" and args.reason is not None:
         raise UsageError("--reason belongs to --decision reject (an approval has --comment)")
+    _require_seen(args, "arguments_sha256")
     key = _key_for(args, required=True)
     assert key is not None
     if args.sha256 is not None:
         sha = args.sha256
+        edit, edited = _edit(args, sha)
+        if args.run_id is None:
+            raise UsageError("--sha256 signs offline: give --run-id too (the run_id of the pending entry)")
+        run_id = args.run_id
     else:
         client = await _client(args)
-        call = await _pending_call(client.get_workflow_handle(args.workflow_id), args)
+        handle = client.get_workflow_handle(args.workflow_id)
+        call = await _pending_call(handle, args)
         sha = call["arguments_sha256"]
-    edit, edited = _edit(args, sha)
-    signature = _signed(args, key, args.decision, sha, edited_sha256=edited, lifetime=args.expires)
+        edit, edited = _edit(args, sha)
+        await _confirm(_decision_preview(args, call, edit, edited), f"{args.decision}?")
+        run_id = await _run_of(handle, call)
+    signature = _signed(args, key, args.decision, sha, run_id=run_id, edited_sha256=edited, lifetime=args.expires)
     common = {"call_id": args.call_id, "approver": args.approver, "arguments_sha256": sha, "signature": signature}
     if args.decision == "approve":
         payload = _wire(Approve, {**common, "comment": args.comment or "", "arguments": edit})
@@ -582,6 +623,7 @@ async def cmd_answer(args: argparse.Namespace) -> int:
     """Answer one input request with the `answer` update (signed when a key exists); print the recorded answer."""
     if args.action != "accept" and args.content is not None:
         raise UsageError(f"JSON content belongs to an accepted answer, not to --{args.action}")
+    _require_seen(args, "question_sha256")
     client = await _client(args)
     handle = client.get_workflow_handle(args.workflow_id)
     calls: list[dict[str, Any]] = await _query(handle, "pending_approvals", args.wait)
@@ -597,8 +639,15 @@ async def cmd_answer(args: argparse.Namespace) -> int:
         )
     if args.action == "accept" and question.get("mode") != "url" and args.content is None:
         raise UsageError("an accepted form answer needs its JSON content (or say --decline / --cancel)")
+    if args.sha256 is None:
+        await _confirm(_answer_preview(args, call, sha), f"answer {args.action}?")
     signature = _optional_signature(
-        args, "answer", "answer", sha, answer_sha256=answer_sha256(args.action, args.content)
+        args,
+        "answer",
+        "answer",
+        sha,
+        run_id=await _run_of(handle, call),
+        answer_sha256=answer_sha256(args.action, args.content),
     )
     payload = _wire(
         Answer,
@@ -743,7 +792,7 @@ async def _run(args: argparse.Namespace, client: Client, starter: Client) -> int
     elif completed:
         write(f"■ completed: {result.get('output', '')}")
     else:
-        write(f"✘ failed: {result}")
+        write(visible(f"✘ failed: {result}"))
     return 0 if completed else 1
 
 
@@ -792,6 +841,18 @@ async def _workflow_type(handle: WorkflowHandle[Any, Any]) -> str:
     return description.workflow_type
 
 
+async def _run_of(handle: WorkflowHandle[Any, Any], call: dict[str, Any]) -> str:
+    """The run a signature binds: the one the pending entry names, else the workflow's current run."""
+    named = call.get("run_id")
+    if isinstance(named, str) and named:
+        return named
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        raise _rpc_error(err, handle.id, "describe") from None
+    return description.run_id
+
+
 async def _pending_call(handle: WorkflowHandle[Any, Any], args: argparse.Namespace) -> dict[str, Any]:
     calls: list[dict[str, Any]] = await _query(handle, "pending_approvals", args.wait)
     call = next((c for c in calls if c.get("call_id") == args.call_id), None)
@@ -810,6 +871,74 @@ def _bound_sha256(args: argparse.Namespace, pending: str) -> str:
             f"{shlex.join(['airlock', 'show', args.workflow_id, args.call_id])})"
         )
     return pending
+
+
+def interactive() -> bool:
+    """Whether a person is at a terminal: stdin and stdout both TTYs."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _require_seen(args: argparse.Namespace, what: str) -> None:
+    # A person signs only what they were shown: off a terminal the command must name the hash
+    # they saw (a co-approver's edit changes it, and the stale command is then refused).
+    if args.sha256 is None and not interactive():
+        raise UsageError(
+            f"not on a terminal: give --sha256 HASH, the {what} you reviewed "
+            f"({shlex.join(['airlock', 'show', args.workflow_id, args.call_id])} prints it); "
+            "on a terminal, airlock shows the call and asks"
+        )
+
+
+async def _confirm(preview: str, question: str) -> None:
+    """Show `preview` on the terminal and ask `question [y/N]`; anything but yes sends nothing."""
+    write(preview)
+    sys.stdout.write(f"{question} [y/N] ")
+    sys.stdout.flush()
+    line = await asyncio.to_thread(sys.stdin.readline)
+    if line.strip().lower() not in ("y", "yes"):
+        raise CliError("not confirmed: nothing sent")
+
+
+def _decision_preview(
+    args: argparse.Namespace, call: dict[str, Any], edit: dict[str, Any] | None, edited: str | None
+) -> str:
+    """What the person is about to sign: the call, its arguments and their hash (and an edit's)."""
+    view = _known(PendingApproval, call)
+    text = fields(
+        [
+            ("workflow", args.workflow_id),
+            ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+            (
+                "approvals",
+                f"{view.approvals_needed} more needed"
+                + (f" (approved by {', '.join(view.approved_by)})" if view.approved_by else ""),
+            ),
+            ("arguments_sha256", view.arguments_sha256),
+        ]
+    )
+    text += "\narguments:\n" + _indented(view.arguments)
+    if edit is not None and edited is not None:
+        text += f"\nedited to (sha256 {edited}):\n" + _indented(edit)
+    return text
+
+
+def _answer_preview(args: argparse.Namespace, call: dict[str, Any], sha: str) -> str:
+    """What the person is about to sign: the question, its hash, and the answer."""
+    view = _known(PendingApproval, call)
+    question = view.question
+    pairs = [
+        ("workflow", args.workflow_id),
+        ("input request", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+        ("message", question.message if question is not None else "-"),
+        ("question_sha256", sha),
+        ("answer", args.action),
+    ]
+    if question is not None and question.mode == "url":
+        pairs.insert(3, ("url", question.url or "-"))
+    text = fields(pairs)
+    if args.content is not None:
+        text += "\ncontent:\n" + _indented(args.content)
+    return text
 
 
 def _edit(args: argparse.Namespace, sha: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -850,12 +979,21 @@ def _wire(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
 
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     """Write the command's result: `data` as JSON with `-o json`, else the readable `text`."""
-    write(json.dumps(data, indent=2, ensure_ascii=False, default=str) if args.output == "json" else text)
+    if args.output == "json":
+        # Exact JSON still: a hidden character in a string becomes its `\\u` escape.
+        write(visible_json(json.dumps(data, indent=2, ensure_ascii=False, default=str)))
+    else:
+        write(text)
 
 
 def write(text: str) -> None:
-    """One block of output on stdout (logs and errors go to stderr)."""
-    sys.stdout.write(text + "\n")
+    """One block of output on stdout (logs and errors go to stderr), hidden characters escaped."""
+    sys.stdout.write(visible_lines(text) + "\n")
+
+
+def complain(text: str) -> None:
+    """One message on stderr, on one line: a reason from a run cannot forge lines or move the cursor."""
+    sys.stderr.write(visible(text) + "\n")
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:
@@ -882,6 +1020,7 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
     head = fields(
         [
             ("call", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+            ("requester", _requester(view.requester, view.requester_proof)),
             ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
             ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
             (
@@ -894,8 +1033,18 @@ def _pending_block(workflow_id: str, call: dict[str, Any], now: datetime) -> str
             ("reject", call["reject_command"]),
         ]
     )
-    arguments = json.dumps(view.arguments, indent=2, sort_keys=True, ensure_ascii=False)
-    return head + "\narguments:\n" + "\n".join("  " + line for line in arguments.splitlines())
+    return head + "\narguments:\n" + _indented(view.arguments)
+
+
+def _requester(name: str | None, proof: str) -> str:
+    """Who requested a run, and how that is known: `carol (claimed)` (a client typed it)."""
+    return f"{name} ({proof})" if name is not None else "-"
+
+
+def _indented(value: Any) -> str:
+    """`value` as indented JSON lines, each line's hidden characters escaped."""
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
+    return "\n".join("  " + visible(line) for line in text.splitlines())
 
 
 def _input_block(call: dict[str, Any], view: PendingApproval, now: datetime) -> str:
@@ -903,6 +1052,7 @@ def _input_block(call: dict[str, Any], view: PendingApproval, now: datetime) -> 
     assert question is not None
     pairs = [
         ("input request", f"{view.call_id}  {view.server}.{view.tool}  (agent {view.agent})"),
+        ("requester", _requester(view.requester, view.requester_proof)),
         ("message", question.message),
         ("requested", f"{_at(view.requested_at)} ({waiting.age(now - view.requested_at)} ago)"),
         ("deadline", f"{_at(view.deadline)} ({waiting.until(view.deadline, now)})" if view.deadline else "-"),
@@ -910,11 +1060,11 @@ def _input_block(call: dict[str, Any], view: PendingApproval, now: datetime) -> 
         ("answer", call.get("answer_command", "-")),
     ]
     if question.mode == "url":
-        pairs.insert(2, ("url", question.url or "-"))
+        pairs.insert(3, ("url", question.url or "-"))
     text = fields(pairs)
     if question.requested_schema is not None:
         schema = json.dumps(question.requested_schema, indent=2, sort_keys=True, ensure_ascii=False)
-        text += "\nrequested schema:\n" + "\n".join("  " + _one_line(line) for line in schema.splitlines())
+        text += "\nrequested schema:\n" + "\n".join("  " + visible(line) for line in schema.splitlines())
     return text
 
 
@@ -958,8 +1108,9 @@ def _text(value: Any) -> str:
 
 
 def _one_line(text: str) -> str:
-    # A model or a sender chose these strings: a newline or escape must not forge table rows.
-    return "".join(ch if ch.isprintable() else " " for ch in text)
+    # A model or a sender chose these strings: a newline or escape must not forge table rows,
+    # and what is there is shown (escaped), not dropped.
+    return visible(text)
 
 
 def _short(text: str, limit: int) -> str:

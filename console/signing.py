@@ -135,7 +135,9 @@ def sign_decision(
     *,
     signer: str,
     approver: str,
+    namespace: str,
     workflow_id: str,
+    run_id: str,
     call_id: str,
     decision: Kind,
     arguments_sha256: str,
@@ -144,13 +146,19 @@ def sign_decision(
     lifetime: timedelta = DEFAULT_LIFETIME,
     now: datetime | None = None,
 ) -> str:
-    """A compact JWS (EdDSA) binding one decision on one call, as `workflows.identity` verifies it."""
+    """A compact JWS (EdDSA) binding one decision on one call, as `workflows.identity` verifies it.
+
+    `namespace` and `run_id` are those of the run that shows the call (its `pending_approvals`
+    entry says `run_id`): the signature counts in that run, and in no later run of the same id.
+    """
     issued = int((now or datetime.now(UTC)).timestamp())
     claims = DecisionClaims(
         iss=signer,
         sub=approver,
         aud="airlock",
+        namespace=namespace,
         workflow_id=workflow_id,
+        run_id=run_id,
         call_id=call_id,
         decision=decision,
         arguments_sha256=arguments_sha256,

@@ -7,31 +7,56 @@ without restarting runs or the worker.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from workflows.errors import ConfigError
-from workflows.identity import GROUP_PREFIX, parse_public_key
+from workflows.identity import (
+    GROUP_PREFIX,
+    NAME,
+    NAME_RULE,
+    canonical_name,
+    parse_public_key,
+    valid_name,
+    valid_pattern,
+)
 from workflows.payloads import Directory
 from workflows.tomlfiles import read_toml, validate
 
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@+-]{0,199}$")
+__all__ = ["NAME", "ApproversFile", "check_approvers", "load_directory"]
 
 
 def load_directory(path: Path) -> Directory:
-    """Read `path`; every mistake names the file and the key, and nothing loads."""
+    """Read `path`; every mistake names the file, the key and the value, and nothing loads."""
     directory = validate(Directory, read_toml(path), path=path)
+    # Names are compared in canonical form, so two spellings of one name are one principal.
+    seen: dict[str, str] = {}
     for table, principals in (("people", directory.people), ("services", directory.services)):
         for name, principal in principals.items():
-            if not NAME.match(name):
-                raise ConfigError(f"{path}: key '{table}.{name}': a name is letters, digits and _.@+- (at most 200)")
+            if not valid_name(name):
+                raise ConfigError(f"{path}: key '{table}': {name!r} is not a valid name ({NAME_RULE})")
+            where = f"{table}.{name}"
+            other = seen.setdefault(canonical_name(name), where)
+            if other != where:
+                raise ConfigError(f"{path}: key '{where}': {name!r} is the same name as '{other}'")
             for index, entry in enumerate(principal.keys):
                 try:
                     parse_public_key(entry)
                 except ValueError as err:
-                    raise ConfigError(f"{path}: key '{table}.{name}.keys[{index}]': {err}") from None
-    for name in directory.people.keys() & directory.services.keys():
-        raise ConfigError(f"{path}: key 'services.{name}': {name!r} is also a person")
+                    raise ConfigError(f"{path}: key '{where}.keys[{index}]': {err}") from None
+            for index, pattern in enumerate(principal.may_assert):
+                if not valid_pattern(pattern):
+                    raise ConfigError(
+                        f"{path}: key '{where}.may_assert[{index}]': {pattern!r} is not a name or a pattern "
+                        f"({NAME_RULE}; `*` stands for any run of characters but @)"
+                    )
+    for group, members in directory.groups.items():
+        if not valid_name(group):
+            raise ConfigError(f"{path}: key 'groups': {group!r} is not a valid group name ({NAME_RULE})")
+        for index, member in enumerate(members):
+            if not valid_name(member):
+                raise ConfigError(
+                    f"{path}: key 'groups.{group}[{index}]': {member!r} is not a valid name ({NAME_RULE})"
+                )
     for name, principal in directory.people.items():
         if principal.may_assert:
             raise ConfigError(f"{path}: key 'people.{name}.may_assert': only services may assert others")
@@ -39,9 +64,11 @@ def load_directory(path: Path) -> Directory:
 
 
 def check_approvers(entries: list[str], directory: Directory | None, *, path: Path, key: str) -> None:
-    """Every `group:<name>` an agent names exists; without an approvers file there are no groups."""
+    """Every entry is a valid name or a `group:<name>` that exists (no groups without an approvers file)."""
     for index, entry in enumerate(entries):
         if not entry.startswith(GROUP_PREFIX):
+            if not valid_name(entry):
+                raise ConfigError(f"{path}: key '{key}[{index}]': {entry!r} is not a valid name ({NAME_RULE})")
             continue
         group = entry[len(GROUP_PREFIX) :]
         if directory is None:

@@ -60,6 +60,18 @@ class PipelineError(AirlockError):
     """A pipeline definition or one of its steps failed."""
 
 
+class UnauthorizedCallError(AirlockError):
+    """The worker refused to send a tool call: its own configuration and signatures do not allow it."""
+
+
+class ForgedCheckpointError(AirlockError):
+    """A run carries a checkpoint that did not come from Airlock's own continue-as-new."""
+
+
+class PayloadTooLargeError(AirlockError):
+    """What a model or MCP server sent does not fit Temporal's limits; the message names the limit."""
+
+
 class StepFailure(ApplicationError):
     """A failure of one step, retried by its policy unless `non_retryable`; `TYPE` never changes."""
 
@@ -119,6 +131,9 @@ DOMAIN_ERRORS: list[type[BaseException]] = [
     ToolUnavailableError,
     ToolConflictError,
     PipelineError,
+    PayloadTooLargeError,
+    UnauthorizedCallError,
+    ForgedCheckpointError,
 ]
 
 

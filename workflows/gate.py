@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from workflows.arguments import arguments_sha256, schema_errors
 from workflows.decoding import cut
-from workflows.identity import Expected, Identity, RefusedError, Verifier
+from workflows.identity import Expected, Identity, RefusedError, Verifier, canonical_name
 from workflows.payloads import (
     ApprovalConfig,
     ApprovalRecord,
@@ -45,6 +45,13 @@ class Verdict:
     identity: Identity
     reason: str
     edited: dict[str, Any] | None = None
+    # The signed decision itself: kept with the call so the worker can check it where the call runs.
+    signature: str | None = None
+
+
+def _people(names: list[str]) -> set[str]:
+    """The distinct people among recorded names (a record from before names were canonical too)."""
+    return {canonical_name(name) for name in names}
 
 
 def kind_of(message: Decision) -> Kind:
@@ -77,6 +84,8 @@ class ApprovalGate:
         *,
         workflow_id: str,
         requester: str | None,
+        namespace: str = "",
+        run_id: str = "",
         records: list[ApprovalRecord] | None = None,
         audit: list[AuditEntry] | None = None,
         used_tokens: list[str] | None = None,
@@ -85,6 +94,10 @@ class ApprovalGate:
         self._schema_of = schema_of
         self.verifier = verifier
         self._workflow_id = workflow_id
+        # What a signature must bind besides the workflow id; "" (a gate built without them) binds
+        # nothing a signature can name, so every signed decision is refused.
+        self.namespace = namespace
+        self.run_id = run_id
         self._requester = requester
         self._records = {record.call_id: record for record in records or []}
         self.audit: list[AuditEntry] = list(audit or [])
@@ -130,7 +143,7 @@ class ApprovalGate:
             approvals_needed=config.required,
         )
         self._records[call_id] = record
-        self._audit(record, "requested", now)
+        self._audit(record, "requested", now, requester=self._requester)
         return record
 
     def pending(self) -> list[PendingApproval]:
@@ -151,6 +164,7 @@ class ApprovalGate:
             approvals_needed=max(record.approvals_needed - len(record.approved_by), 0),
             approved_by=list(record.approved_by),
             requester=self._requester,
+            run_id=self.run_id or None,
         )
 
     # --- decisions -------------------------------------------------------------------------------
@@ -184,15 +198,24 @@ class ApprovalGate:
                 approver=message.approver,
                 arguments_sha256=record.arguments_sha256,
                 edited_sha256=arguments_sha256(edited) if edited is not None else None,
+                namespace=self.namespace,
+                run_id=self.run_id,
             ),
             now,
         )
         if identity.token_id is not None and identity.token_id in self.used_tokens:
             raise RefusedError("this signature was already used; sign each decision anew")
         self.check_allowed(record, identity.person, now)
-        if kind == "approve" and edited is None and identity.person in record.approved_by:
+        if kind == "approve" and edited is None and identity.person in _people(record.approved_by):
             raise RefusedError(f"{cut(identity.person)!r} already approved this call")
-        return Verdict(record=record, kind=kind, identity=identity, reason=reason_of(message), edited=edited)
+        return Verdict(
+            record=record,
+            kind=kind,
+            identity=identity,
+            reason=reason_of(message),
+            edited=edited,
+            signature=message.signature if identity.token_id is not None else None,
+        )
 
     @property
     def requester(self) -> str | None:
@@ -202,8 +225,13 @@ class ApprovalGate:
     def check_allowed(self, record: ApprovalRecord, person: str, now: datetime) -> None:
         """`RefusedError` unless `person` may decide this call now (approvers, escalation, self-approval)."""
         config = self._config_of(record.agent)
-        if not config.allow_self_approval and self._requester is not None and person == self._requester:
-            raise RefusedError(f"{cut(person)!r} requested this run and agent {record.agent!r} forbids self-approval")
+        person = canonical_name(person)
+        # The requester is only claimed (a client typed it): this stops the named requester, in
+        # any spelling of their name, and nobody who typed another name (docs/identity.md).
+        if not config.allow_self_approval and self._requester is not None and person == canonical_name(self._requester):
+            raise RefusedError(
+                f"{cut(person)!r} requested this run (claimed) and agent {record.agent!r} forbids self-approval"
+            )
         if not config.approvers:
             return
         allowed = self.verifier.members(config.approvers)
@@ -222,7 +250,9 @@ class ApprovalGate:
 
     def apply(self, verdict: Verdict, now: datetime) -> ApprovalRecord:
         """Record a decision that `judge` allowed."""
-        record, person = verdict.record, verdict.identity.person
+        # Recorded in canonical form: `approved_by`, `decided_by` and the audit's `actor` name a
+        # person one way, so the quorum counts people, not spellings.
+        record, person = verdict.record, canonical_name(verdict.identity.person)
         if verdict.identity.token_id is not None:
             self.used_tokens.append(verdict.identity.token_id)
         reason = verdict.reason or None
@@ -238,7 +268,10 @@ class ApprovalGate:
             record.arguments = verdict.edited
             record.arguments_sha256 = arguments_sha256(verdict.edited)
             record.approved_by = []
+            record.proofs = []
         record.approved_by.append(person)
+        if verdict.signature is not None:
+            record.proofs.append(verdict.signature)
         self._audit(
             record,
             "approved",
@@ -248,7 +281,7 @@ class ApprovalGate:
             identity=verdict.identity.label,
             edited_from=before if verdict.edited is not None else None,
         )
-        if len(record.approved_by) >= record.approvals_needed:
+        if len(_people(record.approved_by)) >= record.approvals_needed:
             self._close(record, "approved", person, verdict.identity.label, reason, now)
         return record
 
@@ -364,6 +397,11 @@ class ApprovalGate:
         self._started.add(call_id)
         return record.arguments
 
+    def proofs_of(self, call_id: str) -> list[str]:
+        """The signed approvals that count for a call, for the worker to check where it runs."""
+        record = self._records.get(call_id)
+        return list(record.proofs) if record is not None else []
+
     def start(self, call_id: str) -> bool:
         """Note that an ungated call with this id runs; False if the id already ran in this run."""
         if call_id in self._started:
@@ -390,6 +428,7 @@ class ApprovalGate:
         outcome: Outcome | None = None,
         identity: str | None = None,
         edited_from: str | None = None,
+        requester: str | None = None,
     ) -> None:
         self.audit.append(
             AuditEntry.of_call(
@@ -401,5 +440,8 @@ class ApprovalGate:
                 outcome=outcome,
                 identity=identity,
                 edited_from_sha256=edited_from,
+                requester=requester,
+                # Only claimed: a client typed it when it started the run.
+                requester_proof="claimed" if requester is not None else None,
             )
         )

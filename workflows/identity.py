@@ -14,9 +14,9 @@ import binascii
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import KW_ONLY, dataclass
 from datetime import datetime
-from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -47,6 +47,69 @@ class RefusedError(Exception):
 
 class UnknownKeyError(RefusedError):
     """A signature by a key this run does not know (yet): the approvers file may have a new one."""
+
+
+# A name of a person, a service, a group or a group member, as `approvers.toml`, an agent's
+# `approvers` and a signature's `iss`/`sub` may say it: ASCII letters (so a look-alike letter of
+# another script cannot be a second person), digits and `_.+-`, at most one `@`, starting with a
+# letter or digit on each side of it; no space, control, bidi or invisible character. `\Z`, not
+# `$`, so a trailing newline is not a name.
+MAX_NAME_CHARS = 200
+NAME = re.compile(rf"(?=.{{1,{MAX_NAME_CHARS}}}\Z)[A-Za-z0-9][A-Za-z0-9_.+-]*(?:@[A-Za-z0-9][A-Za-z0-9_.+-]*)?\Z")
+NAME_RULE = "a name is ASCII letters, digits and _.+-, at most one @, 1 to 200 characters"
+# In a `may_assert` pattern `*` stands for any run of characters but `@`.
+WILDCARD = "*"
+
+
+def canonical_name(name: str) -> str:
+    """The one form in which names of people and services are compared (NFKC, case-folded, trimmed).
+
+    `Alice@example.com`, `alice@example.com` and the same in full-width letters are one person:
+    quorum, self-approval, `may_assert`, group membership, approvers lists and "already approved"
+    compare names in this form, and the names a run records (`approved_by`, `decided_by`, the
+    audit's `actor`) are in it. NFKC again after case-folding, as Unicode's NFKC_Casefold does.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold()).strip()
+
+
+def valid_name(name: str) -> bool:
+    """Whether `name` is a name as `NAME_RULE` says (checked on the name as written)."""
+    return NAME.match(name) is not None
+
+
+def valid_pattern(pattern: str) -> bool:
+    """Whether a `may_assert` entry is a name, some of whose characters may be `*`."""
+    return valid_name(pattern.replace(WILDCARD, "a"))
+
+
+def name_matches(name: str, pattern: str) -> bool:
+    """Whether the valid name `name` is `pattern` (canonical forms), `*` matching any run but `@`.
+
+    Not `fnmatch`: there `*` matches `@` too, so `*@example.com` took `evil@x.com@example.com`,
+    and `?` and `[...]` are patterns of their own. Linear in the lengths, without a regex.
+    """
+    if not valid_name(name):
+        return False
+    parts = canonical_name(name).split("@")
+    globs = canonical_name(pattern).split("@")
+    return len(parts) == len(globs) and all(_glob(part, glob) for part, glob in zip(parts, globs, strict=True))
+
+
+def _glob(text: str, pattern: str) -> bool:
+    """`pattern` matches all of `text`, `*` standing for any run of characters (leftmost fit)."""
+    first, *middle = pattern.split(WILDCARD)
+    if not middle:
+        return text == pattern
+    last = middle.pop()
+    if len(text) < len(first) + len(last) or not text.startswith(first) or not text.endswith(last):
+        return False
+    at, end = len(first), len(text) - len(last)
+    for part in middle:
+        found = text.find(part, at, end)
+        if found < 0:
+            return False
+        at = found + len(part)
+    return True
 
 
 def b64url(data: bytes) -> str:
@@ -95,7 +158,11 @@ class DecisionClaims(BaseModel):
     iss: str = Field(min_length=1, max_length=200)
     sub: str = Field(min_length=1, max_length=200)
     aud: Literal["airlock"]
+    # The namespace and the run that showed the call: a signature copied into a later run of the
+    # same workflow id (or a reset, or another namespace) binds something else there.
+    namespace: str = Field(min_length=1, max_length=1_000)
     workflow_id: str = Field(min_length=1, max_length=1_000)
+    run_id: str = Field(min_length=1, max_length=200)
     call_id: str = Field(min_length=1, max_length=200)
     decision: Kind
     arguments_sha256: str = Field(pattern=SHA256_HEX)
@@ -144,6 +211,9 @@ class Expected:
     arguments_sha256: str
     edited_sha256: str | None = None
     answer_sha256: str | None = None
+    _: KW_ONLY
+    namespace: str
+    run_id: str
 
 
 class Verifier:
@@ -171,7 +241,7 @@ class Verifier:
         return self.directory is not None
 
     def members(self, entries: list[str]) -> set[str]:
-        """People named by approver entries: names, and `group:<name>` expanded."""
+        """People named by approver entries, in canonical form: names, and `group:<name>` expanded."""
         people: set[str] = set()
         groups = self.directory.groups if self.directory is not None else {}
         for entry in entries:
@@ -179,17 +249,30 @@ class Verifier:
                 people.update(groups.get(entry[len(GROUP_PREFIX) :], []))
             else:
                 people.add(entry)
-        return people
+        return {canonical_name(person) for person in people}
 
     def identify(self, signature: str | None, expected: Expected, now: datetime) -> Identity:
         """The proven identity behind a decision, or `RefusedError` saying why it does not count."""
         if self.directory is None:
-            return Identity(person=expected.approver, label="asserted")
+            if not valid_name(expected.approver):
+                raise RefusedError(f"the approver is not a valid name ({NAME_RULE})")
+            return Identity(person=canonical_name(expected.approver), label="asserted")
         if not signature:
             raise RefusedError("unsigned decision: this run accepts only signed decisions (see `airlock sign`)")
         header, claims, signer = self._verified(signature)
         _check_binding(claims, expected, signer, now)
-        return Identity(person=expected.approver, label=f"signed:{signer.name}/{header['kid']}", token_id=claims.jti)
+        return Identity(
+            person=canonical_name(expected.approver),
+            label=f"signed:{signer.name}/{header['kid']}",
+            token_id=claims.jti,
+        )
+
+    def signed_claims(self, token: str) -> DecisionClaims:
+        """The claims of a token made by a key of this directory (`RefusedError` otherwise).
+
+        Only the signature is checked: the caller then checks what the claims bind, with `identify`.
+        """
+        return self._verified(token)[1]
 
     def _verified(self, token: str) -> tuple[dict[str, Any], DecisionClaims, _Signer]:
         if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
@@ -226,7 +309,9 @@ class Verifier:
 
 def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, now: datetime) -> None:
     bound = {
+        "namespace": expected.namespace,
         "workflow_id": expected.workflow_id,
+        "run_id": expected.run_id,
         "call_id": expected.call_id,
         "decision": expected.decision,
         "sub": expected.approver,
@@ -240,15 +325,24 @@ def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, 
     at = now.timestamp()
     if claims.exp <= at:
         raise RefusedError("the signature has expired")
-    if claims.exp > at + MAX_LIFETIME_SECONDS or claims.iat > at + CLOCK_SKEW_SECONDS:
+    # Bounded by `iat` too: a 30-day signature is not good in its last 7 days either.
+    if (
+        claims.exp - claims.iat > MAX_LIFETIME_SECONDS
+        or claims.exp > at + MAX_LIFETIME_SECONDS
+        or claims.iat > at + CLOCK_SKEW_SECONDS
+    ):
         raise RefusedError("the signature claims a lifetime beyond what is accepted")
+    for claim in ("iss", "sub"):
+        if not valid_name(getattr(claims, claim)):
+            raise RefusedError(f"the signature's {claim} is not a valid name ({NAME_RULE})")
+    issuer, subject = canonical_name(claims.iss), canonical_name(claims.sub)
     if signer.kind == "person":
-        if claims.iss != signer.name:
+        if issuer != canonical_name(signer.name):
             raise RefusedError(f"key of {signer.name!r} claims issuer {claims.iss!r}")
-        if claims.sub != signer.name:
+        if subject != canonical_name(signer.name):
             raise RefusedError(f"key of {signer.name!r} signed for {claims.sub!r}")
         return
-    if claims.iss != signer.name:
+    if issuer != canonical_name(signer.name):
         raise RefusedError(f"key of service {signer.name!r} claims issuer {claims.iss!r}")
-    if not any(fnmatchcase(claims.sub, pattern) for pattern in signer.may_assert):
+    if not any(name_matches(claims.sub, pattern) for pattern in signer.may_assert):
         raise RefusedError(f"service {signer.name!r} may not assert {claims.sub!r}")

@@ -42,6 +42,7 @@ PASSTHROUGH_MODULES = (
     "jsonschema",
     "jsonschema_specifications",
     "referencing",
+    "re2",
     "rpds",
     "attr",
     "attrs",
@@ -94,6 +95,7 @@ def activity_list(activities: AirlockActivities) -> Sequence[Any]:
         activities.write,
         activities.notify,
         activities.current_approvers,
+        activities.checkpoint_origin,
     ]
 
 
@@ -121,11 +123,16 @@ def build_worker(
     )
 
 
-def replayer(converter: DataConverter | None = None) -> Replayer:
+def replayer(converter: DataConverter | None = None, *, namespace: str = "default") -> Replayer:
     """A replayer for recorded histories, in the checking sandbox: replays are where it checks.
 
-    Encrypted histories replay with the `converter` that holds their keys.
+    Encrypted histories replay with the `converter` that holds their keys. `namespace` is the one
+    the histories were recorded in: a signed decision binds it, so a replay under another name
+    would refuse what the run accepted.
     """
     return Replayer(
-        workflows=WORKFLOWS, workflow_runner=checking_sandbox(), data_converter=converter or data_converter()
+        workflows=WORKFLOWS,
+        workflow_runner=checking_sandbox(),
+        data_converter=converter or data_converter(),
+        namespace=namespace,
     )

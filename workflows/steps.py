@@ -46,6 +46,12 @@ async def current_approvers() -> Directory | None:
     raise _declared()
 
 
+@activity.defn(name="airlock.checkpoint_origin")
+async def checkpoint_origin() -> None:
+    """Prove the running run was continued as new by Airlock itself, so its checkpoint is its own."""
+    raise _declared()
+
+
 @activity.defn(name="airlock.pipeline")
 async def pipeline(lookup: PipelineLookup) -> PipelineDefinition:
     """A pipeline definition by name, validated."""
@@ -76,4 +82,4 @@ async def notify(notice: ApprovalNotice) -> None:
     raise _declared()
 
 
-STEPS = (prepare, current_approvers, pipeline, model, read, write, notify)
+STEPS = (prepare, current_approvers, checkpoint_origin, pipeline, model, read, write, notify)

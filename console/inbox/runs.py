@@ -20,7 +20,7 @@ from console import signing
 from console.decisions import send_review, send_update
 from console.waiting import QUERY_CONCURRENCY, waiting_calls
 from workflows.arguments import schema_errors
-from workflows.identity import Kind
+from workflows.identity import Kind, canonical_name
 from workflows.input_requests import answer_sha256
 from workflows.payloads import Answer, Review
 
@@ -165,7 +165,10 @@ class Runs:
             if problems:
                 raise DecisionError("the edited arguments do not match the tool's schema: " + "; ".join(problems))
         edited = signing.arguments_sha256(edit) if edit is not None else None
-        signature = self._signature(person, workflow_id, call_id, decision, seen_sha256, edited_sha256=edited)
+        run_id = await self._run_of(workflow_id, pending)
+        signature = self._signature(
+            person, workflow_id, call_id, decision, seen_sha256, run_id=run_id, edited_sha256=edited
+        )
         payload = Review(
             call_id=call_id,
             approver=person,
@@ -200,7 +203,13 @@ class Runs:
         if not may_decide(person, details):
             raise DecisionError(f"{person} may not answer for this call")
         signature = self._signature(
-            person, workflow_id, call_id, "answer", sha, answer_sha256=answer_sha256(action, content)
+            person,
+            workflow_id,
+            call_id,
+            "answer",
+            sha,
+            run_id=await self._run_of(workflow_id, pending),
+            answer_sha256=answer_sha256(action, content),
         )
         payload = Answer(
             call_id=call_id, approver=person, question_sha256=sha, action=action, content=content, signature=signature
@@ -208,15 +217,26 @@ class Runs:
         handle = self.client.get_workflow_handle(workflow_id)
         return await send_update(handle, "answer", payload.model_dump(mode="json", exclude_none=True), self.wait)
 
-    def _signature(self, person: str, workflow_id: str, call_id: str, kind: Kind, sha: str, **extra: Any) -> str | None:
-        """The inbox's signature, for `person`, on `kind` for this call (None: the inbox has no key)."""
+    async def _run_of(self, workflow_id: str, pending: dict[str, Any]) -> str:
+        """The run that shows the call: as its pending entry says, else the workflow's current run."""
+        named = pending.get("run_id")
+        if isinstance(named, str) and named:
+            return named
+        return (await self.client.get_workflow_handle(workflow_id).describe()).run_id
+
+    def _signature(
+        self, person: str, workflow_id: str, call_id: str, kind: Kind, sha: str, *, run_id: str, **extra: Any
+    ) -> str | None:
+        """The inbox's signature, for `person`, on `kind` for this call in `run_id` (None: no key)."""
         if self.key is None:
             return None
         return signing.sign_decision(
             self.key,
             signer=self.service,
             approver=person,
+            namespace=self.client.namespace,
             workflow_id=workflow_id,
+            run_id=run_id,
             call_id=call_id,
             decision=kind,
             arguments_sha256=sha,
@@ -226,8 +246,10 @@ class Runs:
 
 def may_decide(person: str, details: dict[str, Any]) -> bool:
     """Whether the run would let `person` decide this call (the run checks again when it arrives)."""
+    # Deciders come in canonical form; the proxy may spell the person otherwise.
+    person = canonical_name(person)
     deciders = details.get("deciders")
     if deciders is not None:
-        return person in deciders
+        return person in {canonical_name(name) for name in deciders}
     requester = details.get("pending", {}).get("requester")
-    return bool(details.get("allow_self_approval")) or person != requester
+    return bool(details.get("allow_self_approval")) or requester is None or person != canonical_name(requester)

@@ -68,10 +68,25 @@ async def test_keygen_writes_a_private_key_and_an_entry_the_approvers_file_accep
     verifier = Verifier(directory)
     token = (
         await airlock(
-            "sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--sha256", SHA, home=tmp_path
+            "sign",
+            "wf-1",
+            "call-1",
+            "--as",
+            "alice",
+            "--decision",
+            "approve",
+            "--sha256",
+            SHA,
+            "--run-id",
+            "run-1",
+            home=tmp_path,
         )
     ).json()["signature"]
-    identity = verifier.identify(token, Expected("wf-1", "call-1", "approve", "alice", SHA), datetime.now(UTC))
+    identity = verifier.identify(
+        token,
+        Expected("wf-1", "call-1", "approve", "alice", SHA, namespace="default", run_id="run-1"),
+        datetime.now(UTC),
+    )
     assert identity.label == f"signed:alice/{key_id_of(load_private_key(key_file))}"
 
 
@@ -110,6 +125,11 @@ async def test_keygen_json_output(tmp_path: Path) -> None:
         ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "[1, 2]"],
         ["approve", "wf-1", "call-1", "--as", "alice", "--edit", "{not json"],
         ["approve", "wf-1", "call-1", "--as", "alice", "--sha256", "abc"],
+        # Off a terminal a person signs only a hash they name (they cannot be shown the call).
+        ["approve", "wf-1", "call-1", "--as", "alice"],
+        ["reject", "wf-1", "call-1", "--as", "alice", "--reason", "no"],
+        ["answer", "wf-1", "call-1", "--decline", "--as", "alice"],
+        ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve"],
         ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "maybe"],
         ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "reject", "--comment", "x", "--sha256", SHA],
         ["sign", "wf-1", "call-1", "--as", "alice", "--decision", "approve", "--reason", "x", "--sha256", SHA],
@@ -140,7 +160,7 @@ async def test_sign_with_sha256_prints_a_signal_payload_that_verifies_offline(tm
     # Nothing listens here: signing with --sha256 must not need Temporal.
     offline = {"AIRLOCK_TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}"}
     edit = {"ticket_id": "T-1", "resolution": "duplicate"}
-    base = ["wf-1", "call-support-1", "--as", "alice", "--sha256", SHA]
+    base = ["wf-1", "call-support-1", "--as", "alice", "--sha256", SHA, "--run-id", "run-1"]
     approve = await airlock(
         "sign",
         *base,
@@ -162,13 +182,22 @@ async def test_sign_with_sha256_prints_a_signal_payload_that_verifies_offline(tm
     assert payload.signature is not None
     claims = claims_of(payload.signature)
     assert claims["exp"] - claims["iat"] == 3600
-    expected = Expected("wf-1", "call-support-1", "approve", "alice", SHA, edited_sha256=arguments_sha256(edit))
+    expected = Expected(
+        "wf-1",
+        "call-support-1",
+        "approve",
+        "alice",
+        SHA,
+        edited_sha256=arguments_sha256(edit),
+        namespace="default",
+        run_id="run-1",
+    )
     assert verifier.identify(payload.signature, expected, datetime.now(UTC)).person == "alice"
 
     reject = await airlock("sign", *base, "--decision", "reject", "--reason", "not yet", home=tmp_path, env=offline)
     refused = Reject.model_validate(reject.json())
     assert refused.reason == "not yet" and refused.signature is not None
-    expected = Expected("wf-1", "call-support-1", "reject", "alice", SHA)
+    expected = Expected("wf-1", "call-support-1", "reject", "alice", SHA, namespace="default", run_id="run-1")
     assert verifier.identify(refused.signature, expected, datetime.now(UTC)).person == "alice"
     assert claims_of(refused.signature)["exp"] - claims_of(refused.signature)["iat"] == 600
     # A signature for the approval does not count as the rejection, nor the other way round.
@@ -193,10 +222,9 @@ async def test_unknown_workflows_exit_1_naming_them(temporal_env: WorkflowEnviro
         ["show", missing],
         ["show", missing, "call-1"],
         ["audit", missing],
-        ["approve", missing, "call-1", "--as", "alice"],
-        ["reject", missing, "call-1", "--as", "alice", "--reason", "no"],
-        ["sign", missing, "call-1", "--as", "alice", "--decision", "approve"],
-        ["-o", "json", "approve", missing, "call-1", "--as", "alice"],
+        ["approve", missing, "call-1", "--sha256", SHA, "--as", "alice"],
+        ["reject", missing, "call-1", "--sha256", SHA, "--as", "alice", "--reason", "no"],
+        ["-o", "json", "approve", missing, "call-1", "--sha256", SHA, "--as", "alice"],
     ]
     for args in commands:
         ran = await airlock("--address", address_of(temporal_env), *args, home=tmp_path)

@@ -44,14 +44,22 @@ DIRECTORY = Directory(
 )
 VERIFIER = Verifier(DIRECTORY)
 EXPECTED = Expected(
-    workflow_id="wf-1", call_id="call-support-1", decision="approve", approver="alice", arguments_sha256=SHA
+    workflow_id="wf-1",
+    call_id="call-support-1",
+    decision="approve",
+    approver="alice",
+    arguments_sha256=SHA,
+    namespace="default",
+    run_id="run-1",
 )
 # Claims and the values that would be "another decision" for each.
 CLAIM_FIELDS = (
     "iss",
     "sub",
     "aud",
+    "namespace",
     "workflow_id",
+    "run_id",
     "call_id",
     "decision",
     "arguments_sha256",
@@ -67,7 +75,9 @@ def alice_signs(**overrides: Any) -> str:
     options: dict[str, Any] = {
         "signer": "alice",
         "approver": "alice",
+        "namespace": "default",
         "workflow_id": "wf-1",
+        "run_id": "run-1",
         "call_id": "call-support-1",
         "decision": "approve",
         "arguments_sha256": SHA,
@@ -116,7 +126,9 @@ def test_a_signature_counts_for_exactly_the_decision_it_binds() -> None:
     assert identity.token_id == claims["jti"]
     # The same signature for any other decision is refused, each naming what differs.
     others = {
+        "namespace": Expected(**{**EXPECTED.__dict__, "namespace": "other"}),
         "workflow_id": Expected(**{**EXPECTED.__dict__, "workflow_id": "wf-2"}),
+        "run_id": Expected(**{**EXPECTED.__dict__, "run_id": "run-2"}),
         "call_id": Expected(**{**EXPECTED.__dict__, "call_id": "call-support-2"}),
         "decision": Expected(**{**EXPECTED.__dict__, "decision": "reject"}),
         "sub": Expected(**{**EXPECTED.__dict__, "approver": "bob"}),
@@ -202,7 +214,9 @@ NEW_VALUES: dict[str, st.SearchStrategy[Any]] = {
     "iss": st.text(min_size=1, max_size=20),
     "sub": st.text(min_size=1, max_size=20),
     "aud": st.text(max_size=20),
+    "namespace": st.text(min_size=1, max_size=40),
     "workflow_id": st.text(min_size=1, max_size=40),
+    "run_id": st.text(min_size=1, max_size=40),
     "call_id": st.text(min_size=1, max_size=40),
     "decision": st.sampled_from(["reject", "answer", "approve "]),
     "arguments_sha256": SHA_TEXT,
@@ -246,6 +260,8 @@ def expected_for(claims: dict[str, Any]) -> Expected:
         approver=text("sub", "alice"),
         arguments_sha256=text("arguments_sha256", SHA),
         edited_sha256=claims.get("edited_sha256") if isinstance(claims.get("edited_sha256"), str) else None,
+        namespace=text("namespace", "default"),
+        run_id=text("run_id", "run-1"),
     )
 
 

@@ -287,11 +287,16 @@ async def test_an_encrypted_run_is_unreadable_without_the_keys_and_readable_thro
     sealed = history_payload_json(raw)
     unsealed = [p for p in sealed if base64.b64decode(p["metadata"]["encoding"]) != ENCODING]
     # Only what Temporal itself reads stays plain: search attributes (typed, indexed by the server)
-    # and Temporal core's own local-activity bookkeeping in the marker (ids, attempt, times).
+    # Temporal core's own local-activity bookkeeping in the marker (ids, attempt, times), and patch markers.
     for payload in unsealed:
         value = json.loads(base64.b64decode(payload["data"]))
         if "type" in payload["metadata"]:
-            assert value in ("support", "starting", "running", "awaiting_approval", "completed"), payload
+            # TemporalChangeVersion lists the run's patch ids (names of code changes, not run data).
+            patch_ids = isinstance(value, list) and all(re.fullmatch(r"[a-z0-9-]{1,63}", v) for v in value)
+            assert patch_ids or value in ("support", "starting", "running", "awaiting_approval", "completed"), payload
+        elif set(value) == {"id", "deprecated"}:
+            # A `workflow.patched` marker: the patch id names a change in the code, not run data.
+            assert isinstance(value["id"], str) and len(value["id"]) < 64, payload
         else:
             assert {"seq", "attempt", "activity_id", "activity_type"} <= set(value), payload
     assert len(unsealed) < len(sealed)

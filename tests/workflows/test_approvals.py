@@ -475,8 +475,11 @@ async def test_pending_approval_fields(client: Client, tmp_path: Path) -> None:
             "approvals_needed",
             "approved_by",
             "requester",
+            "requester_proof",
+            "run_id",
         }
         assert (pending["approvals_needed"], pending["approved_by"], pending["requester"]) == (1, [], "carol")
+        assert pending["requester_proof"] == "claimed"
         assert (pending["call_id"], pending["agent"], pending["server"], pending["tool"]) == (
             "call-support-0",
             "support",

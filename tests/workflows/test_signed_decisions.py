@@ -97,7 +97,9 @@ def signed(
         key,
         signer=signer,
         approver=who,
+        namespace=bind.get("namespace", "default"),
         workflow_id=bind.get("workflow_id", workflow),
+        run_id=bind.get("run_id", pending["run_id"]),
         call_id=bind.get("call_id", pending["call_id"]),
         decision=bind.get("decision", kind),  # type: ignore[arg-type]
         arguments_sha256=bind.get("arguments_sha256", pending["arguments_sha256"]),

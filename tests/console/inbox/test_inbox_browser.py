@@ -187,7 +187,7 @@ async def test_approve_with_an_edit_and_reject_in_the_browser(
                 await expect(cells.nth(0)).to_have_text("support")
                 await expect(cells.nth(1)).to_have_text("tickets.close_ticket")
                 await expect(cells.nth(2)).to_contain_text('"ticket_id": "T-1"')
-                await expect(cells.nth(3)).to_have_text("carol")
+                await expect(cells.nth(3)).to_have_text("carol (claimed)")  # typed by whoever started the run
                 await expect(cells.nth(8)).to_have_text("yours")
             await shot(page, "01-inbox-three-waiting")
             dark = await page_as(browser, "alice", dark=True)
