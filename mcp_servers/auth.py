@@ -16,19 +16,30 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-from mcp.client.auth import OAuthClientProvider, OAuthFlowError
+import structlog
+from mcp.client.auth import OAuthClientProvider, OAuthFlowError, OAuthTokenError
 from mcp.client.auth.extensions.client_credentials import (
     ClientCredentialsOAuthProvider,
     PrivateKeyJWTOAuthProvider,
     SignedJWTParameters,
 )
-from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.client.auth.utils import issuers_match
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    OAuthMetadata,
+    OAuthToken,
+)
+from pydantic import ValidationError
 
 from mcp_servers.config import OAuthConfig, ServerConfig, expand
 
 TOKEN_DIR_VARIABLE = "AIRLOCK_OAUTH_DIR"
 CLIENT_NAME = "airlock"
 MAX_REASON = 300
+
+log = structlog.get_logger(__name__)
 
 
 class LoginRequired(OAuthFlowError):
@@ -111,6 +122,21 @@ class FileTokenStorage:
         data["client"] = client_info.model_dump(mode="json", exclude_none=True)
         self._write(data)
 
+    @property
+    def authorization_server(self) -> OAuthMetadata | None:
+        """The authorization server a person's first login recorded (its metadata), if any."""
+        raw = self._read().get("authorization_server")
+        try:
+            return OAuthMetadata.model_validate(raw) if isinstance(raw, dict) else None
+        except ValidationError:
+            return None
+
+    def record_authorization_server(self, metadata: OAuthMetadata) -> None:
+        """Pin the authorization server of this login: later flows send nothing to another one."""
+        data = self._read()
+        data["authorization_server"] = metadata.model_dump(mode="json", exclude_none=True)
+        self._write(data)
+
 
 class _StoredExpiry:
     """Restores a stored token's expiry, so a restarted worker refreshes before it is refused."""
@@ -150,7 +176,75 @@ class PrivateKeyJwt(_StoredExpiry, PrivateKeyJWTOAuthProvider):
 
 
 class AuthorizationCode(_StoredExpiry, OAuthClientProvider):
-    """Authorization code with PKCE: a person logs in once, then the tokens are refreshed."""
+    """Authorization code with PKCE: a person logs in once, then the tokens are refreshed.
+
+    The authorization server is pinned: the configured `issuer`, else the one the first login
+    found (shown to the person and recorded with the tokens). A server whose metadata later names
+    another one gets nothing from Airlock there: no registration, no person, no code, no token.
+    """
+
+    def __init__(self, *args: Any, issuer: str | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._pinned = issuer
+
+    async def _initialize(self) -> None:
+        await super()._initialize()
+        storage = self.context.storage
+        recorded = storage.authorization_server if isinstance(storage, FileTokenStorage) else None
+        if recorded is not None and (self._pinned is None or issuers_match(str(recorded.issuer), self._pinned)):
+            self._pinned = str(recorded.issuer)
+            # Refreshing after a restart then goes to the pinned server's own token endpoint.
+            self.context.oauth_metadata = recorded
+            self.context.auth_server_url = self._pinned
+
+    def _select_authorization_server(self, advertised: list[str]) -> str:
+        if self._pinned is None:
+            return advertised[0]
+        for server in advertised:
+            if issuers_match(server, self._pinned):
+                return server
+        raise OAuthFlowError(
+            f"the server names authorization server {advertised[0][:MAX_REASON]!r}, not the pinned "
+            f"{self._pinned!r}: nothing was sent there (if the move is expected, set that issuer in the "
+            "server's oauth table and run `airlock mcp login` again)"
+        )
+
+    def _check_pinned(self) -> None:
+        metadata = self.context.oauth_metadata
+        if self._pinned is None:
+            return
+        if metadata is None or not issuers_match(str(metadata.issuer), self._pinned):
+            found = str(metadata.issuer) if metadata is not None else "none"
+            raise OAuthFlowError(
+                f"no metadata of the pinned authorization server {self._pinned!r} (found {found[:MAX_REASON]!r})"
+            )
+
+    async def _perform_authorization_code_grant(self) -> tuple[str, str]:
+        self._check_pinned()
+        metadata = self.context.oauth_metadata
+        if self._pinned is None and metadata is not None:
+            # Shown before the person is sent there; recorded once the login succeeds.
+            log.warning(
+                "mcp_oauth_issuer_discovered",
+                issuer=str(metadata.issuer),
+                why="no issuer is configured: this one is recorded on login and required from then on",
+            )
+        return await super()._perform_authorization_code_grant()
+
+    async def _handle_token_response(self, response: httpx2.Response) -> None:
+        await super()._handle_token_response(response)
+        storage, metadata = self.context.storage, self.context.oauth_metadata
+        if isinstance(storage, FileTokenStorage) and metadata is not None:
+            self._check_pinned()
+            storage.record_authorization_server(metadata)
+            self._pinned = str(metadata.issuer)
+
+    async def _refresh_token(self) -> httpx2.Request:
+        try:
+            self._check_pinned()
+        except OAuthFlowError as err:
+            raise OAuthTokenError(str(err)) from None
+        return await super()._refresh_token()
 
 
 Redirect = Callable[[str], Awaitable[None]]
@@ -238,6 +332,7 @@ def provider_for(
         redirect_handler=redirect or _login_required_redirect,
         callback_handler=callback or _no_callback,
         client_metadata_url=oauth.client_metadata_url,
+        issuer=oauth.issuer,
     )
     return provider
 

@@ -193,9 +193,20 @@ def _references(config: ServerConfig) -> Iterator[tuple[str, str]]:
                 yield f"oauth.{key}", var
 
 
+# A stdio `env` variable whose name says it holds a credential (`GH_TOKEN`, `DB_PASSWORD`).
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE|API_?KEY|AUTH|COOKIE|SESSION|(^|_)KEY($|_)")
+
+
 def referenced_variables(config: ServerConfig) -> list[str]:
-    """Names of the worker variables a server's headers and OAuth keys expand: its secrets."""
-    return sorted({var for _, var in _references(config)})
+    """Names of the worker variables a server's headers and OAuth keys expand, or its stdio `env` passes: its secrets.
+
+    A stdio child's `env` carries what an HTTP server gets in a header (`GH_TOKEN`): echoed
+    into a result, it must be scrubbed the same way. Only variables named as credentials count:
+    a path or a tool name passed in `env` (`TICKETS_DB`) would otherwise be scrubbed from every
+    result that mentions it.
+    """
+    passed = {var for var in config.env if _SECRET_NAME.search(var.upper())}
+    return sorted({var for _, var in _references(config)} | passed)
 
 
 def expand(value: str, environ: Mapping[str, str]) -> str:

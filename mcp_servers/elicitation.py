@@ -42,6 +42,7 @@ MAX_SCHEMA_BYTES = 16_000
 MAX_PROPERTIES = 30
 MAX_CHOICES = 100
 MAX_URL_CHARS = 2_000
+MAX_ID_CHARS = 200
 # URL elicitations read from one `URLElicitationRequiredError` (-32042); the rest are only counted.
 MAX_REQUIRED = 10
 PROPERTY_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -55,6 +56,11 @@ _ALLOWED = {
     "array": _COMMON | {"items", "minItems", "maxItems"},
 }
 _TOP = {"type", "properties", "required", "title", "description", "$schema"}
+# Field names and titles that ask for a secret, after camelCase and punctuation become spaces.
+_SECRET_WORDS = re.compile(
+    r"\b(api ?keys?|access ?keys?|private ?keys?|secret ?keys?|passwords?|passwd|passphrases?|pass ?codes?"
+    r"|secrets?|token|credentials?|auth|authorization|otp|pin)\b"
+)
 
 
 class QuestionRefusedError(Exception):
@@ -102,7 +108,11 @@ def question_of(params: ElicitRequestParams) -> Question:
     url = params.url
     if len(url) > MAX_URL_CHARS or not re.match(r"^https?://[^\s]+$", url):
         raise QuestionRefusedError("URL mode needs an http(s) URL of at most 2000 characters without spaces")
-    elicitation_id = (params.elicitation_id or "")[:200] or None
+    # Shown, never matched on (servers mint one per ask): an id too long to show is dropped whole,
+    # since a cut one could keep part of a secret the worker would no longer recognise to scrub.
+    elicitation_id = params.elicitation_id
+    if elicitation_id is not None and not 0 < len(elicitation_id) <= MAX_ID_CHARS:
+        elicitation_id = None
     return Question(mode="url", message=message, url=url, elicitation_id=elicitation_id)
 
 
@@ -126,14 +136,34 @@ def checked_schema(schema: Any) -> dict[str, Any]:
         raise QuestionRefusedError(f"its requestedSchema must have 1 to {MAX_PROPERTIES} properties")
     for name, spec in properties.items():
         if not PROPERTY_NAME.match(name):
-            raise QuestionRefusedError(f"property name {name[:40]!r} is not a plain name")
+            # Not quoted: a cut of the server's text could hold part of a secret, past scrubbing.
+            raise QuestionRefusedError(f"a property name is not a plain name ({PROPERTY_NAME.pattern})")
         problem = _property_problem(spec)
         if problem:
             raise QuestionRefusedError(f"property {name!r}: {problem}")
+        if asks_for_secret(name, spec):
+            # The spec forbids it, and an answer would sit in history and on approvers' screens.
+            raise QuestionRefusedError(
+                f"property {name!r} asks for a secret (a password, key or token); "
+                "a form must not ask for secrets (URL mode is for that)"
+            )
     required = schema.get("required", [])
     if not isinstance(required, list) or any(r not in properties for r in required):
         raise QuestionRefusedError("its required list must name declared properties")
     return schema
+
+
+def asks_for_secret(name: str, spec: dict[str, Any]) -> bool:
+    """Whether a form field asks for a secret: `format: password`, or a name or title that says so."""
+    if spec.get("format") == "password":
+        return True
+    for text in (name, spec.get("title")):
+        if isinstance(text, str):
+            # apiKey, api_key and "API key" read alike.
+            words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", text[:200]).lower()
+            if _SECRET_WORDS.search(re.sub(r"[^a-z0-9]+", " ", words)):
+                return True
+    return False
 
 
 def _property_problem(spec: Any) -> str | None:
@@ -141,7 +171,9 @@ def _property_problem(spec: Any) -> str | None:
         return "not a schema object"
     kind = spec.get("type")
     if kind not in _ALLOWED:
-        return f"type {str(kind)[:20]!r} is not a primitive (string, number, integer, boolean, or an array of choices)"
+        # Quoted only when it is a JSON Schema type name: anything else is the server's text.
+        shown = repr(kind) if kind in ("object", "null") else "of another kind"
+        return f"type {shown} is not a primitive (string, number, integer, boolean, or an array of choices)"
     extra = set(spec) - _ALLOWED[kind]
     if extra:
         return f"keywords not allowed for {kind}: {sorted(extra)[:5]}"

@@ -1,4 +1,4 @@
-"""Per-server protection shared by every run on a worker: circuit breaker and rate limit."""
+"""Per-server protection shared by every run on a worker: circuit breaker, rate limit, message bounds."""
 
 from __future__ import annotations
 
@@ -6,6 +6,14 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
+
+# One message from a server (a stdio line, an HTTP body), counted while it is read
+# (mcp_servers/reading.py): past either bound the rest is dropped and its request refused.
+# Bytes: room for a result many times AIRLOCK_MAX_RESULT_BYTES (it is cut to that afterwards,
+# with a marker saying its size) and for a long tool list. Parts: JSON objects, what costs memory
+# once parsed (~2 KB each as MCP content blocks), so at most ~100 MB.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+MAX_MESSAGE_PARTS = 50_000
 
 
 class CircuitOpen(Exception):

@@ -24,7 +24,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import URL_ELICITATION_REQUIRED, CallToolResult, TextContent, Tool, ToolListChangedNotification
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
-from mcp_servers import auth, elicitation
+from mcp_servers import auth, elicitation, results
 from mcp_servers.changes import watch_tools
 from mcp_servers.config import (
     CONNECT_TIMEOUT_FLOOR_S,
@@ -38,6 +38,7 @@ from mcp_servers.config import (
 )
 from mcp_servers.limits import RateLimiter
 from mcp_servers.login import LoopbackLogin
+from mcp_servers.reading import BoundedTransport, bounded_stdio_client, is_too_large, unread_answer
 
 __all__ = [
     "CONNECT_TIMEOUT_FLOOR_S",
@@ -55,6 +56,9 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
+# A tool listing stops at whichever comes first (prepare keeps at most 128 a server).
+MAX_TOOL_PAGES = 100
+MAX_LISTED_TOOLS = 1_000
 # Told each OAuth token and client secret the worker comes to hold (the worker's redactor learns them).
 SecretSink = Callable[[str | None], None]
 
@@ -148,6 +152,9 @@ class Connection:
         self.listings = 0
         # The last 401/403 this server answered ("401 unauthorized from server X: reason"), until a success.
         self.refusal: str | None = None
+        # Messages refused while read (mcp_servers/reading.py), and the last one's reason.
+        self.refused_messages = 0
+        self._refused_why = ""
         # Said once, at the first connection that sends client credentials without a pinned issuer.
         self._unpinned = auth.sends_unpinned_credentials(config)
 
@@ -159,7 +166,9 @@ class Connection:
             command = sys.executable if config.command == "python" else config.command
             env = get_default_environment()
             env.update({key: self._environ[key] for key in config.env if key in self._environ})
-            return StdioServerParameters(command=command, args=config.args, env=env, cwd=config.cwd)
+            params = StdioServerParameters(command=command, args=config.args, env=env, cwd=config.cwd)
+            # Each line the server writes is counted while read (mcp_servers/reading.py).
+            return bounded_stdio_client(params, self.name, on_refused=self._message_refused)
         assert config.url is not None
         if self._unpinned:
             self._unpinned = False
@@ -183,6 +192,8 @@ class Connection:
             on_secret=self._on_secret,
         )
         http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
+        # Each JSON body is counted while read (mcp_servers/reading.py); SSE events have the SDK's limit.
+        http._transport = BoundedTransport(http._transport, self.name)
         http.event_hooks["response"].append(self._watch_refusals)
         return streamable_http_client(config.url, http_client=http)
 
@@ -192,6 +203,10 @@ class Connection:
             self.refusal = auth.refusal(self.name, response)
         elif response.status_code < 300:
             self.refusal = None
+
+    def _message_refused(self, why: str) -> None:
+        self.refused_messages += 1
+        self._refused_why = why
 
     def _describe(self, err: BaseException) -> str:
         return self.refusal or auth.describe_failure(self.name, err)
@@ -327,11 +342,12 @@ class Connection:
         self.tools_changed = False
         async with self._borrow(session) as client:
             try:
-                while True:
+                for _ in range(MAX_TOOL_PAGES):
                     page = await client.list_tools(cursor=cursor, cache_mode="refresh")
                     tools.extend(page.tools)
                     cursor = page.next_cursor
-                    if not cursor:
+                    # A server's cursor may never end: the listing stops at a bound (prepare keeps fewer still).
+                    if not cursor or len(tools) >= MAX_LISTED_TOOLS:
                         break
             except Exception as err:
                 if not _is_protocol_error(err) and not _is_timeout(err):
@@ -392,19 +408,27 @@ class Connection:
         except ServerUnavailable as err:
             self._failed()
             raise NotSent(str(err)) from err
+        refused_before = self.refused_messages
         async with self._borrow(session) as client:
             try:
-                with elicitation.attributed(client.session, asking):
-                    result = await client.call_tool(
-                        tool,
-                        arguments,
-                        read_timeout_seconds=request_timeout,
-                        progress_callback=progress,
-                        meta=meta,  # type: ignore[arg-type]
+                # A result that misses its output schema is kept, marked: the server did act on the call.
+                with elicitation.attributed(client.session, asking), results.output_checked(client.session) as marked:
+                    result = marked(
+                        await client.call_tool(
+                            tool,
+                            arguments,
+                            read_timeout_seconds=request_timeout,
+                            progress_callback=progress,
+                            meta=meta,  # type: ignore[arg-type]
+                        )
                     )
             except Exception as err:
                 if _is_protocol_error(err):
                     self.breaker.success()
+                    if isinstance(err, MCPError) and is_too_large(err.code, err.error.message):
+                        # Refused while read: sent again it would be answered the same, so the model hears
+                        # it now. Not an error: the server answered, so a write did reach it and may have acted.
+                        return CallToolResult(content=[TextContent(type="text", text=unread_answer(err))])
                     if asking is not None and isinstance(err, MCPError) and err.code == URL_ELICITATION_REQUIRED:
                         # Not a failure: the server waits for the person to visit a URL first.
                         asking.required(err.error)
@@ -414,6 +438,12 @@ class Connection:
                     # The server answered, but not as its `outputSchema` promised: the model hears it.
                     self.breaker.success()
                     return CallToolResult(content=[TextContent(type="text", text=str(err)[:1000])], is_error=True)
+                if self.refused_messages != refused_before:
+                    # The session ended on an answer too large to read (its request id unknown):
+                    # answered all the same, so it is not resent either.
+                    self.breaker.success()
+                    self._retire(session)
+                    return CallToolResult(content=[TextContent(type="text", text=unread_answer(self._refused_why))])
                 self._failed()
                 if _is_timeout(err):
                     raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err

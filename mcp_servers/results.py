@@ -1,7 +1,9 @@
 """An MCP tool result as the model should see it: every content kind, structured output, annotations.
 
-Text is passed as is; structured content (already validated against the tool's `outputSchema` by
-the SDK) is added as JSON unless a text block already carries exactly it; resource links keep
+Text is passed as is; structured content is added as JSON (nested at most `MAX_DEPTH` levels
+deep; deeper parts become a marker) unless a text block already carries exactly it; structured
+content that misses the tool's `outputSchema` is still the server's answer, shown with a warning
+(`Mismatched`): the call did reach the server, and a write may have been applied; resource links keep
 their URI, name and type; embedded text resources keep their URI and text; binary parts (images,
 audio, blobs) become a placeholder naming the MIME type and size. For a model that takes images,
 images of a type models accept are also returned (attached) while they fit the byte budget the
@@ -12,7 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import contextvars
 import json
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +34,11 @@ from mcp_types import (
 )
 
 MAX_IMAGE_BYTES = 1_000_000
+# Structured content is shown this many levels deep; a hostile server's deeper nesting would
+# otherwise recurse past Python's limit and fail the call after the server had acted on it.
+MAX_DEPTH = 64
+# What of the SDK's output-schema complaint is kept (it quotes the offending value).
+MAX_PROBLEM_CHARS = 300
 # What OpenAI-compatible vision models accept as an `input_image` data URL.
 MODEL_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
@@ -50,6 +60,72 @@ class Rendered:
     images: list[Image] = field(default_factory=list)
     # Base64 characters of the attached images (what they add to a reply's size).
     attached_bytes: int = 0
+
+
+class Mismatched(CallToolResult):
+    """A result whose structured content does not match the tool's `outputSchema`, as the server sent it."""
+
+    output_problem: str
+
+
+@dataclass
+class _OutputCheck:
+    problem: str | None = None
+
+
+_checking: contextvars.ContextVar[_OutputCheck | None] = contextvars.ContextVar("airlock_output_check", default=None)
+_Validate = Callable[[str, CallToolResult], Awaitable[None]]
+
+
+def _is_output_problem(err: BaseException) -> bool:
+    """The SDK refused a result for its output schema: the server answered, not as it promised."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and (
+        text.startswith(("Invalid structured content", "Invalid schema for tool"))
+        or "did not return structured content" in text
+    )
+
+
+def _lenient(session: Any) -> None:
+    """Make `session` note an output-schema mismatch for the call being checked instead of raising.
+
+    The SDK validates a result after the server answered and raises without it: a write the
+    server applied would be reported as failed. Installed once per session; a call outside
+    `output_checked` still gets the SDK's error.
+    """
+    if getattr(session, "_airlock_lenient", False):
+        return
+    strict: _Validate = session.validate_tool_result
+
+    async def validate(name: str, result: CallToolResult) -> None:
+        try:
+            await strict(name, result)
+        except RuntimeError as err:
+            check = _checking.get()
+            if check is None or not _is_output_problem(err):
+                raise
+            check.problem = str(err).split("\n", 1)[0][:MAX_PROBLEM_CHARS]
+
+    session.validate_tool_result = validate
+    session._airlock_lenient = True
+
+
+@contextlib.contextmanager
+def output_checked(session: Any) -> Iterator[Callable[[CallToolResult], CallToolResult]]:
+    """While the block calls a tool on `session`, a schema mismatch is kept; yields what marks the result."""
+    _lenient(session)
+    check = _OutputCheck()
+    token = _checking.set(check)
+
+    def marked(result: CallToolResult) -> CallToolResult:
+        if check.problem is None:
+            return result
+        return Mismatched(**dict(result), output_problem=check.problem)
+
+    try:
+        yield marked
+    finally:
+        _checking.reset(token)
 
 
 def _decoded_size(data: str) -> int | None:
@@ -87,12 +163,24 @@ def _structured_already_in(texts: list[str], structured: Any) -> bool:
             return True
         try:
             value = json.loads(text)
-        except ValueError:
+            # SDK servers wrap a non-object return as {"result": value} beside its text.
+            if value == structured or structured == {"result": value}:
+                return True
+        except (ValueError, RecursionError):
+            # Not JSON, or nested too deep to compare: the structured content is shown on its own.
             continue
-        # SDK servers wrap a non-object return as {"result": value} beside its text.
-        if value == structured or structured == {"result": value}:
-            return True
     return False
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """`value` with everything nested deeper than `MAX_DEPTH` levels replaced by a marker."""
+    if isinstance(value, dict | list) and depth >= MAX_DEPTH:
+        return f"[airlock: nested deeper than {MAX_DEPTH} levels, not shown]"
+    if isinstance(value, dict):
+        return {str(key): _bounded(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_bounded(item, depth + 1) for item in value]
+    return value
 
 
 def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
@@ -157,7 +245,13 @@ def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
             parts.append(f"[{getattr(block, 'type', 'unknown')} content not shown]")
     structured = result.structured_content
     if structured is not None and not _structured_already_in(texts, structured):
-        parts.append("[structured content]\n" + json.dumps(structured, ensure_ascii=False, sort_keys=True))
+        shown = _bounded(structured)
+        parts.append("[structured content]\n" + json.dumps(shown, ensure_ascii=False, sort_keys=True, default=str))
+    if isinstance(result, Mismatched):
+        parts.append(
+            "[airlock: warning: the server answered, but its structured content does not match the tool's "
+            f"output schema ({result.output_problem}); the call did reach the server]"
+        )
     return Rendered(text="\n".join(parts), images=images, attached_bytes=attach - left)
 
 

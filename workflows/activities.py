@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import openai
@@ -18,23 +19,33 @@ from temporalio import activity
 from mcp_servers import elicitation
 from mcp_servers.limits import CircuitOpen
 from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
-from mcp_servers.results import render
+from mcp_servers.results import Mismatched, render
 from mcp_servers.results import result_text as result_text  # re-exported for callers of this module
 from mcp_servers.tasks import WHY as TASKS_WHY
 from mcp_servers.tasks import requires_tasks
 from workflows import model_output, policy
 from workflows.approvers import ApproversFile
+from workflows.authority import CallAuthority
 from workflows.catalog import Catalog
 from workflows.errors import (
     CircuitOpenError,
     InvalidInputError,
     ModelError,
     OutcomeUnknownError,
+    PayloadTooLargeError,
     ServerUnreachableError,
     ToolConflictError,
     ToolNotSentError,
     UnknownAgentError,
     WebhookFailedError,
+)
+from workflows.limits import (
+    MAX_MODEL_REPLY_BYTES,
+    MAX_PLAN_BYTES,
+    MAX_TOOL_DESCRIPTION_BYTES,
+    MAX_TOOL_SCHEMA_BYTES,
+    MAX_TOOLS_PER_SERVER,
+    TEMPORAL_PAYLOAD_BYTES,
 )
 from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
@@ -61,16 +72,18 @@ log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
 MAX_LOGGED_NAME = 80
+# (server, tool) pairs remembered as logged; past this a worker stops remembering (and logging) more.
+MAX_HIDDEN_LOGGED = 10_000
 
 
-def cap(text: str, limit: int) -> tuple[str, int]:
+def cap(text: str, limit: int, *, what: str = "result") -> tuple[str, int]:
     """Cut `text` to at most `limit` UTF-8 bytes, with a visible marker saying how much went."""
     data = text.encode()
     if len(data) <= limit:
         return text, 0
     cut = len(data) - limit
     kept = data[:limit].decode(errors="ignore")
-    return f"{kept}\n[airlock: result cut, {cut} of {len(data)} bytes not shown]", cut
+    return f"{kept}\n[airlock: {what} cut, {cut} of {len(data)} bytes not shown]", cut
 
 
 class AirlockActivities:
@@ -92,6 +105,8 @@ class AirlockActivities:
     ) -> None:
         self.catalog = catalog
         self.approvers = approvers
+        # Checks every read and write against this worker's own configuration before it is sent.
+        self.authority = CallAuthority(catalog, pool, approvers)
         # Scrubs tool results here and, through the worker's interceptor, every activity failure.
         self.redactor = redactor or Redactor()
         self.pipelines = pipelines or {}
@@ -118,7 +133,7 @@ class AirlockActivities:
                 continue
             plans[name] = await self._plan(name)
             todo.extend(plans[name].handoffs)
-        return RunPlan(
+        plan = RunPlan(
             root=request.agent,
             agents=plans,
             model_timeout_seconds=self.model_timeout_seconds,
@@ -126,11 +141,25 @@ class AirlockActivities:
             max_history_events=self.max_history_events,
             directory=self.approvers.current() if self.approvers is not None else None,
         )
+        # Recorded once and carried by every continue-as-new: measured here, before it is recorded.
+        size = len(plan.model_dump_json().encode())
+        if size > MAX_PLAN_BYTES:
+            raise PayloadTooLargeError(
+                f"agent {request.agent!r}: its plan (instructions, tools, schemas) is {size} bytes, over the "
+                f"{MAX_PLAN_BYTES}-byte plan budget (Temporal's payload limit is {TEMPORAL_PAYLOAD_BYTES} bytes); "
+                "deny the tools it does not need in [tools]"
+            )
+        return plan
 
     @activity.defn(name="airlock.approvers")
     async def current_approvers(self) -> Directory | None:
         """The approvers file as it is now (None: decisions are asserted)."""
         return self.approvers.current() if self.approvers is not None else None
+
+    @activity.defn(name="airlock.checkpoint_origin")
+    async def checkpoint_origin(self) -> None:
+        """Prove the running run was continued as new by Airlock itself (`ForgedCheckpointError` if not)."""
+        await self.authority.check_origin()
 
     @activity.defn(name="airlock.pipeline")
     async def pipeline(self, lookup: PipelineLookup) -> PipelineDefinition:
@@ -152,6 +181,9 @@ class AirlockActivities:
         spec = self.catalog.agents[name]
         tools: list[ToolPlan] = []
         offered_by: dict[str, str] = {}
+        # Tools each server gives this agent, and those hidden for being over a bound.
+        kept: dict[str, int] = {}
+        hidden: dict[str, int] = {}
         for server in spec.mcp_servers:
             config = self.pool.servers[server]
             try:
@@ -165,9 +197,13 @@ class AirlockActivities:
                         "mcp_tool_name_invalid",
                         agent=name,
                         server=server,
-                        tool=tool.name[:MAX_LOGGED_NAME],
+                        tool=self.redactor.scrub(tool.name)[:MAX_LOGGED_NAME],
                         length=len(tool.name),
                     )
+                    continue
+                if self.redactor.scrub(tool.name) != tool.name:
+                    # A name is what the model calls and people approve: one holding a secret is dropped.
+                    log.warning("mcp_tool_name_secret", agent=name, server=server)
                     continue
                 if requires_tasks(tool):
                     if (server, tool.name) not in self._hidden_logged:
@@ -182,6 +218,11 @@ class AirlockActivities:
                 )
                 if decided == "deny":
                     continue
+                too_big = self._over_bounds(server, tool.name, tool.input_schema, kept.get(server, 0))
+                if too_big:
+                    hidden[server] = hidden.get(server, 0) + 1
+                    continue
+                kept[server] = kept.get(server, 0) + 1
                 # The model calls a tool by name alone: with two servers offering one name, the
                 # gate and the call could each pick a different server.
                 if tool.name in offered_by:
@@ -196,7 +237,8 @@ class AirlockActivities:
                         server=server,
                         # A server's own description reaches the model and the history too.
                         description=self.redactor.scrub(tool.description or ""),
-                        input_schema=tool.input_schema,
+                        # So does its schema: every string in it (keys, titles, enums, defaults).
+                        input_schema=self.redactor.scrub_json(tool.input_schema),
                         policy=decided,
                         read_only=config.trusted and read_only is True,
                         idempotent=policy.retry_safe(
@@ -207,8 +249,13 @@ class AirlockActivities:
                         ),
                         timeout_seconds=config.call_deadline_seconds,
                         long_running=config.long_running,
+                        max_result_bytes=self.max_result_bytes,
                     )
                 )
+        for server, count in hidden.items():
+            log.warning("mcp_tools_over_bounds", agent=name, server=server, hidden=count, kept=kept.get(server, 0))
+        for planned in tools:
+            planned.description = self._bounded_description(planned.server, planned.name, planned.description)
         return AgentPlan(
             name=spec.name,
             model=spec.model,
@@ -222,6 +269,33 @@ class AirlockActivities:
             max_total_tokens=spec.max_total_tokens,
             model_takes_images=spec.model_takes_images,
         )
+
+    def _over_bounds(self, server: str, tool: str, schema: dict[str, Any], kept: int) -> bool:
+        """Whether a listed tool is hidden for its schema's size or its server's tool count.
+
+        A schema cannot be cut and stay a schema, so a tool whose schema is too big is hidden.
+        """
+        if kept >= MAX_TOOLS_PER_SERVER:
+            return True  # one line per server says how many (`mcp_tools_over_bounds`)
+        size = len(json.dumps(schema).encode())
+        if size <= MAX_TOOL_SCHEMA_BYTES:
+            return False
+        why = f"its input schema is {size} bytes, over {MAX_TOOL_SCHEMA_BYTES}"
+        if (server, tool) not in self._hidden_logged and len(self._hidden_logged) < MAX_HIDDEN_LOGGED:
+            self._hidden_logged.add((server, tool))
+            log.warning("mcp_tool_hidden", server=server, tool=tool, reason=why)
+        return True
+
+    def _bounded_description(self, server: str, tool: str, description: str) -> str:
+        """A description cut to `MAX_TOOL_DESCRIPTION_BYTES` with a marker: the tool stays usable.
+
+        Cut after scrubbing, so a secret across the cut is never half shown.
+        """
+        text, cut_bytes = cap(description, MAX_TOOL_DESCRIPTION_BYTES, what="description")
+        if cut_bytes and (server, tool) not in self._hidden_logged and len(self._hidden_logged) < MAX_HIDDEN_LOGGED:
+            self._hidden_logged.add((server, tool))
+            log.warning("mcp_tool_description_cut", server=server, tool=tool, cut_bytes=cut_bytes)
+        return text
 
     @activity.defn(name="airlock.model")
     async def model(self, call: ModelCall) -> ModelReply:
@@ -237,9 +311,17 @@ class AirlockActivities:
         except ValidationError as err:
             # The SDK could not parse the provider's answer (an `output` that is not a list).
             raise ModelError(f"the model's reply is malformed: {model_output.reason(err)}") from err
+        reply.output = model_output.only_json(reply.output)
         problem = model_output.problem(reply.output)
         if problem is not None:
             raise ModelError(f"the model's reply is malformed: {problem}")
+        size = len(reply.model_dump_json().encode())
+        if size > MAX_MODEL_REPLY_BYTES:
+            # Recorded as it is, it would fail the workflow task on Temporal's payload limit, forever.
+            raise ModelError(
+                f"the model's reply is {size} bytes, over the {MAX_MODEL_REPLY_BYTES}-byte limit for one reply "
+                f"(Temporal's payload limit is {TEMPORAL_PAYLOAD_BYTES} bytes)"
+            )
         return reply
 
     @activity.defn(name="airlock.read")
@@ -249,6 +331,7 @@ class AirlockActivities:
         Run as a local activity it cannot heartbeat, so it asks for progress only when it runs as
         an ordinary activity (a server declared `long_running`).
         """
+        await self.authority.check_call(call, write=False)
         asking = _round(call)
         try:
             async with self._progress(call) as progress:
@@ -274,6 +357,7 @@ class AirlockActivities:
         resend). A failure after sending is `OutcomeUnknown`: it is resent only when the tool is
         idempotent (the workflow's retry policy decides).
         """
+        await self.authority.check_call(call, write=True)
         connection = self.pool.connection(call.server)
         meta = {IDEMPOTENCY_META_KEY: call.idempotency_key} if call.idempotency_key else None
         asking = _round(call)
@@ -310,16 +394,18 @@ class AirlockActivities:
         if asked is None:
             return None
         # The question reaches history and people's screens: a server echoing a secret is scrubbed
-        # (the hash stays the server's, so the answer still matches its question).
+        # in every field shown (message, schema, URL, id), while the hash stays the one of the
+        # server's own question, which is what the answer is matched against when the call is
+        # sent again (`elicitation.Round.respond`).
         return ToolReply(
             text="",
             outcome="input_required",
             question=InputQuestion(
                 mode=asked.mode,
                 message=scrub(asked.message),
-                requested_schema=asked.schema,
+                requested_schema=self.redactor.scrub_json(asked.schema),
                 url=scrub(asked.url) if asked.url else None,
-                elicitation_id=asked.elicitation_id,
+                elicitation_id=scrub(asked.elicitation_id) if asked.elicitation_id else None,
                 question_sha256=asked.sha256,
             ),
         )
@@ -364,6 +450,7 @@ class AirlockActivities:
             cut_bytes=cut,
             images=len(images),
             attempt=activity.info().attempt,
+            output_mismatch=isinstance(result, Mismatched),
         )
         return ToolReply(text=text, outcome=outcome, cut_bytes=cut, images=images)
 

@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from agents.exceptions import AgentsException, MaxTurnsExceeded
     from pydantic import ValidationError
 
-from workflows import steps
+from workflows import carry, steps
 from workflows.arguments import parse_arguments
 from workflows.budget import BudgetStop, Ledger
 from workflows.commands import answer_command, decision_command
@@ -29,8 +29,10 @@ from workflows.errors import (
     DOMAIN_ERRORS,
     ApprovalTimedOutError,
     BudgetExceededError,
+    ForgedCheckpointError,
     InvalidInputError,
     ModelError,
+    PayloadTooLargeError,
     ToolConflictError,
     ToolUnavailableError,
     UnknownAgentError,
@@ -38,7 +40,7 @@ from workflows.errors import (
 )
 from workflows.gate import ApprovalGate, Verdict
 from workflows.gate_metrics import GateMetrics
-from workflows.identity import RefusedError, UnknownKeyError, Verifier
+from workflows.identity import RefusedError, UnknownKeyError, Verifier, canonical_name
 from workflows.input_requests import InputDesk, InputRecord
 from workflows.payloads import (
     AgentRequest,
@@ -88,6 +90,9 @@ RUN_CONFIG = RunConfig(
 # file; more than this many at once are refused straight away.
 MAX_RECHECKS = 10
 REFRESH_INTERVAL = timedelta(minutes=1)
+# A signed decision is judged with an approvers directory read at most this long ago; an older
+# one is read again first (docs/identity.md states the bound).
+DIRECTORY_MAX_AGE = timedelta(seconds=60)
 # What `call_details` shows of the conversation: enough to judge a call, bounded for a query.
 CONVERSATION_ITEMS = 20
 CONVERSATION_ITEM_CHARS = 2_000
@@ -113,6 +118,8 @@ class AgentWorkflow:
         self._decisions = 0
         self._recheck: list[tuple[type[Decision], Any]] = []
         self._refreshed_at: datetime | None = None
+        # When the approvers directory in use was read (None: a run from before it was tracked).
+        self._directory_at: datetime | None = None
         self._conversation: list[ConversationItem] = []
         self._conversation_omitted = 0
         self._in_flight: dict[str, InFlightCall] = {}
@@ -129,7 +136,14 @@ class AgentWorkflow:
         except asyncio.CancelledError:
             self._set_state("cancelled")
             raise
-        except (InvalidInputError, ModelError, ToolUnavailableError, UnknownAgentError):
+        except (
+            InvalidInputError,
+            ModelError,
+            ToolUnavailableError,
+            UnknownAgentError,
+            ForgedCheckpointError,
+            PayloadTooLargeError,
+        ):
             self._set_state("failed")
             raise
 
@@ -139,7 +153,17 @@ class AgentWorkflow:
         if checkpoint is not None and workflow.info().continued_run_id is None:
             # A checkpoint holds approvals; only a run of ours that continued as new may carry one.
             raise InvalidInputError("invalid AgentWorkflow input: checkpoint is set only by Airlock itself")
+        # Runs begun before authority was checked at its source replay as they ran.
+        current_authority = workflow.patched("current-authority")
+        if checkpoint is not None and current_authority:
+            await self._check_checkpoint_origin()
         plan = checkpoint.plan if checkpoint is not None else await self._prepare(request.agent)
+        if checkpoint is not None and current_authority:
+            # The checkpoint's directory may name a key removed since: decisions are judged by
+            # the approvers file as it is now.
+            plan = plan.model_copy(update={"directory": await self._current_directory()})
+        if current_authority:
+            self._directory_at = workflow.now()
         self._use_plan(plan)
         _require_requester(plan, request.requester)
         self._gate = self._new_gate(plan.directory, request.requester, checkpoint)
@@ -198,15 +222,18 @@ class AgentWorkflow:
                 workflow.continue_as_new(
                     request.model_copy(
                         update={
-                            "checkpoint": Checkpoint(
-                                plan=self._plan,
-                                run_state=state.to_string(),
-                                gate=self._gate.records,
-                                audit=self._gate.audit,
-                                tool_calls=self._ledger.tool_calls,
-                                usage=self._ledger.usage,
-                                turn=self._ledger.turns,
-                                used_tokens=self._gate.used_tokens,
+                            # Older tool outputs are cut so what is carried fits (workflows/carry.py).
+                            "checkpoint": carry.fit_checkpoint(
+                                Checkpoint(
+                                    plan=self._plan,
+                                    run_state=state.to_string(),
+                                    gate=self._gate.records,
+                                    audit=self._gate.audit,
+                                    tool_calls=self._ledger.tool_calls,
+                                    usage=self._ledger.usage,
+                                    turn=self._ledger.turns,
+                                    used_tokens=self._gate.used_tokens,
+                                )
                             )
                         }
                     )
@@ -236,6 +263,8 @@ class AgentWorkflow:
             Verifier(directory),
             workflow_id=workflow.info().workflow_id,
             requester=requester,
+            namespace=workflow.info().namespace,
+            run_id=workflow.info().run_id,
             records=checkpoint.gate if checkpoint else None,
             audit=checkpoint.audit if checkpoint else None,
             used_tokens=checkpoint.used_tokens if checkpoint else None,
@@ -279,6 +308,8 @@ class AgentWorkflow:
                 raise UnknownAgentError(cause.message) from None
             if ToolConflictError.is_type_of(cause):
                 raise ToolConflictError(cause.message) from None
+            if PayloadTooLargeError.is_type_of(cause):
+                raise PayloadTooLargeError(cause.message) from None
             raise ToolUnavailableError(f"could not prepare agent {agent!r}: {cause}") from None
 
     def _policy_of(self, item: ToolApprovalItem) -> str:
@@ -456,6 +487,7 @@ class AgentWorkflow:
                 arguments=arguments,
                 question=question,
                 now=workflow.now(),
+                needed=self._answers_needed(call_id),
             )
         except RefusedError:
             return None
@@ -499,6 +531,16 @@ class AgentWorkflow:
             raise self._input_failure
         return record.given()
 
+    def _answers_needed(self, call_id: str) -> int:
+        """How many people must give the same answer: a gated call's quorum, one for an ungated call.
+
+        An answer steers the call as much as its approval did (where the money goes), so it takes
+        as many people as the approval took.
+        """
+        needed = next((r.approvals_needed for r in self._gate.records if r.call_id == call_id), 1)
+        # Runs that asked before answers took the call's quorum replay with one answer.
+        return needed if needed > 1 and workflow.patched("input-quorum") else 1
+
     def _on_outcome(self, call_id: str, outcome: Any) -> None:
         self._gate.record_outcome(call_id, outcome, workflow.now())
 
@@ -535,6 +577,14 @@ class AgentWorkflow:
 
     def _signal(self, model: type[Decision], value: Any, *, rechecked: bool = False) -> None:
         now = workflow.now()
+        if not rechecked and self._directory_stale():
+            # Judged only with a directory read in the last DIRECTORY_MAX_AGE: a removed key or
+            # person stops counting within that bound.
+            if len(self._recheck) >= MAX_RECHECKS:
+                self._refused(value, "too many decisions wait for the approvers file to be read; send it again", now)
+            else:
+                self._recheck.append((model, value))
+            return
         try:
             verdict = self._gate.judge(parse(model, value, f"{model.__name__.lower()} signal"), now)
         except UnknownKeyError as err:
@@ -571,6 +621,8 @@ class AgentWorkflow:
 
     async def _judged_update(self, judge: Callable[[], J], message: Review | Answer) -> J:
         """Judge an update in its handler; an unknown key gets one fresh look at the approvers file."""
+        if self._directory_stale():
+            await self._refresh_directory()
         try:
             try:
                 return judge()
@@ -605,8 +657,8 @@ class AgentWorkflow:
         return self._refreshed_at is None or workflow.now() - self._refreshed_at >= REFRESH_INTERVAL
 
     async def _refresh_directory(self) -> None:
-        """Take the approvers file as it is now: a key may have been added since the run began."""
-        if not self._may_refresh() or self._plan is None:
+        """Take the approvers file as it is now: a key may have been added, or removed, since."""
+        if not (self._may_refresh() or self._directory_stale()) or self._plan is None:
             return
         self._refreshed_at = workflow.now()
         try:
@@ -620,8 +672,47 @@ class AgentWorkflow:
             # The signatures wait for nothing else: they are refused with the directory we have.
             workflow.logger.warning("could not read the approvers file", extra={"error": cut(err, 300)})
             return
+        if self._directory_at is not None:
+            self._directory_at = workflow.now()
         self._use_plan(self._plan.model_copy(update={"directory": directory}))
         self._gate.verifier = Verifier(directory)
+
+    def _directory_stale(self) -> bool:
+        """Whether signed decisions wait for a fresh read of the approvers file before being judged."""
+        return (
+            self._directory_at is not None
+            and self._gate.verifier.signed
+            and workflow.now() - self._directory_at >= DIRECTORY_MAX_AGE
+        )
+
+    async def _current_directory(self) -> Directory | None:
+        """The approvers file as it is now, for a continued run (fails the run if it cannot be read)."""
+        try:
+            return await workflow.execute_local_activity(
+                steps.current_approvers,
+                start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=DIRECTORY_RETRY,
+                summary="approvers file",
+            )
+        except (ActivityError, ApplicationError) as err:
+            raise ToolUnavailableError(f"could not read the approvers file: {local_failure(err)}") from None
+
+    async def _check_checkpoint_origin(self) -> None:
+        """Fail the run unless its checkpoint came from Airlock's own continue-as-new."""
+        try:
+            await workflow.execute_local_activity(
+                steps.checkpoint_origin,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=DIRECTORY_RETRY,
+                summary="checkpoint origin",
+            )
+        except (ActivityError, ApplicationError) as err:
+            cause = local_failure(err)
+            why = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            if ForgedCheckpointError.is_type_of(cause):
+                raise ForgedCheckpointError(why) from None
+            # Not proven is refused as well: the checkpoint holds approvals.
+            raise ForgedCheckpointError(f"the checkpoint's origin could not be checked: {cut(why, 300)}") from None
 
     def _apply(self, verdict: Verdict, now: datetime) -> ApprovalRecord:
         record = self._gate.apply(verdict, now)
@@ -698,6 +789,7 @@ class AgentWorkflow:
             turn=self._ledger.turns,
             tool_calls=self._ledger.tool_calls,
             pending=len(self._pending()),
+            requester=self._gate.requester,
             in_flight=list(self._in_flight.values()),
         )
 
@@ -725,7 +817,7 @@ class AgentWorkflow:
             if record.escalated_at is not None or (escalation is not None and workflow.now() >= escalation):
                 people |= self._gate.verifier.members(config.escalate_to)
             if not config.allow_self_approval and pending.requester is not None:
-                people.discard(pending.requester)
+                people.discard(canonical_name(pending.requester))
             deciders = sorted(people)
         return CallDetails(
             pending=pending,

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from temporalio.common import RawValue
 
-from workflows.arguments import depth
+from workflows.arguments import depth, not_json
 from workflows.errors import InvalidInputError
 
 M = TypeVar("M", bound=BaseModel)
@@ -22,16 +22,38 @@ MAX_INPUT_DEPTH = 32
 _SEALED = b"binary/encrypted"
 
 
+class NotJSON(dict[str, str]):
+    """A value a caller sent that is not real JSON (NaN, Infinity, a lone surrogate): never an input.
+
+    It keeps only the value's `call_id` and `approver` when they are clean strings, so that the
+    refusal can still name them in the audit; `reason` says what is wrong.
+    """
+
+    def __init__(self, value: Any, reason: str) -> None:
+        super().__init__()
+        self.reason = reason
+        if isinstance(value, dict):
+            for key in ("call_id", "approver"):
+                field = value.get(key)
+                if isinstance(field, str) and not_json(field) is None:
+                    self[key] = field
+
+
 def received(raw: Any, extra: tuple[Any, ...] = ()) -> Any:
     """What a caller sent as one JSON value: several arguments become a list.
 
     Handlers take `(raw=None, *extra)` so that no argument, or several, reach them instead of
     failing the workflow task; a payload the converter could not decode arrives as a `RawValue`.
+    A value with a non-finite number or a lone surrogate becomes `NotJSON`: kept, it would be
+    hashed as one thing and recorded as another (`null`), or fail every task that encodes it.
     """
     value = [raw, *extra] if extra else raw
     if isinstance(value, RawValue):
-        return _undecodable(value)
-    return value
+        value = _undecodable(value)
+        if isinstance(value, RawValue):
+            return value
+    problem = not_json(value)
+    return value if problem is None else NotJSON(value, problem)
 
 
 def _undecodable(raw: RawValue) -> Any:
@@ -39,6 +61,7 @@ def _undecodable(raw: RawValue) -> Any:
         # Sealed but not opened by the codec: its bytes mean nothing, whatever they look like.
         return raw
     try:
+        # Pydantic's parser refuses lone surrogates that Python's accepts; `received` judges them.
         return json.loads(raw.payload.data)
     except (ValueError, RecursionError):
         # Not JSON, or deeper than even Python's parser goes: either way, not an input.
@@ -58,6 +81,8 @@ def parse(model: type[M], value: Any, what: str) -> M:
                 "was altered)"
             )
         raise InvalidInputError(f"invalid {what}: not JSON, or nested far deeper than {MAX_INPUT_DEPTH} levels")
+    if isinstance(value, NotJSON):
+        raise InvalidInputError(f"invalid {what}: not valid JSON: {value.reason}")
     if depth(value, MAX_INPUT_DEPTH) > MAX_INPUT_DEPTH:
         raise InvalidInputError(f"invalid {what}: nested deeper than {MAX_INPUT_DEPTH} levels")
     try:

@@ -19,6 +19,7 @@ from workflows import steps
 from workflows.budget import BudgetStop, Ledger
 from workflows.decoding import cut
 from workflows.errors import ModelError, local_failure
+from workflows.limits import MAX_MODEL_REPLY_BYTES
 from workflows.model_output import OUTPUT_ITEM
 from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, HandoffSpec, ModelCall, ModelReply, ToolSpec
 
@@ -85,12 +86,15 @@ class DurableModel(Model):
         self.ledger.turns += 1
         self.ledger.local_steps += 1
         try:
-            reply = await workflow.execute_local_activity(
-                steps.model,
-                call,
-                start_to_close_timeout=self.timeout,
-                retry_policy=MODEL_RETRY,
-                summary=f"{self.plan.name} / model",
+            reply = await self.ledger.room.run(
+                MAX_MODEL_REPLY_BYTES,
+                lambda: workflow.execute_local_activity(
+                    steps.model,
+                    call,
+                    start_to_close_timeout=self.timeout,
+                    retry_policy=MODEL_RETRY,
+                    summary=f"{self.plan.name} / model",
+                ),
             )
         except (ActivityError, ApplicationError) as err:
             cause = local_failure(err)

@@ -20,9 +20,10 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from workflows import steps
 from workflows.arguments import parse_arguments, schema_errors
 from workflows.budget import BudgetStop, Ledger
-from workflows.errors import ToolNotSentError, local_failure
+from workflows.errors import ToolNotSentError, UnauthorizedCallError, local_failure
 from workflows.gate import ApprovalGate
 from workflows.identity import RefusedError
+from workflows.limits import READ_REPLY_OVERHEAD_BYTES
 from workflows.payloads import AgentPlan, GivenAnswer, InFlightCall, InputQuestion, ToolCall, ToolPlan, ToolReply
 
 READ_RETRY = RetryPolicy(
@@ -67,17 +68,37 @@ class ToolRuntime:
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
     """An SDK function tool whose call is an activity, behind the gate when its policy says so."""
 
-    async def needs_approval(_ctx: RunContextWrapper[Any], params: dict[str, Any], _call_id: str) -> bool:
+    async def needs_approval(_ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str) -> bool:
         if tool.policy == "auto":
             return runtime.checkpoint_due()
+        ledger = runtime.ledger
+        # Past the budget nobody is asked: `invoke` tells the model (or stops the run). Runs that
+        # asked before gated calls were counted replay as they ran.
+        if ledger.full(call_id, agent.max_tool_calls) and workflow.patched("count-gated-calls"):
+            ledger.over_budget.add(call_id)
+            return False
         # Invalid arguments never reach an approver: the model hears about them instead.
-        return not schema_errors(tool.input_schema, params)
+        if schema_errors(tool.input_schema, params):
+            return False
+        ledger.asked.add(call_id)
+        return True
 
     async def invoke(ctx: ToolContext[Any], raw: str) -> str | list[ToolOutputText | ToolOutputImage]:
+        call_id = ctx.tool_call_id
+        ledger = runtime.ledger
+        # Checked before the arguments: a flood of calls past the budget costs no validation each.
+        if tool.policy == "approve" and call_id in ledger.over_budget:
+            if ledger.tool_calls >= agent.max_tool_calls:
+                ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
+                raise BudgetStop(ledger.exceeded)
+            return (
+                f"Error: {tool.name} was not called: this run may make at most {agent.max_tool_calls} tool calls "
+                "(max_tool_calls), and the calls made and those waiting for approval use them up; "
+                "ask for fewer at a time."
+            )
         arguments, problem = parse_arguments(raw, tool.input_schema)
         if arguments is None:
             return f"Error: {tool.name} was not called: {problem}."
-        call_id = ctx.tool_call_id
         note = ""
         try:
             if tool.policy == "approve":
@@ -89,7 +110,6 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
                 raise RefusedError(f"call id {call_id[:200]!r} already ran")
         except RefusedError as err:
             return f"Error: {tool.name} was not called: {err}."
-        ledger = runtime.ledger
         if ledger.tool_calls >= agent.max_tool_calls:
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
             raise BudgetStop(ledger.exceeded)
@@ -101,6 +121,9 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             arguments=arguments,
             call_id=call_id,
             images=agent.model_takes_images,
+            # The worker runs a gated call only with the signed approvals that count for it.
+            authority=runtime.gate.proofs_of(call_id) if tool.policy == "approve" else [],
+            requester=runtime.gate.requester,
         )
         if not tool.read_only:
             call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
@@ -163,9 +186,13 @@ async def _send(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRunti
     try:
         if not tool.read_only:
             return await _write(call, tool)
-        if not tool.long_running:
-            runtime.ledger.local_steps += 1  # an ordinary activity is counted by the history itself
-        return await _read(call, tool)
+        if tool.long_running:
+            return await _read(call, tool)
+        runtime.ledger.local_steps += 1  # an ordinary activity is counted by the history itself
+        # Its result is recorded with this workflow task's completion: it must have room there.
+        return await runtime.ledger.room.run(
+            tool.max_result_bytes + READ_REPLY_OVERHEAD_BYTES, lambda: _read(call, tool)
+        )
     finally:
         runtime.in_flight.pop(call_id, None)
 
@@ -191,6 +218,8 @@ async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
         )
         return reply
     except (ActivityError, ApplicationError) as err:
+        if UnauthorizedCallError.is_type_of(local_failure(err)):
+            return _refused(call, err)
         return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
 
 
@@ -209,20 +238,35 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
             return reply
         except ActivityError as err:
             cause = err.cause
+            if UnauthorizedCallError.is_type_of(cause):
+                return _refused(call, err)
             not_sent = ToolNotSentError.is_type_of(cause)
             if not_sent and attempt < NOT_SENT_RESENDS:
                 await workflow.sleep(timedelta(seconds=2**attempt))
                 continue
             if not_sent:
                 return ToolReply(text=f"{summary} was not sent: {_reason(err)}", outcome="error")
+            if tool.idempotent:
+                # Retried by policy: each attempt may have reached the server, under one key.
+                repeated = (
+                    f"it may have been sent up to {IDEMPOTENT_WRITE_RETRY.maximum_attempts} times, each with the "
+                    f"same idempotency key {call.idempotency_key!r}"
+                )
+            else:
+                repeated = "it was not repeated"
             return ToolReply(
                 text=(
                     f"the outcome of {call.server}.{call.tool} is unknown ({_reason(err)}); "
-                    "it may or may not have been applied and was not repeated"
+                    f"it may or may not have been applied, and {repeated}"
                 ),
                 outcome="outcome_unknown",
             )
     raise AssertionError("unreachable")
+
+
+def _refused(call: ToolCall, err: ActivityError | ApplicationError) -> ToolReply:
+    """The reply for a call the worker refused to send: nothing was sent, and it is not tried again."""
+    return ToolReply(text=f"{call.server}.{call.tool} was not called: {_reason(err)}", outcome="error")
 
 
 def _reason(err: ActivityError | ApplicationError) -> str:

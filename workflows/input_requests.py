@@ -4,7 +4,10 @@ Pure and deterministic, like the approval gate whose audit, verifier, used signa
 on who may decide it shares: an answer counts only for the question it names (its hash), with
 content that fits the requested schema, from a person allowed to decide the call, proven by a
 signature when the run has an approvers file. Anything else changes nothing and is audited as
-refused.
+refused. A question asked while a gated call runs is decided under that call's rules: an
+`accept` counts once as many distinct people as approved the call (`required`) gave the very same
+answer (a differing one starts the count again); `decline` and `cancel` need one person, as a
+rejection does.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class InputRecord:
     content: dict[str, Any] | None = None
     answered_by: str | None = None
     identity: str | None = None
+    # The `answer_sha256` of the accept that `call.approved_by` gave so far (a quorum's candidate).
+    candidate: str | None = None
 
     def given(self) -> GivenAnswer:
         """The answer as it is sent back with the call."""
@@ -108,8 +113,9 @@ class InputDesk:
         arguments: dict[str, Any],
         question: InputQuestion,
         now: datetime,
+        needed: int = 1,
     ) -> InputRecord:
-        """Open a question for a person; `RefusedError` when the call has asked too often already."""
+        """Open a question; `needed` identical accepts answer it; `RefusedError` when the call asked too often."""
         asked = self._asked.get(call_id, 0)
         if asked >= MAX_QUESTIONS_PER_CALL:
             raise RefusedError(f"its server asked for input more than {MAX_QUESTIONS_PER_CALL} times in one call")
@@ -123,6 +129,7 @@ class InputDesk:
             arguments_sha256=arguments_sha256(arguments),
             requested_at=now,
             deadline=now + timedelta(seconds=self._timeout_of(agent)),
+            approvals_needed=needed,
         )
         record = InputRecord(call=call, question=question)
         self._open[call_id] = record
@@ -154,8 +161,10 @@ class InputDesk:
             arguments_sha256=call.arguments_sha256,
             requested_at=call.requested_at,
             deadline=call.deadline,
-            approvals_needed=1,
+            approvals_needed=max(call.approvals_needed - len(call.approved_by), 0),
+            approved_by=list(call.approved_by),
             requester=self._gate.requester,
+            run_id=self._gate.run_id or None,
             kind="input",
             question=record.question,
         )
@@ -190,12 +199,17 @@ class InputDesk:
                 approver=message.approver,
                 arguments_sha256=question.question_sha256,
                 answer_sha256=answer_sha256(message.action, content),
+                namespace=gate.namespace,
+                run_id=gate.run_id,
             ),
             now,
         )
         if identity.token_id is not None and identity.token_id in gate.used_tokens:
             raise RefusedError("this signature was already used; sign each answer anew")
         gate.check_allowed(record.call, identity.person, now)
+        same = record.candidate == answer_sha256(message.action, content)
+        if message.action == "accept" and same and identity.person in record.call.approved_by:
+            raise RefusedError(f"{cut(identity.person)!r} already gave this answer; another person must give it too")
         return AnswerVerdict(record=record, identity=identity, action=message.action, content=content)
 
     def apply(self, verdict: AnswerVerdict, now: datetime) -> AuditEntry:
@@ -203,6 +217,26 @@ class InputDesk:
         record = verdict.record
         if verdict.identity.token_id is not None:
             self._gate.used_tokens.append(verdict.identity.token_id)
+        given = answer_sha256(verdict.action, verdict.content)
+        call = record.call
+        if verdict.action == "accept" and call.approvals_needed > 1:
+            if record.candidate != given:
+                # Another answer than the one counted so far: the quorum is for this one now.
+                record.candidate = given
+                call.approved_by = []
+            call.approved_by.append(verdict.identity.person)
+            missing = call.approvals_needed - len(call.approved_by)
+            if missing > 0:
+                return self._audit(
+                    record,
+                    "answered",
+                    now,
+                    actor=verdict.identity.person,
+                    identity=verdict.identity.label,
+                    action=verdict.action,
+                    answer=given,
+                    reason=f"waiting for {missing} more identical answer(s) from other people",
+                )
         record.action = verdict.action
         record.content = verdict.content
         record.answered_by = verdict.identity.person
@@ -214,7 +248,7 @@ class InputDesk:
             actor=record.answered_by,
             identity=record.identity,
             action=verdict.action,
-            answer=answer_sha256(verdict.action, verdict.content),
+            answer=given,
         )
 
     def time_out(self, record: InputRecord, now: datetime) -> None:

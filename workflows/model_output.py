@@ -12,6 +12,8 @@ from typing import Any
 from openai.types.responses import ResponseOutputItem
 from pydantic import TypeAdapter, ValidationError
 
+from workflows.arguments import NOT_JSON_NOTE, not_json, unreal
+
 OUTPUT_ITEM: TypeAdapter[ResponseOutputItem] = TypeAdapter(ResponseOutputItem)
 
 # A hostile reply chooses what pydantic quotes back (tags, field names); keep only a short reason.
@@ -19,8 +21,14 @@ _REASON_LIMIT = 200
 
 
 def problem(output: list[dict[str, Any]]) -> str | None:
-    """Why `output` cannot be rebuilt into SDK items, briefly, or None when every item can."""
+    """Why `output` cannot be rebuilt into SDK items, briefly, or None when every item can.
+
+    An item that is not real JSON (a lone surrogate from a provider's `"\\ud800"`, NaN) is
+    refused too: it could not be recorded, or would be recorded as something else.
+    """
     for index, item in enumerate(output):
+        if (unreal := not_json(item)) is not None:
+            return f"output item {index}: not valid JSON: {unreal}"[:_REASON_LIMIT]
         try:
             OUTPUT_ITEM.validate_python(item)
         except ValidationError as err:
@@ -33,3 +41,19 @@ def reason(err: ValidationError) -> str:
     first = err.errors(include_url=False, include_input=False, include_context=False)[0]
     where = ".".join(str(part) for part in first["loc"]) or "(top level)"
     return f"{where}: {first['msg']}"[:_REASON_LIMIT]
+
+
+def only_json(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`output` with the arguments of each tool call that are not real JSON replaced by a note why.
+
+    `{"memo": "\\ud800"}` decodes to a string no encoder takes, and the Agents SDK encodes every
+    call's parsed arguments inside the workflow: kept, it would fail every workflow task. The
+    note is not JSON, so the call can neither run nor be approved, and the model hears the reason.
+    """
+    noted = []
+    for item in output:
+        arguments = item.get("arguments")
+        if item.get("type") == "function_call" and isinstance(arguments, str) and (why := unreal(arguments)):
+            item = {**item, "arguments": f"{NOT_JSON_NOTE}{why})"}
+        noted.append(item)
+    return noted

@@ -37,6 +37,9 @@ AuditEvent = Literal[
 # How a person answers a server's input request (the MCP spec's elicitation actions).
 AnswerAction = Literal["accept", "decline", "cancel"]
 RunStateName = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
+# How a run's requester is known. Only "claimed" so far: a client types it when it starts the run
+# and nothing proves it (docs/identity.md, "The requester is claimed").
+RequesterProof = Literal["claimed"]
 PipelineState = Literal["starting", "running", "awaiting_approval", "completed", "failed", "cancelled"]
 StepState = Literal["pending", "running", "awaiting_approval", "completed", "failed", "skipped", "cancelled"]
 
@@ -111,6 +114,9 @@ class AuditEntry(Wire):
     question_sha256: str | None = None
     action: AnswerAction | None = None
     answer_sha256: str | None = None
+    # `requested`: who requested the run, and how that is known ("claimed").
+    requester: str | None = None
+    requester_proof: RequesterProof | None = None
 
     @classmethod
     def of_call(cls, record: ApprovalRecord, event: AuditEvent, at: datetime, **details: Any) -> AuditEntry:
@@ -150,6 +156,9 @@ class ApprovalRecord(Wire):
     # Set when an approver edited the call: the hash of the arguments the model asked for.
     requested_sha256: str | None = None
     escalated_at: datetime | None = None
+    # The signed approvals that count (compact JWS), reset by an edit but for the editor's own:
+    # the worker checks them again where the call runs (see workflows/authority.py).
+    proofs: list[str] = Field(default_factory=list)
 
 
 class AgentResult(Wire):
@@ -254,6 +263,10 @@ class PendingApproval(Wire):
     approvals_needed: int = 1
     approved_by: list[str] = Field(default_factory=list)
     requester: str | None = None
+    # How the requester is known: "claimed", typed by whoever started the run, proven by nothing.
+    requester_proof: RequesterProof = "claimed"
+    # The run that shows the call: a signature binds it (None from a worker before signatures did).
+    run_id: str | None = None
     # "input": the call is running and its server asks a person for input (`question`); answer it
     # with the `answer` signal or update (`airlock answer`), not approve/reject.
     kind: Literal["approval", "input"] = "approval"
@@ -311,6 +324,9 @@ class RunStatus(Wire):
     turn: int
     tool_calls: int
     pending: int = 0
+    # Who requested the run, and how that is known ("claimed": typed by whoever started it).
+    requester: str | None = None
+    requester_proof: RequesterProof = "claimed"
     # Kept in workflow memory only: progress itself never enters history (see workflows/progress.py).
     in_flight: list[InFlightCall] = Field(default_factory=list)
 
@@ -479,6 +495,8 @@ class ToolPlan(Wire):
     timeout_seconds: float = 30.0
     # The server is `long_running`: reads too run as heartbeating activities (progress, prompt cancel).
     long_running: bool = False
+    # The worker's `AIRLOCK_MAX_RESULT_BYTES`: the most a reply's text may take (workflows/task_room.py).
+    max_result_bytes: int = 64_000
 
 
 class AgentPlan(Wire):
@@ -589,6 +607,10 @@ class ToolCall(Wire):
     images: bool = False
     # Answers to the server's input requests, in the order they were given.
     answers: list[GivenAnswer] = Field(default_factory=list)
+    # The signed approvals of a gated call, and who requested the run: the worker checks both
+    # against its own configuration before it sends anything (workflows/authority.py).
+    authority: list[str] = Field(default_factory=list)
+    requester: str | None = None
 
 
 class ToolImage(Wire):

@@ -6,8 +6,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workflows.limits import MAX_RESULT_BYTES_CEILING
+from workflows.tomlfiles import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -46,7 +49,8 @@ class Settings(BaseSettings):
     openai_base_url: str | None = Field(default=None, validation_alias="OPENAI_BASE_URL")
 
     model_timeout: timedelta = timedelta(seconds=120)
-    max_result_bytes: int = 64_000
+    # At most MAX_RESULT_BYTES_CEILING: a read's reply must fit a workflow task's local results.
+    max_result_bytes: int = Field(default=64_000, gt=0, le=MAX_RESULT_BYTES_CEILING)
     approval_webhook_url: str | None = None
     # Continue-as-new once a run's history reaches this many events (or Temporal suggests it).
     max_history_events: int = 10_000
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = None
     # host:port of the Prometheus scrape endpoint (Temporal's metrics and Airlock's); empty: off.
     metrics_bind: str = ""
+    # host:port of the worker's `/healthz` (its dependencies, as JSON); empty: off.
+    health_bind: str = ""
+    # How often the worker probes its model endpoint and MCP servers again (workflows/health.py).
+    dependency_check_interval: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
 
     # The approval inbox (`airlock inbox`, and `python worker.py --dev`).
     inbox_host: str = "127.0.0.1"
@@ -90,15 +98,26 @@ class Settings(BaseSettings):
     codec_server_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://localhost:8233", "http://127.0.0.1:8233"]
     )
-    codec_server_max_body_bytes: int = 8_000_000
+    # 2 MiB: bounds the CPU one request can cost (with the payload count in console/codec_server.py).
+    codec_server_max_body_bytes: int = 2_097_152
 
-    @field_validator("metrics_bind")
+    @field_validator("metrics_bind", "health_bind")
     @classmethod
-    def _host_port(cls, value: str) -> str:
+    def _host_port(cls, value: str, info: ValidationInfo) -> str:
         """`host:port` or empty; anything else is named before Temporal's runtime refuses it obscurely."""
         host, _, port = value.rpartition(":")
         if value and not (host and port.isdigit() and 0 < int(port) < 65536):
-            raise ValueError(f"AIRLOCK_METRICS_BIND={value!r} is not host:port (e.g. 127.0.0.1:9464)")
+            name = f"AIRLOCK_{str(info.field_name).upper()}"
+            raise ValueError(f"{name}={value!r} is not host:port (e.g. 127.0.0.1:9464)")
+        return value
+
+    @field_validator("dependency_check_interval", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> object:
+        """`30s`, `5m` or a number of seconds, as in the TOML files; ISO 8601 (`PT30S`) still works."""
+        if isinstance(value, str) and not value.upper().startswith("P") and ":" not in value:
+            text = value.strip()
+            return timedelta(seconds=float(text) if text.replace(".", "", 1).isdigit() else parse_duration(text))
         return value
 
     @field_validator("inbox_trusted_proxies", "inbox_allowed_hosts", "codec_server_origins", mode="before")

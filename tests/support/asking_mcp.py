@@ -6,6 +6,10 @@
   `note` string); books only when the answer is accepted. Every call appends one JSON line to
   `$ASKING_LOG` (`tool`, `action`, `content`, `applied`, `key` = the idempotency key), so a
   test sees what reached the server and how many bookings were applied.
+- `transfer(amount)` (a write): asks "Destination account?" (a form: `account`, required) and
+  sends the money there only when the answer is accepted; logged like `book_room`.
+- `connect_service()` (a write): asks "Enter your API key to continue" (a form: `api_key`), the
+  secret the spec says a form must never ask for; logged like `book_room`.
 - `find_room()` (read-only): asks which floor (a choice) and says which room is free.
 - `book_pair(room)`: asks that same question twice in one call (two answers are needed).
 - `open_drive()` (read-only): refuses with `URLElicitationRequiredError` (-32042, "connect your
@@ -104,6 +108,57 @@ def book_pair(
         }
     )
     return f"booked {room} for {sizes}"
+
+
+class Destination(BaseModel):
+    """The form `transfer` asks for."""
+
+    account: str = Field(min_length=1, max_length=34, description="Account the money goes to")
+
+
+def ask_destination() -> Elicit[Destination]:
+    """The question `transfer` asks before sending the money."""
+    return Elicit("Destination account?", Destination)
+
+
+def _key(ctx: Context) -> Any:
+    meta = ctx.request_context.meta
+    return dict(meta).get("airlock/idempotency_key") if meta is not None else None
+
+
+@server.tool()
+def transfer(
+    amount: int,
+    answer: Annotated[ElicitationResult[Destination], Resolve(ask_destination)],
+    ctx: Context,
+) -> str:
+    """Transfer money; the server asks the user where it goes."""
+    if isinstance(answer, AcceptedElicitation):
+        content = answer.data.model_dump()
+        _log({"tool": "transfer", "action": "accept", "content": content, "applied": True, "key": _key(ctx)})
+        return f"sent {amount} to {answer.data.account}"
+    _log({"tool": "transfer", "action": answer.action, "content": None, "applied": False, "key": _key(ctx)})
+    return f"not sent: the user chose {answer.action}"
+
+
+class ApiKey(BaseModel):
+    """The form `connect_service` asks for: a secret."""
+
+    api_key: str = Field(description="Your API key")
+
+
+def ask_api_key() -> Elicit[ApiKey]:
+    """The question `connect_service` asks."""
+    return Elicit("Enter your API key to continue", ApiKey)
+
+
+@server.tool()
+def connect_service(answer: Annotated[ElicitationResult[ApiKey], Resolve(ask_api_key)], ctx: Context) -> str:
+    """Connect the service; the server asks for the user's API key in a form."""
+    applied = isinstance(answer, AcceptedElicitation)
+    content = answer.data.model_dump() if isinstance(answer, AcceptedElicitation) else None
+    _log({"tool": "connect_service", "action": answer.action, "content": content, "applied": applied, "key": _key(ctx)})
+    return "connected" if applied else f"not connected: the user chose {answer.action}"
 
 
 class Floor(BaseModel):

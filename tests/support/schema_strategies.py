@@ -7,6 +7,7 @@ using anything else fails loudly rather than producing arguments that only look 
 
 from __future__ import annotations
 
+import re
 import string
 from typing import Any
 
@@ -82,7 +83,10 @@ def valid_value(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
     if kind == "string":
         low, high = schema.get("minLength", 0), schema.get("maxLength", 40)
         if "pattern" in schema:
-            return st.from_regex(schema["pattern"]).filter(lambda s: low <= len(s) <= high)
+            # JSON Schema patterns are ECMA-262, as RE2 (which checks them) reads them: \d, \w and \s
+            # are ASCII, and `$` is the end of the text, not also the place before a final newline.
+            pattern = re.compile(re.sub(r"(?<!\\)\$$", r"\\Z", schema["pattern"]), re.ASCII)
+            return st.from_regex(pattern).filter(lambda s: low <= len(s) <= high)
         return st.text(min_size=low, max_size=min(high, 40))
     if kind == "integer":
         return st.integers(schema.get("minimum", -(10**6)), schema.get("maximum", 10**6))
