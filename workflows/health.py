@@ -13,19 +13,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import structlog
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from mcp_servers.registry import McpPool
+from workflows.asgi import serve_app
 from workflows.errors import ConfigError
 from workflows.metrics import DependencyGauge
 from workflows.models import ModelBackend, OpenAIModel
@@ -157,25 +157,6 @@ def bind(address: str) -> socket.socket:
     return sock
 
 
-class _Embedded(uvicorn.Server):
-    """uvicorn without its own signal handlers: the worker owns them."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave signal handling to the worker."""
-        yield
-
-
 async def serve(health: DependencyHealth, sock: socket.socket, stop: asyncio.Event) -> None:
     """Serve `/healthz` on `sock` until `stop` is set."""
-    config = uvicorn.Config(health_app(health), log_config=None, access_log=False, lifespan="off", server_header=False)
-    server = _Embedded(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        server.should_exit = True
-        stopped.cancel()
-        await asyncio.gather(task, stopped, return_exceptions=True)
-        sock.close()
+    await serve_app(health_app(health), sock, stop)

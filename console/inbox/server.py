@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import Iterator
 
-import uvicorn
 from starlette.applications import Starlette
 from temporalio.client import Client
 
@@ -15,6 +12,7 @@ from console import signing
 from console.inbox.app import build_app
 from console.inbox.auth import Gatekeeper, default_hosts
 from console.inbox.runs import Runs
+from workflows.asgi import serve_app
 from workflows.errors import ConfigError
 from workflows.settings import Settings
 
@@ -49,15 +47,6 @@ def inbox_url(settings: Settings) -> str:
     return f"http://{shown}:{settings.inbox_port}"
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its own signal handlers: the process that embeds it (worker, CLI) owns them."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        """Leave signal handling to the embedding process."""
-        yield
-
-
 def bind(settings: Settings) -> socket.socket:
     """The inbox's listening socket; a busy or bad address is a `ConfigError` (uvicorn would exit)."""
     family = socket.AF_INET6 if ":" in settings.inbox_host else socket.AF_INET
@@ -77,21 +66,5 @@ def bind(settings: Settings) -> socket.socket:
 
 
 async def serve(app: Starlette, settings: Settings, stop: asyncio.Event, sock: socket.socket | None = None) -> None:
-    """Serve `app` on the inbox address until `stop` is set."""
-    sock = sock or bind(settings)
-    # proxy_headers off: uvicorn would otherwise replace the client address with X-Forwarded-For
-    # (from any loopback peer by default) before the inbox asks whether its proxy is speaking. The
-    # trusted-proxy check must see the TCP peer; X-Forwarded-For is the proxy's to set, not ours to believe.
-    config = uvicorn.Config(
-        app, log_config=None, access_log=False, lifespan="off", server_header=False, proxy_headers=False
-    )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        server.should_exit = True
-        stopped.cancel()
-        await asyncio.gather(task, stopped, return_exceptions=True)
-        sock.close()
+    """Serve `app` on the inbox address until `stop` is set (the TCP peer decides who the proxy is)."""
+    await serve_app(app, sock or bind(settings), stop)
