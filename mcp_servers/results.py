@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from jsonschema import SchemaError
 from mcp_types import (
     Annotations,
     AudioContent,
@@ -32,6 +33,8 @@ from mcp_types import (
     TextContent,
     TextResourceContents,
 )
+
+from mcp_servers import output_schema
 
 MAX_IMAGE_BYTES = 1_000_000
 # Structured content is shown this many levels deep; a hostile server's deeper nesting would
@@ -68,9 +71,16 @@ class Mismatched(CallToolResult):
     output_problem: str
 
 
+class Unchecked(CallToolResult):
+    """A result whose structured content was not checked: its `outputSchema` cannot be checked in bounded work."""
+
+    output_unchecked: str
+
+
 @dataclass
 class _OutputCheck:
     problem: str | None = None
+    unchecked: str | None = None
 
 
 _checking: contextvars.ContextVar[_OutputCheck | None] = contextvars.ContextVar("airlock_output_check", default=None)
@@ -91,21 +101,42 @@ def _lenient(session: Any) -> None:
 
     The SDK validates a result after the server answered and raises without it: a write the
     server applied would be reported as failed. Installed once per session; a call outside
-    `output_checked` still gets the SDK's error.
+    `output_checked` still gets the SDK's error. The SDK's validator is replaced by a bounded
+    one (mcp_servers/output_schema.py): a schema it cannot check in bounded work leaves the
+    result marked "not checked" instead of freezing the worker on a backtracking pattern.
     """
     if getattr(session, "_airlock_lenient", False):
         return
     strict: _Validate = session.validate_tool_result
+    built: dict[str, tuple[dict[str, Any], Any]] = {}
+
+    def bounded_validator(name: str, schema: dict[str, Any]) -> Any:
+        cached = built.get(name)
+        if cached is not None and cached[0] == schema:
+            return cached[1]
+        try:
+            checker = output_schema.validator(schema)
+        except SchemaError as err:
+            raise RuntimeError(f"Invalid schema for tool {name}: {str(err).split(chr(10), 1)[0]}") from None
+        built[name] = (schema, checker)
+        return checker
 
     async def validate(name: str, result: CallToolResult) -> None:
+        check = _checking.get()
         try:
-            await strict(name, result)
+            with output_schema.bounded():
+                await strict(name, result)
+        except (output_schema.UncheckedError, RecursionError) as err:
+            # The server answered; only the check could not be made safely.
+            if check is not None:
+                why = str(err) if isinstance(err, output_schema.UncheckedError) else "it is nested too deeply"
+                check.unchecked = why[:MAX_PROBLEM_CHARS]
         except RuntimeError as err:
-            check = _checking.get()
             if check is None or not _is_output_problem(err):
                 raise
             check.problem = str(err).split("\n", 1)[0][:MAX_PROBLEM_CHARS]
 
+    session._output_schema_validator = bounded_validator
     session.validate_tool_result = validate
     session._airlock_lenient = True
 
@@ -118,9 +149,11 @@ def output_checked(session: Any) -> Iterator[Callable[[CallToolResult], CallTool
     token = _checking.set(check)
 
     def marked(result: CallToolResult) -> CallToolResult:
-        if check.problem is None:
-            return result
-        return Mismatched(**dict(result), output_problem=check.problem)
+        if check.problem is not None:
+            return Mismatched(**dict(result), output_problem=check.problem)
+        if check.unchecked is not None:
+            return Unchecked(**dict(result), output_unchecked=check.unchecked)
+        return result
 
     try:
         yield marked
@@ -251,6 +284,11 @@ def render(result: CallToolResult, *, attach: int = 0) -> Rendered:
         parts.append(
             "[airlock: warning: the server answered, but its structured content does not match the tool's "
             f"output schema ({result.output_problem}); the call did reach the server]"
+        )
+    if isinstance(result, Unchecked):
+        parts.append(
+            "[airlock: note: the structured content was not checked against the tool's output schema "
+            f"({result.output_unchecked})]"
         )
     return Rendered(text="\n".join(parts), images=images, attached_bytes=attach - left)
 

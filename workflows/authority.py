@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,8 +32,17 @@ from workflows.approvers import ApproversFile
 from workflows.arguments import arguments_sha256
 from workflows.catalog import AgentSpec, Catalog
 from workflows.errors import ForgedCheckpointError, ServerUnreachableError, ToolNotSentError, UnauthorizedCallError
-from workflows.identity import CLOCK_SKEW_SECONDS, GROUP_PREFIX, Expected, RefusedError, Verifier, canonical_name
-from workflows.payloads import Directory, Policy, ToolCall
+from workflows.identity import (
+    CLOCK_SKEW_SECONDS,
+    GROUP_PREFIX,
+    DecisionClaims,
+    Expected,
+    RefusedError,
+    Verifier,
+    canonical_name,
+)
+from workflows.input_requests import answer_sha256
+from workflows.payloads import Directory, GivenAnswer, Policy, ToolCall
 
 log = structlog.get_logger(__name__)
 
@@ -117,18 +127,22 @@ class CallAuthority:
         started = await self._start(client, info.workflow_id, info.workflow_run_id)
         if started.workflow_type != AGENT_WORKFLOW or started.task_queue != info.task_queue:
             raise RefusedError(f"the run is not an {AGENT_WORKFLOW} on task queue {info.task_queue!r}")
-        if decided != "approve" or self.approvers is None:
+        accepted = [answer for answer in call.answers if answer.action == "accept"]
+        if (decided != "approve" and not accepted) or self.approvers is None:
             # Without an approvers file nobody's decision can be verified here (docs/identity.md).
             return
         chain = await self._chain(client, info.workflow_id, info.workflow_run_id, info.task_queue)
-        self._check_quorum(
-            call,
-            spec,
-            self.approvers.current(),
-            namespace=info.workflow_namespace or "",
-            workflow_id=info.workflow_id,
-            chain=chain,
-        )
+        directory = self.approvers.current()
+        namespace = info.workflow_namespace or ""
+        if decided == "approve":
+            self._check_quorum(call, spec, directory, namespace=namespace, workflow_id=info.workflow_id, chain=chain)
+        needed = spec.approval_config().required if decided == "approve" else 1
+        for index, answer in enumerate(accepted):
+            # An accepted answer steers the call as its approval did: the same people, proven again.
+            try:
+                self._check_answer(answer, call, spec, directory, needed=needed, namespace=namespace, chain=chain)
+            except RefusedError as err:
+                raise RefusedError(f"accepted answer {index + 1}: {err}") from None
 
     async def _policy(self, spec: AgentSpec, call: ToolCall) -> tuple[Policy, bool]:
         """The tool's policy and read-only-ness as this worker's configuration gives them now."""
@@ -161,6 +175,38 @@ class CallAuthority:
         if key is None or not (key == base or (key.startswith(base) and _INPUT_SUFFIX.match(key[len(base) :]))):
             raise RefusedError(f"the idempotency key must be {base!r} (or {base + '/input-<n>'!r})")
 
+    def _check_answer(
+        self,
+        answer: GivenAnswer,
+        call: ToolCall,
+        spec: AgentSpec,
+        directory: Directory,
+        *,
+        needed: int,
+        namespace: str,
+        chain: tuple[str, ...],
+    ) -> None:
+        """Enough distinct current approvers signed exactly this answer to this question of this call."""
+        workflow_id = activity.info().workflow_id
+        given = answer_sha256(answer.action, answer.content)
+        self._check_signers(
+            answer.signatures,
+            call,
+            spec,
+            directory,
+            needed=needed,
+            what="answer",
+            bound=lambda claims: {
+                "namespace": claims.namespace == namespace,
+                "workflow_id": claims.workflow_id == workflow_id,
+                "run_id": claims.run_id in chain,
+                "call_id": claims.call_id == call.call_id,
+                "decision": claims.decision == "answer",
+                "question": claims.arguments_sha256 == answer.question_sha256,
+                "answer": claims.answer_sha256 == given,
+            },
+        )
+
     def _check_quorum(
         self,
         call: ToolCall,
@@ -172,26 +218,47 @@ class CallAuthority:
         chain: tuple[str, ...],
     ) -> None:
         """Enough distinct current approvers signed an approval of exactly this call."""
+        effective = arguments_sha256(call.arguments)
+        self._check_signers(
+            call.authority,
+            call,
+            spec,
+            directory,
+            needed=spec.approval_config().required,
+            what="approval",
+            bound=lambda claims: {
+                "namespace": claims.namespace == namespace,
+                "workflow_id": claims.workflow_id == workflow_id,
+                "run_id": claims.run_id in chain,
+                "call_id": claims.call_id == call.call_id,
+                "decision": claims.decision == "approve",
+                "arguments": (claims.edited_sha256 or claims.arguments_sha256) == effective,
+            },
+        )
+
+    @staticmethod
+    def _check_signers(
+        tokens: list[str],
+        call: ToolCall,
+        spec: AgentSpec,
+        directory: Directory,
+        *,
+        needed: int,
+        what: str,
+        bound: Callable[[DecisionClaims], dict[str, bool]],
+    ) -> None:
+        """At least `needed` distinct current approvers signed `tokens` bound as `bound` says."""
         config = spec.approval_config()
         verifier = Verifier(directory)
         allowed = {canonical_name(p) for p in _members(directory, [*config.approvers, *config.escalate_to])}
         requester = canonical_name(call.requester) if call.requester else None
-        effective = arguments_sha256(call.arguments)
         now = datetime.now(UTC).timestamp()
         people: set[str] = set()
         reasons: list[str] = []
-        for token in call.authority[:100]:
+        for token in tokens[:100]:
             try:
                 claims = verifier.signed_claims(token)
-                bound = {
-                    "namespace": claims.namespace == namespace,
-                    "workflow_id": claims.workflow_id == workflow_id,
-                    "run_id": claims.run_id in chain,
-                    "call_id": claims.call_id == call.call_id,
-                    "decision": claims.decision == "approve",
-                    "arguments": (claims.edited_sha256 or claims.arguments_sha256) == effective,
-                }
-                wrong = [name for name, ok in bound.items() if not ok]
+                wrong = [name for name, ok in bound(claims).items() if not ok]
                 if wrong:
                     raise RefusedError(f"it is for another call (its {', '.join(wrong)} differ)")
                 if claims.iat > now + CLOCK_SKEW_SECONDS:
@@ -222,10 +289,10 @@ class CallAuthority:
                 reasons.append(str(err)[:200])
                 continue
             people.add(person)
-        if len(people) < config.required:
+        if len(people) < needed:
             why = f" ({'; '.join(reasons[:5])})" if reasons else ""
             raise RefusedError(
-                f"it needs {config.required} current approver(s), and {len(people)} signed approval(s) of "
+                f"it needs {needed} current approver(s), and {len(people)} signed {what}(s) of "
                 f"exactly this call count{why}"
             )
 

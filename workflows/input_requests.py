@@ -13,7 +13,7 @@ rejection does.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -76,11 +76,19 @@ class InputRecord:
     identity: str | None = None
     # The `answer_sha256` of the accept that `call.approved_by` gave so far (a quorum's candidate).
     candidate: str | None = None
+    # The signatures of the answers that count (the candidate's, for a quorum): the worker checks
+    # them again before it sends the call with the answer (workflows/authority.py).
+    proofs: list[str] = field(default_factory=list)
 
     def given(self) -> GivenAnswer:
-        """The answer as it is sent back with the call."""
+        """The answer as it is sent back with the call, with the signatures that make it count."""
         assert self.action is not None
-        return GivenAnswer(question_sha256=self.question.question_sha256, action=self.action, content=self.content)
+        return GivenAnswer(
+            question_sha256=self.question.question_sha256,
+            action=self.action,
+            content=self.content,
+            signatures=list(self.proofs),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class AnswerVerdict:
     identity: Identity
     action: AnswerAction
     content: dict[str, Any] | None
+    # The answer's signature, when it was signed.
+    signature: str | None = None
 
 
 class InputDesk:
@@ -210,7 +220,10 @@ class InputDesk:
         same = record.candidate == answer_sha256(message.action, content)
         if message.action == "accept" and same and identity.person in record.call.approved_by:
             raise RefusedError(f"{cut(identity.person)!r} already gave this answer; another person must give it too")
-        return AnswerVerdict(record=record, identity=identity, action=message.action, content=content)
+        signature = message.signature if identity.token_id is not None else None
+        return AnswerVerdict(
+            record=record, identity=identity, action=message.action, content=content, signature=signature
+        )
 
     def apply(self, verdict: AnswerVerdict, now: datetime) -> AuditEntry:
         """Record an answer that `judge` allowed; returns its audit entry."""
@@ -224,7 +237,10 @@ class InputDesk:
                 # Another answer than the one counted so far: the quorum is for this one now.
                 record.candidate = given
                 call.approved_by = []
+                record.proofs = []
             call.approved_by.append(verdict.identity.person)
+            if verdict.signature is not None:
+                record.proofs.append(verdict.signature)
             missing = call.approvals_needed - len(call.approved_by)
             if missing > 0:
                 return self._audit(
@@ -237,6 +253,9 @@ class InputDesk:
                     answer=given,
                     reason=f"waiting for {missing} more identical answer(s) from other people",
                 )
+        if not (verdict.action == "accept" and call.approvals_needed > 1):
+            # One person decides it: theirs is the one signature that counts.
+            record.proofs = [verdict.signature] if verdict.signature is not None else []
         record.action = verdict.action
         record.content = verdict.content
         record.answered_by = verdict.identity.person

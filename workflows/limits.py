@@ -33,6 +33,10 @@ MAX_TOOLS_PER_SERVER = 128
 MAX_PLAN_BYTES = 512 * KIB
 # One model reply (the `model` activity's result).
 MAX_MODEL_REPLY_BYTES = 512 * KIB
+# Tool calls in one model reply. The Agents SDK handles a reply's calls in one workflow task, and
+# a thousand took past Temporal's 2 s deadlock timeout, so the task was retried for ever; a reply
+# with more is a `ModelError` naming this limit before it is recorded.
+MAX_TOOL_CALLS_PER_REPLY = 64
 # The conversation a run carries into its next history; older tool outputs are cut to fit.
 MAX_CARRIED_STATE_BYTES = 512 * KIB
 # The whole continue-as-new input (plan, conversation, approvals, audit).

@@ -36,6 +36,11 @@ def problem(output: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def tool_calls(output: list[dict[str, Any]]) -> int:
+    """How many items of `output` ask for a tool call (`function_call`, `custom_tool_call`, ...)."""
+    return sum(1 for item in output if isinstance(item, dict) and str(item.get("type", "")).endswith("_call"))
+
+
 def reason(err: ValidationError) -> str:
     """The first complaint of a validation error, without the offending input, cut short."""
     first = err.errors(include_url=False, include_input=False, include_context=False)[0]

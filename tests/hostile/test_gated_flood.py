@@ -29,12 +29,13 @@ from tests.conftest import (
     workflow_id,
 )
 from tests.support.recording_model import record_model
+from workflows.limits import MAX_TOOL_CALLS_PER_REPLY
 from workflows.payloads import AgentRequest, AgentResult
 
-# A thousand calls in one reply is what was seen; the Agents SDK's own handling of so many calls in
-# one workflow task can pass Temporal's 2 s deadlock detector on a loaded 2-core host, whatever
-# the gate does, so the test floods with fewer: the bound under test is the same.
-FLOOD = 300
+# A thousand calls in one reply is what was seen; a reply with more than MAX_TOOL_CALLS_PER_REPLY
+# is now refused whole (tests/hostile/test_reply_fanout.py), so the flood is the most one reply
+# may ask for: the bound under test is the same.
+FLOOD = MAX_TOOL_CALLS_PER_REPLY
 LIMIT = 5
 
 

@@ -7,7 +7,8 @@ Hand-written JSON-RPC on stdin/stdout, no SDK, so that no library checks or rewr
 the way: what the test writes in `SCHEMA_MCP_TOOLS` (a JSON list of tools, each with `name`,
 `inputSchema` and optional `annotations`) is exactly what the client lists. Every `tools/call`
 is appended to `$SCHEMA_MCP_CALLS` as one JSON line (`tool`, `arguments`) before it is answered,
-so a test can assert what the server received, or that it received nothing.
+so a test can assert what the server received, or that it received nothing. A tool given a
+`structuredContent` (not listed) answers with it too, whatever its `outputSchema` says.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     tools = [
         {"description": f"The tool {tool['name']}.", **tool} for tool in json.loads(os.environ["SCHEMA_MCP_TOOLS"])
     ]
+    structured = {tool["name"]: tool.pop("structuredContent") for tool in tools if "structuredContent" in tool}
     calls = os.environ.get("SCHEMA_MCP_CALLS")
     for line in sys.stdin:
         if not line.strip():
@@ -53,7 +55,10 @@ def main() -> None:
                 with open(calls, "a") as log:
                     log.write(json.dumps({"tool": params.get("name"), "arguments": params.get("arguments")}) + "\n")
             text = "received " + json.dumps(params.get("arguments"), sort_keys=True)
-            _answer(request_id, {"content": [{"type": "text", "text": text}], "isError": False})
+            answer: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": False}
+            if params.get("name") in structured:
+                answer["structuredContent"] = structured[params.get("name")]
+            _answer(request_id, answer)
         elif method == "ping":
             _answer(request_id, {})
         else:
