@@ -1,7 +1,9 @@
 """The demo walkthrough (`python worker.py --demo`): a run pauses at the gate, an unsigned approval
 is refused, alice's signed one passes, and the run finishes.
 
-Printed on stdout for a person; the worker's logs go to stderr.
+Printed on stdout for a person; the worker's logs go to stderr — or, when stdout and stderr are
+both a terminal, to `<data dir>/demo.log` (errors shown on the terminal too), so the walkthrough
+is not drowned in them.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -25,6 +29,45 @@ from workflows.settings import PROJECT_ROOT, Settings
 
 SCRIPT = PROJECT_ROOT / "agents" / "scripted.json"
 GATE_DEADLINE_S = 60.0
+LOG_FILE = "demo.log"
+
+
+@dataclass
+class DemoLog:
+    """Where the demo's log went instead of the terminal, and the terminal (a duplicated fd)."""
+
+    path: Path
+    terminal: int
+
+    def stream(self) -> TextIO:
+        """The terminal, for the lines a person must still see there (errors)."""
+        return os.fdopen(os.dup(self.terminal), "w", buffering=1, closefd=True)
+
+    def tell(self, line: str) -> None:
+        """One line on the terminal."""
+        os.write(self.terminal, (line + "\n").encode())
+
+
+def logs_to_file(settings: Settings) -> DemoLog | None:
+    """On a terminal, send everything written to stderr to `<data dir>/demo.log` from here on.
+
+    The redirect is of file descriptor 2, so it takes every writer at once: the worker's log,
+    Temporal core's and the dev server's lines, and the stdio MCP servers, which inherit it.
+    Off a terminal nothing changes: stderr stays the documented JSON stream.
+    """
+    if not (sys.stdout.isatty() and sys.stderr.isatty()):
+        return None
+    path = settings.data_dir / LOG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.dup2(target, 2)
+    finally:
+        os.close(target)
+    say(f"worker logs: {path} (errors are shown here too)")
+    return DemoLog(path, terminal)
 
 
 def prepare(settings: Settings) -> Settings:

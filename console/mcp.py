@@ -37,8 +37,10 @@ class McpCommandError(Exception):
 
 
 def _servers(settings: Settings, name: str) -> dict[str, ServerConfig]:
-    # stdout is the command's answer: the registry's log lines go to stderr, at warnings only.
+    # stdout is the command's answer: the registry's log lines go to stderr, at warnings only,
+    # and so do the bundled tickets server's (its child inherits stderr).
     logs.configure("WARNING")
+    os.environ.setdefault("TICKETS_LOG_LEVEL", "WARNING")
     servers = load_servers(settings.mcp_servers_file, os.environ)
     if name not in servers:
         known = ", ".join(sorted(servers)) or "none"

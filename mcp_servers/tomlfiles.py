@@ -30,7 +30,7 @@ def parse_duration(text: str | float | int) -> float:
         return float(text)
     match = _DURATION.match(text)
     if match is None:
-        raise ValueError(f"not a duration: {text!r} (use e.g. '30s', '15m', '24h')")
+        raise ValueError(f"not a duration: {text!r} (use e.g. 30s, 5m, 2h, 1d)")
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
 
 
@@ -58,6 +58,9 @@ def validate(model: type[M], data: dict[str, Any], *, path: Path, prefix: str = 
                 problems.append(f"key {key!r}: unknown key")
             else:
                 value = issue.get("input")
-                shown = "" if isinstance(value, dict) else f" (got {value!r})"
-                problems.append(f"key {key!r}: {issue['msg']}{shown}")
+                # pydantic prefixes a validator's own message; and one that already quotes the
+                # value (`not a duration: '2 days'`) need not be followed by it again.
+                message = issue["msg"].removeprefix("Value error, ")
+                shown = "" if isinstance(value, dict) or repr(value) in message else f" (got {value!r})"
+                problems.append(f"key {key!r}: {message}{shown}")
         raise ConfigError(f"{path}: " + "; ".join(problems)) from None

@@ -2,7 +2,8 @@
 
 They come out of the same Prometheus endpoint as Temporal's own (workflows/telemetry.py):
 - `airlock_tool_calls_total{server, tool, outcome}`: tool call attempts (read and write activities);
-- `airlock_model_tokens_total{agent, model, kind}`: tokens the model activity reported (input, output);
+- `airlock_model_tokens_total{agent, model, kind}`: tokens the model activity reported (input, output;
+  `model="scripted"` for the offline scripted model);
 - `airlock_mcp_breaker_state{server}`: the server's circuit breaker as of its last call
   (0 closed, 1 half-open, 2 open);
 - `airlock_pending_approvals{agent}`: calls waiting for a decision in the runs this worker holds;
@@ -180,9 +181,16 @@ class WaitingRuns:
 class AirlockMetrics(Interceptor):
     """Records Airlock's metrics around every activity and workflow of a worker."""
 
-    def __init__(self, pool: McpPool, meter: MetricMeter, tools: ToolLabels | None = None) -> None:
-        """Read breaker states from `pool`; publish process-wide gauges on `meter`."""
+    def __init__(
+        self, pool: McpPool, meter: MetricMeter, tools: ToolLabels | None = None, *, model_label: str | None = None
+    ) -> None:
+        """Read breaker states from `pool`; publish process-wide gauges on `meter`.
+
+        `model_label` names the model in every token count instead of the agent file's `model`:
+        the scripted model answers whatever the file says, and a dashboard must not show it as one.
+        """
         self.pool = pool
+        self.model_label = model_label
         self.tools = tools or ToolLabels()
         self.pending = PendingApprovals(meter)
         self._breaker = meter.create_gauge(BREAKER_STATE, "MCP circuit breaker: 0 closed, 1 half-open, 2 open")
@@ -229,7 +237,7 @@ class _ActivityMetrics(ActivityInboundInterceptor):
         result = await self.next.execute_activity(input)
         if kind == MODEL_ACTIVITY and isinstance(call, ModelCall) and isinstance(result, ModelReply):
             tokens = activity.metric_meter().create_counter(MODEL_TOKENS, "Model tokens reported by the provider")
-            labels = {"agent": call.agent, "model": call.model}
+            labels = {"agent": call.agent, "model": self.root.model_label or call.model}
             tokens.add(result.usage.input_tokens, {**labels, "kind": "input"})
             tokens.add(result.usage.output_tokens, {**labels, "kind": "output"})
         return result

@@ -30,6 +30,11 @@ class ModelBackend(Protocol):
 # --- scripted ---------------------------------------------------------------------------------
 
 
+# `{ticket}` in a script: the first such id the user's message names (bounded, so linear), else T-1.
+TICKET_ID = re.compile(r"\bT-\d{1,9}\b")
+DEFAULT_TICKET = "T-1"
+
+
 class _ScriptedCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -41,7 +46,9 @@ class ScriptStep(BaseModel):
     """One scripted model turn: a tool call, several tool calls, or a final message.
 
     `{input}` in a message stands for the run's latest user message, so a scripted agent can
-    show what it was given (a pipeline's templated input, for example).
+    show what it was given (a pipeline's templated input, for example). `{ticket}`, in a message
+    or in a tool call's arguments, stands for the first ticket id (`T-2`) that message names, or
+    `T-1` when it names none: the scripted support agent closes the ticket it was asked about.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -120,11 +127,14 @@ class ScriptedModel:
             raise ModelError(f"the script of agent {call.agent!r} has {len(steps)} steps; turn {turn + 1} has none")
         step = steps[turn]
         output: list[dict[str, Any]] = []
+        asked = _last_user_text(call.input)
+        ticket = _ticket_named(asked)
         if step.message is not None:
-            message = step.message
+            message = step.message.replace("{ticket}", ticket)
             if step.if_not_run is not None and (not_run := _last_call_not_run(call.input)) is not None:
-                message = step.if_not_run.replace("{output}", not_run)
-            text = message.replace("{input}", _last_user_text(call.input))
+                message = step.if_not_run.replace("{ticket}", ticket).replace("{output}", not_run)
+            # `{ticket}` first: the texts put in for `{output}` and `{input}` are shown as they are.
+            text = message.replace("{input}", asked)
             output.append(
                 {
                     "type": "message",
@@ -138,6 +148,8 @@ class ScriptedModel:
         for index, scripted in enumerate(calls):
             call_id = f"call-{call.agent}-{turn}" if len(calls) == 1 else f"call-{call.agent}-{turn}-{index}"
             arguments = scripted.arguments if isinstance(scripted.arguments, str) else json.dumps(scripted.arguments)
+            # A ticket id is letters, digits and `-`: put in, it keeps the JSON valid.
+            arguments = arguments.replace("{ticket}", ticket)
             output.append(
                 {
                     "type": "function_call",
@@ -159,6 +171,12 @@ def _last_call_not_run(items: list[dict[str, Any]]) -> str | None:
             text = output if isinstance(output, str) else json.dumps(output)
             return text if text.startswith("Error") or "was not executed" in text else None
     return None
+
+
+def _ticket_named(text: str) -> str:
+    """The first ticket id (`T-2`) in `text`, or `T-1` when it names none."""
+    match = TICKET_ID.search(text)
+    return match.group(0) if match else DEFAULT_TICKET
 
 
 def _last_user_text(items: list[dict[str, Any]]) -> str:

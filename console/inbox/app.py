@@ -6,6 +6,7 @@ import csv
 import difflib
 import io
 import json
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +68,20 @@ EXPORT_FIELDS = [
 Handler = Callable[[Request, Person], Awaitable[Response]]
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]))
+
+
+def breakable(text: object) -> Markup:
+    """`text` escaped, with a line-break chance after each `/`, `-`, `_`, `.` and `:` (`<wbr>`).
+
+    Ids (`support-3f2a…`, `call-support-1`) then wrap between their parts, never inside one:
+    the stylesheet no longer breaks them anywhere. Escaped text holds none of those characters
+    inside an entity, so the tags land only between the text's own characters.
+    """
+    return Markup(_SEPARATOR.sub(r"\1<wbr>", str(escape(text))))
+
+
+_SEPARATOR = re.compile(r"([/\-_.:])")
+templates.filters["ids"] = breakable
 
 
 def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:

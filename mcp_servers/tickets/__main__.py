@@ -17,6 +17,8 @@ from mcp_servers.tickets import guard
 from mcp_servers.tickets.server import server
 
 logger = logging.getLogger("mcp_servers.tickets")
+LOG_LEVEL_ENV = "TICKETS_LOG_LEVEL"
+"""Environment variable with the log level (default INFO); `airlock mcp` asks for WARNING."""
 
 
 class _ReadyServer(uvicorn.Server):
@@ -41,7 +43,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m mcp_servers.tickets",
         description="Tickets MCP server. Serves stdio unless --http is given. "
-        "The database file is $TICKETS_DB (default ./.airlock/tickets.db). Over HTTP every request "
+        "The database file is $TICKETS_DB (default .airlock/tickets.db in the checkout); the log "
+        f"level is ${LOG_LEVEL_ENV} (default INFO). Over HTTP every request "
         f"needs 'Authorization: Bearer ${guard.TOKEN_ENV}', and its Host header must name this server.",
     )
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP instead of stdio")
@@ -76,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = _parse_args(argv)
     # After MCPServer was built (it installs a root handler of its own): the worker's format,
     # on stderr, so stdout stays free for the stdio protocol.
-    logs.configure("INFO", args.log_format)
+    level = os.environ.get(LOG_LEVEL_ENV, "").upper()
+    logs.configure(level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO", args.log_format)
     if not args.http:
         server.run("stdio")
         return

@@ -22,8 +22,10 @@ logger = logging.getLogger(__name__)
 DB_ENV_VAR = "TICKETS_DB"
 """Environment variable naming the SQLite file."""
 
-DEFAULT_DB_PATH = Path(".airlock") / "tickets.db"
-"""Database file used when `TICKETS_DB` is unset, relative to the working directory."""
+DEFAULT_DB_PATH = Path(__file__).resolve().parents[2] / ".airlock" / "tickets.db"
+"""Database file used when `TICKETS_DB` is unset: in the checkout's `.airlock/`, beside the worker's
+state, wherever the server is started from (`airlock mcp` in another directory must not leave a
+database there)."""
 
 BUSY_TIMEOUT_S = 5.0
 """How long a connection waits for another process's write lock before failing."""
@@ -213,7 +215,7 @@ _SEED_COMMENTS: tuple[tuple[str, str, str, str], ...] = (
 
 
 def db_path_from_env(env: Mapping[str, str] | None = None) -> Path:
-    """Return the database path named by `TICKETS_DB`, or the default under `./.airlock/`."""
+    """Return the database path named by `TICKETS_DB`, or the default in the checkout's `.airlock/`."""
     environ = os.environ if env is None else env
     return Path(environ.get(DB_ENV_VAR) or DEFAULT_DB_PATH).resolve()
 
