@@ -33,9 +33,9 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
-from console import inbox
+from console import inbox, signing
+from console.demo import DemoLog, logs_to_file, walkthrough
 from console.demo import prepare as prepare_demo
-from console.demo import walkthrough
 from console.inbox import dev as dev_inbox
 from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from workflows import converter, devserver, health, logs, telemetry, tracing
@@ -173,6 +173,8 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
         pipelines=pipelines,
         approvers=approvers,
         redactor=redactor,
+        # On `--dev` (its approvers file), printed commands carry alice's dev key.
+        printed_signer=signing.printed_signer(settings, worker=True),
     )
 
 
@@ -232,7 +234,10 @@ async def running_worker(
     options.setdefault("graceful_shutdown_timeout", GRACEFUL_SHUTDOWN)
     meter = _meter(client)
     if meter is not MetricMeter.noop:
-        options["interceptors"] = [*options.get("interceptors", ()), AirlockMetrics(activities.pool, meter)]
+        # The scripted model plays whatever model an agent file names: its tokens are `scripted`'s.
+        label = "scripted" if settings.resolved_provider() == "scripted" else None
+        metrics = AirlockMetrics(activities.pool, meter, model_label=label)
+        options["interceptors"] = [*options.get("interceptors", ()), metrics]
     worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
     task = asyncio.create_task(worker.run())
     log.info(
@@ -460,7 +465,10 @@ def main() -> None:
     args = parser.parse_args()
     checks = Checks()
     settings = load_settings(checks)
+    # On a terminal the demo's walkthrough gets the screen; its log goes to a file it names.
+    demo_log = logs_to_file(settings) if args.demo else None
     logs.configure(settings.log_level, settings.log_format)
+    _echo_errors(demo_log)
     if args.check:
         # Core's lines go into the log stream (stderr), never onto the report; no metrics listener.
         telemetry.install_runtime(settings.model_copy(update={"metrics_bind": ""}))
@@ -492,6 +500,7 @@ def main() -> None:
         if activities is not None:
             # Only now are the secrets known; from here on every log line is scrubbed of them.
             logs.configure(settings.log_level, settings.log_format, redactor=activities.redactor)
+            _echo_errors(demo_log, activities.redactor)
             if tracer is not None:
                 tracer.scrub_with(activities.redactor)
         asyncio.run(
@@ -505,7 +514,15 @@ def main() -> None:
     finally:
         if tracer is not None:
             tracer.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
+    if demo_log is not None and code != 0:
+        demo_log.tell(f"the demo stopped; its log is in {demo_log.path}")
     _exit(code)
+
+
+def _echo_errors(demo_log: DemoLog | None, redactor: Redactor | None = None) -> None:
+    """With the demo's log in a file, still show its errors on the terminal."""
+    if demo_log is not None:
+        logging.getLogger().addHandler(logs.error_echo(demo_log.stream(), redactor=redactor))
 
 
 def _exit(code: int) -> NoReturn:

@@ -22,7 +22,18 @@ from typing import Any, NoReturn, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel, ValidationError
-from temporalio.client import Client, WorkflowHandle, WorkflowQueryFailedError
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryReverseRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+)
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError, TerminatedError
+from temporalio.exceptions import TimeoutError as TimeoutError_
 from temporalio.service import RPCError, RPCStatusCode
 
 from console import follow, signing, waiting
@@ -395,7 +406,9 @@ async def cmd_pending(args: argparse.Namespace) -> int:
         complain(f"airlock: skipped {workflow_id}: {why}")
 
     try:
-        calls = await waiting.waiting_calls(client, agent=args.agent, wait=args.wait, on_skip=skipped)
+        calls = await waiting.waiting_calls(
+            client, agent=args.agent, wait=args.wait, on_skip=skipped, signer=signing.printed_signer(_settings(args))
+        )
     except waiting.ListingError as err:
         raise CliError(str(err)) from None
     now = datetime.now(UTC)
@@ -426,7 +439,35 @@ async def cmd_show(args: argparse.Namespace) -> int:
     """One run: its state, its pending calls with full arguments and hash, and its audit."""
     client = await _client(args)
     handle = client.get_workflow_handle(args.workflow_id)
-    kind = await _workflow_type(handle)
+    try:
+        description = await handle.describe()
+    except RPCError as err:
+        raise _rpc_error(err, handle.id, "describe") from None
+    kind = description.workflow_type
+    # Queries are answered by a worker: with none polling the run's queue, each would time out
+    # with a different transport error. Say so once, at once.
+    polled = await follow.has_poller(client, description.task_queue)
+    failure = await _failure(client, description)
+    if not polled:
+        if failure is None:
+            raise CliError(
+                f"workflow {args.workflow_id} is {_state_of(description)}, but no worker polls task "
+                f"queue {description.task_queue!r}: start one (`python worker.py`), or check AIRLOCK_TASK_QUEUE"
+            )
+        # Why it failed is in the history: no worker is needed to say that much.
+        emit(
+            args,
+            {"workflow_id": args.workflow_id, "type": kind, "state": _state_of(description), "failure": failure},
+            fields(
+                [
+                    ("workflow", args.workflow_id),
+                    ("state", _state_of(description)),
+                    ("failed", failure),
+                    ("details", f"no worker polls task queue {description.task_queue!r} to answer status and audit"),
+                ]
+            ),
+        )
+        return 0
     if kind == "PipelineWorkflow":
         return await _show_pipeline(args, handle)
     status, calls, audit = await asyncio.gather(
@@ -440,7 +481,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
         if not calls and not audit:
             raise CliError(f"workflow {args.workflow_id} has no call {args.call_id!r}")
     for call in calls:
-        waiting.add_commands(args.workflow_id, call)
+        waiting.add_commands(args.workflow_id, call, signing.printed_signer(_settings(args)))
     state = _known(RunStatus, status)
     parts = [
         fields(
@@ -452,6 +493,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
                 ("tool calls", str(state.tool_calls)),
                 ("pending", str(state.pending)),
                 ("requester", _requester(state.requester, state.requester_proof)),
+                *([("failed", failure)] if failure is not None else []),
             ]
         )
     ]
@@ -470,6 +512,7 @@ async def cmd_show(args: argparse.Namespace) -> int:
             "workflow_id": args.workflow_id,
             "type": kind,
             "status": status,
+            "failure": failure,
             "pending": calls,
             "progress": progress,
             "audit": audit,
@@ -477,6 +520,53 @@ async def cmd_show(args: argparse.Namespace) -> int:
         "\n\n".join(parts),
     )
     return 0
+
+
+def _state_of(description: WorkflowExecutionDescription) -> str:
+    """The run's execution status as people say it: `running`, `failed`, `timed out`."""
+    status = description.status
+    return status.name.lower().replace("_", " ") if status is not None else "unknown"
+
+
+async def _failure(client: Client, description: WorkflowExecutionDescription) -> str | None:
+    """Why a run that ended badly ended: `UnknownAgentError: unknown agent 'nosuch' ...`; None otherwise."""
+    if description.status not in (
+        WorkflowExecutionStatus.FAILED,
+        WorkflowExecutionStatus.TERMINATED,
+        WorkflowExecutionStatus.TIMED_OUT,
+        WorkflowExecutionStatus.CANCELED,
+    ):
+        return None
+    handle = client.get_workflow_handle(description.id, run_id=description.run_id)
+    try:
+        await handle.result(follow_runs=False)
+    except WorkflowFailureError as err:
+        cause = err.cause
+        while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
+            cause = cause.cause  # the activity's or child's own failure says why
+        if isinstance(cause, ApplicationError):
+            return f"{cause.type or 'ApplicationError'}: {cause.message}"
+        if isinstance(cause, TerminatedError):
+            return f"terminated: {await _terminate_reason(client, description) or 'no reason given'}"
+        if isinstance(cause, TimeoutError_):
+            return f"timed out ({cause.type.name.lower() if cause.type else 'run timeout'})"
+        return f"{type(cause).__name__}: {cause}" if cause is not None else str(err)
+    except RPCError as err:
+        return f"{_state_of(description)} (its failure could not be read: {err.message})"
+    return None
+
+
+async def _terminate_reason(client: Client, description: WorkflowExecutionDescription) -> str:
+    """The reason whoever terminated the run gave (the last event of its history)."""
+    reply = await client.workflow_service.get_workflow_execution_history_reverse(
+        GetWorkflowExecutionHistoryReverseRequest(
+            namespace=client.namespace,
+            execution=WorkflowExecution(workflow_id=description.id, run_id=description.run_id),
+            maximum_page_size=1,
+        )
+    )
+    events = reply.history.events
+    return events[0].workflow_execution_terminated_event_attributes.reason if events else ""
 
 
 async def _show_pipeline(args: argparse.Namespace, handle: WorkflowHandle[Any, Any]) -> int:
@@ -531,7 +621,7 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     try:
         record = await send_review(handle, payload, args.wait)
     except DecisionRefusedError as err:
-        raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
+        raise _refused(args, err) from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "review") from None
     rows = [
@@ -552,6 +642,30 @@ async def cmd_decide(args: argparse.Namespace) -> int:
     ]
     emit(args, record, fields([("workflow", args.workflow_id), *rows]))
     return 0
+
+
+def _refused(args: argparse.Namespace, err: DecisionRefusedError) -> RefusedError:
+    """The run's refusal; for a key it does not know, which key file was used and where to list it."""
+    text = f"{err} (workflow {args.workflow_id}, call {args.call_id})"
+    path = _key_path(args)
+    if "unknown key" not in str(err) or not path.is_file():
+        return RefusedError(text)
+    key = signing.load_private_key(path)
+    settings = _settings(args)
+    dev = settings.data_dir / "dev" / "approvers.toml"
+    listed = settings.approvers_file or (dev if dev.is_file() else None)
+    where = (
+        f"the approvers file {listed}"
+        if listed is not None
+        else "the approvers file the worker reads (its AIRLOCK_APPROVERS_FILE)"
+    )
+    if listed == dev:
+        where += " (`--dev` writes it at start: to keep an entry, copy it and set AIRLOCK_APPROVERS_FILE)"
+    entry = signing.toml_entry(args.approver, key).replace("\n", " ")
+    return RefusedError(
+        f"{text}; you signed with {path} (key id {signing.key_id_of(key)}), which is not listed for "
+        f"{args.approver}: add its public key to {where}, then decide again: {entry}"
+    )
 
 
 def _signed(
@@ -663,7 +777,7 @@ async def cmd_answer(args: argparse.Namespace) -> int:
     try:
         record = await send_update(handle, "answer", payload, args.wait)
     except DecisionRefusedError as err:
-        raise RefusedError(f"{err} (workflow {args.workflow_id}, call {args.call_id})") from None
+        raise _refused(args, err) from None
     except RPCError as err:
         raise _rpc_error(err, args.workflow_id, "answer") from None
     rows = [
@@ -785,7 +899,11 @@ async def _run(args: argparse.Namespace, client: Client, starter: Client) -> int
     if not quiet:
         write(f"▶ started {handle.id} (agent {args.agent}, task queue {args.settings.task_queue})")
     completed, result = await follow.follow(
-        client, handle, args.settings.task_queue, (lambda _line: None) if quiet else follow.say
+        client,
+        handle,
+        args.settings.task_queue,
+        (lambda _line: None) if quiet else follow.say,
+        signing.printed_signer(args.settings),
     )
     if quiet:
         emit(args, {"workflow_id": handle.id, "completed": completed, "result": result}, "")
@@ -831,14 +949,6 @@ def _rpc_error(err: RPCError, workflow_id: str, what: str) -> CliError:
         # Queries and updates are answered by a worker; none answering is the usual reason.
         return CliError(f"workflow {workflow_id} did not answer {what} in time (is an Airlock worker running?)")
     return CliError(f"{what} of workflow {workflow_id} failed: {err.message}")
-
-
-async def _workflow_type(handle: WorkflowHandle[Any, Any]) -> str:
-    try:
-        description = await handle.describe()
-    except RPCError as err:
-        raise _rpc_error(err, handle.id, "describe") from None
-    return description.workflow_type
 
 
 async def _run_of(handle: WorkflowHandle[Any, Any], call: dict[str, Any]) -> str:

@@ -26,7 +26,7 @@ from temporalio.service import RPCError
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
 from console.visible import visible, visible_lines
-from workflows.commands import answer_command, decision_command
+from workflows.commands import YOU, Signer, answer_command, decision_command
 from workflows.payloads import AgentRequest, InFlightCall, PendingApproval, RunStatus
 
 WORKFLOW_TYPE = "AgentWorkflow"
@@ -81,6 +81,8 @@ class Progress:
     # The last progress the server reported for each call.
     reported: dict[str, dict[str, Any]] = field(default_factory=dict)
     warned_no_worker: bool = False
+    # Who the printed commands sign as (alice with her dev key on `--dev`'s stack).
+    signer: Signer = YOU
 
     def status(self, status: RunStatus) -> None:
         """One progress line whenever the state, turn or tool-call count changes."""
@@ -118,7 +120,10 @@ class Progress:
             if call.kind == "input" and call.question is not None:
                 self.say(visible(f"⏸ {call.server}.{call.tool} asks for input: {call.question.message}"))
                 self.say(
-                    visible("  answer: " + answer_command(workflow_id, call.call_id, call.question.question_sha256))
+                    visible(
+                        "  answer: "
+                        + answer_command(workflow_id, call.call_id, call.question.question_sha256, self.signer)
+                    )
                 )
                 continue
             needed = call.approvals_needed - len(call.approved_by)
@@ -129,17 +134,21 @@ class Progress:
                     f"{json.dumps(call.arguments, ensure_ascii=False)}"
                 )
             )
-            approve = decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve")
-            reject = decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject")
+            approve = decision_command(workflow_id, call.call_id, call.arguments_sha256, "approve", self.signer)
+            reject = decision_command(workflow_id, call.call_id, call.arguments_sha256, "reject", self.signer)
             self.say(visible("  approve: " + approve))
             self.say(visible("  reject:  " + reject))
 
 
 async def follow(
-    client: Client, handle: WorkflowHandle[Any, Any], task_queue: str, say: Callable[[str], None]
+    client: Client,
+    handle: WorkflowHandle[Any, Any],
+    task_queue: str,
+    say: Callable[[str], None],
+    signer: Signer = YOU,
 ) -> tuple[bool, Any]:
     """Report the run's progress until it ends; return (completed, result or failure message)."""
-    progress = Progress(say)
+    progress = Progress(say, signer=signer)
     started = time.monotonic()
     result_task: asyncio.Task[Any] = asyncio.create_task(handle.result())
     try:

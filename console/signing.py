@@ -2,6 +2,13 @@
 
 Verification lives in `workflows.identity` (it runs inside workflows); this module only makes
 what that module checks, from the same building blocks, so the two cannot drift apart.
+
+For services deciding from Python (docs/identity.md, "Signing from a service"):
+
+    key = load_private_key(Path("alice.key"))
+    pending = await handle.query("pending_approvals")
+    payload = sign_review(key, pending[0], workflow_id=handle.id, approver="alice", decision="approve")
+    await handle.execute_update("review", payload)
 """
 
 from __future__ import annotations
@@ -10,13 +17,16 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from workflows.arguments import arguments_sha256
+from workflows.commands import YOU, Signer
 from workflows.identity import (
     ALGORITHM,
     TOKEN_TYPE,
@@ -27,23 +37,29 @@ from workflows.identity import (
     public_key_entry,
     signing_input,
 )
+from workflows.settings import Settings
 
 __all__ = [
     "DEFAULT_LIFETIME",
+    "DEV_SIGNER",
     "KeyFileError",
     "arguments_sha256",
     "default_key_path",
     "generate_key",
     "key_id_of",
     "load_private_key",
+    "printed_signer",
     "public_bytes",
     "public_key_entry",
     "save_private_key",
     "sign_decision",
+    "sign_review",
     "toml_entry",
 ]
 
 DEFAULT_LIFETIME = timedelta(seconds=600)
+# The person `python worker.py --dev` signs the CLI's commands for: its inbox's dev identity.
+DEV_SIGNER = "alice"
 # TOML bare keys: anything else (names may hold `.`, `@`, `+`) must be quoted, or `a.b` would
 # silently become a nested table.
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -171,3 +187,74 @@ def sign_decision(
     header = {"alg": ALGORITHM, "kid": key_id_of(private_key), "typ": TOKEN_TYPE}
     message = signing_input(header, claims)
     return f"{message.decode()}.{b64url(private_key.sign(message))}"
+
+
+def sign_review(
+    private_key: Ed25519PrivateKey,
+    call: Mapping[str, Any],
+    *,
+    workflow_id: str,
+    approver: str,
+    decision: Literal["approve", "reject"],
+    namespace: str = "default",
+    signer: str | None = None,
+    reason: str = "",
+    arguments: dict[str, Any] | None = None,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> dict[str, Any]:
+    """The signed payload of the `review` update deciding `call`, an entry of `pending_approvals`.
+
+    `call` gives what the approver was shown: `call_id`, `arguments_sha256` and the `run_id` the
+    signature binds. `workflow_id` and `namespace` are the run's (a `WorkflowHandle`'s `id`, the
+    client's namespace). `signer` is the key's owner when a service vouches for `approver`
+    (`[services.NAME] may_assert`); by default the approver signs. `arguments` edits the call.
+    """
+    run_id = call.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError("the pending call has no run_id: its worker predates signed decisions")
+    sha = str(call["arguments_sha256"])
+    edited = arguments_sha256(arguments) if arguments is not None else None
+    if edited == sha:
+        # The gate treats an edit equal to the pending arguments as a plain approval.
+        arguments, edited = None, None
+    payload: dict[str, Any] = {
+        "call_id": str(call["call_id"]),
+        "approver": approver,
+        "arguments_sha256": sha,
+        "decision": decision,
+        "signature": sign_decision(
+            private_key,
+            signer=signer or approver,
+            approver=approver,
+            namespace=namespace,
+            workflow_id=workflow_id,
+            run_id=run_id,
+            call_id=str(call["call_id"]),
+            decision=decision,
+            arguments_sha256=sha,
+            edited_sha256=edited,
+            lifetime=lifetime,
+        ),
+    }
+    if reason:
+        payload["reason"] = reason
+    if arguments is not None:
+        payload["arguments"] = arguments
+    return payload
+
+
+def printed_signer(settings: Settings, *, worker: bool = False) -> Signer:
+    """Who the commands Airlock prints sign as: on `--dev`'s stack, alice with her dev key.
+
+    `--dev` writes `<data dir>/dev/` (keys, approvers file) and points its worker at that file, so
+    a worker knows it serves the dev stack by its approvers file. The CLI, a separate process,
+    goes by the dev files next to it, unless it is told of another approvers file. Anywhere else
+    a command is for whoever reads it: `--as '<you>'`.
+    """
+    directory = settings.data_dir / "dev"
+    approvers = directory / "approvers.toml"
+    key = directory / f"{DEV_SIGNER}.key"
+    accepted = (approvers,) if worker else (approvers, None)
+    if settings.approvers_file not in accepted or not (approvers.is_file() and key.is_file()):
+        return YOU
+    return Signer(DEV_SIGNER, str(key))

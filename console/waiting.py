@@ -16,7 +16,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from workflows.commands import answer_command, decision_command
+from workflows.commands import YOU, Signer, answer_command, decision_command
 
 WAITING_QUERY = 'AirlockState="awaiting_approval" AND ExecutionStatus="Running"'
 # Bounds how many runs are asked at once: enough to list hundreds of waiting runs in a second
@@ -45,6 +45,7 @@ async def waiting_calls(
     agent: str | None = None,
     wait: timedelta = timedelta(seconds=10),
     on_skip: Callable[[str, str], None] | None = None,
+    signer: Signer = YOU,
 ) -> list[dict[str, Any]]:
     """Every pending call of every waiting run, oldest first, each with its workflow id and commands."""
     try:
@@ -77,18 +78,20 @@ async def waiting_calls(
         key=lambda c: (str(c.get("requested_at")), c["workflow_id"], c["call_id"]),
     )
     for call in calls:
-        add_commands(call["workflow_id"], call)
+        add_commands(call["workflow_id"], call, signer)
     return calls
 
 
-def add_commands(workflow_id: str, call: dict[str, Any]) -> None:
+def add_commands(workflow_id: str, call: dict[str, Any], signer: Signer = YOU) -> None:
     """Add the shell-quoted, hash-bound approve/reject commands (or, for an input request, `answer`)."""
     question = call.get("question")
     if call.get("kind") == "input" and isinstance(question, dict):
-        call["answer_command"] = answer_command(workflow_id, call["call_id"], str(question.get("question_sha256")))
+        sha = str(question.get("question_sha256"))
+        call["answer_command"] = answer_command(workflow_id, call["call_id"], sha, signer)
         return
     for decision in ("approve", "reject"):
-        call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], call["arguments_sha256"], decision)
+        sha = call["arguments_sha256"]
+        call[f"{decision}_command"] = decision_command(workflow_id, call["call_id"], sha, decision, signer)
 
 
 def age(delta: timedelta) -> str:

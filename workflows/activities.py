@@ -27,6 +27,7 @@ from workflows import model_output, policy
 from workflows.approvers import ApproversFile
 from workflows.authority import CallAuthority
 from workflows.catalog import Catalog
+from workflows.commands import YOU, Signer
 from workflows.errors import (
     CircuitOpenError,
     InvalidInputError,
@@ -42,6 +43,7 @@ from workflows.errors import (
 from workflows.limits import (
     MAX_MODEL_REPLY_BYTES,
     MAX_PLAN_BYTES,
+    MAX_TOOL_CALLS_PER_REPLY,
     MAX_TOOL_DESCRIPTION_BYTES,
     MAX_TOOL_SCHEMA_BYTES,
     MAX_TOOLS_PER_SERVER,
@@ -102,8 +104,11 @@ class AirlockActivities:
         pipelines: dict[str, PipelineDefinition] | None = None,
         approvers: ApproversFile | None = None,
         redactor: Redactor | None = None,
+        printed_signer: Signer = YOU,
     ) -> None:
         self.catalog = catalog
+        # Who the commands runs print sign as: alice with her dev key on `--dev`'s stack.
+        self.printed_signer = printed_signer
         self.approvers = approvers
         # Checks every read and write against this worker's own configuration before it is sent.
         self.authority = CallAuthority(catalog, pool, approvers)
@@ -140,6 +145,7 @@ class AirlockActivities:
             notify_approvals=self.webhook_url is not None,
             max_history_events=self.max_history_events,
             directory=self.approvers.current() if self.approvers is not None else None,
+            **self._command_signer(),
         )
         # Recorded once and carried by every continue-as-new: measured here, before it is recorded.
         size = len(plan.model_dump_json().encode())
@@ -169,13 +175,18 @@ class AirlockActivities:
             if found is None:
                 known = ", ".join(sorted(self.pipelines)) or "none"
                 raise InvalidInputError(f"unknown pipeline {lookup.name!r} (known: {known})")
-            return found
+            return found.model_copy(update=self._command_signer())
         mistakes = problems(lookup.definition, self.catalog.agents)
         if mistakes:
             raise InvalidInputError(
                 "invalid PipelineWorkflow input: " + "; ".join(f"{key}: {message}" for key, message in mistakes)
             )
-        return lookup.definition
+        return lookup.definition.model_copy(update=self._command_signer())
+
+    def _command_signer(self) -> dict[str, str | None]:
+        if self.printed_signer == YOU:
+            return {"command_approver": None, "command_key": None}
+        return {"command_approver": self.printed_signer.approver, "command_key": self.printed_signer.key}
 
     async def _plan(self, name: str) -> AgentPlan:
         spec = self.catalog.agents[name]
@@ -311,6 +322,13 @@ class AirlockActivities:
         except ValidationError as err:
             # The SDK could not parse the provider's answer (an `output` that is not a list).
             raise ModelError(f"the model's reply is malformed: {model_output.reason(err)}") from err
+        calls = model_output.tool_calls(reply.output)
+        if calls > MAX_TOOL_CALLS_PER_REPLY:
+            # Rebuilt in the workflow, so many calls would outlast the deadlock timeout of every task.
+            raise ModelError(
+                f"the model's reply has {calls} tool calls, over the limit of {MAX_TOOL_CALLS_PER_REPLY} "
+                "tool calls in one reply"
+            )
         reply.output = model_output.only_json(reply.output)
         problem = model_output.problem(reply.output)
         if problem is not None:

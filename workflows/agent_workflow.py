@@ -21,7 +21,7 @@ with workflow.unsafe.imports_passed_through():
 from workflows import carry, steps
 from workflows.arguments import parse_arguments
 from workflows.budget import BudgetStop, Ledger
-from workflows.commands import answer_command, decision_command
+from workflows.commands import YOU, Signer, answer_command, decision_command
 from workflows.decoding import cut, parse, received
 from workflows.durable import build_agents
 from workflows.durable_tools import ToolRuntime
@@ -117,6 +117,8 @@ class AgentWorkflow:
         # Bumped by every applied decision, so the wait for approvals wakes on each.
         self._decisions = 0
         self._recheck: list[tuple[type[Decision], Any]] = []
+        # Answer signals waiting for a fresh read of the approvers file, as decisions do.
+        self._answer_recheck: list[Any] = []
         self._refreshed_at: datetime | None = None
         # When the approvers directory in use was read (None: a run from before it was tracked).
         self._directory_at: datetime | None = None
@@ -414,15 +416,23 @@ class AgentWorkflow:
 
     def _notify(self, record: ApprovalRecord, *, escalated: bool = False) -> None:
         me = workflow.info().workflow_id
+        sha, signer = record.arguments_sha256, self._signer()
         self._send_notice(
             ApprovalNotice(
                 workflow_id=me,
                 pending=self._gate.as_pending(record),
                 escalated=escalated,
-                approve_command=decision_command(me, record.call_id, record.arguments_sha256, "approve"),
-                reject_command=decision_command(me, record.call_id, record.arguments_sha256, "reject"),
+                approve_command=decision_command(me, record.call_id, sha, "approve", signer),
+                reject_command=decision_command(me, record.call_id, sha, "reject", signer),
             )
         )
+
+    def _signer(self) -> Signer:
+        """Who the commands this run prints sign as: the worker's choice, recorded in the plan."""
+        plan = self._plan
+        if plan is None or plan.command_approver is None:
+            return YOU
+        return Signer(plan.command_approver, plan.command_key)
 
     def _notify_input(self, record: InputRecord, *, escalated: bool = False) -> None:
         assert self._plan is not None
@@ -430,13 +440,14 @@ class AgentWorkflow:
         if not self._plan.notify_approvals or not workflow.patched("notify-input-requests"):
             return
         me = workflow.info().workflow_id
+        question = record.question.question_sha256
         self._send_notice(
             ApprovalNotice(
                 workflow_id=me,
                 pending=self._inputs.as_pending(record),
                 escalated=escalated,
                 approve_command="",
-                answer_command=answer_command(me, record.call.call_id, record.question.question_sha256),
+                answer_command=answer_command(me, record.call.call_id, question, self._signer()),
             )
         )
 
@@ -505,7 +516,7 @@ class AgentWorkflow:
             until = escalation or deadline
             try:
                 await workflow.wait_condition(
-                    lambda: record.action is not None,
+                    lambda: record.action is not None or bool(self._answer_recheck),
                     timeout=timedelta(seconds=max((until - workflow.now()).total_seconds(), 0.001)),
                     timeout_summary="input escalation" if escalation else "input deadline",
                 )
@@ -522,6 +533,9 @@ class AgentWorkflow:
                         f"no answer to {tool.server}.{tool.name}'s input request (call {call_id}) before "
                         f"{deadline.isoformat()}"
                     )
+            else:
+                if self._answer_recheck:
+                    await self._recheck_answers()
         self._inputs.close(call_id)
         self._asking -= 1
         if self._asking == 0:
@@ -747,7 +761,18 @@ class AgentWorkflow:
     @workflow.signal(name="answer")
     def answer(self, raw: Any = None, *extra: Any) -> None:
         """Answer one input request; refused answers are audited, never applied."""
-        value, now = received(raw, extra), workflow.now()
+        self._answer_signal(received(raw, extra))
+
+    def _answer_signal(self, value: Any, *, rechecked: bool = False) -> None:
+        now = workflow.now()
+        # Judged only with a directory read in the last DIRECTORY_MAX_AGE, as a decision is: a
+        # removed key or person stops counting within that bound. Runs from before replay without.
+        if not rechecked and self._directory_stale() and workflow.patched("recheck-stale-answers"):
+            if len(self._answer_recheck) >= MAX_RECHECKS:
+                self._refused(value, "too many answers wait for the approvers file to be read; send it again", now)
+            else:
+                self._answer_recheck.append(value)
+            return
         try:
             verdict = self._inputs.judge(parse(Answer, value, "answer signal"), now)
         except InvalidInputError as err:
@@ -757,6 +782,12 @@ class AgentWorkflow:
             self._refused(value, str(err), now)
             return
         self._inputs.apply(verdict, now)
+
+    async def _recheck_answers(self) -> None:
+        waiting, self._answer_recheck = self._answer_recheck, []
+        await self._refresh_directory()
+        for value in waiting:
+            self._answer_signal(value, rechecked=True)
 
     @workflow.update(name="answer")
     async def answer_update(self, raw: Any = None, *extra: Any) -> AuditEntry:

@@ -369,6 +369,10 @@ class PipelineDefinition(Wire):
     name: str = Field(default="inline", pattern=STEP_NAME)
     description: str = ""
     steps: list[PipelineStep] = Field(min_length=1, max_length=20)
+    # Set by the worker's `pipeline` activity, never by a caller: who the commands in `status`
+    # sign as (`--dev`: alice with her dev key); None: `--as '<you>'`.
+    command_approver: str | None = None
+    command_key: str | None = None
 
 
 class PipelineRequest(Wire):
@@ -526,6 +530,9 @@ class RunPlan(Wire):
     max_history_events: int = 10_000
     # None: no approvers file, decisions are asserted.
     directory: Directory | None = None
+    # Who the commands the run prints sign as (`--dev`: alice with her dev key); None: `<you>`.
+    command_approver: str | None = None
+    command_key: str | None = None
 
 
 class PrepareRequest(Wire):
@@ -591,6 +598,9 @@ class GivenAnswer(Wire):
     question_sha256: str = Field(pattern=SHA256_HEX)
     action: AnswerAction
     content: dict[str, Any] | None = None
+    # The signed answers the run counted for it (a gated call's quorum): the worker checks them
+    # again before it sends the call (workflows/authority.py). Empty without an approvers file.
+    signatures: list[str] = Field(default_factory=list, max_length=100)
 
 
 class ToolCall(Wire):

@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from workflows import steps
 from workflows.arguments import arguments_sha256
-from workflows.commands import answer_command, decision_command
+from workflows.commands import YOU, Signer, answer_command, decision_command
 from workflows.decoding import parse, received
 from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError, local_failure
 from workflows.payloads import (
@@ -44,6 +44,8 @@ class PipelineWorkflow:
         self._steps: list[StepResult] = []
         # Pending approvals of each child run, by child workflow id, as the children report them.
         self._pending: dict[str, list[PendingApproval]] = {}
+        # Who the commands in `status` sign as: the worker's choice, from the recorded definition.
+        self._signer: Signer = YOU
 
     # `Any`, a default and `*extra`, as in AgentWorkflow: bad input fails the run, not the task.
     @workflow.run
@@ -52,6 +54,8 @@ class PipelineWorkflow:
         request = parse(PipelineRequest, received(raw, extra), "PipelineWorkflow input")
         definition = await self._definition(request)
         self._name = definition.name
+        if definition.command_approver is not None:
+            self._signer = Signer(definition.command_approver, definition.command_key)
         me = workflow.info().workflow_id
         self._steps = [StepResult(name=s.name, agent=s.agent, workflow_id=f"{me}/{s.name}") for s in definition.steps]
         self._state = "running"
@@ -164,8 +168,7 @@ class PipelineWorkflow:
         current = next((s.name for s in self._steps if s.status in ("running", "awaiting_approval")), None)
         return PipelineStatus(state=state, pipeline=self._name, current=current, steps=self._steps, pending=pending)
 
-    @staticmethod
-    def _pending_entry(step: StepResult, reported: PendingApproval) -> PipelinePending:
+    def _pending_entry(self, step: StepResult, reported: PendingApproval) -> PipelinePending:
         # Anyone can signal `child_pending`, so what it says is only a report. The hash is taken
         # from the arguments shown here, not from the report: a command printed beside forged
         # arguments is bound to them, and the child, which knows its real call, refuses it.
@@ -177,12 +180,12 @@ class PipelineWorkflow:
                 "approve_command": "",
                 "kind": "input",
                 "question": reported.question,
-                "answer_command": answer_command(step.workflow_id, reported.call_id, sha),
+                "answer_command": answer_command(step.workflow_id, reported.call_id, sha, self._signer),
             }
         else:
             commands = {
-                "approve_command": decision_command(step.workflow_id, reported.call_id, shown, "approve"),
-                "reject_command": decision_command(step.workflow_id, reported.call_id, shown, "reject"),
+                "approve_command": decision_command(step.workflow_id, reported.call_id, shown, "approve", self._signer),
+                "reject_command": decision_command(step.workflow_id, reported.call_id, shown, "reject", self._signer),
             }
         return PipelinePending(
             step=step.name,
