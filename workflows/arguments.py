@@ -8,23 +8,19 @@ treated as data, not a program: validating fetches nothing, matches patterns in 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import math
 import re
-from collections.abc import Iterator
-from contextvars import ContextVar
 from typing import Any
 
-import re2
-from attrs import fields
-from jsonschema import Draft202012Validator, ValidationError, validators
+from jsonschema import ValidationError
 from jsonschema.exceptions import UnknownType
-from referencing import Registry
-from referencing.exceptions import NoSuchResource, Unresolvable
+from referencing.exceptions import Unresolvable
 
 from workflows.errors import InvalidInputError
+from workflows.schemas import NO_RETRIEVAL, UncheckableSchemaError, Validator, bounded
+from workflows.schemas import problem as schema_problem
 
 # A model or an approver could send arguments of any size or depth; these bound what is
 # hashed, validated, shown to approvers and kept in history.
@@ -145,160 +141,6 @@ def depth(value: Any, limit: int = MAX_DEPTH) -> int:
 # --- schemas as data --------------------------------------------------------------------------
 
 
-class _UnusableSchemaError(Exception):
-    """A tool's input schema that cannot be checked safely; the message says why."""
-
-
-def _refuse_retrieval(uri: str) -> Any:
-    # A schema's `$ref` to a URL (or a file) would make the worker fetch what a server chose,
-    # from workflow code, again on every replay: only references inside the schema resolve.
-    raise NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs field, not seen by mypy
-
-
-_NO_RETRIEVAL: Registry[Any] = Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
-
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-_RE2_OPTIONS.never_capture = True
-
-
-@functools.lru_cache(maxsize=512)
-def _regex(pattern: str) -> Any:
-    try:
-        return re2.compile(pattern, _RE2_OPTIONS)
-    except re2.error as err:
-        reason = err.args[0].decode(errors="replace") if err.args and isinstance(err.args[0], bytes) else str(err)
-        raise _UnusableSchemaError(
-            f"its pattern {_shown(repr(pattern))} is not supported by Airlock's linear-time matcher (RE2): {reason}"
-        ) from None
-
-
-def _search(pattern: Any, text: str) -> bool:
-    if not isinstance(pattern, str):
-        raise _UnusableSchemaError(f"a pattern is not a string: {_shown(repr(pattern))}")
-    _step()
-    return _regex(pattern).search(text) is not None
-
-
-# Keyword functions with jsonschema's signature and messages, matching with RE2 where the
-# originals use Python's backtracking `re` (which a pattern like `^(\w+\s?)*$` holds for hours).
-
-
-def _pattern(validator: Any, pattern: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if validator.is_type(instance, "string") and not _search(pattern, instance):
-        yield ValidationError(f"{instance!r} does not match {pattern!r}")
-
-
-def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    for pattern, subschema in patterns.items():
-        for key, value in instance.items():
-            if _search(pattern, key):
-                yield from validator.descend(value, subschema, path=key, schema_path=pattern)
-
-
-def _additional_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    if not validator.is_type(instance, "object"):
-        return
-    properties = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
-    extras = [key for key in instance if key not in properties and not any(_search(p, key) for p in patterns)]
-    if validator.is_type(allowed, "object"):
-        for extra in extras:
-            yield from validator.descend(instance[extra], allowed, path=extra)
-    elif not allowed and extras:
-        listed = ", ".join(repr(extra) for extra in sorted(extras))
-        if patterns:
-            verb = "does" if len(extras) == 1 else "do"
-            regexes = ", ".join(repr(pattern) for pattern in sorted(patterns))
-            yield ValidationError(f"{listed} {verb} not match any of the regexes: {regexes}")
-        else:
-            verb = "was" if len(extras) == 1 else "were"
-            yield ValidationError(f"Additional properties are not allowed ({listed} {verb} unexpected)")
-
-
-def _unique_items(validator: Any, unique: Any, instance: Any, schema: Any) -> Iterator[ValidationError]:
-    # jsonschema compares unhashable items pairwise: 2,000 small objects took seconds, inside a
-    # workflow task. Equal JSON values (1 and 1.0 alike, true and 1 not) have equal keys here.
-    if unique and validator.is_type(instance, "array") and len({_same(item) for item in instance}) < len(instance):
-        yield ValidationError(f"{instance!r} has non-unique elements")
-
-
-def _same(value: Any) -> Any:
-    """A hashable stand-in for a JSON value, equal exactly when JSON Schema calls two values equal."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return (type(value).__name__, value)
-    if isinstance(value, int | float):
-        return ("number", value)  # 1 == 1.0 and hash(1) == hash(1.0)
-    if isinstance(value, list):
-        return ("array", tuple(_same(item) for item in value))
-    if isinstance(value, dict):
-        return ("object", frozenset((key, _same(item)) for key, item in value.items()))
-    return ("other", id(value))
-
-
-_Validator = validators.extend(
-    Draft202012Validator,
-    {
-        "pattern": _pattern,
-        "patternProperties": _pattern_properties,
-        "additionalProperties": _additional_properties,
-        "uniqueItems": _unique_items,
-    },
-)
-# Steps taken in the check running in this context: [taken]; None outside `schema_errors`.
-_STEPS: ContextVar[list[int] | None] = ContextVar("airlock_schema_steps", default=None)
-
-
-def _step() -> None:
-    # One subschema entered or one pattern matched: what a hostile schema multiplies.
-    steps = _STEPS.get()
-    if steps is not None:
-        steps[0] += 1
-        if steps[0] > MAX_SCHEMA_STEPS:
-            raise _UnusableSchemaError(f"checking it takes more than {MAX_SCHEMA_STEPS} steps")
-
-
-def _evolve(self: Any, **changes: Any) -> Any:
-    # jsonschema's own `evolve` picks the validator class from a subschema's `$schema`, which
-    # would bring back the drafts whose keywords use `re`: every subschema is checked as 2020-12,
-    # as the tool schema itself is, and each one entered counts against the budget.
-    _step()
-    changes.setdefault("schema", self.schema)
-    for attribute in fields(type(self)):
-        if attribute.init and attribute.alias not in changes:
-            changes[attribute.alias] = getattr(self, attribute.name)
-    return _Validator(**changes)
-
-
-_Validator.evolve = _evolve
-
-
-def _schema_problem(schema: Any) -> str | None:
-    """Why a schema cannot be used as it stands (a pattern RE2 refuses, a mix it cannot check), or None."""
-    uses_pattern_properties = uses_unevaluated = False
-    todo: list[Any] = [schema]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, list):
-            todo.extend(node)
-        elif isinstance(node, dict):
-            if isinstance(pattern := node.get("pattern"), str):
-                _regex(pattern)
-            if isinstance(patterns := node.get("patternProperties"), dict):
-                uses_pattern_properties = True
-                for pattern in patterns:
-                    _regex(pattern)
-            uses_unevaluated = uses_unevaluated or "unevaluatedProperties" in node
-            todo.extend(node.values())
-    if uses_pattern_properties and uses_unevaluated:
-        # jsonschema matches patternProperties with `re` when it works out which properties
-        # were evaluated; rather than run a server's pattern there, the pair is refused.
-        return "it combines unevaluatedProperties with patternProperties, which Airlock does not check"
-    return None
-
-
 def closed(schema: dict[str, Any]) -> dict[str, Any]:
     """The schema with undeclared top-level properties refused unless it says otherwise.
 
@@ -323,7 +165,7 @@ def schema_errors(schema: dict[str, Any], arguments: Any) -> list[str]:
         return [f"not valid JSON: {problem}"]
     try:
         errors = _validation_errors(schema, arguments)
-    except _UnusableSchemaError as err:
+    except UncheckableSchemaError as err:
         if (size := _size(arguments)) > MAX_ARGUMENTS_BYTES:
             return [f"(top level): {size} bytes, more than the {MAX_ARGUMENTS_BYTES} accepted"]
         return [f"{UNUSABLE_SCHEMA}: {err}"]
@@ -383,14 +225,11 @@ def _size(arguments: Any) -> int:
 
 
 def _validation_errors(schema: dict[str, Any], arguments: Any) -> list[ValidationError]:
-    if (problem := _schema_problem(schema)) is not None:
-        raise _UnusableSchemaError(problem)
-    token = _STEPS.set([0])
-    try:
-        validator = _Validator(closed(schema), registry=_NO_RETRIEVAL)
+    if (problem := schema_problem(schema)) is not None:
+        raise UncheckableSchemaError(problem)
+    with bounded(MAX_SCHEMA_STEPS):
+        validator = Validator(closed(schema), registry=NO_RETRIEVAL)
         return sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-    finally:
-        _STEPS.reset(token)
 
 
 def _short_message(message: str, instance: Any) -> str:
