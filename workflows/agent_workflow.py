@@ -676,12 +676,7 @@ class AgentWorkflow:
             return
         self._refreshed_at = workflow.now()
         try:
-            directory = await workflow.execute_local_activity(
-                steps.current_approvers,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=DIRECTORY_RETRY,
-                summary="approvers file",
-            )
+            directory = await _read_directory()
         except (ActivityError, ApplicationError) as err:
             # The signatures wait for nothing else: they are refused with the directory we have.
             workflow.logger.warning("could not read the approvers file", extra={"error": cut(err, 300)})
@@ -702,12 +697,7 @@ class AgentWorkflow:
     async def _current_directory(self) -> Directory | None:
         """The approvers file as it is now, for a continued run (fails the run if it cannot be read)."""
         try:
-            return await workflow.execute_local_activity(
-                steps.current_approvers,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=DIRECTORY_RETRY,
-                summary="approvers file",
-            )
+            return await _read_directory()
         except (ActivityError, ApplicationError) as err:
             raise ToolUnavailableError(f"could not read the approvers file: {local_failure(err)}") from None
 
@@ -866,6 +856,16 @@ class AgentWorkflow:
         recent = items[-CONVERSATION_ITEMS:]
         self._conversation = [_conversation_item(item) for item in recent]
         self._conversation_omitted = len(items) - len(recent)
+
+
+async def _read_directory() -> Directory | None:
+    """The approvers file as the worker reads it now (one local step; its failure is the caller's to judge)."""
+    return await workflow.execute_local_activity(
+        steps.current_approvers,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=DIRECTORY_RETRY,
+        summary="approvers file",
+    )
 
 
 def _conversation_item(item: Any) -> ConversationItem:
