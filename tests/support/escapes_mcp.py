@@ -23,6 +23,8 @@ from mcp_types import ToolAnnotations
 READ_ONLY = ToolAnnotations(read_only_hint=True)
 # The release file is polled: this server runs outside the test's event loop.
 POLL_S = 0.05
+# A test that never releases the call (it failed early) must not leave the server waiting forever.
+RELEASE_DEADLINE_S = 120.0
 
 server: MCPServer = MCPServer("escapes")
 
@@ -37,7 +39,8 @@ async def note(ctx: Context, text: str) -> str:
 
 def _wait_for_release() -> None:
     release = Path(os.environ.get("ESCAPES_RELEASE", ""))
-    while not release.is_file():
+    deadline = time.monotonic() + RELEASE_DEADLINE_S
+    while not release.is_file() and time.monotonic() < deadline:
         time.sleep(POLL_S)
 
 
