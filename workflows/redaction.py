@@ -20,6 +20,13 @@ MIN_OBTAINED_DISTINCT = 8
 # Letter runs this long read as words; a value mostly made of them is text, not a random token.
 _WORD = re.compile(r"[A-Z]?[a-z]{4,}|[A-Z]{4,}")
 MAX_WORDLIKE_SHARE = 0.5
+# A value's pieces: capital runs, (capitalised) lower-case runs, digit runs, anything else. Text
+# (`MALWARE_DETECTED`, `ThisIsMalwareDetected`) splits into words: two letters or more, a vowel,
+# no four consonants in a row; a random token nearly always leaves a lone letter (`x6xUWKN5…`), a
+# piece without a vowel (`Gn`) or a run like `JWBR`, however many word-like runs it has.
+_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+|[^A-Za-z0-9]+")
+_CONSONANTS = re.compile(r"[b-df-hj-np-tv-xz]{4}", re.IGNORECASE)
+_VOWEL = re.compile(r"[aeiouy]", re.IGNORECASE)
 # Obtained values are remembered up to this many (oldest forgotten first): a server minting a
 # token per request must not grow the scrubber without bound.
 MAX_OBTAINED = 512
@@ -33,7 +40,13 @@ def plausible_secret(value: str) -> bool:
     if len(value) < MIN_OBTAINED_LENGTH or len(set(value)) < MIN_OBTAINED_DISTINCT or value.isdigit():
         return False
     wordlike = sum(len(word) for word in _WORD.findall(value))
-    return wordlike <= MAX_WORDLIKE_SHARE * len(value)
+    return wordlike <= MAX_WORDLIKE_SHARE * len(value) or not _reads_as_text(value)
+
+
+def _reads_as_text(value: str) -> bool:
+    """Whether `value` splits into pronounceable words (of two letters or more), numbers and separators only."""
+    words = [piece for piece in _PIECE.findall(value) if piece[0].isascii() and piece[0].isalpha()]
+    return all(len(word) >= 2 and _VOWEL.search(word) and not _CONSONANTS.search(word) for word in words)
 
 
 class Redactor:
