@@ -6,7 +6,7 @@ python worker.py --demo      # --dev, then run the support agent through an appr
 python worker.py --check     # run every start-up check, print one line each, exit 0 when all pass
 
 Configuration problems and a missing Temporal stop the worker, all named at once; a dependency that
-is down (model endpoint, MCP server) does not: it is reported (workflows/health.py) while the
+is down (model endpoint, MCP server) does not: it is reported (runtime/health.py) while the
 agents that do not use it run.
 """
 
@@ -33,25 +33,26 @@ from temporalio.common import MetricMeter
 from temporalio.runtime import Runtime
 from temporalio.worker import Interceptor, Worker
 
+from activities import output_schema
+from activities.airlock_activities import AirlockActivities
+from activities.approvers import ApproversFile, check_approvers
+from activities.catalog import Catalog
+from activities.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
+from activities.pipelines import load_pipelines
 from console import inbox, signing
 from console.demo import DemoLog, logs_to_file, walkthrough
 from console.demo import prepare as prepare_demo
 from console.inbox import dev as dev_inbox
-from mcp_servers.registry import McpPool, ServerConfig, load_servers, referenced_variables
-from workflows import converter, devserver, health, logs, telemetry, tracing
-from workflows.activities import AirlockActivities
-from workflows.approvers import ApproversFile, check_approvers
-from workflows.catalog import Catalog
-from workflows.codec import load_keyring
-from workflows.connection import connect
-from workflows.errors import ConfigError
-from workflows.metrics import AirlockMetrics, DependencyGauge, WaitingRuns
-from workflows.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
-from workflows.pipelines import load_pipelines
-from workflows.redaction import Redactor
-from workflows.runtime import build_worker
-from workflows.settings import PROJECT_ROOT, Settings
-from workflows.startup import Checks, ensure_search_attributes, load_settings, search_attributes_missing
+from mcp_servers.client.registry import McpPool, ServerConfig, load_servers, referenced_variables
+from mcp_servers.tomlfiles import ConfigError
+from runtime import converter, devserver, health, logs, telemetry, tracing
+from runtime.build import build_worker
+from runtime.codec import load_keyring
+from runtime.connection import connect
+from runtime.metrics import AirlockMetrics, DependencyGauge, WaitingRuns
+from runtime.redaction import Redactor
+from runtime.settings import PROJECT_ROOT, Settings
+from runtime.startup import Checks, ensure_search_attributes, load_settings, search_attributes_missing
 
 log = structlog.get_logger("airlock.worker")
 
@@ -164,7 +165,7 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
         )
     return AirlockActivities(
         catalog,
-        McpPool(servers, environ, on_secret=redactor.learn),
+        McpPool(servers, environ, on_secret=redactor.learn, output_checker=output_schema.CHECKER),
         model,
         max_result_bytes=settings.max_result_bytes,
         model_timeout_seconds=settings.model_timeout.total_seconds(),

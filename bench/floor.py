@@ -27,7 +27,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from workflows.converter import DATA_CONVERTER
+from runtime.converter import DATA_CONVERTER
 
 SCRIPT = Path(__file__).resolve()
 RUN_DEADLINE_S = 120.0

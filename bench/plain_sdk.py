@@ -13,7 +13,7 @@ from mcp.client.stdio import get_default_environment
 from scenario import READER_INSTRUCTIONS, Scenario, max_turns_of, reader_agent
 from sdk_model import ScriptedSdkModel
 
-from workflows.models import ScriptedModel
+from activities.models import ScriptedModel
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RUN_CONFIG = RunConfig(tracing_disabled=True)

@@ -39,7 +39,7 @@ from profiling import py_spy, summarise
 from scenario import TINY_AGENT, Scenario, build, reader_agent, steps_of
 from temporalio.client import Client
 
-from workflows import devserver
+from runtime import devserver
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROMPT = "Read tickets T-1 to T-5 in turn, then summarise them."

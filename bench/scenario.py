@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workflows.models import ScriptStep, load_script
-from workflows.settings import PROJECT_ROOT
+from activities.models import ScriptStep, load_script
+from runtime.settings import PROJECT_ROOT
 
 TICKET_IDS = ("T-1", "T-2", "T-3", "T-4", "T-5")
 TINY_AGENT = "tiny"

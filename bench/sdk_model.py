@@ -1,7 +1,7 @@
 """The scripted model as an Agents SDK `Model`: the plain side's model and the anchor's provider.
 
 Both the plain runner (this venv) and the anchor worker (its own venv, its own Agents SDK pin)
-import this module, so all three sides play one script through `workflows.models.ScriptedModel`.
+import this module, so all three sides play one script through `activities.models.ScriptedModel`.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 from agents import ModelProvider, ModelResponse
 from agents.models.interface import Model
 
+from activities.models import ScriptedModel
 from workflows.durable_model import input_items, model_response
-from workflows.models import ScriptedModel
 from workflows.payloads import ModelCall
 
 

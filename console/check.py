@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from workflows import logs, telemetry
-from workflows.startup import Checks, load_settings
+from runtime import logs, telemetry
+from runtime.startup import Checks, load_settings
 
 
 async def cmd_check(args: argparse.Namespace) -> int:

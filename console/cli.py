@@ -36,21 +36,20 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from temporalio.exceptions import TimeoutError as TimeoutError_
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.approvers import NAME
 from console import follow, signing, waiting
 from console.decisions import DecisionRefusedError, send_review, send_update
 from console.progress import describe as describe_call
 from console.progress import progress_by_call
 from console.visible import visible, visible_json, visible_lines
-from workflows.approvers import NAME
+from mcp_servers.tomlfiles import ConfigError, parse_duration
+from runtime.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
+from runtime.connection import connect
+from runtime.settings import Settings
 from workflows.arguments import not_json
-from workflows.codec import EncryptionCodec, PayloadDecryptionError, load_keyring
-from workflows.connection import connect
-from workflows.errors import ConfigError
 from workflows.identity import MAX_LIFETIME_SECONDS, Kind
 from workflows.input_requests import answer_sha256
 from workflows.payloads import Answer, Approve, AuditEntry, PendingApproval, Reject, Review, RunStatus
-from workflows.settings import Settings
-from workflows.tomlfiles import parse_duration
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -801,7 +800,7 @@ async def cmd_audit(args: argparse.Namespace) -> int:
 async def cmd_inbox(args: argparse.Namespace) -> int:
     """Serve the inbox until interrupted (console/inbox does the work)."""
     from console import inbox  # the web stack loads only for this command
-    from workflows import logs
+    from runtime import logs
 
     settings = _settings(args)
     logs.configure(settings.log_level, settings.log_format)  # stderr: stdout is for what a command prints
@@ -821,8 +820,8 @@ async def cmd_codec_server(args: argparse.Namespace) -> int:
     """Serve the codec-server protocol until interrupted (console/codec_server does the work)."""
     from console import codec_server
     from console.inbox import serve  # the web stack loads only for this command
-    from workflows import logs
-    from workflows.redaction import Redactor
+    from runtime import logs
+    from runtime.redaction import Redactor
 
     settings = _settings(args)
     if settings.codec_keys_file is None:
@@ -861,7 +860,7 @@ async def cmd_run(args: argparse.Namespace) -> int:
     if not args.settings.tracing:
         return await _run(args, client, client)
     # Loaded only when asked for: the OpenTelemetry SDK and exporter add a fifth to every start.
-    from workflows import tracing
+    from runtime import tracing
 
     tracer = tracing.Tracing(args.settings, service="airlock-cli")
     try:

@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload
 
-from workflows.codec import EncryptionCodec, PayloadDecryptionError, read_secret_file
-from workflows.errors import ConfigError
-from workflows.settings import Settings
+from mcp_servers.tomlfiles import ConfigError
+from runtime.codec import EncryptionCodec, PayloadDecryptionError, read_secret_file
+from runtime.settings import Settings
 
 log = structlog.get_logger("airlock.codec_server")
 

@@ -24,8 +24,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from console import signing
+from runtime.settings import PROJECT_ROOT, Settings
 from workflows.payloads import AgentRequest, AgentResult, PendingApproval, RunStatus
-from workflows.settings import PROJECT_ROOT, Settings
 
 SCRIPT = PROJECT_ROOT / "agents" / "scripted.json"
 GATE_DEADLINE_S = 60.0

@@ -18,16 +18,17 @@ from mcp.client.session import ElicitationFnT
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult, ErrorData, Tool
 
+from activities import output_schema, policy
+from activities.catalog import Catalog
 from console.visible import visible, visible_lines
-from mcp_servers.auth import preregister, redirect_uri
-from mcp_servers.login import Browser, LoopbackLogin
-from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
-from mcp_servers.results import render
-from mcp_servers.tasks import HIDDEN as TASKS_HIDDEN
-from mcp_servers.tasks import requires_tasks
-from workflows import logs, policy
-from workflows.catalog import Catalog
-from workflows.settings import Settings
+from mcp_servers.client.auth import preregister, redirect_uri
+from mcp_servers.client.login import Browser, LoopbackLogin
+from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
+from mcp_servers.client.results import render
+from mcp_servers.client.tasks import HIDDEN as TASKS_HIDDEN
+from mcp_servers.client.tasks import requires_tasks
+from runtime import logs
+from runtime.settings import Settings
 
 Elicit = ElicitationFnT
 
@@ -72,7 +73,7 @@ async def login(
         raise McpCommandError(f"server {name!r} has no [servers.{name}.oauth] table for a person's login")
     environ = dict(os.environ if pool_environ is None else pool_environ)
     async with LoopbackLogin(browser, port=config.oauth.redirect_port) as listener:
-        pool = McpPool({name: config}, environ, login=listener)
+        pool = McpPool({name: config}, environ, login=listener, output_checker=output_schema.CHECKER)
         await preregister(name, config, environ, pool.token_dir, redirect_uri(listener.port))
         try:
             await pool.connection(name).list_tools()
@@ -129,7 +130,7 @@ async def call(
     listener = LoopbackLogin(browser, port=oauth.redirect_port) if interactive and browser and oauth else None
     if listener is not None:
         await listener.__aenter__()
-    pool = McpPool(servers, env, login=listener, elicitation=answer_from(answer))
+    pool = McpPool(servers, env, login=listener, elicitation=answer_from(answer), output_checker=output_schema.CHECKER)
     try:
         connection = pool.connection(name)
         if listener is not None:
@@ -180,7 +181,7 @@ async def cmd_tools(args: argparse.Namespace) -> int:
     """`airlock mcp tools SERVER [--agent A]`."""
     try:
         servers = _servers(Settings(), args.server)
-        pool = McpPool(servers)
+        pool = McpPool(servers, output_checker=output_schema.CHECKER)
         try:
             tools = await pool.connection(args.server).list_tools()
         finally:

@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import ValidationError
 from temporalio.client import WorkflowHistory
 
-from workflows.converter import data_converter
-from workflows.runtime import replayer
-from workflows.settings import Settings
+from runtime.build import replayer
+from runtime.converter import data_converter
+from runtime.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:

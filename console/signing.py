@@ -25,6 +25,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from runtime.settings import Settings
 from workflows.arguments import arguments_sha256
 from workflows.commands import YOU, Signer
 from workflows.identity import (
@@ -37,7 +38,6 @@ from workflows.identity import (
     public_key_entry,
     signing_input,
 )
-from workflows.settings import Settings
 
 __all__ = [
     "DEFAULT_LIFETIME",

@@ -1,7 +1,7 @@
 """Reading TOML configuration into pydantic models, with errors that name file, key and value.
 
 It lives on the MCP side because `servers.toml` needs it and `mcp_servers/` imports nothing from
-`workflows/`; the workflow side re-imports it (`workflows.tomlfiles`, `workflows.errors`).
+`workflows/`; the workflow side re-imports it (`mcp_servers.tomlfiles`, `workflows.errors`).
 """
 
 from __future__ import annotations

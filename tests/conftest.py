@@ -19,12 +19,12 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, Work
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.airlock_activities import AirlockActivities
+from runtime import devserver
+from runtime.build import replayer
+from runtime.settings import PROJECT_ROOT, Settings
 from tests.support.openai_stub import OpenAIStub
 from worker import build_activities, running_worker
-from workflows import devserver
-from workflows.activities import AirlockActivities
-from workflows.runtime import replayer
-from workflows.settings import PROJECT_ROOT, Settings
 
 T = TypeVar("T")
 

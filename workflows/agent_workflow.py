@@ -12,7 +12,7 @@ from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 # Third-party packages are shared with the worker, not imported again into each sandbox; Airlock's
-# own modules are loaded by the sandbox, so a replay checks them (see workflows/runtime.py).
+# own modules are loaded by the sandbox, so a replay checks them (see runtime/build.py).
 with workflow.unsafe.imports_passed_through():
     from agents import RunConfig, Runner, RunResult, RunState, ToolApprovalItem
     from agents.exceptions import AgentsException, MaxTurnsExceeded

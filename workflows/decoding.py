@@ -18,8 +18,8 @@ M = TypeVar("M", bound=BaseModel)
 
 # Deeper than any real input; a few hundred bytes of brackets must not reach a parser's limits.
 MAX_INPUT_DEPTH = 32
-# What workflows/codec.py marks a sealed payload with (spelled out: that module is not workflow code).
-_SEALED = b"binary/encrypted"
+# What a payload sealed by the worker's codec (runtime/codec.py) is marked with.
+SEALED_ENCODING = b"binary/encrypted"
 
 
 class NotJSON(dict[str, str]):
@@ -57,7 +57,7 @@ def received(raw: Any, extra: tuple[Any, ...] = ()) -> Any:
 
 
 def _undecodable(raw: RawValue) -> Any:
-    if raw.payload.metadata.get("encoding") == _SEALED:
+    if raw.payload.metadata.get("encoding") == SEALED_ENCODING:
         # Sealed but not opened by the codec: its bytes mean nothing, whatever they look like.
         return raw
     try:
@@ -73,7 +73,7 @@ def parse(model: type[M], value: Any, what: str) -> M:
     if isinstance(value, model):
         return value
     if isinstance(value, RawValue):
-        if value.payload.metadata.get("encoding") == _SEALED:
+        if value.payload.metadata.get("encoding") == SEALED_ENCODING:
             key_id = value.payload.metadata.get("encryption-key-id", b"").decode(errors="replace")
             raise InvalidInputError(
                 f"invalid {what}: encrypted with key id {cut(key_id, 64)!r}, which this worker "

@@ -12,9 +12,6 @@ from typing import ClassVar, TypeGuard
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
-# Defined on the MCP side (servers.toml raises it too); one class, so one `except` catches both.
-from mcp_servers.tomlfiles import ConfigError as ConfigError
-
 
 class AirlockError(ApplicationError):
     """Base of every domain error; the class name is the failure type callers see."""

@@ -4,7 +4,7 @@ Runs inside the workflow: no I/O, clock, randomness or environment (the banned-A
 Decision latency goes through `workflow.metric_meter()`, which records nothing while replaying,
 so a decision is counted once however often its history is replayed. The number of waiting calls
 is a fact about the run's current state, not an event: it is handed to the worker (an extern
-function that workflows/metrics.py registers) on replay too, so a worker that rebuilds a run
+function that runtime/metrics.py registers) on replay too, so a worker that rebuilds a run
 counts its waiting calls again. Neither adds a command to the history.
 """
 

@@ -77,7 +77,7 @@ class InputRecord:
     # The `answer_sha256` of the accept that `call.approved_by` gave so far (a quorum's candidate).
     candidate: str | None = None
     # The signatures of the answers that count (the candidate's, for a quorum): the worker checks
-    # them again before it sends the call with the answer (workflows/authority.py).
+    # them again before it sends the call with the answer (activities/authority.py).
     proofs: list[str] = field(default_factory=list)
 
     def given(self) -> GivenAnswer:

@@ -157,7 +157,7 @@ class ApprovalRecord(Wire):
     requested_sha256: str | None = None
     escalated_at: datetime | None = None
     # The signed approvals that count (compact JWS), reset by an edit but for the editor's own:
-    # the worker checks them again where the call runs (see workflows/authority.py).
+    # the worker checks them again where the call runs (see activities/authority.py).
     proofs: list[str] = Field(default_factory=list)
 
 
@@ -327,7 +327,7 @@ class RunStatus(Wire):
     # Who requested the run, and how that is known ("claimed": typed by whoever started it).
     requester: str | None = None
     requester_proof: RequesterProof = "claimed"
-    # Kept in workflow memory only: progress itself never enters history (see workflows/progress.py).
+    # Kept in workflow memory only: progress itself never enters history (see activities/progress.py).
     in_flight: list[InFlightCall] = Field(default_factory=list)
 
 
@@ -599,7 +599,7 @@ class GivenAnswer(Wire):
     action: AnswerAction
     content: dict[str, Any] | None = None
     # The signed answers the run counted for it (a gated call's quorum): the worker checks them
-    # again before it sends the call (workflows/authority.py). Empty without an approvers file.
+    # again before it sends the call (activities/authority.py). Empty without an approvers file.
     signatures: list[str] = Field(default_factory=list, max_length=100)
 
 
@@ -618,7 +618,7 @@ class ToolCall(Wire):
     # Answers to the server's input requests, in the order they were given.
     answers: list[GivenAnswer] = Field(default_factory=list)
     # The signed approvals of a gated call, and who requested the run: the worker checks both
-    # against its own configuration before it sends anything (workflows/authority.py).
+    # against its own configuration before it sends anything (activities/authority.py).
     authority: list[str] = Field(default_factory=list)
     requester: str | None = None
 

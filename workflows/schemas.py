@@ -5,7 +5,7 @@ jsonschema's own keywords run `pattern` on Python's backtracking `re` (a server'
 retrieves remote `$ref`s. The validator here is jsonschema's Draft 2020-12 with those keywords
 matched by RE2, no retrieval, every subschema checked as 2020-12, and a budget of steps. Used for
 tools' input schemas inside the workflow (workflows/arguments.py) and for their output schemas on
-the worker (mcp_servers/results.py). Pure: imports nothing of Airlock's.
+the worker (mcp_servers/client/results.py). Pure: imports nothing of Airlock's.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     bench/.anchor-venv/bin/python bench/anchor/worker.py --address 127.0.0.1:7233 --task-queue Q \\
         --script script.json --tickets-db anchor.db --mcp-python .venv/bin/python
 
-The model is the benchmark's script played by `workflows.models.ScriptedModel` behind an SDK
+The model is the benchmark's script played by `activities.models.ScriptedModel` behind an SDK
 `ModelProvider` (the plugin runs it in its own model activity); the tools come from the bundled
 `tickets` server over stdio, through the plugin's MCP support. PYTHONPATH must hold the repository
 root and bench/ (the bench sets it). Logs one JSON line `"worker ready"` on stderr when polling.
@@ -29,7 +29,7 @@ from temporalio.client import Client
 from temporalio.openai_agents import ModelActivityParameters, OpenAIAgentsPlugin
 from temporalio.worker import Worker
 
-from workflows.models import ScriptedModel, load_script
+from activities.models import ScriptedModel, load_script
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 

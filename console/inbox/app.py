@@ -23,12 +23,12 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.service import RPCError
 
+from activities.approvers import NAME
 from console.decisions import DecisionRefusedError
 from console.inbox import forms
 from console.inbox.auth import ForbiddenError, Gatekeeper, NotAuthenticatedError, Person
 from console.inbox.runs import DecisionError, Runs, may_decide
 from console.waiting import AGENT_NAME, ListingError, age, until
-from workflows.approvers import NAME
 from workflows.arguments import schema_errors
 
 log = structlog.get_logger("airlock.inbox")

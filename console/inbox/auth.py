@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
-from workflows.approvers import NAME
+from activities.approvers import NAME
 
 
 class NotAuthenticatedError(Exception):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from console import signing
 from console.inbox.server import DEV_PERSON, inbox_url
-from workflows.settings import Settings
+from runtime.settings import Settings
 
 DEV_PEOPLE = ("alice", "bob")
 

@@ -12,9 +12,9 @@ from console import signing
 from console.inbox.app import build_app
 from console.inbox.auth import Gatekeeper, default_hosts
 from console.inbox.runs import Runs
-from workflows.asgi import serve_app
-from workflows.errors import ConfigError
-from workflows.settings import Settings
+from mcp_servers.tomlfiles import ConfigError
+from runtime.asgi import serve_app
+from runtime.settings import Settings
 
 # `python worker.py --dev`: who the inbox says you are (an approver of the bundled agents).
 DEV_PERSON = "alice"

@@ -20,12 +20,12 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.approvers import load_directory
 from console.signing import arguments_sha256, key_id_of, load_private_key
+from runtime.devserver import free_port
 from tests.conftest import wait_for, workflow_id
 from tests.support.airlock_cli import address_of, airlock
-from workflows.approvers import load_directory
 from workflows.commands import decision_command
-from workflows.devserver import free_port
 from workflows.identity import Expected, Verifier, unb64url
 from workflows.payloads import Approve, Reject
 

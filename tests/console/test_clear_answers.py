@@ -17,17 +17,17 @@ from playwright.async_api import async_playwright
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.catalog import Catalog
 from console.inbox.app import templates
 from mcp_servers.tickets import store
 from mcp_servers.tickets.store import count_writes, db_path_from_env
+from mcp_servers.tomlfiles import ConfigError
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import airlock_worker, decision, make_project, wait_for, wait_pending, workflow_id
 from tests.console.inbox.test_inbox_browser import CHROMIUM_ARGS
 from tests.deploy.test_telemetry import metrics_worker, scrape
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
-from workflows.catalog import Catalog
-from workflows.errors import ConfigError
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.settings import PROJECT_ROOT
 
 SCRIPT = {"support": [{"message": "Done."}]}
 

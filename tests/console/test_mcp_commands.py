@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_servers.registry import McpPool, ServerUnavailable, load_servers
+from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
 from tests.support.airlock_cli import airlock
 from tests.support.everything import everything_http, everything_servers
 

@@ -17,12 +17,12 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.devserver import free_port
 from tests.conftest import SUPPORT_AGENT, TICKETS_STDIO, make_project, wait_for, workflow_id
 from tests.support.airlock_cli import address_of
 from tests.support.conditions import condition
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
-from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult
 
 EXIT_DEADLINE_S = 60.0

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.devserver import free_port
 from tests.support.worker_process import REPO_ROOT
-from workflows.devserver import free_port
 
 EXIT_DEADLINE_S = 120.0
 HOLDER = (

@@ -30,6 +30,12 @@ from console.inbox.app import build_app
 from console.inbox.auth import Gatekeeper
 from console.inbox.runs import Runs
 from console.inbox.server import bind, serve
+from runtime import devserver
+from runtime.build import replayer
+from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, new_key
+from runtime.connection import connect
+from runtime.converter import data_converter
+from runtime.settings import Settings
 from tests.conftest import (
     assert_no_task_failures,
     decision,
@@ -45,13 +51,7 @@ from tests.conftest import (
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from worker import build_activities, running_worker
-from workflows import devserver
-from workflows.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, new_key
-from workflows.connection import connect
-from workflows.converter import data_converter
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.runtime import replayer
-from workflows.settings import Settings
 
 PROMPT = "Close T-1 please; the customer's passphrase is heron-4417-violet."
 # Only the tickets server knows this line of T-1's body: it reaches the history as a tool result.

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from runtime.devserver import free_port
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import airlock_worker, make_project, wait_pending, workflow_id
 from tests.support.airlock_cli import airlock
 from tests.support.tickets_http import tickets_http_server
 from tests.support.worker_process import REPO_ROOT, worker_process
-from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.settings import PROJECT_ROOT
 
 DEMO_DEADLINE_S = 120.0
 

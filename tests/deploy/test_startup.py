@@ -17,13 +17,13 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
+from mcp_servers.tomlfiles import ConfigError
+from runtime.devserver import free_port
 from tests.conftest import make_project
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
 from tests.support.plain_devserver import plain_dev_server
 from tests.support.worker_process import project_env, worker_process
 from worker import build_activities, preflight
-from workflows.devserver import free_port
-from workflows.errors import ConfigError
 
 SCRIPT = {
     "support": [

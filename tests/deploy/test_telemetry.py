@@ -38,7 +38,12 @@ from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from mcp_servers.registry import McpPool
+from mcp_servers.client.registry import McpPool
+from runtime import telemetry, tracing
+from runtime.devserver import free_port
+from runtime.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels, WaitingRuns
+from runtime.redaction import REDACTED, Redactor
+from runtime.settings import Settings
 from tests.conftest import (
     Project,
     airlock_worker,
@@ -55,12 +60,7 @@ from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
 from tests.support.otlp_receiver import OtlpReceiver, Span
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
-from workflows import telemetry, tracing
-from workflows.devserver import free_port
-from workflows.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels, WaitingRuns
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.redaction import REDACTED, Redactor
-from workflows.settings import Settings
 
 META_SERVERS = f"""
 [servers.meta]

@@ -23,18 +23,18 @@ from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
+from mcp_servers.tomlfiles import ConfigError
+from runtime import connection
+from runtime.connection import connect
+from runtime.settings import Settings
+from runtime.tls import client_tls, refusal_hint
 from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.certs import Authority, Issued
 from tests.support.conditions import condition
 from tests.support.tls_proxy import tls_proxy
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
-from workflows import connection
-from workflows.connection import connect
-from workflows.errors import ConfigError
 from workflows.payloads import AgentResult
-from workflows.settings import Settings
-from workflows.tls import client_tls, refusal_hint
 
 EXIT_DEADLINE_S = 60.0
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHistory
 
+from runtime.build import replayer
 from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
 from tests.support.recording_model import record_model
 from workflows.carry import MARKER
@@ -28,7 +29,6 @@ from workflows.limits import (
     TEMPORAL_PAYLOAD_BYTES,
 )
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.runtime import replayer
 
 READ_BYTES = 60_000
 TURNS = 20

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from temporalio.client import Client, WorkflowHistory
 
+from runtime.build import replayer
 from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
 from tests.support.mcp_faults import hold_answer, stats_of, stdio_tickets
 from tests.support.recording_model import record_model
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.runtime import replayer
 
 RUNS = 200
 MAX_CONCURRENCY = 4

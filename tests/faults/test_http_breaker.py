@@ -8,6 +8,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
+from runtime.devserver import free_port
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -20,7 +21,6 @@ from tests.conftest import (
 )
 from tests.support.recording_model import record_model
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
-from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from runtime.build import replayer
 from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.runtime import replayer
 
 READS = 150  # 150 reads and 151 model turns: a run of just over 300 steps
 MAX_HISTORY_EVENTS = 100

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from temporalio.client import Client
 
-from mcp_servers.registry import McpPool, load_servers
+from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import TICKETS_STDIO, airlock_worker, assert_replays, history_text, make_project, workflow_id
 from tests.support.recording_model import record_model

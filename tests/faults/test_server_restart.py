@@ -18,6 +18,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
+from runtime import devserver
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -36,7 +37,6 @@ from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.openai_stub import Text, ToolCalls
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.workflows.test_approvals import CLOSE_SCRIPT
-from workflows import devserver
 from workflows.payloads import AgentRequest, AgentResult
 
 RUN_DEADLINE_S = 60.0

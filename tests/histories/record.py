@@ -20,8 +20,8 @@ from typing import Any
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
+from runtime import devserver
 from tests.conftest import SUPPORT_AGENT, Project, airlock_worker, decision, make_project
-from workflows import devserver
 from workflows.payloads import AgentRequest
 
 HERE = Path(__file__).resolve().parent

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowHistory
 
+from runtime.build import replayer
 from workflows.payloads import AgentRequest
-from workflows.runtime import replayer
 
 HERE = Path(__file__).resolve().parent
 RECORDED = sorted(HERE.glob("*.json"))

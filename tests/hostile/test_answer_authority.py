@@ -30,6 +30,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from console.signing import generate_key, public_bytes, sign_decision
+from runtime.build import activity_list
+from runtime.interceptors import ScrubFailures
 from tests.conftest import (
     Project,
     airlock_worker,
@@ -45,9 +47,7 @@ from tests.workflows.test_signed_decisions import People, people, refusals
 from worker import build_activities
 from workflows.identity import public_key_entry
 from workflows.input_requests import answer_sha256
-from workflows.interceptors import ScrubFailures
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.runtime import activity_list
 
 __all__ = ["people"]  # the fixture, imported for the tests below
 

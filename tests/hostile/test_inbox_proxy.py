@@ -27,9 +27,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from console import signing
 from mcp_servers.tickets.store import count_writes
+from runtime.devserver import free_port
 from tests.conftest import airlock_worker, assert_replays, make_project, pending_of, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import AIRLOCK, address_of
-from workflows.devserver import free_port
 from workflows.payloads import AgentRequest, AgentResult
 
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}

@@ -28,6 +28,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -42,7 +43,6 @@ from tests.conftest import (
 )
 from tests.support.schema_project import calls_received, said_after_refusal, schema_project
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.settings import PROJECT_ROOT
 
 RUN_DEADLINE_S = 30.0
 PAY = {

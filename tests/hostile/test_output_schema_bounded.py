@@ -4,7 +4,7 @@ A hostile MCP server (tests/support/schema_mcp.py, real stdio) declares an `outp
 `pattern` is `"^(\\w+\\s?)*$"` and answers with a long sentence as its structured content. The
 MCP SDK checked it with Python's backtracking `re`, which held the GIL for hours: the read never
 returned and every other run on that worker stopped. Now the result is checked by a bounded
-validator (RE2, mcp_servers/output_schema.py): the call returns promptly with the mismatch noted,
+validator (RE2, activities/output_schema.py): the call returns promptly with the mismatch noted,
 another run on the same worker (a real `python worker.py` process) finishes, and a pattern RE2
 cannot run leaves the result marked "not checked" instead of held up.
 """

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
+from runtime.devserver import free_port
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -32,7 +33,6 @@ from tests.conftest import (
 from tests.support.recording_model import record_model
 from tests.support.tickets_http import http_server_process
 from tests.support.worker_process import project_env, worker_process
-from workflows.devserver import free_port
 from workflows.limits import (
     MAX_MODEL_REPLY_BYTES,
     MAX_PLAN_BYTES,

@@ -19,6 +19,7 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
+from runtime.redaction import REDACTED
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -34,7 +35,6 @@ from tests.conftest import (
 from tests.support.recording_model import record_model
 from tests.support.tickets_http import http_server_process
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.redaction import REDACTED
 
 # Random-looking, as a real token is; found anywhere, it leaked.
 SECRET = "lk-9fQ2xV7rK4pW1zT8mB3n"

@@ -21,11 +21,11 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from console.progress import progress_by_call
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import Project, airlock_worker, assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import AIRLOCK, address_of
 from tests.workflows.test_input_requests import ASKING_STDIO, host_agent, wait_input
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
-from workflows.settings import PROJECT_ROOT
 
 HOSTILE = "done\x1b[2K\u009b2J\u202eevil"
 # What must never reach the terminal raw, as bytes: ESC, U+009B and U+202E in UTF-8.

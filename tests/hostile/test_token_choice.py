@@ -19,12 +19,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from runtime.redaction import REDACTED, Redactor, plausible_secret
 from tests.conftest import airlock_worker, assert_replays, history_text, make_project, workflow_id
 from tests.support.leaky_mcp import SCAN_RESULT
 from tests.support.recording_model import record_model
 from tests.support.tickets_http import http_server_process
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.redaction import REDACTED, Redactor, plausible_secret
 
 READY = re.compile(r"issuer MCP server listening on (http://\S+)")
 AGENT = """

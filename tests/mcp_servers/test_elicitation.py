@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from mcp_types import ElicitRequestFormParams, ElicitRequestURLParams
 
-from mcp_servers import elicitation
-from mcp_servers.elicitation import Given, QuestionRefusedError, Round, checked_schema, question_of
-from mcp_servers.registry import McpPool, load_servers
-from mcp_servers.results import result_text
+from mcp_servers.client import elicitation
+from mcp_servers.client.elicitation import Given, QuestionRefusedError, Round, checked_schema, question_of
+from mcp_servers.client.registry import McpPool, load_servers
+from mcp_servers.client.results import result_text
 from tests.support.everything import EVERYTHING, NODE, everything_http, everything_servers
 from tests.workflows.test_input_requests import ASKING_STDIO
 

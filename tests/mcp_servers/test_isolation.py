@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mcp_servers.registry import McpPool, ServerUnavailable, load_servers
+from activities.airlock_activities import result_text
+from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
 from tests.conftest import wait_for
 from tests.support.conditions import condition
 from tests.support.everything import everything_http, everything_servers
-from workflows.activities import result_text
 
 LONG = "trigger-long-running-operation"
 

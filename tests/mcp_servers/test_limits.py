@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mcp_servers.limits import CircuitBreaker, CircuitOpen, RateLimiter
+from mcp_servers.client.limits import CircuitBreaker, CircuitOpen, RateLimiter
 
 
 class Clock:

@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from console.mcp import login
-from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable
+from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable
 from tests.support.tickets_http import http_server_process
 
 READY = re.compile(r"issuer MCP server listening on (http://\S+)")

@@ -15,12 +15,12 @@ from typing import TypeVar
 
 import pytest
 
-from mcp_servers.registry import McpPool, ServerConfig, ServerUnavailable, expand, load_servers
+from activities.airlock_activities import result_text
+from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable, expand, load_servers
+from mcp_servers.tomlfiles import ConfigError
+from runtime.devserver import free_port
 from tests.conftest import TICKETS_STDIO, wait_for
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
-from workflows.activities import result_text
-from workflows.devserver import free_port
-from workflows.errors import ConfigError
 
 EXIT_DEADLINE_S = 10.0
 

@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from mcp_types import CallToolResult, TextContent
 
-from mcp_servers.registry import Connection, McpPool, load_servers
-from mcp_servers.results import render
+from mcp_servers.client.registry import Connection, McpPool, load_servers
+from mcp_servers.client.results import render
 from tests.support.everything import everything_http, everything_servers
 
 

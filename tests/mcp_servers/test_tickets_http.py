@@ -19,14 +19,14 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from mcp_servers.registry import McpPool, ServerUnavailable, load_servers
+from activities.airlock_activities import result_text
+from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
 from mcp_servers.tickets.guard import GuardError, allowed_hosts, token_from
 from mcp_servers.tickets.store import count_writes
 from tests.conftest import assert_replays, decision, history_text, make_project, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of
 from tests.support.tickets_http import AUTH_HEADER, REPO_ROOT, TICKETS_TOKEN, HttpServer, tickets_http_server
 from tests.support.worker_process import project_env, worker_process
-from workflows.activities import result_text
 from workflows.payloads import AgentResult
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}

@@ -21,9 +21,9 @@ from typing import Any
 import httpx
 
 from console.mcp import answer_from
-from mcp_servers.auth import preregister, redirect_uri
-from mcp_servers.login import LoopbackLogin
-from mcp_servers.registry import McpPool, load_servers
+from mcp_servers.client.auth import preregister, redirect_uri
+from mcp_servers.client.login import LoopbackLogin
+from mcp_servers.client.registry import McpPool, load_servers
 
 CIMD_URL = "https://conformance-test.local/client-metadata.json"
 # What each plain scenario calls; auth scenarios call the first tool listed.

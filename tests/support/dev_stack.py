@@ -20,10 +20,10 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from console.inbox import dev
+from runtime import devserver
+from runtime.settings import Settings
 from tests.support.airlock_cli import address_of
 from tests.support.worker_process import REPO_ROOT, WorkerProcess, worker_process
-from workflows import devserver
-from workflows.settings import Settings
 
 
 @dataclass

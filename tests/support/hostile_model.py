@@ -15,7 +15,7 @@ from typing import Any
 
 from temporalio import activity
 
-from workflows.activities import AirlockActivities
+from activities.airlock_activities import AirlockActivities
 from workflows.errors import ModelError
 from workflows.payloads import ModelCall, ModelReply, Usage
 

@@ -10,8 +10,8 @@ import pytest
 import structlog
 from temporalio import workflow
 
-from workflows import logs
-from workflows.redaction import Redactor
+from runtime import logs
+from runtime.redaction import Redactor
 
 
 @contextlib.contextmanager

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mcp_servers.registry import McpPool, load_servers
+from activities.airlock_activities import result_text
+from mcp_servers.client.registry import McpPool, load_servers
+from runtime import logs
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
-from workflows import logs
-from workflows.activities import result_text
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}

@@ -1,6 +1,6 @@
 """A separately started `temporal server start-dev`, as an operator starts one: no Airlock flags.
 
-Unlike `workflows.devserver.start`, nothing registers Airlock's search attributes on it.
+Unlike `runtime.devserver.start`, nothing registers Airlock's search attributes on it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from temporalio.client import Client
 
-from workflows import devserver
+from runtime import devserver
 
 READY_DEADLINE_S = 30.0
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from workflows.activities import AirlockActivities
-from workflows.models import ModelBackend
+from activities.airlock_activities import AirlockActivities
+from activities.models import ModelBackend
 from workflows.payloads import ModelCall, ModelReply
 
 

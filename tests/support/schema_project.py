@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import Project, make_project
-from workflows.settings import PROJECT_ROOT
 
 SCHEMA_SERVER = f"""
 [servers.schemas]

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
+from mcp_servers.tomlfiles import ConfigError
+from runtime.devserver import free_port
+from runtime.settings import Settings
 from tests.conftest import TICKETS_STDIO, make_project
 from worker import build_activities, model_backend
-from workflows.devserver import free_port
-from workflows.errors import ConfigError
-from workflows.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_DEADLINE_S = 20.0

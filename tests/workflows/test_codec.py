@@ -1,4 +1,4 @@
-"""The payload codec (workflows/codec.py) and the converter built from settings: AES-256-GCM round
+"""The payload codec (runtime/codec.py) and the converter built from settings: AES-256-GCM round
 trips, rotation, unknown key ids, tampering and wrong keys; the keys file and its mode; what the
 converter makes of a payload that does not open (raw when untyped, a named error when typed)."""
 
@@ -13,8 +13,8 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
-from worker import known_secrets
-from workflows.codec import (
+from mcp_servers.tomlfiles import ConfigError
+from runtime.codec import (
     ENCODING,
     KEY_ID,
     NONCE_BYTES,
@@ -25,10 +25,10 @@ from workflows.codec import (
     new_key,
     read_secret_file,
 )
-from workflows.converter import DATA_CONVERTER, data_converter
-from workflows.errors import ConfigError
-from workflows.redaction import REDACTED, Redactor
-from workflows.settings import Settings
+from runtime.converter import DATA_CONVERTER, data_converter
+from runtime.redaction import REDACTED, Redactor
+from runtime.settings import Settings
+from worker import known_secrets
 
 SECRET = "the vault code is 7-7-1-3"
 

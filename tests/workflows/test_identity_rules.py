@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from activities.approvers import check_approvers, load_directory
+from mcp_servers.tomlfiles import ConfigError
 from tests.support.tokens import signed_token
-from workflows.approvers import check_approvers, load_directory
 from workflows.arguments import arguments_sha256
-from workflows.errors import ConfigError
 from workflows.gate import ApprovalGate
 from workflows.identity import (
     MAX_LIFETIME_SECONDS,

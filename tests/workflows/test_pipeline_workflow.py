@@ -13,6 +13,7 @@ from temporalio.exceptions import CancelledError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import (
     SUPPORT_AGENT,
     TICKETS_STDIO,
@@ -27,7 +28,6 @@ from tests.conftest import (
     workflow_id,
 )
 from workflows.payloads import PipelineResult
-from workflows.settings import PROJECT_ROOT
 
 GATED_SUPPORT = SUPPORT_AGENT.replace('"search_*" = "auto"', '"search_*" = "auto"\n"*_ticket" = "approve"')
 ECHO_AGENT = """

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from activities.pipelines import load_pipelines
+from runtime.settings import PROJECT_ROOT
 from tests.workflows.test_catalog import load_error
 from workflows.payloads import PipelineDefinition, StepCondition, StepResult
-from workflows.pipelines import load_pipelines
-from workflows.settings import PROJECT_ROOT
 from workflows.templates import holds, render
 
 ECHO = 'name = "echo"\ninstructions = "Repeat."\n'

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 
+from activities.policy import STRICTNESS, Rule, resolve, rule_problem
 from workflows.payloads import Policy
-from workflows.policy import STRICTNESS, Rule, resolve, rule_problem
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None)
 POLICIES: list[Policy] = ["auto", "approve", "deny"]

@@ -13,8 +13,10 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from activities.progress import MAX_MESSAGE_CHARS, CallProgress
 from console.progress import progress_by_call
-from mcp_servers.registry import McpPool, load_servers
+from mcp_servers.client.registry import McpPool, load_servers
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import (
     airlock_worker,
     assert_no_task_failures,
@@ -27,8 +29,6 @@ from tests.conftest import (
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.everything import everything_http, everything_servers
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
-from workflows.progress import MAX_MESSAGE_CHARS, CallProgress
-from workflows.settings import PROJECT_ROOT
 
 AGENT = """
 name = "{name}"

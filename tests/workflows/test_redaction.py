@@ -18,6 +18,8 @@ import structlog
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, CancelledError
 
+from runtime.interceptors import ScrubFailures, scrubbed
+from runtime.redaction import MIN_SECRET_LENGTH, REDACTED, Redactor
 from tests.conftest import (
     SUPPORT_AGENT,
     airlock_worker,
@@ -33,9 +35,7 @@ from tests.support.logs import worker_logs
 from tests.support.openai_stub import Fault, OpenAIStub, RawOutput, Reply
 from tests.support.recording_model import record_model
 from worker import build_activities
-from workflows.interceptors import ScrubFailures, scrubbed
 from workflows.payloads import AgentRequest, AgentResult
-from workflows.redaction import MIN_SECRET_LENGTH, REDACTED, Redactor
 
 # Distinctive, so finding one anywhere cannot be a coincidence.
 API_KEY = "sk-test-redact-9d4c1a7e5b"

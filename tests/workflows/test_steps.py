@@ -7,9 +7,9 @@ import typing
 import pytest
 from temporalio.activity import _Definition
 
+from activities.airlock_activities import AirlockActivities
+from runtime.build import activity_list
 from workflows import steps
-from workflows.activities import AirlockActivities
-from workflows.runtime import activity_list
 
 
 def implementations() -> dict[str, typing.Callable[..., typing.Any]]:

@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from mcp_servers.registry import McpPool, load_servers
+from activities.airlock_activities import MAX_LOGGED_NAME
+from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.tickets.store import count_writes
+from runtime.redaction import Redactor
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import (
     TICKETS_STDIO,
     Project,
@@ -28,10 +31,7 @@ from tests.conftest import (
 )
 from tests.support.hostile_mcp import LONG_NAME
 from tests.support.logs import worker_logs
-from workflows.activities import MAX_LOGGED_NAME
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest, ToolPlan
-from workflows.redaction import Redactor
-from workflows.settings import PROJECT_ROOT
 
 HOSTILE_SERVER = f"""
 [servers.hostile]

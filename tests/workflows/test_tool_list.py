@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
+from runtime.redaction import Redactor
 from tests.conftest import (
     airlock_worker,
     assert_replays,
@@ -24,7 +25,6 @@ from tests.support.everything import everything_http, everything_servers
 from tests.support.logs import worker_logs
 from tests.workflows.test_progress import AGENT, events_of, long_servers
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest
-from workflows.redaction import Redactor
 
 TASK_TOOL = "simulate-research-query"
 

@@ -26,8 +26,8 @@ from console.inbox.auth import Gatekeeper, Person
 from console.inbox.runs import Runs
 from console.inbox.server import bind, serve
 from mcp_servers.tickets.store import TicketStore, count_writes
+from runtime.settings import PROJECT_ROOT
 from tests.conftest import Project, airlock_worker, make_project, pending_of, wait_pending, workflow_id
-from workflows.settings import PROJECT_ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The probe's flags: headless, root-safe, and no background traffic the closed network refuses.

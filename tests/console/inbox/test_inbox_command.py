@@ -10,9 +10,9 @@ import signal
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from runtime.devserver import free_port
 from tests.conftest import wait_for
 from tests.support.airlock_cli import AIRLOCK, address_of
-from workflows.devserver import free_port
 
 STARTUP_DEADLINE_S = 30.0
 

@@ -25,12 +25,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client, WorkflowHistoryEventFilterType
 from temporalio.service import RPCError, RPCStatusCode
 
-from mcp_servers.registry import McpPool, ServerUnavailable
-from mcp_servers.tasks import requires_tasks
-from workflows import policy
-from workflows.approvers import ApproversFile
+from activities import policy
+from activities.approvers import ApproversFile
+from activities.catalog import AgentSpec, Catalog
+from mcp_servers.client.registry import McpPool, ServerUnavailable
+from mcp_servers.client.tasks import requires_tasks
 from workflows.arguments import arguments_sha256
-from workflows.catalog import AgentSpec, Catalog
 from workflows.errors import ForgedCheckpointError, ServerUnreachableError, ToolNotSentError, UnauthorizedCallError
 from workflows.identity import (
     CLOCK_SKEW_SECONDS,

@@ -7,10 +7,10 @@ import asyncio
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from workflows import tls
-from workflows.converter import data_converter
-from workflows.errors import ConfigError
-from workflows.settings import Settings
+from mcp_servers.tomlfiles import ConfigError
+from runtime import tls
+from runtime.converter import data_converter
+from runtime.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 15
 

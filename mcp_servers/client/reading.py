@@ -28,7 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.shared.message import SessionMessage
 from mcp_types.jsonrpc import ErrorData, JSONRPCError
 
-from mcp_servers.limits import MAX_MESSAGE_BYTES, MAX_MESSAGE_PARTS
+from mcp_servers.client.limits import MAX_MESSAGE_BYTES, MAX_MESSAGE_PARTS
 
 log = structlog.get_logger(__name__)
 

@@ -15,7 +15,8 @@ from agents.models.openai_chatcompletions import OpenAIChatCompletionsModel
 from agents.models.openai_responses import OpenAIResponsesModel
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from workflows.errors import ConfigError, ModelError, ModelUnavailableError
+from mcp_servers.tomlfiles import ConfigError
+from workflows.errors import ModelError, ModelUnavailableError
 from workflows.payloads import FORWARDED_MODEL_SETTINGS, HandoffSpec, ModelCall, ModelReply, ToolSpec, Usage
 
 

@@ -11,7 +11,7 @@ import structlog
 from temporalio import workflow
 
 from mcp_servers import logs as mcp_logs
-from workflows.redaction import Redactor
+from runtime.redaction import Redactor
 
 
 def configure(

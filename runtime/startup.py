@@ -2,7 +2,7 @@
 
 Configuration (settings, files, a model without its key), Temporal and the namespace's search
 attributes stop the worker; a dependency that is down (the model endpoint, an MCP server) does not:
-the worker starts, reports it (workflows/health.py) and its calls fail into the normal retry path.
+the worker starts, reports it (runtime/health.py) and its calls fail into the normal retry path.
 Each check names what is wrong and, where a person must act, the exact command that fixes it.
 """
 
@@ -23,11 +23,11 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from mcp_servers.registry import McpPool, ServerUnavailable
-from workflows.devserver import SEARCH_ATTRIBUTES
-from workflows.errors import ConfigError
-from workflows.models import ModelBackend, OpenAIModel
-from workflows.settings import Settings
+from activities.models import ModelBackend, OpenAIModel
+from mcp_servers.client.registry import McpPool, ServerUnavailable
+from mcp_servers.tomlfiles import ConfigError
+from runtime.devserver import SEARCH_ATTRIBUTES
+from runtime.settings import Settings
 
 log = structlog.get_logger("airlock.startup")
 

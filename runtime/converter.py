@@ -4,7 +4,7 @@ A payload that cannot be decoded without a type (too deeply nested for pydantic'
 JSON at all) arrives at the workflow as a `RawValue`, where the workflow fails the run or
 refuses the message with a reason. Raised here, the error would fail the workflow task on every
 retry instead: nothing a caller sends may do that. The same holds for an encrypted payload the
-codec could not open (workflows.codec): untyped, it arrives raw; typed, it fails naming its key id.
+codec could not open (runtime.codec): untyped, it arrives raw; typed, it fails naming its key id.
 
 `data_converter(settings)` is the one place a converter is built, for the worker, the `airlock`
 CLI and the inbox alike: with `AIRLOCK_CODEC_KEYS_FILE` set, payloads are encrypted, and so are
@@ -28,8 +28,8 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 
-from workflows import codec
-from workflows.settings import Settings
+from runtime import codec
+from runtime.settings import Settings
 
 
 class _JSONConverter(PydanticJSONPlainPayloadConverter):

@@ -6,10 +6,9 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-from workflows.errors import ConfigError
+from mcp_servers.tomlfiles import ConfigError, read_toml, validate
 from workflows.payloads import PipelineDefinition
 from workflows.templates import problems
-from workflows.tomlfiles import read_toml, validate
 
 
 def load_pipelines(directory: Path, agents: Collection[str]) -> dict[str, PipelineDefinition]:

@@ -16,7 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
-from workflows.redaction import Redactor
+from runtime.redaction import Redactor
 
 log = structlog.get_logger(__name__)
 

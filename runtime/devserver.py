@@ -19,8 +19,8 @@ from temporalio.common import SearchAttributeKey
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from workflows import converter
-from workflows.errors import ConfigError
+from mcp_servers.tomlfiles import ConfigError
+from runtime import converter
 
 SEARCH_ATTRIBUTES = ("AirlockState", "AirlockAgent")
 LOOPBACK = "127.0.0.1"

@@ -1,6 +1,6 @@
 """Airlock's own metrics, recorded by the worker through Temporal's metric meters.
 
-They come out of the same Prometheus endpoint as Temporal's own (workflows/telemetry.py):
+They come out of the same Prometheus endpoint as Temporal's own (runtime/telemetry.py):
 - `airlock_tool_calls_total{server, tool, outcome}`: tool call attempts (read and write activities);
 - `airlock_model_tokens_total{agent, model, kind}`: tokens the model activity reported (input, output;
   `model="scripted"` for the offline scripted model);
@@ -10,7 +10,7 @@ They come out of the same Prometheus endpoint as Temporal's own (workflows/telem
 - `airlock_runs_awaiting_approval{agent}`: runs waiting at the gate, cluster-wide (visibility);
 - `airlock_approval_decision_seconds{agent, decision}`: request → decision (workflows/gate_metrics.py);
 - `airlock_dependency_up{kind, name}`: 1 when the model endpoint (`kind="model"`) or an MCP server
-  (`kind="mcp_server"`) answered the worker's last probe, 0 when not (workflows/health.py).
+  (`kind="mcp_server"`) answered the worker's last probe, 0 when not (runtime/health.py).
 
 Labels are bounded: servers come from servers.toml, agents and models from the agent files,
 outcomes from a fixed list, and a server's tool names are capped (`MAX_TOOLS_PER_SERVER`, then
@@ -42,7 +42,7 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
-from mcp_servers.registry import McpPool
+from mcp_servers.client.registry import McpPool
 from workflows.gate_metrics import DECISION_SECONDS, PENDING_EXTERN, RUN_ENDED_EXTERN
 from workflows.payloads import ModelCall, ModelReply, ToolCall, ToolReply
 

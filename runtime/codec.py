@@ -32,14 +32,14 @@ from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
-from workflows.errors import ConfigError
-from workflows.tomlfiles import read_toml
+from mcp_servers.tomlfiles import ConfigError, read_toml
+from workflows.decoding import SEALED_ENCODING
 
 # Standard logging, not structlog: the `airlock` CLI decodes too, and its stdout is for output only;
-# the worker routes these records into its one JSON stream (workflows.logs).
+# the worker routes these records into its one JSON stream (runtime.logs).
 log = logging.getLogger(__name__)
 
-ENCODING = b"binary/encrypted"
+ENCODING = SEALED_ENCODING
 KEY_ID = "encryption-key-id"
 KEY_BYTES = 32  # AES-256
 NONCE_BYTES = 12  # 96 bits, GCM's native nonce size

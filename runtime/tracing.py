@@ -29,8 +29,8 @@ from temporalio.contrib.opentelemetry import TracingInterceptor, TracingWorkflow
 from temporalio.converter import PayloadConverter
 from temporalio.worker import HandleQueryInput, HandleSignalInput, HandleUpdateInput, WorkflowInterceptorClassInput
 
-from workflows.redaction import Redactor
-from workflows.settings import Settings
+from runtime.redaction import Redactor
+from runtime.settings import Settings
 
 TRACES_PATH = "/v1/traces"
 FLUSH_TIMEOUT_MS = 5_000

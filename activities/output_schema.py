@@ -16,6 +16,7 @@ from typing import Any
 
 from jsonschema import ValidationError
 
+from mcp_servers.client.results import OutputChecker
 from workflows import schemas
 
 # Subschemas entered and patterns matched while one result is checked. The check runs on the
@@ -52,3 +53,7 @@ def bounded() -> Iterator[None]:
     """While inside, the checks of this context count their steps against `MAX_STEPS`."""
     with schemas.bounded(MAX_STEPS):
         yield
+
+
+# What the worker gives its MCP pool (mcp_servers/client/results.py) to check results with.
+CHECKER = OutputChecker(validator=validator, bounded=bounded, unchecked=UncheckedError)

@@ -9,8 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mcp_servers.tomlfiles import parse_duration
 from workflows.limits import MAX_RESULT_BYTES_CEILING
-from workflows.tomlfiles import parse_duration
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +22,7 @@ class Settings(BaseSettings):
 
     temporal_address: str = "localhost:7233"
     temporal_namespace: str = "default"
-    # None: TLS when an API key, a CA, a client certificate or a server name is set (workflows/tls.py).
+    # None: TLS when an API key, a CA, a client certificate or a server name is set (runtime/tls.py).
     temporal_tls: bool | None = None
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     metrics_bind: str = ""
     # host:port of the worker's `/healthz` (its dependencies, as JSON); empty: off.
     health_bind: str = ""
-    # How often the worker probes its model endpoint and MCP servers again (workflows/health.py).
+    # How often the worker probes its model endpoint and MCP servers again (runtime/health.py).
     dependency_check_interval: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
 
     # The approval inbox (`airlock inbox`, and `python worker.py --dev`).
@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     inbox_key_file: Path | None = None
     inbox_service_name: str = "inbox"
 
-    # Payload encryption (workflows/codec.py): off unless set; the worker, CLI and inbox all use it.
+    # Payload encryption (runtime/codec.py): off unless set; the worker, CLI and inbox all use it.
     codec_keys_file: Path | None = None
     # `airlock codec-server`: loopback by default; a bearer token is required.
     codec_server_host: str = "127.0.0.1"

@@ -16,17 +16,21 @@ from mcp_types import CallToolResult
 from pydantic import ValidationError
 from temporalio import activity
 
-from mcp_servers import elicitation
-from mcp_servers.limits import CircuitOpen
-from mcp_servers.registry import McpPool, NotSent, ServerUnavailable
-from mcp_servers.results import Mismatched, render
-from mcp_servers.results import result_text as result_text  # re-exported for callers of this module
-from mcp_servers.tasks import WHY as TASKS_WHY
-from mcp_servers.tasks import requires_tasks
-from workflows import model_output, policy
-from workflows.approvers import ApproversFile
-from workflows.authority import CallAuthority
-from workflows.catalog import Catalog
+from activities import policy
+from activities.approvers import ApproversFile
+from activities.authority import CallAuthority
+from activities.catalog import Catalog
+from activities.models import ModelBackend, provider_failure
+from activities.progress import CallProgress
+from mcp_servers.client import elicitation
+from mcp_servers.client.limits import CircuitOpen
+from mcp_servers.client.registry import McpPool, NotSent, ServerUnavailable
+from mcp_servers.client.results import Mismatched, render
+from mcp_servers.client.results import result_text as result_text  # re-exported for callers of this module
+from mcp_servers.client.tasks import WHY as TASKS_WHY
+from mcp_servers.client.tasks import requires_tasks
+from runtime.redaction import Redactor
+from workflows import model_output
 from workflows.commands import YOU, Signer
 from workflows.errors import (
     CircuitOpenError,
@@ -49,7 +53,6 @@ from workflows.limits import (
     MAX_TOOLS_PER_SERVER,
     TEMPORAL_PAYLOAD_BYTES,
 )
-from workflows.models import ModelBackend, provider_failure
 from workflows.payloads import (
     AgentPlan,
     ApprovalNotice,
@@ -66,8 +69,6 @@ from workflows.payloads import (
     ToolPlan,
     ToolReply,
 )
-from workflows.progress import CallProgress
-from workflows.redaction import Redactor
 from workflows.templates import problems
 
 log = structlog.get_logger(__name__)

@@ -1,8 +1,8 @@
 """What the worker's dependencies (the model endpoint, each MCP server) are doing now: probed, logged, served.
 
-A dependency that is down does not stop the worker (workflows/startup.py): it is logged when it
+A dependency that is down does not stop the worker (runtime/startup.py): it is logged when it
 goes down (`dependency_down`, with its name and why) and when it answers again (`dependency_up`),
-published as `airlock_dependency_up{kind, name}` on the metrics endpoint (workflows/metrics.py),
+published as `airlock_dependency_up{kind, name}` on the metrics endpoint (runtime/metrics.py),
 served as JSON on `/healthz` (`AIRLOCK_HEALTH_BIND`), and probed again every
 `AIRLOCK_DEPENDENCY_CHECK_INTERVAL`. Meanwhile the calls of agents that use it fail into the
 normal retry and breaker path; every other agent runs.
@@ -24,12 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from mcp_servers.registry import McpPool
-from workflows.asgi import serve_app
-from workflows.errors import ConfigError
-from workflows.metrics import DependencyGauge
-from workflows.models import ModelBackend, OpenAIModel
-from workflows.startup import unreachable_model, unreachable_servers
+from activities.models import ModelBackend, OpenAIModel
+from mcp_servers.client.registry import McpPool
+from mcp_servers.tomlfiles import ConfigError
+from runtime.asgi import serve_app
+from runtime.metrics import DependencyGauge
+from runtime.startup import unreachable_model, unreachable_servers
 
 log = structlog.get_logger("airlock.health")
 

@@ -33,7 +33,7 @@ from mcp.shared.auth import (
 )
 from pydantic import ValidationError
 
-from mcp_servers.config import OAuthConfig, ServerConfig, expand
+from mcp_servers.client.config import OAuthConfig, ServerConfig, expand
 
 TOKEN_DIR_VARIABLE = "AIRLOCK_OAUTH_DIR"
 CLIENT_NAME = "airlock"

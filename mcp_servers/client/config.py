@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mcp_servers.limits import CircuitBreaker
+from mcp_servers.client.limits import CircuitBreaker
 from mcp_servers.tomlfiles import ConfigError, parse_duration, read_toml, validate
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

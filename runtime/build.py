@@ -21,10 +21,10 @@ from temporalio.converter import DataConverter
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from workflows.activities import AirlockActivities
+from activities.airlock_activities import AirlockActivities
+from runtime.devserver import data_converter
+from runtime.interceptors import ScrubFailures
 from workflows.agent_workflow import AgentWorkflow
-from workflows.devserver import data_converter
-from workflows.interceptors import ScrubFailures
 from workflows.pipeline_workflow import PipelineWorkflow
 
 WORKFLOWS: list[type] = [AgentWorkflow, PipelineWorkflow]

@@ -34,8 +34,6 @@ from mcp_types import (
     TextResourceContents,
 )
 
-from mcp_servers import output_schema
-
 MAX_IMAGE_BYTES = 1_000_000
 # Structured content is shown this many levels deep; a hostile server's deeper nesting would
 # otherwise recurse past Python's limit and fail the call after the server had acted on it.
@@ -44,6 +42,21 @@ MAX_DEPTH = 64
 MAX_PROBLEM_CHARS = 300
 # What OpenAI-compatible vision models accept as an `input_image` data URL.
 MODEL_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+
+@dataclass(frozen=True)
+class OutputChecker:
+    """How results are checked against a tool's `outputSchema` in place of the SDK's jsonschema.
+
+    The worker side passes a bounded one (activities/output_schema.py): the SDK's validator runs
+    Python's backtracking `re`, so a hostile pattern would hold the worker. `validator(schema)`
+    builds a checker (raising `jsonschema.SchemaError` for a non-schema); a check runs inside
+    `bounded()`; `unchecked` is what a check that could not be made safely raises.
+    """
+
+    validator: Callable[[dict[str, Any]], Any]
+    bounded: Callable[[], contextlib.AbstractContextManager[None]]
+    unchecked: type[Exception]
 
 
 @dataclass
@@ -96,14 +109,14 @@ def _is_output_problem(err: BaseException) -> bool:
     )
 
 
-def _lenient(session: Any) -> None:
+def _lenient(session: Any, checker: OutputChecker | None) -> None:
     """Make `session` note an output-schema mismatch for the call being checked instead of raising.
 
     The SDK validates a result after the server answered and raises without it: a write the
     server applied would be reported as failed. Installed once per session; a call outside
-    `output_checked` still gets the SDK's error. The SDK's validator is replaced by a bounded
-    one (mcp_servers/output_schema.py): a schema it cannot check in bounded work leaves the
-    result marked "not checked" instead of freezing the worker on a backtracking pattern.
+    `output_checked` still gets the SDK's error. With a `checker`, the SDK's validator is replaced
+    by it: a schema it cannot check in bounded work leaves the result marked "not checked" instead
+    of freezing the worker on a backtracking pattern.
     """
     if getattr(session, "_airlock_lenient", False):
         return
@@ -111,40 +124,49 @@ def _lenient(session: Any) -> None:
     built: dict[str, tuple[dict[str, Any], Any]] = {}
 
     def bounded_validator(name: str, schema: dict[str, Any]) -> Any:
+        assert checker is not None
         cached = built.get(name)
         if cached is not None and cached[0] == schema:
             return cached[1]
         try:
-            checker = output_schema.validator(schema)
+            made = checker.validator(schema)
         except SchemaError as err:
             raise RuntimeError(f"Invalid schema for tool {name}: {str(err).split(chr(10), 1)[0]}") from None
-        built[name] = (schema, checker)
-        return checker
+        built[name] = (schema, made)
+        return made
 
     async def validate(name: str, result: CallToolResult) -> None:
         check = _checking.get()
+        unchecked = checker.unchecked if checker is not None else _NeverRaised
         try:
-            with output_schema.bounded():
+            with checker.bounded() if checker is not None else contextlib.nullcontext():
                 await strict(name, result)
-        except (output_schema.UncheckedError, RecursionError) as err:
+        except (unchecked, RecursionError) as err:
             # The server answered; only the check could not be made safely.
             if check is not None:
-                why = str(err) if isinstance(err, output_schema.UncheckedError) else "it is nested too deeply"
+                why = str(err) if isinstance(err, unchecked) else "it is nested too deeply"
                 check.unchecked = why[:MAX_PROBLEM_CHARS]
         except RuntimeError as err:
             if check is None or not _is_output_problem(err):
                 raise
             check.problem = str(err).split("\n", 1)[0][:MAX_PROBLEM_CHARS]
 
-    session._output_schema_validator = bounded_validator
+    if checker is not None:
+        session._output_schema_validator = bounded_validator
     session.validate_tool_result = validate
     session._airlock_lenient = True
 
 
+class _NeverRaised(Exception):
+    """Stands in for `OutputChecker.unchecked` when the SDK's own validator is used."""
+
+
 @contextlib.contextmanager
-def output_checked(session: Any) -> Iterator[Callable[[CallToolResult], CallToolResult]]:
+def output_checked(
+    session: Any, checker: OutputChecker | None = None
+) -> Iterator[Callable[[CallToolResult], CallToolResult]]:
     """While the block calls a tool on `session`, a schema mismatch is kept; yields what marks the result."""
-    _lenient(session)
+    _lenient(session, checker)
     check = _OutputCheck()
     token = _checking.set(check)
 

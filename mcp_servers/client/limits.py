@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 
 # One message from a server (a stdio line, an HTTP body), counted while it is read
-# (mcp_servers/reading.py): past either bound the rest is dropped and its request refused.
+# (mcp_servers/client/reading.py): past either bound the rest is dropped and its request refused.
 # Bytes: room for a result many times AIRLOCK_MAX_RESULT_BYTES (it is cut to that afterwards,
 # with a marker saying its size) and for a long tool list. Parts: JSON objects, what costs memory
 # once parsed (~2 KB each as MCP content blocks), so at most ~100 MB.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from temporalio.service import TLSConfig
 
-from workflows.errors import ConfigError
-from workflows.settings import Settings
+from mcp_servers.tomlfiles import ConfigError
+from runtime.settings import Settings
 
 CERT, KEY = "AIRLOCK_TEMPORAL_TLS_CERT", "AIRLOCK_TEMPORAL_TLS_KEY"
 CA, SERVER_NAME, TLS = "AIRLOCK_TEMPORAL_TLS_CA", "AIRLOCK_TEMPORAL_TLS_SERVER_NAME", "AIRLOCK_TEMPORAL_TLS"

@@ -1,8 +1,8 @@
 """Temporal's runtime for this process: core logs into Airlock's log stream, and Prometheus metrics.
 
 Temporal core serves one Prometheus endpoint (`AIRLOCK_METRICS_BIND`) with its own metrics and
-every metric Airlock records through Temporal's metric meters (workflows/metrics.py). Tracing
-is workflows/tracing.py.
+every metric Airlock records through Temporal's metric meters (runtime/metrics.py). Tracing
+is runtime/tracing.py.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from workflows.metrics import HISTOGRAM_BUCKETS
-from workflows.settings import Settings
+from runtime.metrics import HISTOGRAM_BUCKETS
+from runtime.settings import Settings
 
 # Core's records arrive here and pass the same handler (format, scrubber) as every other line.
 CORE_LOGGER = "temporalio.core"

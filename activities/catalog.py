@@ -9,10 +9,9 @@ from typing import Any, Literal
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workflows import policy
-from workflows.errors import ConfigError
+from activities import policy
+from mcp_servers.tomlfiles import ConfigError, parse_duration, read_toml, validate
 from workflows.payloads import ApprovalConfig, Policy
-from workflows.tomlfiles import parse_duration, read_toml, validate
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 

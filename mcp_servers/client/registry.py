@@ -24,9 +24,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types import URL_ELICITATION_REQUIRED, CallToolResult, TextContent, Tool, ToolListChangedNotification
 from mcp_types.jsonrpc import CONNECTION_CLOSED, INVALID_REQUEST, REQUEST_TIMEOUT
 
-from mcp_servers import auth, elicitation, results
-from mcp_servers.changes import watch_tools
-from mcp_servers.config import (
+from mcp_servers.client import auth, elicitation, results
+from mcp_servers.client.changes import watch_tools
+from mcp_servers.client.config import (
     CONNECT_TIMEOUT_FLOOR_S,
     SERVER_NAME,
     BreakerConfig,
@@ -36,9 +36,9 @@ from mcp_servers.config import (
     load_servers,
     referenced_variables,
 )
-from mcp_servers.limits import RateLimiter
-from mcp_servers.login import LoopbackLogin
-from mcp_servers.reading import BoundedTransport, bounded_stdio_client, is_too_large, unread_answer
+from mcp_servers.client.limits import RateLimiter
+from mcp_servers.client.login import LoopbackLogin
+from mcp_servers.client.reading import BoundedTransport, bounded_stdio_client, is_too_large, unread_answer
 
 __all__ = [
     "CONNECT_TIMEOUT_FLOOR_S",
@@ -125,9 +125,11 @@ class Connection:
         login: LoopbackLogin | None = None,
         elicitation: ElicitationFnT | None = None,
         on_secret: SecretSink | None = None,
+        output_checker: results.OutputChecker | None = None,
     ) -> None:
         self.name = name
         self._on_secret = on_secret
+        self._output_checker = output_checker
         # Only a person's command (`airlock mcp login/call`) has these; the worker never waits for a browser.
         self._login = login
         self._elicitation = elicitation
@@ -152,7 +154,7 @@ class Connection:
         self.listings = 0
         # The last 401/403 this server answered ("401 unauthorized from server X: reason"), until a success.
         self.refusal: str | None = None
-        # Messages refused while read (mcp_servers/reading.py), and the last one's reason.
+        # Messages refused while read (mcp_servers/client/reading.py), and the last one's reason.
         self.refused_messages = 0
         self._refused_why = ""
         # Said once, at the first connection that sends client credentials without a pinned issuer.
@@ -167,7 +169,7 @@ class Connection:
             env = get_default_environment()
             env.update({key: self._environ[key] for key in config.env if key in self._environ})
             params = StdioServerParameters(command=command, args=config.args, env=env, cwd=config.cwd)
-            # Each line the server writes is counted while read (mcp_servers/reading.py).
+            # Each line the server writes is counted while read (mcp_servers/client/reading.py).
             return bounded_stdio_client(params, self.name, on_refused=self._message_refused)
         assert config.url is not None
         if self._unpinned:
@@ -192,7 +194,7 @@ class Connection:
             on_secret=self._on_secret,
         )
         http = create_mcp_http_client(headers=headers, timeout=timeout, auth=provider)
-        # Each JSON body is counted while read (mcp_servers/reading.py); SSE events have the SDK's limit.
+        # Each JSON body is counted while read (mcp_servers/client/reading.py); SSE events have the SDK's limit.
         http._transport = BoundedTransport(http._transport, self.name)
         http.event_hooks["response"].append(self._watch_refusals)
         return streamable_http_client(config.url, http_client=http)
@@ -274,7 +276,7 @@ class Connection:
                 self._target(),
                 read_timeout_seconds=self.config.timeout_seconds,
                 message_handler=self._on_message,
-                # The worker answers input requests from the answers people gave (mcp_servers/elicitation.py).
+                # The worker answers input requests from the answers people gave (mcp_servers/client/elicitation.py).
                 elicitation_callback=self._elicitation or elicitation.answer,
             ) as client:
                 if ready.done():
@@ -412,7 +414,10 @@ class Connection:
         async with self._borrow(session) as client:
             try:
                 # A result that misses its output schema is kept, marked: the server did act on the call.
-                with elicitation.attributed(client.session, asking), results.output_checked(client.session) as marked:
+                with (
+                    elicitation.attributed(client.session, asking),
+                    results.output_checked(client.session, self._output_checker) as marked,
+                ):
                     result = marked(
                         await client.call_tool(
                             tool,
@@ -502,13 +507,21 @@ class McpPool:
         login: LoopbackLogin | None = None,
         elicitation: ElicitationFnT | None = None,
         on_secret: SecretSink | None = None,
+        output_checker: results.OutputChecker | None = None,
     ) -> None:
         self.servers = servers
         env = dict(os.environ if environ is None else environ)
         self.token_dir = token_dir if token_dir is not None else auth.default_token_dir(env)
         self._connections = {
             name: Connection(
-                name, config, env, self.token_dir, login=login, elicitation=elicitation, on_secret=on_secret
+                name,
+                config,
+                env,
+                self.token_dir,
+                login=login,
+                elicitation=elicitation,
+                on_secret=on_secret,
+                output_checker=output_checker,
             )
             for name, config in servers.items()
         }

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workflows.errors import ConfigError
+from mcp_servers.tomlfiles import ConfigError, read_toml, validate
 from workflows.identity import (
     GROUP_PREFIX,
     NAME,
@@ -20,7 +20,6 @@ from workflows.identity import (
     valid_pattern,
 )
 from workflows.payloads import Directory
-from workflows.tomlfiles import read_toml, validate
 
 __all__ = ["NAME", "ApproversFile", "check_approvers", "load_directory"]
 
