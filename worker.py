@@ -4,6 +4,7 @@ python worker.py             # connect to AIRLOCK_TEMPORAL_ADDRESS
 python worker.py --dev       # start the bundled `temporal server start-dev` first, and the inbox
 python worker.py --demo      # --dev, then run the support agent through an approval
 python worker.py --check     # run every start-up check, print one line each, exit 0 when all pass
+python worker.py --processes N   # N workflow-worker processes under one supervisor (docs/scale.md)
 
 Configuration problems and a missing Temporal stop the worker, all named at once; a dependency that
 is down (model endpoint, MCP server) does not: it is reported (runtime/health.py) while the
@@ -38,6 +39,7 @@ from activities.airlock_activities import AirlockActivities
 from activities.approvers import ApproversFile, check_approvers
 from activities.catalog import Catalog
 from activities.models import ModelBackend, OpenAIModel, ScriptedModel, load_script
+from activities.pins import PinFile
 from activities.pipelines import load_pipelines
 from console import inbox, signing
 from console.demo import DemoLog, logs_to_file, walkthrough
@@ -45,11 +47,11 @@ from console.demo import prepare as prepare_demo
 from console.inbox import dev as dev_inbox
 from mcp_servers.client.registry import McpPool, ServerConfig, load_servers, referenced_variables
 from mcp_servers.tomlfiles import ConfigError
-from runtime import converter, devserver, health, logs, telemetry, tracing
-from runtime.build import build_worker
+from runtime import capacity, converter, devserver, health, logs, processes, telemetry, tracing
 from runtime.codec import load_keyring
-from runtime.connection import connect
+from runtime.connection import connect, with_profile
 from runtime.metrics import AirlockMetrics, DependencyGauge, WaitingRuns
+from runtime.plugin import AirlockPlugin
 from runtime.redaction import Redactor
 from runtime.settings import PROJECT_ROOT, Settings
 from runtime.startup import Checks, ensure_search_attributes, load_settings, search_attributes_missing
@@ -136,8 +138,9 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
         known = set(servers)
         catalog = checks.run(
             "agents",
-            lambda: Catalog.load(settings.agents_dir, known),
-            lambda found: f"{settings.agents_dir} ({', '.join(sorted(found.agents))})",
+            lambda: Catalog.load(settings.agents_dir, known, settings.resolved_policy_dir()),
+            lambda found: f"{settings.agents_dir} ({', '.join(sorted(found.agents))})"
+            + (f"; Cedar policies: {found.rules.directory}" if found.rules.directory else ""),
         )
     if catalog is not None:
         agents = catalog
@@ -154,6 +157,16 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
     if settings.codec_keys_file is not None:
         keys_file = settings.codec_keys_file
         checks.run("codec keys", lambda: load_keyring(keys_file), lambda ring: f"{keys_file} ({len(ring.keys)} keys)")
+    lock_file = settings.resolved_tools_lock_file()
+    pins = checks.run(
+        "tool pins",
+        lambda: PinFile(lock_file),
+        lambda found: (
+            f"{lock_file} ({sum(map(len, found.current().values()))} pinned)"
+            if found.current()
+            else f"{lock_file}: none (airlock mcp pin)"
+        ),
+    )
     model = checks.run("model", lambda: model_backend(settings), lambda _: str(settings.resolved_provider()))
     if len(checks.blocking) > earlier or servers is None or catalog is None or pipelines is None or model is None:
         return None
@@ -176,6 +189,7 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
         redactor=redactor,
         # On `--dev` (its approvers file), printed commands carry alice's dev key.
         printed_signer=signing.printed_signer(settings, worker=True),
+        pins=pins,
     )
 
 
@@ -239,13 +253,24 @@ async def running_worker(
         label = "scripted" if settings.resolved_provider() == "scripted" else None
         metrics = AirlockMetrics(activities.pool, meter, model_label=label)
         options["interceptors"] = [*options.get("interceptors", ()), metrics]
-    worker = build_worker(client, settings.task_queue, activities, sandboxed=settings.workflow_sandbox, **options)
+    plugin = AirlockPlugin(
+        activities,
+        data_converter=client.data_converter,
+        interceptors=options.pop("interceptors", ()),
+        sandboxed=settings.workflow_sandbox,
+    )
+    cache = capacity.cache_size(settings.max_cached_workflows, settings.worker_processes)
+    options.setdefault("max_cached_workflows", cache.max_cached_workflows)
+    worker = Worker(client, task_queue=settings.task_queue, plugins=[plugin], **options)
     task = asyncio.create_task(worker.run())
     log.info(
         "worker ready",
         task_queue=settings.task_queue,
         agents=sorted(activities.catalog.agents),
         pipelines=sorted(activities.pipelines),
+        max_cached_workflows=options["max_cached_workflows"],
+        cache_from=cache.source,
+        cache_bound_mib=cache.bound_bytes // 2**20,
     )
     try:
         yield worker
@@ -398,9 +423,19 @@ async def demo(
         await walkthrough(client, settings)
 
 
+def profiled(settings: Settings, checks: Checks) -> Settings:
+    """`settings` completed from the Temporal profile (runtime/connection.py); a bad one is a problem named."""
+    try:
+        return with_profile(settings)
+    except ConfigError as err:
+        checks.problem("temporal profile", str(err))
+        return settings
+
+
 async def check(settings: Settings, checks: Checks, environ: Mapping[str, str] | None = None) -> Checks:
     """Every start-up check, creating nothing: settings (already in `checks`), files, model, Temporal,
     search attributes, the model endpoint and each MCP server."""
+    settings = profiled(settings, checks)
     activities = configure(settings, checks, environ)
     try:
         client = await checks.run_async(
@@ -451,44 +486,10 @@ def print_checks(checks: Checks, output: str) -> int:
     return 0 if checks.passed else 1
 
 
-def main() -> None:
-    """Parse the command line and run."""
-    parser = argparse.ArgumentParser(description="Airlock worker")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
-    mode.add_argument(
-        "--demo", action="store_true", help="start everything, run the support agent through an approval, exit"
-    )
-    mode.add_argument(
-        "--check", action="store_true", help="run every start-up check, print one line each; exit 0 when all pass"
-    )
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="--check output")
-    args = parser.parse_args()
-    checks = Checks()
-    settings = load_settings(checks)
-    # On a terminal the demo's walkthrough gets the screen; its log goes to a file it names.
-    demo_log = logs_to_file(settings) if args.demo else None
-    logs.configure(settings.log_level, settings.log_format)
-    _echo_errors(demo_log)
-    if args.check:
-        # Core's lines go into the log stream (stderr), never onto the report; no metrics listener.
-        telemetry.install_runtime(settings.model_copy(update={"metrics_bind": ""}))
-        _exit(print_checks(asyncio.run(check(settings, checks)), args.output))
-    telemetry.install_runtime(settings)
-    busy: list[str] = []
-    if args.dev or args.demo:
-        # Before anything is written or started: never attach to, or rewrite files for, another server.
-        busy = devserver.busy_ports(dev_ports(settings, inbox=args.dev))
-        for problem in busy:
-            checks.problem("ports", problem)
-    if args.demo and not busy:
-        # Always offline and deterministic, and with alice's key as the only proof that counts.
-        settings = prepare_demo(settings)
-    elif args.dev and settings.resolved_provider() is None:
-        # The embedded default: offline and deterministic when no key is set.
-        settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
-    if args.dev and not busy:
-        settings = dev_inbox.prepare(settings)
+def run_worker(
+    settings: Settings, checks: Checks, *, dev: bool = False, demo_mode: bool = False, demo_log: DemoLog | None = None
+) -> int:
+    """Load the configuration, then serve (or walk through the demo) until stopped; the exit code."""
     code = 0
     tracer = tracing.start_tracing(settings, service="airlock-worker")
     if tracer is not None:
@@ -506,8 +507,8 @@ def main() -> None:
                 tracer.scrub_with(activities.redactor)
         asyncio.run(
             demo(settings, activities, interceptors, checks)
-            if args.demo
-            else serve(settings, activities, dev=args.dev, interceptors=interceptors, checks=checks)
+            if demo_mode
+            else serve(settings, activities, dev=dev, interceptors=interceptors, checks=checks)
         )
     except ConfigError as err:
         log.error("configuration error", error=str(err), problems=[f"{c.name}: {c.detail}" for c in checks.blocking])
@@ -515,9 +516,93 @@ def main() -> None:
     finally:
         if tracer is not None:
             tracer.shutdown()  # the exit below skips the exporter's own flush at interpreter teardown
+    return code
+
+
+def supervise(settings: Settings, checks: Checks) -> int:
+    """`--processes N`: check the configuration once, then run N worker processes (runtime/processes.py)."""
+    activities = configure(settings, checks)
+    if activities is None:
+        log.error("configuration error", problems=[f"{c.name}: {c.detail}" for c in checks.blocking])
+        return 2
+    # Each process opens its own sessions; this pool only served the check.
+    asyncio.run(activities.pool.close())
+    return processes.Supervisor(worker_process, settings, settings.worker_processes).run()
+
+
+def worker_process(settings: Settings, index: int) -> None:
+    """One of `--processes N`, in a process of its own: its logs, its Temporal runtime, its worker."""
+    logs.configure(settings.log_level, settings.log_format)
+    telemetry.install_runtime(settings)
+    log.info("worker process starting", pid=os.getpid())
+    _exit(run_worker(settings, Checks()))
+
+
+def main() -> None:
+    """Parse the command line and run."""
+    parser = argparse.ArgumentParser(description="Airlock worker")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dev", action="store_true", help="start the bundled Temporal dev server")
+    mode.add_argument(
+        "--demo", action="store_true", help="start everything, run the support agent through an approval, exit"
+    )
+    mode.add_argument(
+        "--check", action="store_true", help="run every start-up check, print one line each; exit 0 when all pass"
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table", help="--check output")
+    parser.add_argument(
+        "--processes",
+        type=_count,
+        metavar="N",
+        help="workflow-worker processes to run (default: AIRLOCK_WORKER_PROCESSES, 1); one per core",
+    )
+    args = parser.parse_args()
+    if (args.processes or 1) > 1 and (args.dev or args.demo or args.check):
+        parser.error("--processes runs workers against a Temporal service: not with --dev, --demo or --check")
+    checks = Checks()
+    settings = load_settings(checks)
+    if args.processes is not None:
+        settings = settings.model_copy(update={"worker_processes": args.processes})
+    if args.dev or args.demo or args.check:  # the embedded server lives in one process
+        settings = settings.model_copy(update={"worker_processes": 1})
+    if not (args.dev or args.demo or args.check):  # the embedded server needs no profile; `check` applies it
+        settings = profiled(settings, checks)
+    # On a terminal the demo's walkthrough gets the screen; its log goes to a file it names.
+    demo_log = logs_to_file(settings) if args.demo else None
+    logs.configure(settings.log_level, settings.log_format)
+    _echo_errors(demo_log)
+    if args.check:
+        # Core's lines go into the log stream (stderr), never onto the report; no metrics listener.
+        telemetry.install_runtime(settings.model_copy(update={"metrics_bind": ""}))
+        _exit(print_checks(asyncio.run(check(settings, checks)), args.output))
+    if settings.worker_processes > 1:
+        _exit(supervise(settings, checks))
+    telemetry.install_runtime(settings)
+    busy: list[str] = []
+    if args.dev or args.demo:
+        # Before anything is written or started: never attach to, or rewrite files for, another server.
+        busy = devserver.busy_ports(dev_ports(settings, inbox=args.dev))
+        for problem in busy:
+            checks.problem("ports", problem)
+    if args.demo and not busy:
+        # Always offline and deterministic, and with alice's key as the only proof that counts.
+        settings = prepare_demo(settings)
+    elif args.dev and settings.resolved_provider() is None:
+        # The embedded default: offline and deterministic when no key is set.
+        settings = settings.model_copy(update={"model_provider": "scripted", "scripted_model_file": DEMO_SCRIPT})
+    if args.dev and not busy:
+        settings = dev_inbox.prepare(settings)
+    code = run_worker(settings, checks, dev=args.dev, demo_mode=args.demo, demo_log=demo_log)
     if demo_log is not None and code != 0:
         demo_log.tell(f"the demo stopped; its log is in {demo_log.path}")
     _exit(code)
+
+
+def _count(text: str) -> int:
+    """A number of processes: a whole number from 1 to 256."""
+    if not text.isdigit() or not 1 <= int(text) <= 256:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1-256)")
+    return int(text)
 
 
 def _echo_errors(demo_log: DemoLog | None, redactor: Redactor | None = None) -> None:

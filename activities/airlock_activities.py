@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Literal, TypeVar
 
 import httpx
 import openai
@@ -21,16 +21,18 @@ from activities.approvers import ApproversFile
 from activities.authority import CallAuthority
 from activities.catalog import Catalog
 from activities.models import ModelBackend, provider_failure
+from activities.pins import PinFile, Verdict, tool_digest
 from activities.progress import CallProgress
 from mcp_servers.client import elicitation
-from mcp_servers.client.limits import CircuitOpen
-from mcp_servers.client.registry import McpPool, NotSent, ServerUnavailable
+from mcp_servers.client.errors import BreakerRefusedError, RequestNotSentError, ServerFailedError
+from mcp_servers.client.registry import McpPool
 from mcp_servers.client.results import Mismatched, render
 from mcp_servers.client.results import result_text as result_text  # re-exported for callers of this module
 from mcp_servers.client.tasks import WHY as TASKS_WHY
 from mcp_servers.client.tasks import requires_tasks
+from runtime.metrics import tool_changed
 from runtime.redaction import Redactor
-from workflows import model_output
+from workflows import model_output, steps
 from workflows.commands import YOU, Signer
 from workflows.errors import (
     CircuitOpenError,
@@ -63,6 +65,8 @@ from workflows.payloads import (
     PipelineDefinition,
     PipelineLookup,
     PrepareRequest,
+    RuleRequest,
+    Ruling,
     RunPlan,
     ToolCall,
     ToolImage,
@@ -70,10 +74,20 @@ from workflows.payloads import (
     ToolReply,
 )
 from workflows.templates import problems
+from workflows.visible import hides_text, visible
 
 log = structlog.get_logger(__name__)
 
 IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def implements(declaration: Callable[..., Any]) -> Callable[[F], F]:
+    """Make a method the activity that `declaration` (workflows/steps.py) names; the name is written once."""
+    name = activity._Definition.must_from_callable(declaration).name
+    return activity.defn(name=name)
+
+
 MAX_LOGGED_NAME = 80
 # (server, tool) pairs remembered as logged; past this a worker stops remembering (and logging) more.
 MAX_HIDDEN_LOGGED = 10_000
@@ -106,13 +120,16 @@ class AirlockActivities:
         approvers: ApproversFile | None = None,
         redactor: Redactor | None = None,
         printed_signer: Signer = YOU,
+        pins: PinFile | None = None,
     ) -> None:
         self.catalog = catalog
+        # Pinned tool definitions: a changed or new tool is hidden or gated (activities/pins.py).
+        self.pins = pins
         # Who the commands runs print sign as: alice with her dev key on `--dev`'s stack.
         self.printed_signer = printed_signer
         self.approvers = approvers
         # Checks every read and write against this worker's own configuration before it is sent.
-        self.authority = CallAuthority(catalog, pool, approvers)
+        self.authority = CallAuthority(catalog, pool, approvers, pins=pins, on_change=self._tool_changed)
         # Scrubs tool results here and, through the worker's interceptor, every activity failure.
         self.redactor = redactor or Redactor()
         self.pipelines = pipelines or {}
@@ -125,7 +142,7 @@ class AirlockActivities:
         # (server, tool) pairs already logged as hidden, so a worker says it once, not every run.
         self._hidden_logged: set[tuple[str, str]] = set()
 
-    @activity.defn(name="airlock.prepare")
+    @implements(steps.prepare)
     async def prepare(self, request: PrepareRequest) -> RunPlan:
         """Resolve the agent, the agents it may hand off to, and each one's tools and policies."""
         if self.catalog.get(request.agent) is None:
@@ -158,17 +175,17 @@ class AirlockActivities:
             )
         return plan
 
-    @activity.defn(name="airlock.approvers")
+    @implements(steps.current_approvers)
     async def current_approvers(self) -> Directory | None:
         """The approvers file as it is now (None: decisions are asserted)."""
         return self.approvers.current() if self.approvers is not None else None
 
-    @activity.defn(name="airlock.checkpoint_origin")
+    @implements(steps.checkpoint_origin)
     async def checkpoint_origin(self) -> None:
         """Prove the running run was continued as new by Airlock itself (`ForgedCheckpointError` if not)."""
         await self.authority.check_origin()
 
-    @activity.defn(name="airlock.pipeline")
+    @implements(steps.pipeline)
     async def pipeline(self, lookup: PipelineLookup) -> PipelineDefinition:
         """A declared pipeline by name, or inline steps checked against the agent catalog."""
         if lookup.definition is None:
@@ -200,7 +217,7 @@ class AirlockActivities:
             config = self.pool.servers[server]
             try:
                 listed = await self.pool.connection(server).list_tools()
-            except ServerUnavailable as err:
+            except ServerFailedError as err:
                 raise ServerUnreachableError(str(err)) from err
             for tool in listed:
                 if not TOOL_NAME_REGEX.fullmatch(tool.name):
@@ -230,6 +247,16 @@ class AirlockActivities:
                 )
                 if decided == "deny":
                     continue
+                pin_change: str | None = None
+                if self.pins is not None:
+                    mode, verdict = self.pins.check(server, config, tool)
+                    if verdict is not None and verdict.status != "pinned":
+                        self._tool_changed(server, tool.name, verdict, mode=mode, agent=name)
+                        if mode == "hide":
+                            continue
+                        # Offered, but not as pinned: every call waits for a person who sees the diff.
+                        decided = "approve"
+                        pin_change = self.redactor.scrub(verdict.note)
                 too_big = self._over_bounds(server, tool.name, tool.input_schema, kept.get(server, 0))
                 if too_big:
                     hidden[server] = hidden.get(server, 0) + 1
@@ -262,6 +289,10 @@ class AirlockActivities:
                         timeout_seconds=config.call_deadline_seconds,
                         long_running=config.long_running,
                         max_result_bytes=self.max_result_bytes,
+                        definition_sha256=tool_digest(tool),
+                        pin_change=pin_change,
+                        # A tool changed since pinned waits for a person whatever a policy says.
+                        rules=pin_change is None and bool(self.catalog.rules.applicable(name, server, tool.name)),
                     )
                 )
         for server, count in hidden.items():
@@ -281,6 +312,24 @@ class AirlockActivities:
             max_total_tokens=spec.max_total_tokens,
             model_takes_images=spec.model_takes_images,
         )
+
+    def _tool_changed(self, server: str, tool: str, verdict: Verdict, *, mode: str, agent: str | None = None) -> None:
+        """Log `mcp_tool_changed` and count it, once per definition this worker meets (bounded)."""
+        key = (server, f"{tool}@{verdict.sha256}")
+        if key in self._hidden_logged or len(self._hidden_logged) >= MAX_HIDDEN_LOGGED:
+            return
+        self._hidden_logged.add(key)
+        log.warning(
+            "mcp_tool_changed",
+            agent=agent,
+            server=server,
+            tool=tool,
+            status=verdict.status,
+            pins=mode,
+            sha256=verdict.sha256,
+            diff=self.redactor.scrub(verdict.diff),
+        )
+        tool_changed(server, verdict.status)
 
     def _over_bounds(self, server: str, tool: str, schema: dict[str, Any], kept: int) -> bool:
         """Whether a listed tool is hidden for its schema's size or its server's tool count.
@@ -309,7 +358,7 @@ class AirlockActivities:
             log.warning("mcp_tool_description_cut", server=server, tool=tool, cut_bytes=cut_bytes)
         return text
 
-    @activity.defn(name="airlock.model")
+    @implements(steps.model)
     async def model(self, call: ModelCall) -> ModelReply:
         """One model turn; a reply the Agents SDK could not rebuild is a permanent `ModelError`.
 
@@ -343,7 +392,7 @@ class AirlockActivities:
             )
         return reply
 
-    @activity.defn(name="airlock.read")
+    @implements(steps.read)
     async def read(self, call: ToolCall) -> ToolReply:
         """A read-only tool call: safe to retry, so a broken connection is a retryable failure.
 
@@ -361,14 +410,14 @@ class AirlockActivities:
                     progress=progress,
                     asking=asking,
                 )
-        except CircuitOpen as err:
+        except BreakerRefusedError as err:
             # Retrying against an open circuit only burns the retry budget: tell the model now.
             raise CircuitOpenError(f"MCP server {call.server!r}: {err}", non_retryable=True) from err
-        except ServerUnavailable as err:
+        except ServerFailedError as err:
             raise ServerUnreachableError(str(err)) from err
         return self._input_reply(call, asking) or self._reply(call, result)
 
-    @activity.defn(name="airlock.write")
+    @implements(steps.write)
     async def write(self, call: ToolCall) -> ToolReply:
         """A write tool call carrying its idempotency key.
 
@@ -383,9 +432,9 @@ class AirlockActivities:
         try:
             async with self._progress(call) as progress:
                 result = await connection.call_tool(call.tool, call.arguments, meta, progress=progress, asking=asking)
-        except (CircuitOpen, NotSent) as err:
+        except (BreakerRefusedError, RequestNotSentError) as err:
             raise ToolNotSentError(f"MCP server {call.server!r}: {err}") from err
-        except ServerUnavailable as err:
+        except ServerFailedError as err:
             raise OutcomeUnknownError(str(err)) from err
         return self._input_reply(call, asking) or self._reply(call, result)
 
@@ -473,15 +522,54 @@ class AirlockActivities:
         )
         return ToolReply(text=text, outcome=outcome, cut_bytes=cut, images=images)
 
-    @activity.defn(name="airlock.notify")
+    @implements(steps.policy_rule)
+    async def policy_rule(self, request: RuleRequest) -> Ruling:
+        """The worker's Cedar policies on one call, at the time of the call (activities/rules.py)."""
+        return await self.authority.rule_call(
+            ToolCall(
+                agent=request.agent,
+                server=request.server,
+                tool=request.tool,
+                arguments=request.arguments,
+                requester=request.requester,
+            )
+        )
+
+    @implements(steps.notify)
     async def notify(self, notice: ApprovalNotice) -> None:
         """POST a pending approval to the configured webhook; failures retry, never block a run."""
         if not self.webhook_url:
             return
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.post(self.webhook_url, json=notice.model_dump(mode="json"))
+            response = await client.post(self.webhook_url, json=notice_body(notice))
         if response.status_code >= 300:
             raise WebhookFailedError(f"approval webhook answered {response.status_code}")
+
+
+def notice_body(notice: ApprovalNotice) -> dict[str, Any]:
+    """What the webhook receives: the notice, a `text` a person can read, and whether it hides characters.
+
+    The notice's JSON keeps the arguments exact (a relay may need them); `text` shows every
+    invisible or direction-changing character as its escape, and `hidden_characters` tells a
+    relay to say so, as the inbox and the CLI do.
+    """
+    pending = notice.pending
+    question = pending.question.message if pending.question is not None else None
+    lines = [f"{pending.agent}: {pending.server}.{pending.tool}"]
+    if question is not None:
+        lines.append("asks: " + visible(question))
+    else:
+        lines.append("arguments: " + visible(json.dumps(pending.arguments, ensure_ascii=False, sort_keys=True)))
+    hidden = (
+        hides_text(pending.tool) or hides_text(pending.arguments) or (question is not None and hides_text(question))
+    )
+    if hidden:
+        lines.insert(0, "this call holds invisible or direction-changing characters, shown as escapes")
+    return {
+        **notice.model_dump(mode="json"),
+        "text": "\n".join(visible(line) for line in lines),
+        "hidden_characters": hidden,
+    }
 
 
 def _round(call: ToolCall) -> elicitation.Round:

@@ -2,12 +2,15 @@
 
 The file is read at start, and again when it has changed since: a run that meets a signature by
 a key it does not know asks for the current directory, so a key added for rotation works
-without restarting runs or the worker.
+without restarting runs or the worker. A person's optional `slack` member id is checked here and
+kept out of the directory runs see; only the inbox host's Slack bridge reads it (`slack_users`).
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 from mcp_servers.tomlfiles import ConfigError, read_toml, validate
 from workflows.identity import (
@@ -21,12 +24,18 @@ from workflows.identity import (
 )
 from workflows.payloads import Directory
 
-__all__ = ["NAME", "ApproversFile", "check_approvers", "load_directory"]
+__all__ = ["NAME", "SLACK_USER", "ApproversFile", "check_approvers", "load_directory", "slack_users"]
+
+# A Slack member id (`[people.NAME] slack = "U0123ABCD"`): U, or W on Enterprise Grid, then
+# upper-case letters and digits. Only the inbox host's Slack bridge reads it (console/slack).
+SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,31}\Z")
 
 
 def load_directory(path: Path) -> Directory:
     """Read `path`; every mistake names the file, the key and the value, and nothing loads."""
-    directory = validate(Directory, read_toml(path), path=path)
+    data = read_toml(path)
+    _take_slack_ids(data, path)
+    directory = validate(Directory, data, path=path)
     # Names are compared in canonical form, so two spellings of one name are one principal.
     seen: dict[str, str] = {}
     for table, principals in (("people", directory.people), ("services", directory.services)):
@@ -60,6 +69,34 @@ def load_directory(path: Path) -> Directory:
         if principal.may_assert:
             raise ConfigError(f"{path}: key 'people.{name}.may_assert': only services may assert others")
     return directory
+
+
+def slack_users(path: Path) -> dict[str, str]:
+    """Slack member id -> person, from the `slack` fields of `[people.*]` (the file checked whole first)."""
+    load_directory(path)
+    return {user: person for person, user in _take_slack_ids(read_toml(path), path).items()}
+
+
+def _take_slack_ids(data: dict[str, Any], path: Path) -> dict[str, str]:
+    """Remove and check each person's `slack` id (the directory a run sees has none); person -> id."""
+    found: dict[str, str] = {}
+    people = data.get("people")
+    if not isinstance(people, dict):
+        return found
+    owners: dict[str, str] = {}
+    for name, entry in people.items():
+        if not isinstance(entry, dict) or "slack" not in entry:
+            continue
+        user = entry.pop("slack")
+        if not isinstance(user, str) or SLACK_USER.match(user) is None:
+            raise ConfigError(
+                f"{path}: key 'people.{name}.slack': {user!r} is not a Slack member id (U or W, then A-Z and 0-9)"
+            )
+        other = owners.setdefault(user, name)
+        if other != name:
+            raise ConfigError(f"{path}: key 'people.{name}.slack': {user} is already people.{other}'s Slack id")
+        found[name] = user
+    return found
 
 
 def check_approvers(entries: list[str], directory: Directory | None, *, path: Path, key: str) -> None:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import structlog
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
+from mcp.types import ToolAnnotations
 from temporalio import activity
 from temporalio.api.enums.v1 import ContinueAsNewInitiator, EventType
 from temporalio.api.history.v1 import HistoryEvent
@@ -28,21 +29,24 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities import policy
 from activities.approvers import ApproversFile
 from activities.catalog import AgentSpec, Catalog
-from mcp_servers.client.registry import McpPool, ServerUnavailable
+from activities.pins import PinFile, Verdict, tool_digest
+from activities.pins import mode as pin_mode
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool
 from mcp_servers.client.tasks import requires_tasks
 from workflows.arguments import arguments_sha256
 from workflows.errors import ForgedCheckpointError, ServerUnreachableError, ToolNotSentError, UnauthorizedCallError
 from workflows.identity import (
     CLOCK_SKEW_SECONDS,
     GROUP_PREFIX,
+    AuthorityRefusedError,
     DecisionClaims,
     Expected,
-    RefusedError,
     Verifier,
     canonical_name,
 )
 from workflows.input_requests import answer_sha256
-from workflows.payloads import Directory, GivenAnswer, Policy, ToolCall
+from workflows.payloads import Directory, GivenAnswer, Policy, Ruling, ToolCall
 
 log = structlog.get_logger(__name__)
 
@@ -75,10 +79,21 @@ class _Start:
 class CallAuthority:
     """Checks each tool call against this worker's catalog, servers and approvers file."""
 
-    def __init__(self, catalog: Catalog, pool: McpPool, approvers: ApproversFile | None) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        pool: McpPool,
+        approvers: ApproversFile | None,
+        *,
+        pins: PinFile | None = None,
+        on_change: Callable[..., None] | None = None,
+    ) -> None:
         self.catalog = catalog
         self.pool = pool
         self.approvers = approvers
+        self.pins = pins
+        # Told of each tool found changed against its pin or its plan (log line and metric).
+        self.on_change = on_change
         self._starts: OrderedDict[tuple[str, str], _Start] = OrderedDict()
 
     async def check_call(self, call: ToolCall, *, write: bool) -> None:
@@ -88,7 +103,7 @@ class CallAuthority:
         """
         try:
             await self._check(call, write=write)
-        except RefusedError as err:
+        except AuthorityRefusedError as err:
             info = activity.info()
             log.warning(
                 "call_refused",
@@ -107,26 +122,34 @@ class CallAuthority:
     async def _check(self, call: ToolCall, *, write: bool) -> None:
         info = activity.info()
         if info.workflow_type != AGENT_WORKFLOW or not info.workflow_id or not info.workflow_run_id:
-            raise RefusedError(
+            raise AuthorityRefusedError(
                 f"scheduled by a {info.workflow_type or 'non-workflow'!s:.80} run, not by {AGENT_WORKFLOW}"
             )
         if not call.call_id:
-            raise RefusedError("the call has no call id")
+            raise AuthorityRefusedError("the call has no call id")
         spec = self.catalog.get(call.agent)
         if spec is None:
-            raise RefusedError(f"no agent {call.agent[:80]!r} in this worker's catalog")
+            raise AuthorityRefusedError(f"no agent {call.agent[:80]!r} in this worker's catalog")
         if call.server not in spec.mcp_servers or call.server not in self.pool.servers:
-            raise RefusedError(f"agent {call.agent!r} does not use server {call.server[:80]!r}")
-        decided, read_only = await self._policy(spec, call)
+            raise AuthorityRefusedError(f"agent {call.agent!r} does not use server {call.server[:80]!r}")
+        decided, read_only = await self._policy(spec, call, write=write)
+        ruling = self.ruling(spec, call, decided)
+        if ruling is not None and ruling.policy == "deny":
+            why = f": {ruling.reason}" if ruling.reason else ""
+            raise AuthorityRefusedError(
+                f"policy {ruling.rule} denies {call.server}.{call.tool} with these arguments{why}"
+            )
+        if ruling is not None:
+            decided = ruling.policy
         if decided == "deny":
-            raise RefusedError(f"agent {call.agent!r} denies {call.server}.{call.tool}")
+            raise AuthorityRefusedError(f"agent {call.agent!r} denies {call.server}.{call.tool}")
         if not write and not read_only:
-            raise RefusedError("it is not a read-only tool of a trusted server: it is sent only as a write")
+            raise AuthorityRefusedError("it is not a read-only tool of a trusted server: it is sent only as a write")
         self._check_key(call, info.workflow_id, write=write)
         client = activity.client()
         started = await self._start(client, info.workflow_id, info.workflow_run_id)
         if started.workflow_type != AGENT_WORKFLOW or started.task_queue != info.task_queue:
-            raise RefusedError(f"the run is not an {AGENT_WORKFLOW} on task queue {info.task_queue!r}")
+            raise AuthorityRefusedError(f"the run is not an {AGENT_WORKFLOW} on task queue {info.task_queue!r}")
         accepted = [answer for answer in call.answers if answer.action == "accept"]
         if (decided != "approve" and not accepted) or self.approvers is None:
             # Without an approvers file nobody's decision can be verified here (docs/identity.md).
@@ -134,34 +157,128 @@ class CallAuthority:
         chain = await self._chain(client, info.workflow_id, info.workflow_run_id, info.task_queue)
         directory = self.approvers.current()
         namespace = info.workflow_namespace or ""
-        if decided == "approve":
-            self._check_quorum(call, spec, directory, namespace=namespace, workflow_id=info.workflow_id, chain=chain)
         needed = spec.approval_config().required if decided == "approve" else 1
+        approvers: list[str] | None = None
+        if ruling is not None and ruling.policy == "approve":
+            # The policy's quorum and approvers as the worker's files give them now, not as the run recorded them.
+            needed = ruling.approvals or needed
+            approvers = ruling.approvers
+        if decided == "approve":
+            self._check_quorum(
+                call,
+                spec,
+                directory,
+                namespace=namespace,
+                workflow_id=info.workflow_id,
+                chain=chain,
+                needed=needed,
+                approvers=approvers,
+            )
         for index, answer in enumerate(accepted):
             # An accepted answer steers the call as its approval did: the same people, proven again.
             try:
-                self._check_answer(answer, call, spec, directory, needed=needed, namespace=namespace, chain=chain)
-            except RefusedError as err:
-                raise RefusedError(f"accepted answer {index + 1}: {err}") from None
+                self._check_answer(
+                    answer, call, spec, directory, needed=needed, namespace=namespace, chain=chain, approvers=approvers
+                )
+            except AuthorityRefusedError as err:
+                raise AuthorityRefusedError(f"accepted answer {index + 1}: {err}") from None
 
-    async def _policy(self, spec: AgentSpec, call: ToolCall) -> tuple[Policy, bool]:
-        """The tool's policy and read-only-ness as this worker's configuration gives them now."""
+    async def _policy(self, spec: AgentSpec, call: ToolCall, *, write: bool) -> tuple[Policy, bool]:
+        """The tool's policy and read-only-ness as this worker's configuration gives them now.
+
+        The definition is judged as the server gives it now. A call whose tool definition differs
+        from the one its run planned (and its approver saw) is refused: always for a write, and for
+        a read once the server's tools are pinned. A tool that differs from its pin is refused
+        (`pins = "hide"`) or needs approval whatever its policy (`pins = "gate"`).
+        """
         connection = self.pool.connection(call.server)
+        config = self.pool.servers[call.server]
+        pins = self.pins.current() if self.pins is not None else {}
+        pinned = self.pins is not None and pin_mode(call.server, config, pins) != "off"
+        compared = call.definition_sha256 is not None and (write or pinned)
+        # After an announced change the last listing is stale; a server that cannot announce one may
+        # have changed silently, so an approved write lists again before it is sent.
+        stale = connection.tools_changed or (write and not connection.hears_changes)
         listed = connection.listed(call.tool)
-        if listed is None:
+        if listed is None or ((compared or pinned) and stale):
             # Not listed on this worker since it started (or since a change): list once, now.
             try:
                 await connection.list_tools()
-            except ServerUnavailable as err:
+            except ServerFailedError as err:
                 raise ServerUnreachableError(str(err)) from err
             listed = connection.listed(call.tool)
         if listed is None or not TOOL_NAME_REGEX.fullmatch(call.tool) or requires_tasks(listed):
-            raise RefusedError(f"server {call.server!r} offers no tool {call.tool[:80]!r} that Airlock runs")
+            raise AuthorityRefusedError(f"server {call.server!r} offers no tool {call.tool[:80]!r} that Airlock runs")
+        hints = listed.annotations
+        read_only = hints.read_only_hint if hints is not None else None
+        decided = policy.resolve(call.tool, call.server, spec.tools, trusted=config.trusted, read_only_hint=read_only)
+        verdict: Verdict | None = None
+        if self.pins is not None and pinned:
+            mode, verdict = self.pins.check(call.server, config, listed)
+            if verdict is not None and verdict.status != "pinned" and self.on_change is not None:
+                self.on_change(call.server, call.tool, verdict, mode=mode, agent=call.agent)
+        now = tool_digest(listed)
+        if compared and now != call.definition_sha256:
+            pin = f"; it is {verdict.status} since pinned" if verdict is not None and verdict.status != "pinned" else ""
+            raise AuthorityRefusedError(
+                f"the definition of {call.server}.{call.tool[:80]} changed after the run listed it, so after any "
+                f"approval of this call (sha256 {str(call.definition_sha256)[:12]}… → {now[:12]}…){pin}; "
+                "nothing was sent"
+            )
+        if verdict is not None and verdict.status != "pinned":
+            if pin_mode(call.server, config, pins) == "hide":
+                raise AuthorityRefusedError(
+                    f"{call.server}.{call.tool[:80]} is {verdict.status} since pinned and its server hides such tools "
+                    "(airlock mcp tools shows the diff; airlock mcp pin --update accepts it)"
+                )
+            decided = "approve" if decided != "deny" else decided
+        return decided, config.trusted and read_only is True
+
+    async def rule_call(self, call: ToolCall) -> Ruling:
+        """The ruling the `policy_rule` step records: the policies' decision, or `[tools]`' (rule None)."""
+        spec = self.catalog.get(call.agent)
+        if spec is None or call.server not in spec.mcp_servers or call.server not in self.pool.servers:
+            return Ruling(policy="deny", rule="cedar", reason=f"agent {call.agent[:80]!r} has no such tool")
+        connection = self.pool.connection(call.server)
+        if connection.listed(call.tool) is None:
+            try:
+                await connection.list_tools()
+            except ServerFailedError as err:
+                raise ServerUnreachableError(str(err)) from err
+        listed = connection.listed(call.tool)
+        if listed is None:
+            return Ruling(policy="deny", rule="cedar", reason=f"server {call.server!r} no longer offers this tool")
         config = self.pool.servers[call.server]
         hints = listed.annotations
         read_only = hints.read_only_hint if hints is not None else None
         decided = policy.resolve(call.tool, call.server, spec.tools, trusted=config.trusted, read_only_hint=read_only)
-        return decided, config.trusted and read_only is True
+        return self.ruling(spec, call, decided) or Ruling(policy=decided)
+
+    def ruling(self, spec: AgentSpec, call: ToolCall, decided: Policy) -> Ruling | None:
+        """The worker's Cedar policies on `call` now (None: none matches; `decided`, the `[tools]` policy, holds).
+
+        The tool must be listed (`_policy` lists it). A policy may lower `[tools]`' `approve` to `auto`,
+        but never below what a changed pin requires (`decided` stricter than the `[tools]` rules).
+        """
+        if decided == "deny" or not self.catalog.rules.applicable(spec.name, call.server, call.tool):
+            return None
+        listed = self.pool.connection(call.server).listed(call.tool)
+        hints = listed.annotations if listed is not None else None
+        config = self.pool.servers[call.server]
+        ruled = self.catalog.rules.judge(
+            agent=spec.name,
+            server=call.server,
+            tool=call.tool,
+            arguments=call.arguments,
+            requester=call.requester,
+            trusted=config.trusted,
+            annotations=annotation_hints(hints),
+        )
+        read_only = hints.read_only_hint if hints is not None else None
+        base = policy.resolve(call.tool, call.server, spec.tools, trusted=config.trusted, read_only_hint=read_only)
+        if ruled is not None and ruled.policy == "auto" and decided != base:
+            return ruled.model_copy(update={"policy": decided})
+        return ruled
 
     @staticmethod
     def _check_key(call: ToolCall, workflow_id: str, *, write: bool) -> None:
@@ -169,11 +286,11 @@ class CallAuthority:
         key = call.idempotency_key
         if not write:
             if key is not None:
-                raise RefusedError("a read carries no idempotency key")
+                raise AuthorityRefusedError("a read carries no idempotency key")
             return
         base = f"{workflow_id}/{call.call_id}"
         if key is None or not (key == base or (key.startswith(base) and _INPUT_SUFFIX.match(key[len(base) :]))):
-            raise RefusedError(f"the idempotency key must be {base!r} (or {base + '/input-<n>'!r})")
+            raise AuthorityRefusedError(f"the idempotency key must be {base!r} (or {base + '/input-<n>'!r})")
 
     def _check_answer(
         self,
@@ -185,6 +302,7 @@ class CallAuthority:
         needed: int,
         namespace: str,
         chain: tuple[str, ...],
+        approvers: list[str] | None = None,
     ) -> None:
         """Enough distinct current approvers signed exactly this answer to this question of this call."""
         workflow_id = activity.info().workflow_id
@@ -195,6 +313,7 @@ class CallAuthority:
             spec,
             directory,
             needed=needed,
+            approvers=approvers,
             what="answer",
             bound=lambda claims: {
                 "namespace": claims.namespace == namespace,
@@ -216,15 +335,18 @@ class CallAuthority:
         namespace: str,
         workflow_id: str,
         chain: tuple[str, ...],
+        needed: int,
+        approvers: list[str] | None = None,
     ) -> None:
-        """Enough distinct current approvers signed an approval of exactly this call."""
+        """Enough distinct current approvers (a policy's `approvers`, else the agent's) approved exactly this call."""
         effective = arguments_sha256(call.arguments)
         self._check_signers(
             call.authority,
             call,
             spec,
             directory,
-            needed=spec.approval_config().required,
+            needed=needed,
+            approvers=approvers,
             what="approval",
             bound=lambda claims: {
                 "namespace": claims.namespace == namespace,
@@ -246,9 +368,12 @@ class CallAuthority:
         needed: int,
         what: str,
         bound: Callable[[DecisionClaims], dict[str, bool]],
+        approvers: list[str] | None = None,
     ) -> None:
         """At least `needed` distinct current approvers signed `tokens` bound as `bound` says."""
         config = spec.approval_config()
+        if approvers is not None:
+            config = config.model_copy(update={"approvers": approvers})
         verifier = Verifier(directory)
         allowed = {canonical_name(p) for p in _members(directory, [*config.approvers, *config.escalate_to])}
         requester = canonical_name(call.requester) if call.requester else None
@@ -260,9 +385,9 @@ class CallAuthority:
                 claims = verifier.signed_claims(token)
                 wrong = [name for name, ok in bound(claims).items() if not ok]
                 if wrong:
-                    raise RefusedError(f"it is for another call (its {', '.join(wrong)} differ)")
+                    raise AuthorityRefusedError(f"it is for another call (its {', '.join(wrong)} differ)")
                 if claims.iat > now + CLOCK_SKEW_SECONDS:
-                    raise RefusedError("it claims to be issued in the future")
+                    raise AuthorityRefusedError("it claims to be issued in the future")
                 # The signer's rules (a person signs for itself, a service asserts only whom it
                 # may), judged as when it was signed: expiry was checked when the run applied it.
                 verifier.identify(
@@ -282,16 +407,16 @@ class CallAuthority:
                 )
                 person = canonical_name(claims.sub)
                 if config.approvers and person not in allowed:
-                    raise RefusedError(f"{claims.sub[:80]!r} is not an approver of agent {spec.name!r} now")
+                    raise AuthorityRefusedError(f"{claims.sub[:80]!r} is not an approver of agent {spec.name!r} now")
                 if not config.allow_self_approval and requester is not None and person == requester:
-                    raise RefusedError(f"{claims.sub[:80]!r} requested the run")
-            except RefusedError as err:
+                    raise AuthorityRefusedError(f"{claims.sub[:80]!r} requested the run")
+            except AuthorityRefusedError as err:
                 reasons.append(str(err)[:200])
                 continue
             people.add(person)
         if len(people) < needed:
             why = f" ({'; '.join(reasons[:5])})" if reasons else ""
-            raise RefusedError(
+            raise AuthorityRefusedError(
                 f"it needs {needed} current approver(s), and {len(people)} signed {what}(s) of "
                 f"exactly this call count{why}"
             )
@@ -305,7 +430,7 @@ class CallAuthority:
             return found
         event = await _one_event(client, workflow_id, run_id, close=False)
         if event is None or not event.HasField("workflow_execution_started_event_attributes"):
-            raise RefusedError("the run's history does not start as a workflow does")
+            raise AuthorityRefusedError("the run's history does not start as a workflow does")
         attrs = event.workflow_execution_started_event_attributes
         found = _Start(
             workflow_type=attrs.workflow_type.name,
@@ -332,7 +457,7 @@ class CallAuthority:
                 break
             try:
                 await continued_by(client, workflow_id, current, started, task_queue)
-            except RefusedError:
+            except AuthorityRefusedError:
                 break
             current = started.continued_from
             chain.append(current)
@@ -350,14 +475,14 @@ class CallAuthority:
         try:
             started = await self._start(client, workflow_id, run_id)
             if started.workflow_type != AGENT_WORKFLOW or started.task_queue != info.task_queue:
-                raise RefusedError(f"the run is not an {AGENT_WORKFLOW} on task queue {info.task_queue!r}")
+                raise AuthorityRefusedError(f"the run is not an {AGENT_WORKFLOW} on task queue {info.task_queue!r}")
             if started.continued_from is None:
-                raise RefusedError("the run did not continue from another")
+                raise AuthorityRefusedError("the run did not continue from another")
             if started.initiator != BY_WORKFLOW:
                 how = INITIATORS.get(started.initiator, "an unknown initiator")
-                raise RefusedError(f"the run was started by {how}, not by its own continue-as-new")
+                raise AuthorityRefusedError(f"the run was started by {how}, not by its own continue-as-new")
             await continued_by(client, workflow_id, run_id, started, info.task_queue)
-        except RefusedError as err:
+        except AuthorityRefusedError as err:
             log.warning(
                 "checkpoint_refused", workflow_id=info.workflow_id, run_id=info.workflow_run_id, reason=str(err)
             )
@@ -367,26 +492,26 @@ class CallAuthority:
 
 
 async def continued_by(client: Client, workflow_id: str, run_id: str, started: _Start, task_queue: str) -> None:
-    """`RefusedError` unless the run `started` continued from is an `AgentWorkflow` on `task_queue`
+    """`AuthorityRefusedError` unless the run `started` continued from is an `AgentWorkflow` on `task_queue`
     whose last event continued it as new into `run_id`, with the input `run_id` started with."""
     previous = started.continued_from
     assert previous is not None
     first = await _one_event(client, workflow_id, previous, close=False)
     if first is None or not first.HasField("workflow_execution_started_event_attributes"):
-        raise RefusedError("the previous run has no history")
+        raise AuthorityRefusedError("the previous run has no history")
     attrs = first.workflow_execution_started_event_attributes
     if attrs.workflow_type.name != AGENT_WORKFLOW or attrs.task_queue.name != task_queue:
-        raise RefusedError(
+        raise AuthorityRefusedError(
             f"the previous run is a {attrs.workflow_type.name[:80]!r} on task queue {attrs.task_queue.name[:80]!r}"
         )
     last = await _one_event(client, workflow_id, previous, close=True)
     if last is None or last.event_type != EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
-        raise RefusedError("the previous run did not continue as new")
+        raise AuthorityRefusedError("the previous run did not continue as new")
     moved = last.workflow_execution_continued_as_new_event_attributes
     if moved.new_execution_run_id != run_id:
-        raise RefusedError("the previous run continued as another run")
+        raise AuthorityRefusedError("the previous run continued as another run")
     if moved.input.SerializeToString(deterministic=True) != started.input:
-        raise RefusedError("the run's input is not the one its previous run continued with")
+        raise AuthorityRefusedError("the run's input is not the one its previous run continued with")
 
 
 async def _one_event(client: Client, workflow_id: str, run_id: str, *, close: bool) -> HistoryEvent | None:
@@ -402,10 +527,22 @@ async def _one_event(client: Client, workflow_id: str, run_id: str, *, close: bo
             return event
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            raise RefusedError("the run does not exist in this namespace") from None
+            raise AuthorityRefusedError("the run does not exist in this namespace") from None
         # Nothing was sent: the workflow may try again.
         raise ToolNotSentError(f"the run's history could not be read to check the call: {err.message[:200]}") from err
     return None
+
+
+def annotation_hints(hints: ToolAnnotations | None) -> dict[str, bool | None]:
+    """A listed tool's four MCP hints by their spec names (None: the server did not say)."""
+    if hints is None:
+        return {}
+    return {
+        "readOnlyHint": hints.read_only_hint,
+        "destructiveHint": hints.destructive_hint,
+        "idempotentHint": hints.idempotent_hint,
+        "openWorldHint": hints.open_world_hint,
+    }
 
 
 def _members(directory: Directory, entries: list[str]) -> set[str]:

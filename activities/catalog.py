@@ -10,6 +10,7 @@ from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from activities import policy
+from activities.rules import PolicyRules
 from mcp_servers.tomlfiles import ConfigError, parse_duration, read_toml, validate
 from workflows.payloads import ApprovalConfig, Policy
 
@@ -87,17 +88,19 @@ class AgentSpec(_Strict):
 class Catalog:
     """Every declared agent by name, cross-checked against the server registry."""
 
-    def __init__(self, agents: dict[str, AgentSpec], files: dict[str, Path]) -> None:
+    def __init__(self, agents: dict[str, AgentSpec], files: dict[str, Path], rules: PolicyRules | None = None) -> None:
         self.agents = agents
         self.files = files
+        # The worker's Cedar policies (activities/rules.py), beside each agent's `[tools]` rules.
+        self.rules = rules or PolicyRules()
 
     def get(self, name: str) -> AgentSpec | None:
         """The agent called `name`, if declared."""
         return self.agents.get(name)
 
     @classmethod
-    def load(cls, directory: Path, server_names: set[str]) -> Catalog:
-        """Load `directory/*.toml`; any error names the file and the key, and nothing loads."""
+    def load(cls, directory: Path, server_names: set[str], policy_dir: Path | None = None) -> Catalog:
+        """Load `directory/*.toml` (and `policy_dir/*.cedar`); any error names the file and the key or line."""
         if not directory.is_dir():
             raise ConfigError(f"{directory}: agents directory not found (AIRLOCK_AGENTS_DIR)")
         agents: dict[str, AgentSpec] = {}
@@ -126,4 +129,4 @@ class Catalog:
                     raise ConfigError(f"{files[name]}: key 'handoffs[{index}]': unknown agent {target!r}")
         if not agents:
             raise ConfigError(f"{directory}: no agent files (*.toml) found")
-        return cls(agents, files)
+        return cls(agents, files, PolicyRules.load(policy_dir, agents=agents))

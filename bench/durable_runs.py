@@ -68,10 +68,10 @@ def worker_env(scenario: Scenario, address: str, task_queue: str) -> dict[str, s
     return env
 
 
-async def _wait_ready(worker: WorkerProcess) -> None:
+async def _wait_ready(worker: WorkerProcess, processes: int) -> None:
     deadline = time.monotonic() + READY_DEADLINE_S
     while time.monotonic() < deadline:
-        if READY_LINE in worker.log_file.read_text(errors="replace"):
+        if worker.log_file.read_text(errors="replace").count(READY_LINE) >= processes:
             worker.ready_s = time.perf_counter() - worker.spawned_at
             return
         if worker.proc.returncode is not None:
@@ -99,9 +99,10 @@ async def worker_process(
     *,
     python: str = sys.executable,
     args: Sequence[str] = (),
+    processes: int = 1,
 ) -> AsyncIterator[WorkerProcess]:
     """Start `python worker.py` (or a variant `script`, or another venv's `python`), wait until it
-    logs "worker ready", stop it."""
+    logs "worker ready" (once per worker process), stop it."""
     with log_file.open("wb") as sink:
         spawned_at = time.perf_counter()
         proc = await asyncio.create_subprocess_exec(
@@ -116,7 +117,7 @@ async def worker_process(
         )
     worker = WorkerProcess(proc, log_file, spawned_at)
     try:
-        await _wait_ready(worker)
+        await _wait_ready(worker, processes)
         yield worker
     finally:
         await _stop(proc)

@@ -1,8 +1,8 @@
 """Airlock benchmark: durable `AgentWorkflow` runs against the plain Agents SDK floor and
 against Temporal's own OpenAI Agents integration (the anchor).
 
-    python bench/run.py            # full: about 3-4 minutes on a 2-core machine (hard limit 420 s)
-    python bench/run.py --quick    # small counts, about 90 s
+    python bench/run.py            # full: about 20 minutes on a 2-core machine (hard limit 2400 s)
+    python bench/run.py --quick    # small counts, 500 and 2,000 waiting runs: about 5 minutes
     python bench/run.py --profile  # also record the worker with py-spy (bench/results/worker-profile.txt)
 
 Everything runs on loopback: the bundled Temporal dev server, `python worker.py` and the anchor
@@ -32,6 +32,7 @@ import anchor_runs
 import durable_runs
 import floor
 import report
+import run_events
 import scale
 from measure import CpuMeter, child_pids, summary_ms, throughput
 from plain_sdk import PlainRunner
@@ -57,7 +58,7 @@ class Plan:
     history_reps: tuple[int, ...]  # runs of plain and durable for each K in `ks`
     anchor_history_reps: tuple[int, ...]  # runs of the anchor for each K (0: not measured)
     approvals: int
-    scale_runs: int
+    scale_runs: tuple[int, ...]  # runs waiting at the gate at once, one batch per size
     hard_limit_s: float
     concurrency: tuple[int, ...] = (10, 50)
     ks: tuple[int, ...] = (5, 50, 200)
@@ -73,8 +74,9 @@ QUICK = Plan(
     history_reps=(3, 1, 1),
     anchor_history_reps=(2, 1, 0),
     approvals=5,
-    scale_runs=50,
-    hard_limit_s=150,
+    # The 10,000 figure takes several minutes: only in the full run.
+    scale_runs=(500, 2000),
+    hard_limit_s=600,
 )
 FULL = Plan(
     "full",
@@ -84,10 +86,12 @@ FULL = Plan(
     history_reps=(15, 7, 3),
     anchor_history_reps=(5, 1, 1),
     approvals=20,
-    scale_runs=500,
-    hard_limit_s=420,
+    scale_runs=(500, 2000, 10_000),
+    hard_limit_s=2400,
 )
 SIDES = ("plain", "durable", "anchor")
+# Uncounted runs per process of a fresh worker in measurement 9 (imports, sessions, caches hot).
+WARMUP_PER_PROCESS = 5
 
 
 @dataclass(frozen=True)
@@ -361,11 +365,52 @@ async def measure_all(plan: Plan, scenario: Scenario, options: Options) -> dict[
                     async with PlainRunner(scenario) as plain:
                         bench = Bench(plan, client, task_queue, anchor_queue, plain, worker, anchor_worker)
                         results.update(await _phases(bench, scenario, address, timings, options.profile))
-                with phase(f"7. scale: {plan.scale_runs} runs waiting at the gate", timings):
-                    results["scale"] = await scale.waiting_runs(client, address, task_queue, worker, plan.scale_runs)
+                with phase("9. worker processes: throughput with 1 and 2", timings):
+                    results["processes"] = await processes_phase(plan, client, scenario, address, options.worker)
+                sizes = ", ".join(map(str, plan.scale_runs))
+                with phase(f"7. scale: {sizes} runs waiting at the gate", timings):
+                    results["scale"] = await scale.scale_phase(client, address, task_queue, worker, plan.scale_runs)
         results["worker_log"] = durable_runs.log_problems(scenario.root / "worker.log")
         results["anchor_worker_log"] = durable_runs.log_problems(scenario.root / "anchor-worker.log")
     return results
+
+
+async def processes_phase(plan: Plan, client: Client, scenario: Scenario, address: str, script: Path) -> dict[str, Any]:
+    """Measurement 9: durable throughput at each concurrency with 1 and with 2 worker processes.
+
+    Two workers, `python worker.py --processes 1` and `--processes 2`, each on a task queue of its
+    own with the same scenario, both up (an idle worker costs next to nothing). At each level the
+    two are measured back to back, then again in the other order; each figure is the mean of its
+    two passes, so load that drifts during the phase weighs on both alike.
+    """
+    result: dict[str, Any] = {"k": BASE_K, "runs": plan.throughput_runs, "concurrency": list(plan.concurrency)}
+    queues = {count: f"airlock-bench-p{count}-{uuid.uuid4().hex[:8]}" for count in (1, 2)}
+    logs = {count: scenario.root / f"worker-{count}p.log" for count in (1, 2)}
+    async with contextlib.AsyncExitStack() as stack:
+        for count, queue in queues.items():
+            env = durable_runs.worker_env(scenario, address, queue)
+            await stack.enter_async_context(
+                durable_runs.worker_process(env, logs[count], script, args=("--processes", str(count)), processes=count)
+            )
+            for _ in range(WARMUP_PER_PROCESS * count):
+                await durable_runs.run(client, queue, reader_agent(BASE_K), PROMPT)
+
+        async def measured(count: int, level: int) -> float:
+            async def one() -> None:
+                await durable_runs.run(client, queues[count], reader_agent(BASE_K), PROMPT)
+
+            return await throughput(one, plan.throughput_runs, level)
+
+        for level in plan.concurrency:
+            samples: dict[int, list[float]] = {1: [], 2: []}
+            for order in ((1, 2), (2, 1)):
+                for count in order:
+                    samples[count].append(await measured(count, level))
+            p1, p2 = (sum(samples[count]) / len(samples[count]) for count in (1, 2))
+            result[f"c{level}"] = {"p1_rps": p1, "p2_rps": p2, "speedup": p2 / p1, "samples": samples}
+    for count in (1, 2):
+        result[f"p{count}_log"] = durable_runs.log_problems(logs[count])
+    return result
 
 
 def _meters(bench: Bench) -> None:
@@ -403,6 +448,8 @@ async def _phases(
     results["anchor_history_marginal_bytes_per_step"] = marginal_bytes(results["history"], "anchor_")
     with phase("5. approval latency", timings):
         results["approval"] = await approvals(bench)
+    with phase("10. live run events", timings):
+        results["events"] = await run_events.event_phase(bench.client, bench.task_queue, bench.plan.approvals)
     with phase("8. the Temporal floor", timings):
         results["floor"] = await floor_phase(bench, scenario, address)
     return results
@@ -445,7 +492,7 @@ async def main_async(plan: Plan, options: Options) -> dict[str, Any]:
 def main() -> None:
     """Parse flags, run, print the table and the targets, write JSON and the plot."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--quick", action="store_true", help="small counts; finishes in about 90 s")
+    parser.add_argument("--quick", action="store_true", help="small counts, no 10,000 waiting runs; about 5 minutes")
     parser.add_argument(
         "--profile",
         action="store_true",

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.api.common.v1 import Payload
 
+from console.errors import ConsoleError
 from mcp_servers.tomlfiles import ConfigError
 from runtime.codec import EncryptionCodec, PayloadDecryptionError, read_secret_file
 from runtime.settings import Settings
@@ -51,11 +52,11 @@ MAX_PAYLOADS = 1_000
 MAX_METADATA = 32
 
 
-class BadRequestError(Exception):
+class BadRequestError(ConsoleError):
     """A request body that is not a codec request; the message says what is wrong (HTTP 400)."""
 
 
-class TooLargeError(Exception):
+class BodyTooLargeError(ConsoleError):
     """A request body over the byte, payload or metadata limit (HTTP 413); the message says which."""
 
 
@@ -78,7 +79,7 @@ def make_app(codec: EncryptionCodec, *, token: str, origins: Sequence[str], max_
             try:
                 payloads = parse(await _body(request, max_body_bytes))
                 answered = await work(payloads)
-            except TooLargeError as err:
+            except BodyTooLargeError as err:
                 return _error(413, str(err) or f"request body over {max_body_bytes} bytes")
             except BadRequestError as err:
                 return _error(400, str(err))
@@ -126,14 +127,14 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
 async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError
+        raise BodyTooLargeError
     chunks: list[bytes] = []
     size = 0
     # Read as it streams: a body without (or lying about) its length stops at the limit too.
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLargeError
+            raise BodyTooLargeError
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -147,7 +148,7 @@ def parse(body: bytes) -> list[Payload]:
     if not isinstance(document, dict) or not isinstance(document.get("payloads", []), list):
         raise BadRequestError('the body must be a JSON object {"payloads": [...]}')
     if len(document.get("payloads", [])) > MAX_PAYLOADS:
-        raise TooLargeError(f"more than {MAX_PAYLOADS} payloads in one request")
+        raise BodyTooLargeError(f"more than {MAX_PAYLOADS} payloads in one request")
     payloads = []
     for index, item in enumerate(document.get("payloads", [])):
         where = f"payloads[{index}]"
@@ -157,7 +158,7 @@ def parse(body: bytes) -> list[Payload]:
         if not isinstance(metadata, dict):
             raise BadRequestError(f"{where}.metadata is not an object")
         if len(metadata) > MAX_METADATA:
-            raise TooLargeError(f"{where}.metadata has more than {MAX_METADATA} entries")
+            raise BodyTooLargeError(f"{where}.metadata has more than {MAX_METADATA} entries")
         fields = {key: _b64(value, f"{where}.metadata.{key[:_SHOWN]}") for key, value in metadata.items()}
         payloads.append(Payload(metadata=fields, data=_b64(item.get("data", ""), f"{where}.data")))
     return payloads

@@ -6,22 +6,26 @@ The CLI and the inbox both decide this way; a refused decision changes nothing i
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-# The gate prefixes a refused `review` with this; callers say `refused:` themselves.
-REFUSED_PREFIX = "refused: "
+from console.errors import DecisionNotRecordedError
+from workflows.errors import DecisionRefusedError, InvalidInputError
+from workflows.payloads import ApprovalRecordView, AuditEntryView, View
+
+ReplyT = TypeVar("ReplyT", bound=View)
 
 
-class DecisionRefusedError(Exception):
-    """The run refused the decision; the message is the run's reason, without the `refused:` prefix."""
+async def send_review(handle: WorkflowHandle[Any, Any], payload: dict[str, Any], wait: timedelta) -> ApprovalRecordView:
+    """Send a `review` payload and return the recorded decision; `DecisionNotRecordedError` says why not."""
+    return await send_update(handle, "review", payload, wait, ApprovalRecordView)
 
 
-async def send_review(handle: WorkflowHandle[Any, Any], payload: dict[str, Any], wait: timedelta) -> dict[str, Any]:
-    """Send a `review` payload and return the recorded decision; `DecisionRefusedError` says why not."""
-    return await send_update(handle, "review", payload, wait)
+async def send_answer(handle: WorkflowHandle[Any, Any], payload: dict[str, Any], wait: timedelta) -> AuditEntryView:
+    """Send an `answer` payload and return the recorded answer; `DecisionNotRecordedError` says why not."""
+    return await send_update(handle, "answer", payload, wait, AuditEntryView)
 
 
 async def send_update(
@@ -29,12 +33,23 @@ async def send_update(
     name: str,
     payload: dict[str, Any],
     wait: timedelta,
-) -> dict[str, Any]:
-    """Send a decision-like update (`review`, `answer`); the recorded result, or `DecisionRefusedError`."""
+    result_type: type[ReplyT],
+) -> ReplyT:
+    """Send a decision-like update (`review`, `answer`); the recorded result, or `DecisionNotRecordedError`.
+
+    The run refuses with `DecisionRefusedError`; a worker of the release before answered
+    `InvalidInputError` with the same `refused: ` prefix, which is accepted too until that release
+    is gone. The error's message is the run's reason, without the prefix.
+    """
     try:
-        record: dict[str, Any] = await handle.execute_update(name, payload, result_type=dict, rpc_timeout=wait)
+        # A view: fields a newer worker added to the record are ignored, not refused.
+        record: ReplyT = await handle.execute_update(name, payload, result_type=result_type, rpc_timeout=wait)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise DecisionRefusedError(reason.removeprefix(REFUSED_PREFIX)) from None
+        if DecisionRefusedError.is_type_of(cause) or InvalidInputError.is_type_of(cause):
+            reason = DecisionRefusedError.reason(cause.message)
+        else:
+            # Any other failure of the update: it recorded nothing either.
+            reason = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise DecisionNotRecordedError(reason) from None
     return record

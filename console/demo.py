@@ -25,7 +25,7 @@ from temporalio.service import RPCError
 
 from console import signing
 from runtime.settings import PROJECT_ROOT, Settings
-from workflows.payloads import AgentRequest, AgentResult, PendingApproval, RunStatus
+from workflows.payloads import AgentRequest, AgentResult, PendingApprovalView, RunStatus
 
 SCRIPT = PROJECT_ROOT / "agents" / "scripted.json"
 GATE_DEADLINE_S = 60.0
@@ -204,13 +204,15 @@ async def _gate_and_decide(handle: WorkflowHandle[object, AgentResult], settings
     say(f"  tool calls: {result.tool_calls}, model requests: {result.usage.requests}")
 
 
-async def _wait_for_gate(handle: WorkflowHandle[object, AgentResult]) -> PendingApproval:
+async def _wait_for_gate(handle: WorkflowHandle[object, AgentResult]) -> PendingApprovalView:
     deadline = time.monotonic() + GATE_DEADLINE_S
     status = RunStatus(state="starting", agent="support", turn=0, tool_calls=0)
     while time.monotonic() < deadline:
         status = await handle.query("status", result_type=RunStatus)
         if status.state == "awaiting_approval":
-            pending: list[PendingApproval] = await handle.query("pending_approvals", result_type=list[PendingApproval])
+            pending: list[PendingApprovalView] = await handle.query(
+                "pending_approvals", result_type=list[PendingApprovalView]
+            )
             if pending:
                 return pending[0]
         if status.state in ("completed", "failed", "cancelled"):

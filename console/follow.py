@@ -16,21 +16,23 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from console.progress import describe as describe_call
+from console.events import Feed
 from console.progress import progress_by_call
-from console.visible import visible, visible_lines
+from console.render import describe_call
+from console.waiting import has_poller
 from workflows.commands import YOU, Signer, answer_command, decision_command
-from workflows.payloads import AgentRequest, InFlightCall, PendingApproval, RunStatus
+from workflows.payloads import AgentRequest, InFlightCall, PendingApprovalView, RunStatus
+from workflows.visible import visible, visible_lines
 
 WORKFLOW_TYPE = "AgentWorkflow"
 POLL_S = 0.25
+# With nothing in flight the run's event stream says when to look again; this is the fallback
+# (a worker of a release before run events publishes none).
+IDLE_S = 2.0
 # A run still `starting` after this long, with no worker polling its queue, is reported.
 NO_WORKER_AFTER_S = 3.0
 QUERY_TIMEOUT = timedelta(seconds=5)
@@ -55,18 +57,6 @@ async def start(
         id=workflow_id or f"{agent}-{uuid.uuid4().hex[:12]}",
         task_queue=task_queue,
     )
-
-
-async def has_poller(client: Client, task_queue: str) -> bool:
-    """Whether any worker has polled `task_queue` for workflow tasks lately."""
-    reply = await client.workflow_service.describe_task_queue(
-        DescribeTaskQueueRequest(
-            namespace=client.namespace,
-            task_queue=TaskQueue(name=task_queue),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-        )
-    )
-    return bool(reply.pollers)
 
 
 @dataclass
@@ -106,7 +96,7 @@ class Progress:
                 self.calls[call.call_id] = line
                 self.say(line)
 
-    def pending(self, workflow_id: str, calls: list[PendingApproval]) -> None:
+    def pending(self, workflow_id: str, calls: list[PendingApprovalView]) -> None:
         """For each call newly waiting: what it is, whom it waits for, and the commands that decide it."""
         for call in calls:
             key = f"{call.call_id}/{call.arguments_sha256}"
@@ -151,6 +141,7 @@ async def follow(
     progress = Progress(say, signer=signer)
     started = time.monotonic()
     result_task: asyncio.Task[Any] = asyncio.create_task(handle.result())
+    feed = Feed(client, handle.id)
     try:
         while not result_task.done():
             status = await _status(handle)
@@ -160,7 +151,7 @@ async def follow(
                     progress.in_flight(status.in_flight, await progress_by_call(client, handle))
                 if status.state == "awaiting_approval":
                     calls = await handle.query(
-                        "pending_approvals", result_type=list[PendingApproval], rpc_timeout=QUERY_TIMEOUT
+                        "pending_approvals", result_type=list[PendingApprovalView], rpc_timeout=QUERY_TIMEOUT
                     )
                     progress.pending(handle.id, calls)
             if (
@@ -174,7 +165,12 @@ async def follow(
                     f"  no worker polls task queue {task_queue!r}: start one (`python worker.py`), "
                     "or check AIRLOCK_TASK_QUEUE"
                 )
-            await asyncio.wait({result_task}, timeout=POLL_S)
+            # A call in flight reports progress by heartbeat (no event), and a run not yet picked up
+            # has no stream: both are polled. Otherwise the run's next event wakes this loop.
+            busy = status is None or status.state == "starting" or bool(status.in_flight)
+            changed = asyncio.ensure_future(feed.changed())
+            await asyncio.wait({result_task, changed}, timeout=POLL_S if busy else IDLE_S)
+            changed.cancel()
         return True, result_task.result()
     except WorkflowFailureError as err:
         cause = err.cause
@@ -183,6 +179,7 @@ async def follow(
         return False, str(cause or err)
     finally:
         result_task.cancel()
+        await feed.close()
 
 
 async def _status(handle: WorkflowHandle[Any, Any]) -> RunStatus | None:

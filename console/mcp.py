@@ -1,6 +1,8 @@
 """`airlock mcp ...`: connect to a registered MCP server the way the worker does, for operators.
 
-`tools` lists a server's tools with annotations and the policy each gets; `call` calls one
+`tools` lists a server's tools with annotations, the policy each gets and, with pins on, whether
+each is pinned, changed or new (with the diff); `pin` writes their definitions' digests to the
+lock file (activities/pins.py), `pin --update SERVER TOOL` accepts one reviewed change; `call` calls one
 tool (it bypasses no gate: it is for checking a server, on the worker host); `login` is a
 person's one-time OAuth login for a server that needs one.
 """
@@ -11,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from mcp.client.context import ClientRequestContext
@@ -18,22 +21,25 @@ from mcp.client.session import ElicitationFnT
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitResult, ErrorData, Tool
 
-from activities import output_schema, policy
+from activities import output_schema, pins, policy
 from activities.catalog import Catalog
-from console.visible import visible, visible_lines
+from console.errors import ConsoleError
 from mcp_servers.client.auth import preregister, redirect_uri
+from mcp_servers.client.errors import ServerFailedError
 from mcp_servers.client.login import Browser, LoopbackLogin
-from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable, load_servers
+from mcp_servers.client.registry import McpPool, ServerConfig, load_servers
 from mcp_servers.client.results import render
 from mcp_servers.client.tasks import HIDDEN as TASKS_HIDDEN
 from mcp_servers.client.tasks import requires_tasks
+from mcp_servers.tomlfiles import ConfigError
 from runtime import logs
 from runtime.settings import Settings
+from workflows.visible import visible, visible_lines
 
 Elicit = ElicitationFnT
 
 
-class McpCommandError(Exception):
+class McpCommandError(ConsoleError):
     """An `airlock mcp` command could not do what it was asked (the message says why)."""
 
 
@@ -187,18 +193,111 @@ async def cmd_tools(args: argparse.Namespace) -> int:
         finally:
             await pool.close()
         rows = _policy_rows(args.server, servers[args.server], tools, args.agent)
-    except (McpCommandError, ServerUnavailable) as err:
+        pinned = _pin_rows(args.server, servers[args.server], tools, rows, Settings().resolved_tools_lock_file())
+    except (McpCommandError, ServerFailedError, ConfigError) as err:
         return _report(err)
     if args.output == "json":
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return 0
     width = max((len(row["name"]) for row in rows), default=4)
     policy_width = max((len(row["policy"]) for row in rows), default=6)
-    sys.stdout.write(f"{'TOOL':<{width}}  {'POLICY':<{policy_width}}  HINTS\n")
+    hints = [
+        ", ".join(f"{key}={value}" for key, value in row["annotations"].items() if key.endswith("Hint")) for row in rows
+    ]
+    # The PIN column comes last, so the table reads as before when pins are off.
+    hints_width = max(map(len, ["HINTS", *hints])) if pinned else 0
+    pin_head = "  PIN" if pinned else ""
+    sys.stdout.write(f"{'TOOL':<{width}}  {'POLICY':<{policy_width}}  {'HINTS':<{hints_width}}{pin_head}\n")
+    for row, hint in zip(rows, hints, strict=True):
+        pin = f"  {row.get('pin', '')}" if pinned else ""
+        line = f"{row['name']:<{width}}  {row['policy']:<{policy_width}}  {hint:<{hints_width}}{pin}"
+        sys.stdout.write(visible(line) + "\n")
     for row in rows:
-        hints = ", ".join(f"{key}={value}" for key, value in row["annotations"].items() if key.endswith("Hint"))
-        sys.stdout.write(visible(f"{row['name']:<{width}}  {row['policy']:<{policy_width}}  {hints}") + "\n")
+        if row.get("diff"):
+            # The server's text, as a reviewer must read it: every hidden character escaped.
+            sys.stdout.write(f"\n{row['name']}: {row['pin']} since pinned\n{visible_lines(row['diff'])}\n")
     return 0
+
+
+def _pin_rows(name: str, config: ServerConfig, tools: list[Tool], rows: list[dict[str, Any]], lock_file: Path) -> bool:
+    """Add each row's pin status (and diff) when pins are on for the server; whether they are."""
+    found = pins.load(lock_file)
+    mode = pins.mode(name, config, found)
+    if mode == "off":
+        return False
+    by_name = {tool.name: tool for tool in tools}
+    for row in rows:
+        tool = by_name.get(row["name"])
+        if tool is None:
+            continue
+        verdict = pins.compare(found.get(name, {}).get(tool.name), tool)
+        row["pin"] = verdict.status
+        if verdict.status != "pinned":
+            row["diff"] = verdict.diff
+            if row["policy"] in ("auto", "approve"):
+                row["policy"] = f"{'hidden' if mode == 'hide' else 'approve'} ({verdict.status} since pinned)"
+    return True
+
+
+async def pin(
+    servers: dict[str, ServerConfig], lock_file: Path, *, only: str | None = None, update: str | None = None
+) -> list[tuple[str, str, str]]:
+    """Pin tools in `lock_file`: every unpinned tool of `only` (or of every server), or the one `update` names.
+
+    A pin that no longer matches is kept unless `update` names its tool: accepting a change is
+    a reviewed, explicit step. Returns (server.tool, what happened, diff) for each tool looked at.
+    """
+    found = pins.load(lock_file)
+    done: list[tuple[str, str, str]] = []
+    names = [only] if only is not None else sorted(servers)
+    pool = McpPool({n: servers[n] for n in names}, output_checker=output_schema.CHECKER)
+    try:
+        for server in names:
+            listed = await pool.connection(server).list_tools()
+            if update is not None and update not in {tool.name for tool in listed}:
+                raise McpCommandError(f"server {server!r} offers no tool {update!r}")
+            kept = found.setdefault(server, {})
+            for tool in listed:
+                if (update is not None and tool.name != update) or not TOOL_NAME_REGEX.fullmatch(tool.name):
+                    continue
+                verdict = pins.compare(kept.get(tool.name), tool)
+                if verdict.status == "pinned":
+                    done.append((f"{server}.{tool.name}", "unchanged", ""))
+                elif verdict.status == "changed" and update is None:
+                    done.append((f"{server}.{tool.name}", "changed, kept (review, then --update)", verdict.diff))
+                else:
+                    kept[tool.name] = pins.Pin.of(tool)
+                    done.append((f"{server}.{tool.name}", "updated" if verdict.status == "changed" else "pinned", ""))
+    finally:
+        await pool.close()
+    pins.write(lock_file, {server: tools for server, tools in found.items() if tools})
+    return done
+
+
+async def cmd_pin(args: argparse.Namespace) -> int:
+    """`airlock mcp pin [SERVER]` or `airlock mcp pin --update SERVER TOOL`."""
+    settings = Settings()
+    lock_file = settings.resolved_tools_lock_file()
+    try:
+        if args.update is not None and args.server is not None:
+            raise McpCommandError("give SERVER either alone or with --update SERVER TOOL, not both")
+        server, tool = args.update if args.update is not None else (args.server, None)
+        servers = _servers(settings, server) if server is not None else _all_servers(settings)
+        done = await pin(servers, lock_file, only=server, update=tool)
+    except (McpCommandError, ServerFailedError, ConfigError) as err:
+        return _report(err)
+    for key, what, change in done:
+        sys.stdout.write(visible(f"{key}: {what}") + "\n")
+        if change:
+            sys.stdout.write(visible_lines(change) + "\n")
+    sys.stdout.write(f"wrote {lock_file}\n")
+    return 0
+
+
+def _all_servers(settings: Settings) -> dict[str, ServerConfig]:
+    logs.configure("WARNING")
+    os.environ.setdefault("TICKETS_LOG_LEVEL", "WARNING")
+    return load_servers(settings.mcp_servers_file, os.environ)
 
 
 async def cmd_call(args: argparse.Namespace) -> int:
@@ -218,7 +317,7 @@ async def cmd_call(args: argparse.Namespace) -> int:
         )
     except json.JSONDecodeError as err:
         return _report(McpCommandError(f"not JSON: {err.msg}"))
-    except (McpCommandError, ServerUnavailable) as err:
+    except (McpCommandError, ServerFailedError) as err:
         return _report(err)
     # The result is the server's: shown as the model would read it, hidden characters escaped.
     sys.stdout.write((json.dumps(raw, indent=2) if args.output == "json" else visible_lines(text)) + "\n")
@@ -229,7 +328,7 @@ async def cmd_login(args: argparse.Namespace) -> int:
     """`airlock mcp login SERVER`."""
     try:
         await login(args.server, _servers(Settings(), args.server))
-    except (McpCommandError, ServerUnavailable) as err:
+    except (McpCommandError, ServerFailedError) as err:
         return _report(err)
     sys.stderr.write(f"logged in to {args.server}; tokens are kept on this host (mode 0600)\n")
     return 0

@@ -1,4 +1,4 @@
-"""What a run's tool calls in flight are doing: the `status` query's calls plus their MCP progress.
+"""What a run's tool calls in flight are doing: their MCP progress, read from Temporal (shown by console.render).
 
 The workflow knows which calls are in flight (`status.in_flight`), but progress never enters
 history: it is the heartbeat of the activity running the call, which Temporal's describe
@@ -12,9 +12,6 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
-
-from console.visible import visible
-from workflows.payloads import InFlightCall
 
 TOOL_ACTIVITIES = ("airlock.read", "airlock.write")
 
@@ -36,14 +33,3 @@ async def progress_by_call(client: Client, handle: WorkflowHandle[Any, Any]) -> 
         if isinstance(details, dict) and isinstance(details.get("call_id"), str):
             found[details["call_id"]] = {**details, "attempt": pending.attempt}
     return found
-
-
-def describe(call: InFlightCall, progress: dict[str, Any] | None) -> str:
-    """One readable line: the call, and its progress when the server reported any (hidden characters escaped)."""
-    line = f"{call.server}.{call.tool} ({call.call_id})"
-    if not progress or progress.get("progress") is None:
-        return visible(line + ": running")
-    done, total = progress["progress"], progress.get("total")
-    amount = f"{done:g}/{total:g}" if total else f"{done:g}"
-    message = str(progress.get("message") or "")
-    return visible(f"{line}: {amount}" + (f" {message}" if message else ""))

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from console.errors import ConsoleError
 from runtime.settings import Settings
 from workflows.arguments import arguments_sha256
 from workflows.commands import YOU, Signer
@@ -65,7 +66,7 @@ DEV_SIGNER = "alice"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-class KeyFileError(Exception):
+class KeyFileError(ConsoleError):
     """A key file that cannot be written or read as an Ed25519 private key; the message says why."""
 
 

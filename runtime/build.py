@@ -1,29 +1,28 @@
-"""How Airlock's workflows and activities are hosted: worker, workflow runner and replayer.
+"""How Airlock's workflows and activities are hosted: the workflows, their runner, the activity list, the replayer.
 
-The determinism boundary. Every module that runs inside a workflow is pure: the banned-API lint
-(ruff TID251, scoped in pyproject.toml to every module the workflows import) refuses clocks,
-randomness and the environment in them, and a test proves the scope covers them all. Every
-workflow test replays its history in Temporal's sandbox with Airlock's own modules loaded (not
-passed through), so the sandbox checks each of them at run time, and checked-in histories of
-earlier releases replay the same way. Production workers run workflow code without the sandbox
-by default: it re-imports the workflow modules and hooks every import and payload of every run,
-which more than doubled the worker's CPU per step, for checks the tests already make.
-`AIRLOCK_WORKFLOW_SANDBOX=true` turns the checking sandbox on in production too.
+Everything in `workflows/` is pure: the banned-API lint (ruff TID251) covers the folder and a
+test asserts it imports nothing of Airlock's from elsewhere. Every workflow test replays its
+history in Temporal's sandbox with Airlock's own modules loaded (not passed through), so the
+sandbox checks each of them at run time, and checked-in histories of earlier releases replay the
+same way. Production workers run workflow code without the sandbox by default: it re-imports the
+workflow modules and hooks every import and payload of every run, which more than doubled the
+worker's CPU per step, for checks the tests already make. `AIRLOCK_WORKFLOW_SANDBOX=true` turns
+the checking sandbox on in production too. `runtime/plugin.py` bundles all of it for a worker.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Callable
 from typing import Any
 
-from temporalio.client import Client
+from temporalio import activity
 from temporalio.converter import DataConverter
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker, WorkflowRunner
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.airlock_activities import AirlockActivities
-from runtime.devserver import data_converter
-from runtime.interceptors import ScrubFailures
+from runtime.converter import data_converter
+from workflows import steps
 from workflows.agent_workflow import AgentWorkflow
 from workflows.pipeline_workflow import PipelineWorkflow
 
@@ -85,42 +84,38 @@ def workflow_runner(*, sandboxed: bool) -> WorkflowRunner:
     return checking_sandbox() if sandboxed else UnsandboxedWorkflowRunner()
 
 
-def activity_list(activities: AirlockActivities) -> Sequence[Any]:
-    """Every activity a worker registers."""
-    return [
-        activities.prepare,
-        activities.pipeline,
-        activities.model,
-        activities.read,
-        activities.write,
-        activities.notify,
-        activities.current_approvers,
-        activities.checkpoint_origin,
-    ]
+class StepMismatchError(Exception):
+    """The activities a worker implements are not exactly the steps the workflows declare."""
 
 
-def build_worker(
-    client: Client,
-    task_queue: str,
-    activities: AirlockActivities,
-    *,
-    sandboxed: bool = False,
-    **options: Any,
-) -> Worker:
-    """A worker that hosts every Airlock workflow and activity on `task_queue`.
+def _implemented(activities: object) -> dict[str, Callable[..., Any]]:
+    """The `@activity.defn` methods of `activities`, bound, by their Temporal names."""
+    found: dict[str, Callable[..., Any]] = {}
+    for attr in dir(type(activities)):
+        # Looked up statically, so a property of a half-built object is never evaluated.
+        member = inspect.getattr_static(type(activities), attr)
+        definition = activity._Definition.from_callable(member) if callable(member) else None
+        if definition is not None and definition.name is not None:
+            found[definition.name] = getattr(activities, attr)
+    return found
 
-    Every activity failure passes `ScrubFailures` first, so no secret reaches the history.
+
+def activity_list(activities: object) -> list[Callable[..., Any]]:
+    """Every activity a worker registers: `activities`' implementation of each declared step.
+
+    Derived from `workflows/steps.py`, never kept by hand: a declared step without an
+    implementation, or an implementation no step declares, stops the worker here.
     """
-    return Worker(
-        client,
-        task_queue=task_queue,
-        workflows=WORKFLOWS,
-        activities=activity_list(activities),
-        workflow_runner=workflow_runner(sandboxed=sandboxed),
-        # Innermost (last), so other interceptors (tracing, metrics) only ever see scrubbed failures.
-        interceptors=[*options.pop("interceptors", ()), ScrubFailures(activities.redactor)],
-        **options,
-    )
+    declared = [steps.name_of(declaration) for declaration in steps.STEPS]
+    found = _implemented(activities)
+    missing = [name for name in declared if name not in found]
+    extra = sorted(set(found) - set(declared))
+    if missing or extra:
+        raise StepMismatchError(
+            f"{type(activities).__name__} does not match workflows/steps.py: "
+            f"declared but not implemented {missing}, implemented but not declared {extra}"
+        )
+    return [found[name] for name in declared]
 
 
 def replayer(converter: DataConverter | None = None, *, namespace: str = "default") -> Replayer:

@@ -11,7 +11,7 @@ import os
 import shutil
 import socket
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -138,17 +138,21 @@ async def start(
     ui_port: int | None = None,
     namespace: str = "default",
     data_converter: DataConverter | None = None,
+    extra_args: Sequence[str] = (),
 ) -> WorkflowEnvironment:
     """Start `temporal server start-dev` on loopback with Airlock's search attributes registered.
 
     With `db_file` the server keeps its state in that SQLite file across restarts; the client it
-    returns uses `data_converter` (default: without encryption).
+    returns uses `data_converter` (default: without encryption). `extra_args` go to the server's
+    command line (the tests turn on time skipping with one).
     """
     if db_file is not None:
         db_file.parent.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     with _stdout_silenced():
-        env = await _start_local(db_file, port, ui_port, namespace, data_converter or converter.DATA_CONVERTER)
+        env = await _start_local(
+            db_file, port, ui_port, namespace, data_converter or converter.DATA_CONVERTER, extra_args
+        )
     # Had another server taken the port since it was checked, the client would be talking to it.
     others = {pid: command for pid, command in holders(port).items() if not _ours(pid)}
     if others:
@@ -183,6 +187,7 @@ async def _start_local(
     ui_port: int | None,
     namespace: str,
     data_converter: DataConverter,
+    extra_args: Sequence[str],
 ) -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         namespace=namespace,
@@ -199,6 +204,7 @@ async def _start_local(
         ui_port=ui_port,
         search_attributes=[SearchAttributeKey.for_keyword(name) for name in SEARCH_ATTRIBUTES],
         data_converter=data_converter,
+        dev_server_extra_args=list(extra_args),
     )
 
 

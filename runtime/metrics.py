@@ -9,6 +9,8 @@ They come out of the same Prometheus endpoint as Temporal's own (runtime/telemet
 - `airlock_pending_approvals{agent}`: calls waiting for a decision in the runs this worker holds;
 - `airlock_runs_awaiting_approval{agent}`: runs waiting at the gate, cluster-wide (visibility);
 - `airlock_approval_decision_seconds{agent, decision}`: request → decision (workflows/gate_metrics.py);
+- `airlock_mcp_tool_changes_total{server, status}`: tools found changed or new against their pins
+  (activities/pins.py), once per distinct definition a worker meets;
 - `airlock_dependency_up{kind, name}`: 1 when the model endpoint (`kind="model"`) or an MCP server
   (`kind="mcp_server"`) answered the worker's last probe, 0 when not (runtime/health.py).
 
@@ -54,6 +56,7 @@ BREAKER_STATE = "airlock_mcp_breaker_state"
 PENDING_APPROVALS = "airlock_pending_approvals"
 RUNS_WAITING = "airlock_runs_awaiting_approval"
 DEPENDENCY_UP = "airlock_dependency_up"
+TOOL_CHANGES = "airlock_mcp_tool_changes_total"
 SAMPLE_EVERY = timedelta(seconds=30)
 TOOL_ACTIVITIES = frozenset({"airlock.read", "airlock.write"})
 MODEL_ACTIVITY = "airlock.model"
@@ -272,3 +275,10 @@ class _RunEnds(WorkflowInboundInterceptor):
             ended = workflow.extern_functions().get(RUN_ENDED_EXTERN)
             if callable(ended):
                 ended(workflow.info().run_id)
+
+
+def tool_changed(server: str, status: str) -> None:
+    """Count one tool definition found changed or new against its pin, from inside an activity."""
+    if activity.in_activity():
+        counter = activity.metric_meter().create_counter(TOOL_CHANGES, "Tools found changed or new against their pins")
+        counter.add(1, {"server": server, "status": status})

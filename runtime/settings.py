@@ -36,7 +36,11 @@ class Settings(BaseSettings):
     agents_dir: Path = PROJECT_ROOT / "agents"
     # Pipelines live next to the agents they run unless told otherwise.
     pipelines_dir: Path | None = None
+    # Cedar policy files (docs/policy.md); None: `<agents dir>/policies` when that directory exists.
+    policy_dir: Path | None = None
     mcp_servers_file: Path = PROJECT_ROOT / "mcp_servers" / "servers.toml"
+    # Pinned tool definitions (`airlock mcp pin`); None: `tools.lock.toml` beside the servers file.
+    tools_lock_file: Path | None = None
     # Who may sign decisions; without it decisions are only asserted (the worker warns).
     approvers_file: Path | None = None
     data_dir: Path = Path(".airlock")
@@ -61,6 +65,12 @@ class Settings(BaseSettings):
 
     # Run workflow code in Temporal's checking sandbox on this worker too (tests always replay in it).
     workflow_sandbox: bool = False
+    # Workflows each worker process keeps cached (runs waiting at the gate among them); unset: sized
+    # from the memory the process may use (runtime/capacity.py, docs/scale.md).
+    max_cached_workflows: int | None = Field(default=None, gt=0)
+    # Workflow-worker processes `python worker.py` runs, each with its own Temporal runtime and MCP
+    # sessions (runtime/processes.py); one per core on a bigger host (docs/scale.md).
+    worker_processes: int = Field(default=1, ge=1, le=256)
     dev_ui_port: int = 8233
     # OpenTelemetry traces of every run, sent over OTLP/HTTP (docs/deploy.md, "Traces and metrics").
     tracing: bool = False
@@ -86,6 +96,12 @@ class Settings(BaseSettings):
     # The Ed25519 key of `[services.inbox]` in approvers.toml; without it decisions go unsigned.
     inbox_key_file: Path | None = None
     inbox_service_name: str = "inbox"
+    # Approving from Slack (console/slack, docs/slack.md): with `slack_file` (slack.toml: channels,
+    # the `[services.slack]` key, the inbox URL), `airlock inbox` also runs the Slack bridge and
+    # serves `/slack/interactions`. The two secrets live only on the inbox host.
+    slack_file: Path | None = None
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
 
     # Payload encryption (runtime/codec.py): off unless set; the worker, CLI and inbox all use it.
     codec_keys_file: Path | None = None
@@ -131,6 +147,19 @@ class Settings(BaseSettings):
     def resolved_pipelines_dir(self) -> Path:
         """Where pipeline files are read: `AIRLOCK_PIPELINES_DIR`, else `<agents dir>/pipelines`."""
         return self.pipelines_dir if self.pipelines_dir is not None else self.agents_dir / "pipelines"
+
+    def resolved_tools_lock_file(self) -> Path:
+        """Where pinned tool definitions are kept: `AIRLOCK_TOOLS_LOCK_FILE`, else beside the servers file."""
+        if self.tools_lock_file is not None:
+            return self.tools_lock_file
+        return self.mcp_servers_file.parent / "tools.lock.toml"
+
+    def resolved_policy_dir(self) -> Path | None:
+        """Where Cedar policies are read: `AIRLOCK_POLICY_DIR` (must exist), else `<agents dir>/policies` if present."""
+        if self.policy_dir is not None:
+            return self.policy_dir
+        default = self.agents_dir / "policies"
+        return default if default.is_dir() else None
 
     def resolved_provider(self) -> Literal["openai", "scripted"] | None:
         """The model provider to use: explicit setting, else `openai` when a key is set."""

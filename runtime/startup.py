@@ -21,10 +21,11 @@ from pydantic import ValidationError
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.models import ModelBackend, OpenAIModel
-from mcp_servers.client.registry import McpPool, ServerUnavailable
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool
 from mcp_servers.tomlfiles import ConfigError
 from runtime.devserver import SEARCH_ATTRIBUTES
 from runtime.settings import Settings
@@ -74,6 +75,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
             )
         )
     except RPCError as err:
+        if err.status == RPCStatusCode.ALREADY_EXISTS:
+            return []  # another worker (or worker process) starting at the same moment created them
         raise ConfigError(
             f"namespace {namespace} lacks the search attributes {', '.join(missing)} and this worker could not "
             f"create them ({err.message}). Without them no run gets past `starting`. Create them with: "
@@ -109,7 +112,7 @@ async def unreachable_servers(pool: McpPool, names: Iterable[str]) -> dict[str, 
     async def probe(name: str) -> str | None:
         try:
             await asyncio.wait_for(pool.connection(name).list_tools(), CHECK_TIMEOUT_S)
-        except (ServerUnavailable, TimeoutError, OSError) as err:
+        except (ServerFailedError, TimeoutError, OSError) as err:
             return str(err) or type(err).__name__
         return None
 

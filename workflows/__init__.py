@@ -1,1 +1,4 @@
-"""Temporal side of Airlock: workflows, the activities they schedule, and the durable runner glue."""
+"""Inside a workflow: the workflow classes and their handlers, the gate, judging, payloads, errors.
+
+Deterministic, and imports nothing of Airlock's outside this folder (tests/workflows/test_determinism.py).
+"""

@@ -20,7 +20,7 @@ def build_agents(plan: RunPlan, runtime: ToolRuntime) -> dict[str, Agent[Any]]:
             name=name,
             instructions=spec.instructions,
             handoff_description=spec.handoff_description or None,
-            model=DurableModel(spec, runtime.ledger, timeout),
+            model=DurableModel(spec, runtime.ledger, timeout, runtime.events),
             tools=[build_tool(tool, spec, runtime) for tool in spec.tools],
         )
         for name, spec in plan.agents.items()

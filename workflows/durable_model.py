@@ -1,4 +1,4 @@
-"""The Agents SDK `Model` whose every turn is the `airlock.model` local activity.
+"""The Agents SDK `Model` whose every turn is the `airlock.model` local activity (`steps.MODEL`).
 
 Runs inside the workflow: no I/O, clock, randomness or environment (the banned-API lint checks).
 """
@@ -11,34 +11,25 @@ from typing import Any
 from agents import FunctionTool, ModelResponse
 from agents import Usage as SdkUsage
 from agents.models.interface import Model
-from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import steps
 from workflows.budget import BudgetStop, Ledger
 from workflows.decoding import cut
-from workflows.errors import ModelError, local_failure
+from workflows.errors import ModelError
+from workflows.events import RunEvents
 from workflows.limits import MAX_MODEL_REPLY_BYTES
 from workflows.model_output import OUTPUT_ITEM
 from workflows.payloads import FORWARDED_MODEL_SETTINGS, AgentPlan, HandoffSpec, ModelCall, ModelReply, ToolSpec
-
-MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=60),
-    maximum_attempts=8,
-    non_retryable_error_types=["ModelError"],
-)
 
 
 class DurableModel(Model):
     """An Agents SDK model whose every turn is the `airlock.model` local activity."""
 
-    def __init__(self, plan: AgentPlan, ledger: Ledger, timeout: timedelta) -> None:
+    def __init__(self, plan: AgentPlan, ledger: Ledger, timeout: timedelta, events: RunEvents | None = None) -> None:
         self.plan = plan
         self.ledger = ledger
         self.timeout = timeout
+        self.events = events
 
     async def get_response(
         self,
@@ -85,22 +76,17 @@ class DurableModel(Model):
         )
         self.ledger.turns += 1
         self.ledger.local_steps += 1
-        try:
-            reply = await self.ledger.room.run(
-                MAX_MODEL_REPLY_BYTES,
-                lambda: workflow.execute_local_activity(
-                    steps.model,
-                    call,
-                    start_to_close_timeout=self.timeout,
-                    retry_policy=MODEL_RETRY,
-                    summary=f"{self.plan.name} / model",
-                ),
-            )
-        except (ActivityError, ApplicationError) as err:
-            cause = local_failure(err)
-            if ModelError.is_type_of(cause):
-                raise ModelError(cause.message) from None
-            raise ModelError(f"model call failed after retries: {cause}") from None
+        reply = await self.ledger.room.run(
+            MAX_MODEL_REPLY_BYTES,
+            lambda: steps.run_local(
+                steps.MODEL,
+                call,
+                start_to_close=self.timeout,
+                summary=f"{self.plan.name} / model",
+                keep=(ModelError,),
+                failed=lambda failure: ModelError(f"model call failed after retries: {failure}"),
+            ),
+        )
         reused = reused_call_id(call.input, reply.output)
         if reused is not None:
             # The SDK silently drops a call that repeats an earlier one's id and asks the model
@@ -114,6 +100,8 @@ class DurableModel(Model):
         if usage.input_tokens + usage.output_tokens > self.plan.max_total_tokens:
             self.ledger.exceeded = f"max_total_tokens ({self.plan.max_total_tokens}) exceeded"
             raise BudgetStop(self.ledger.exceeded)
+        if self.events is not None:
+            self.events.publish("model_turn", agent=self.plan.name, turn=self.ledger.turns, text=reply_text(reply))
         return model_response(reply)
 
     def stream_response(self, *args: Any, **kwargs: Any) -> Any:
@@ -135,6 +123,18 @@ def reused_call_id(conversation: list[dict[str, Any]], output: list[dict[str, An
         (item["call_id"] for item in output if isinstance(item.get("call_id"), str) and item["call_id"] in earlier),
         None,
     )
+
+
+def reply_text(reply: ModelReply) -> str:
+    """The text the model wrote in its reply (its messages' text parts), without its tool calls."""
+    parts = [
+        part["text"]
+        for item in reply.output
+        if item.get("type") == "message" and isinstance(item.get("content"), list)
+        for part in item["content"]
+        if isinstance(part, dict) and isinstance(part.get("text"), str)
+    ]
+    return "\n".join(parts)
 
 
 def model_response(reply: ModelReply) -> ModelResponse:

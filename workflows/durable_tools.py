@@ -14,35 +14,30 @@ from typing import Any
 from agents import FunctionTool, RunContextWrapper, ToolOutputImage, ToolOutputText
 from agents.tool_context import ToolContext
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows import steps
 from workflows.arguments import parse_arguments, schema_errors
 from workflows.budget import BudgetStop, Ledger
-from workflows.errors import ToolNotSentError, UnauthorizedCallError, local_failure
+from workflows.errors import ToolNotSentError, UnauthorizedCallError
+from workflows.events import RunEvents
 from workflows.gate import ApprovalGate
-from workflows.identity import RefusedError
+from workflows.identity import AuthorityRefusedError
 from workflows.limits import READ_REPLY_OVERHEAD_BYTES
-from workflows.payloads import AgentPlan, GivenAnswer, InFlightCall, InputQuestion, ToolCall, ToolPlan, ToolReply
+from workflows.payloads import (
+    AgentPlan,
+    GivenAnswer,
+    InFlightCall,
+    InputQuestion,
+    RuleRequest,
+    Ruling,
+    ToolCall,
+    ToolPlan,
+    ToolReply,
+)
+from workflows.steps import FailedStep
 
-READ_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=200),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-)
-IDEMPOTENT_WRITE_RETRY = RetryPolicy(
-    initial_interval=timedelta(milliseconds=500),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=10),
-    maximum_attempts=5,
-)
-# A write that is not known to be idempotent is sent at most once per activity; the workflow
-# re-sends it only when the activity proved nothing was sent (`ToolNotSent`).
-SINGLE_ATTEMPT = RetryPolicy(maximum_attempts=1)
 NOT_SENT_RESENDS = 3
-HEARTBEAT_TIMEOUT = timedelta(seconds=5)
 
 # Asks people one question a call's server sent; None when the call may not ask any more.
 Ask = Callable[[str, str, ToolPlan, dict[str, Any], InputQuestion], Awaitable[GivenAnswer | None]]
@@ -63,13 +58,25 @@ class ToolRuntime:
     in_flight: dict[str, InFlightCall] = field(default_factory=dict)
     # Where a server's input request (elicitation) waits for a person; None: it is refused.
     ask: Ask | None = None
+    # The run's live events (workflows/events.py); None: nothing is published.
+    events: RunEvents | None = None
 
 
 def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> FunctionTool:
     """An SDK function tool whose call is an activity, behind the gate when its policy says so."""
 
     async def needs_approval(_ctx: RunContextWrapper[Any], params: dict[str, Any], call_id: str) -> bool:
-        if tool.policy == "auto":
+        decided = tool.policy
+        rule: str | None = None
+        if tool.rules and not schema_errors(tool.input_schema, params):
+            ruling = await _ruled(call_id, params, tool, agent, runtime)
+            rule = ruling.rule
+            if ruling.policy == "deny":
+                _ruled_event(runtime, call_id, agent, tool, "deny", rule)
+                return False  # `invoke` tells the model, naming the rule
+            decided = ruling.policy
+        _ruled_event(runtime, call_id, agent, tool, decided, rule)
+        if decided == "auto":
             return runtime.checkpoint_due()
         ledger = runtime.ledger
         # Past the budget nobody is asked: `invoke` tells the model (or stops the run). Runs that
@@ -87,7 +94,7 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         call_id = ctx.tool_call_id
         ledger = runtime.ledger
         # Checked before the arguments: a flood of calls past the budget costs no validation each.
-        if tool.policy == "approve" and call_id in ledger.over_budget:
+        if (tool.policy == "approve" or tool.rules) and call_id in ledger.over_budget:
             if ledger.tool_calls >= agent.max_tool_calls:
                 ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
                 raise BudgetStop(ledger.exceeded)
@@ -100,15 +107,35 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         if arguments is None:
             return f"Error: {tool.name} was not called: {problem}."
         note = ""
+        gated = tool.policy == "approve"
+        if tool.rules:
+            # Gated when the gate holds the call; else as the policies ruled, in this task or (a call
+            # that paused only for a checkpoint, carried into a new run) judged again now.
+            ruling = runtime.gate.rulings.get(call_id)
+            if runtime.gate.get(call_id) is None and ruling is None:
+                ruling = await _ruled(call_id, arguments, tool, agent, runtime)
+            if ruling is not None and ruling.policy == "deny":
+                runtime.gate.deny(
+                    call_id,
+                    agent=agent.name,
+                    server=tool.server,
+                    tool=tool.name,
+                    arguments=arguments,
+                    ruling=ruling,
+                    now=workflow.now(),
+                )
+                why = f": {ruling.reason}" if ruling.reason else ""
+                return f"Error: {tool.name} was not called: policy {ruling.rule} denies it{why}."
+            gated = runtime.gate.get(call_id) is not None or (ruling.policy if ruling else tool.policy) == "approve"
         try:
-            if tool.policy == "approve":
+            if gated:
                 approved = runtime.gate.release(call_id, server=tool.server, tool=tool.name, requested=arguments)
                 if approved != arguments:
                     note = f"Note: an approver edited this call; it ran with the arguments {json.dumps(approved)}.\n"
                 arguments = approved
             elif not tool.read_only and not runtime.gate.start(call_id):
-                raise RefusedError(f"call id {call_id[:200]!r} already ran")
-        except RefusedError as err:
+                raise AuthorityRefusedError(f"call id {call_id[:200]!r} already ran")
+        except AuthorityRefusedError as err:
             return f"Error: {tool.name} was not called: {err}."
         if ledger.tool_calls >= agent.max_tool_calls:
             ledger.exceeded = f"max_tool_calls ({agent.max_tool_calls}) exceeded"
@@ -122,14 +149,27 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
             call_id=call_id,
             images=agent.model_takes_images,
             # The worker runs a gated call only with the signed approvals that count for it.
-            authority=runtime.gate.proofs_of(call_id) if tool.policy == "approve" else [],
+            authority=runtime.gate.proofs_of(call_id) if gated else [],
             requester=runtime.gate.requester,
+            # The definition the model and any approver judged: the worker sends nothing if it changed.
+            definition_sha256=tool.definition_sha256,
         )
         if not tool.read_only:
             call.idempotency_key = f"{runtime.workflow_id}/{call_id}"
         reply = await _answered(call, call_id, tool, runtime)
-        if tool.policy == "approve" or not tool.read_only:
+        if gated or not tool.read_only:
             runtime.on_outcome(call_id, reply.outcome)
+        if runtime.events is not None:
+            # The result's start only, as the worker scrubbed it; never the arguments.
+            runtime.events.publish(
+                "tool_finished",
+                call_id=call_id,
+                agent=agent.name,
+                server=tool.server,
+                tool=tool.name,
+                outcome=reply.outcome if reply.outcome != "input_required" else "error",
+                text=reply.text,
+            )
         text = note + (reply.text if reply.outcome == "ok" else f"Error: {reply.text}")
         if not reply.images:
             return text
@@ -147,6 +187,45 @@ def build_tool(tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime) -> Functi
         strict_json_schema=False,
         needs_approval=needs_approval,
     )
+
+
+def _ruled_event(
+    runtime: ToolRuntime, call_id: str, agent: AgentPlan, tool: ToolPlan, policy: str, rule: str | None
+) -> None:
+    """Tell subscribers the model asked for a call and how it is ruled, once per call id."""
+    if runtime.events is None or not runtime.events.first_time(call_id):
+        return
+    named = {"call_id": call_id, "agent": agent.name, "server": tool.server, "tool": tool.name}
+    runtime.events.publish("tool_requested", **named)
+    runtime.events.publish("tool_policy", policy=policy, rule=rule, **named)
+
+
+async def _ruled(
+    call_id: str, arguments: dict[str, Any], tool: ToolPlan, agent: AgentPlan, runtime: ToolRuntime
+) -> Ruling:
+    """The worker's Cedar policies on this call, judged now in a local step (its result is recorded).
+
+    A ruling of no policy (`rule` None) leaves the plan's policy; a step that fails denies the call.
+    """
+    ruling = await steps.run_local(
+        steps.RULE,
+        RuleRequest(
+            agent=agent.name,
+            server=tool.server,
+            tool=tool.name,
+            arguments=arguments,
+            requester=runtime.gate.requester,
+        ),
+        summary=f"{agent.name} / {tool.server}.{tool.name} policy",
+        failed=lambda failure: Ruling(
+            policy="deny", rule="cedar", reason=f"the policies could not judge it: {str(failure)[:200]}"
+        ),
+    )
+    if ruling.rule is None:
+        ruling = Ruling(policy=tool.policy)
+    else:
+        runtime.gate.rulings[call_id] = ruling
+    return ruling
 
 
 async def _answered(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRuntime) -> ToolReply:
@@ -183,6 +262,8 @@ async def _answered(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolR
 async def _send(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRuntime) -> ToolReply:
     """One send of the call, listed as in flight (for the `status` query) while its activity runs."""
     runtime.in_flight[call_id] = InFlightCall(call_id=call_id, server=tool.server, tool=tool.name, since=workflow.now())
+    if runtime.events is not None:
+        runtime.events.publish("tool_started", call_id=call_id, agent=call.agent, server=tool.server, tool=tool.name)
     try:
         if not tool.read_only:
             return await _write(call, tool)
@@ -198,65 +279,56 @@ async def _send(call: ToolCall, call_id: str, tool: ToolPlan, runtime: ToolRunti
 
 
 async def _read(call: ToolCall, tool: ToolPlan) -> ToolReply:
-    try:
-        if tool.long_running:
-            # An ordinary activity heartbeats: progress shows in describe, cancellation arrives.
-            return await workflow.execute_activity(
-                steps.read,
-                call,
-                start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=READ_RETRY,
-                summary=f"{call.agent} / {call.server}.{call.tool}",
-            )
-        reply = await workflow.execute_local_activity(
-            steps.read,
-            call,
-            start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-            retry_policy=READ_RETRY,
-            summary=f"{call.agent} / {call.server}.{call.tool}",
+    summary = f"{call.agent} / {call.server}.{call.tool}"
+    timeout = timedelta(seconds=tool.timeout_seconds)
+    if not tool.long_running:
+        return await steps.run_local(
+            steps.READ, call, start_to_close=timeout, summary=summary, failed=lambda failure: _unanswered(call, failure)
         )
-        return reply
-    except (ActivityError, ApplicationError) as err:
-        if UnauthorizedCallError.is_type_of(local_failure(err)):
-            return _refused(call, err)
-        return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(err)}", outcome="error")
+    try:
+        return await steps.run(steps.LONG_READ, call, start_to_close=timeout, summary=summary)
+    except ActivityError as err:
+        return _unanswered(call, FailedStep(err))
+
+
+def _unanswered(call: ToolCall, failure: FailedStep) -> ToolReply:
+    """The model's reply for a read that failed: refused by the worker, or unavailable."""
+    if failure.is_(UnauthorizedCallError):
+        return _refused(call, failure)
+    return ToolReply(text=f"{call.server}.{call.tool} is unavailable: {_reason(failure)}", outcome="error")
 
 
 async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     summary = f"{call.agent} / {call.server}.{call.tool}"
     for attempt in range(NOT_SENT_RESENDS + 1):
         try:
-            reply = await workflow.execute_activity(
-                steps.write,
+            return await steps.run(
+                steps.IDEMPOTENT_WRITE if tool.idempotent else steps.WRITE,
                 call,
-                start_to_close_timeout=timedelta(seconds=tool.timeout_seconds),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=IDEMPOTENT_WRITE_RETRY if tool.idempotent else SINGLE_ATTEMPT,
+                start_to_close=timedelta(seconds=tool.timeout_seconds),
                 summary=summary,
             )
-            return reply
         except ActivityError as err:
-            cause = err.cause
-            if UnauthorizedCallError.is_type_of(cause):
-                return _refused(call, err)
-            not_sent = ToolNotSentError.is_type_of(cause)
+            failure = FailedStep(err)
+            if failure.is_(UnauthorizedCallError):
+                return _refused(call, failure)
+            not_sent = failure.is_(ToolNotSentError)
             if not_sent and attempt < NOT_SENT_RESENDS:
                 await workflow.sleep(timedelta(seconds=2**attempt))
                 continue
             if not_sent:
-                return ToolReply(text=f"{summary} was not sent: {_reason(err)}", outcome="error")
+                return ToolReply(text=f"{summary} was not sent: {_reason(failure)}", outcome="error")
             if tool.idempotent:
                 # Retried by policy: each attempt may have reached the server, under one key.
                 repeated = (
-                    f"it may have been sent up to {IDEMPOTENT_WRITE_RETRY.maximum_attempts} times, each with the "
+                    f"it may have been sent up to {steps.IDEMPOTENT_WRITE.retry.maximum_attempts} times, each with the "
                     f"same idempotency key {call.idempotency_key!r}"
                 )
             else:
                 repeated = "it was not repeated"
             return ToolReply(
                 text=(
-                    f"the outcome of {call.server}.{call.tool} is unknown ({_reason(err)}); "
+                    f"the outcome of {call.server}.{call.tool} is unknown ({_reason(failure)}); "
                     f"it may or may not have been applied, and {repeated}"
                 ),
                 outcome="outcome_unknown",
@@ -264,13 +336,13 @@ async def _write(call: ToolCall, tool: ToolPlan) -> ToolReply:
     raise AssertionError("unreachable")
 
 
-def _refused(call: ToolCall, err: ActivityError | ApplicationError) -> ToolReply:
+def _refused(call: ToolCall, failure: FailedStep) -> ToolReply:
     """The reply for a call the worker refused to send: nothing was sent, and it is not tried again."""
-    return ToolReply(text=f"{call.server}.{call.tool} was not called: {_reason(err)}", outcome="error")
+    return ToolReply(text=f"{call.server}.{call.tool} was not called: {_reason(failure)}", outcome="error")
 
 
-def _reason(err: ActivityError | ApplicationError) -> str:
-    cause = local_failure(err)
+def _reason(failure: FailedStep) -> str:
+    cause = failure.cause
     while cause is not None and cause.__cause__ is not None and not isinstance(cause, ApplicationError):
         cause = cause.__cause__
-    return str(cause or err)[:300]
+    return str(cause or failure.error)[:300]

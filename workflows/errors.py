@@ -1,8 +1,10 @@
-"""Every failure Airlock raises, in one place: each class is a stable `ApplicationError.type`.
+"""Every failure that crosses the wire, in one place: each class is a stable `ApplicationError.type`.
 
-Domain errors end a run or a step for good, and their type is the class name. Step failures are
-raised by activities and handled by retry policies or workflow code; their type names are
-recorded in histories and read on replay, so they are kept as they were first released.
+All derive from `AirlockError`. Domain errors end a run (or refuse a message) for good, and their
+type is the class name. Step failures are raised by activities and handled by retry policies or
+workflow code; their type names were released before this base existed, are recorded in
+histories and read on replay, so each keeps the `TYPE` it was first released with. The whole
+vocabulary, with who raises what, is in docs/errors.md.
 """
 
 from __future__ import annotations
@@ -14,15 +16,31 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 
 class AirlockError(ApplicationError):
-    """Base of every domain error; the class name is the failure type callers see."""
+    """Base of every failure Airlock sends over the wire; `TYPE` is the failure type callers see."""
 
-    def __init__(self, message: str, *details: object, non_retryable: bool = True) -> None:
-        super().__init__(message, *details, type=type(self).__name__, non_retryable=non_retryable)
+    # The class name unless a subclass pins the name it was first released with.
+    TYPE: ClassVar[str] = "AirlockError"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "TYPE" not in cls.__dict__:
+            cls.TYPE = cls.__name__
+
+    def __init__(
+        self,
+        message: str,
+        *details: object,
+        non_retryable: bool = True,
+        next_retry_delay: timedelta | None = None,
+    ) -> None:
+        super().__init__(
+            message, *details, type=self.TYPE, non_retryable=non_retryable, next_retry_delay=next_retry_delay
+        )
 
     @classmethod
     def is_type_of(cls, failure: BaseException | None) -> TypeGuard[ApplicationError]:
         """Whether `failure` (as it crossed the wire) is one of these."""
-        return isinstance(failure, ApplicationError) and failure.type == cls.__name__
+        return isinstance(failure, ApplicationError) and failure.type == cls.TYPE
 
 
 class InvalidInputError(AirlockError):
@@ -69,18 +87,29 @@ class PayloadTooLargeError(AirlockError):
     """What a model or MCP server sent does not fit Temporal's limits; the message names the limit."""
 
 
-class StepFailure(ApplicationError):
-    """A failure of one step, retried by its policy unless `non_retryable`; `TYPE` never changes."""
+class DecisionRefusedError(AirlockError):
+    """A `review` or `answer` update the run refused; it changed nothing, and the message says why."""
 
-    TYPE: ClassVar[str]
-
-    def __init__(self, message: str, *, non_retryable: bool = False, next_retry_delay: timedelta | None = None) -> None:
-        super().__init__(message, type=self.TYPE, non_retryable=non_retryable, next_retry_delay=next_retry_delay)
+    # Refusals crossed the wire as `InvalidInputError("refused: <reason>")` before this type: the
+    # prefix stays for one release so a client that strips it keeps working (docs/compatibility.md).
+    PREFIX: ClassVar[str] = "refused: "
 
     @classmethod
-    def is_type_of(cls, failure: BaseException | None) -> TypeGuard[ApplicationError]:
-        """Whether `failure` (as it crossed the wire) is one of these."""
-        return isinstance(failure, ApplicationError) and failure.type == cls.TYPE
+    def because(cls, reason: object) -> DecisionRefusedError:
+        """The refusal of a decision for `reason`, as it crosses the wire."""
+        return cls(f"{cls.PREFIX}{reason}")
+
+    @classmethod
+    def reason(cls, message: str) -> str:
+        """The reason in a refusal's message, without the prefix (also that of an older worker)."""
+        return message.removeprefix(cls.PREFIX)
+
+
+class StepFailure(AirlockError):
+    """A failure of one step, retried by its policy unless `non_retryable`; its `TYPE` never changes."""
+
+    def __init__(self, message: str, *, non_retryable: bool = False, next_retry_delay: timedelta | None = None) -> None:
+        super().__init__(message, non_retryable=non_retryable, next_retry_delay=next_retry_delay)
 
 
 class ServerUnreachableError(StepFailure):

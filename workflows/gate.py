@@ -1,9 +1,10 @@
-"""The approval gate: gated calls, the one place decisions on them are judged, and the audit.
+"""The approval gate: gated calls, and the one place decisions on them are judged and recorded.
 
 Pure and deterministic: the workflow passes in `workflow.now()`, so the gate can be unit-tested
 and carried across continue-as-new as plain data. A decision counts only for the call it names,
-the arguments hash its sender saw, an identity the verifier proves, and a person the agent's
-`[approval]` table allows; anything else changes nothing and is audited as refused.
+the arguments hash its sender saw, an identity the run's authority proves, and a person the
+agent's `[approval]` table allows (`workflows/authority.py`); anything else changes nothing and
+is audited as refused, in the run's one audit log (`workflows/audit.py`).
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from workflows.arguments import arguments_sha256, schema_errors
+from workflows.audit import AuditLog
+from workflows.authority import Authority, escalation_at
 from workflows.decoding import cut
-from workflows.identity import Expected, Identity, RefusedError, Verifier, canonical_name
+from workflows.identity import AuthorityRefusedError, Identity, canonical_name
 from workflows.payloads import (
     ApprovalConfig,
     ApprovalRecord,
@@ -27,11 +30,8 @@ from workflows.payloads import (
     PendingApproval,
     Reject,
     Review,
+    Ruling,
 )
-
-# Refused attempts are listed one by one up to this many per run; later ones are only counted,
-# so a flood of refused signals cannot grow the audit (queries, continue-as-new) without bound.
-MAX_REFUSALS_LISTED = 100
 
 Kind = Literal["approve", "reject"]
 
@@ -80,38 +80,31 @@ class ApprovalGate:
         self,
         config_of: Callable[[str], ApprovalConfig],
         schema_of: Callable[[ApprovalRecord], dict[str, Any]],
-        verifier: Verifier,
+        authority: Authority,
+        audit: AuditLog | None = None,
         *,
-        workflow_id: str,
-        requester: str | None,
-        namespace: str = "",
-        run_id: str = "",
         records: list[ApprovalRecord] | None = None,
-        audit: list[AuditEntry] | None = None,
-        used_tokens: list[str] | None = None,
     ) -> None:
         self._config_of = config_of
         self._schema_of = schema_of
-        self.verifier = verifier
-        self._workflow_id = workflow_id
-        # What a signature must bind besides the workflow id; "" (a gate built without them) binds
-        # nothing a signature can name, so every signed decision is refused.
-        self.namespace = namespace
-        self.run_id = run_id
-        self._requester = requester
+        # Shared with the input desk: one verifier, one set of used signatures, one audit log.
+        self.authority = authority
+        self.audit = audit if audit is not None else AuditLog()
         self._records = {record.call_id: record for record in records or []}
-        self.audit: list[AuditEntry] = list(audit or [])
-        self.used_tokens: list[str] = list(used_tokens or [])
-        self._listed_refusals = sum(entry.event == "refused" for entry in self.audit)
-        # The one entry that counts refusals past the listed ones, once there are any.
-        self._omitted = next((entry for entry in self.audit if entry.event == "refusals_omitted"), None)
         # Calls whose execution has begun in this history; a reused call id never runs twice.
         self._started: set[str] = {r.call_id for r in self._records.values() if r.outcome is not None}
+        # What the Cedar policies ruled on each call (the `policy_rule` step's recorded result), for
+        # `request`, in the same workflow task (workflow memory: the record keeps what counts).
+        self.rulings: dict[str, Ruling] = {}
 
     @property
     def records(self) -> list[ApprovalRecord]:
         """Every gated call so far, in the order it was requested."""
         return list(self._records.values())
+
+    def get(self, call_id: str) -> ApprovalRecord | None:
+        """The gated call with this id, decided or not."""
+        return self._records.get(call_id)
 
     # --- requests --------------------------------------------------------------------------------
 
@@ -127,10 +120,11 @@ class ApprovalGate:
     ) -> ApprovalRecord:
         """Open an approval for one call; a call id that is empty, too long or used before is refused."""
         if not call_id or len(call_id) > 200:
-            raise RefusedError("the call id must be 1 to 200 characters")
+            raise AuthorityRefusedError("the call id must be 1 to 200 characters")
         if call_id in self._records:
-            raise RefusedError(f"call id {cut(call_id)!r} was already used in this run")
+            raise AuthorityRefusedError(f"call id {cut(call_id)!r} was already used in this run")
         config = self._config_of(agent)
+        ruling = self.rulings.get(call_id)
         record = ApprovalRecord(
             call_id=call_id,
             agent=agent,
@@ -140,11 +134,40 @@ class ApprovalGate:
             arguments_sha256=arguments_sha256(arguments),
             requested_at=now,
             deadline=now + timedelta(seconds=config.timeout_seconds),
-            approvals_needed=config.required,
+            approvals_needed=(ruling.approvals if ruling is not None and ruling.approvals else config.required),
+            approvers=ruling.approvers if ruling is not None else None,
+            rule=ruling.rule if ruling is not None else None,
         )
         self._records[call_id] = record
-        self._audit(record, "requested", now, requester=self._requester)
+        self._audit(record, "requested", now, requester=self.requester, rule=record.rule)
         return record
+
+    def deny(
+        self,
+        call_id: str,
+        *,
+        agent: str,
+        server: str,
+        tool: str,
+        arguments: dict[str, Any],
+        ruling: Ruling,
+        now: datetime,
+    ) -> None:
+        """Note a call a policy denied, naming the rule (audited as refused, bounded as refusals are)."""
+        why = f": {ruling.reason}" if ruling.reason else ""
+        before = len(self.audit.entries)
+        self.audit.refused(call_id, None, actor="policy", reason=f"denied by policy {ruling.rule}{why}", now=now)
+        if len(self.audit.entries) > before and self.audit.entries[-1].event == "refused":
+            entry = self.audit.entries[-1]
+            entry.agent, entry.server, entry.tool, entry.rule = agent, server, tool, cut(ruling.rule or "", 300)
+            entry.arguments_sha256 = arguments_sha256(arguments)
+
+    def config_for(self, record: ApprovalRecord) -> ApprovalConfig:
+        """The `[approval]` settings for `record`: its agent's, with a policy's approvers if one named them."""
+        config = self._config_of(record.agent)
+        if record.approvers is not None:
+            return config.model_copy(update={"approvers": record.approvers})
+        return config
 
     def pending(self) -> list[PendingApproval]:
         """The calls still waiting for a decision."""
@@ -163,21 +186,21 @@ class ApprovalGate:
             deadline=record.deadline,
             approvals_needed=max(record.approvals_needed - len(record.approved_by), 0),
             approved_by=list(record.approved_by),
-            requester=self._requester,
-            run_id=self.run_id or None,
+            requester=self.requester,
+            run_id=self.authority.run_id or None,
         )
 
     # --- decisions -------------------------------------------------------------------------------
 
     def judge(self, message: Decision, now: datetime) -> Verdict:
-        """Check a decision without changing anything; `RefusedError` says why it does not count."""
+        """Check a decision without changing anything; `AuthorityRefusedError` says why it does not count."""
         record = self._records.get(message.call_id)
         if record is None:
-            raise RefusedError(f"no approval is pending for call id {cut(message.call_id)!r}")
+            raise AuthorityRefusedError(f"no approval is pending for call id {cut(message.call_id)!r}")
         if record.decision is not None:
-            raise RefusedError(f"call {cut(message.call_id)!r} was already decided ({record.decision})")
+            raise AuthorityRefusedError(f"call {cut(message.call_id)!r} was already decided ({record.decision})")
         if message.arguments_sha256 != record.arguments_sha256:
-            raise RefusedError(
+            raise AuthorityRefusedError(
                 "wrong arguments_sha256: it is not the hash of the call's arguments as they are now "
                 "(read them again with pending_approvals)"
             )
@@ -188,26 +211,21 @@ class ApprovalGate:
         if edited is not None:
             problems = schema_errors(self._schema_of(record), edited)
             if problems:
-                raise RefusedError("the edited arguments do not match the tool's input schema: " + "; ".join(problems))
-        identity = self.verifier.identify(
+                raise AuthorityRefusedError(
+                    "the edited arguments do not match the tool's input schema: " + "; ".join(problems)
+                )
+        identity = self.authority.identify(
             message.signature,
-            Expected(
-                workflow_id=self._workflow_id,
-                call_id=record.call_id,
-                decision=kind,
-                approver=message.approver,
-                arguments_sha256=record.arguments_sha256,
-                edited_sha256=arguments_sha256(edited) if edited is not None else None,
-                namespace=self.namespace,
-                run_id=self.run_id,
-            ),
-            now,
+            call_id=record.call_id,
+            decision=kind,
+            approver=message.approver,
+            arguments_sha256=record.arguments_sha256,
+            edited_sha256=arguments_sha256(edited) if edited is not None else None,
+            now=now,
         )
-        if identity.token_id is not None and identity.token_id in self.used_tokens:
-            raise RefusedError("this signature was already used; sign each decision anew")
-        self.check_allowed(record, identity.person, now)
+        self.authority.check(record, self.config_for(record), identity.person, now)
         if kind == "approve" and edited is None and identity.person in _people(record.approved_by):
-            raise RefusedError(f"{cut(identity.person)!r} already approved this call")
+            raise AuthorityRefusedError(f"{cut(identity.person)!r} already approved this call")
         return Verdict(
             record=record,
             kind=kind,
@@ -220,29 +238,7 @@ class ApprovalGate:
     @property
     def requester(self) -> str | None:
         """Who requested the run (the self-approval rule compares with it)."""
-        return self._requester
-
-    def check_allowed(self, record: ApprovalRecord, person: str, now: datetime) -> None:
-        """`RefusedError` unless `person` may decide this call now (approvers, escalation, self-approval)."""
-        config = self._config_of(record.agent)
-        person = canonical_name(person)
-        # The requester is only claimed (a client typed it): this stops the named requester, in
-        # any spelling of their name, and nobody who typed another name (docs/identity.md).
-        if not config.allow_self_approval and self._requester is not None and person == canonical_name(self._requester):
-            raise RefusedError(
-                f"{cut(person)!r} requested this run (claimed) and agent {record.agent!r} forbids self-approval"
-            )
-        if not config.approvers:
-            return
-        allowed = self.verifier.members(config.approvers)
-        if self._escalated(record, now):
-            allowed |= self.verifier.members(config.escalate_to)
-        if person not in allowed:
-            raise RefusedError(f"{cut(person)!r} is not an approver of agent {record.agent!r}")
-
-    def _escalated(self, record: ApprovalRecord, now: datetime) -> bool:
-        at = self.escalation_at(record)
-        return at is not None and now >= at
+        return self.authority.requester
 
     def decide(self, message: Decision, now: datetime) -> ApprovalRecord:
         """Judge a decision and, when it counts, record it: the one way any decision is applied."""
@@ -253,8 +249,7 @@ class ApprovalGate:
         # Recorded in canonical form: `approved_by`, `decided_by` and the audit's `actor` name a
         # person one way, so the quorum counts people, not spellings.
         record, person = verdict.record, canonical_name(verdict.identity.person)
-        if verdict.identity.token_id is not None:
-            self.used_tokens.append(verdict.identity.token_id)
+        self.authority.spend(verdict.identity)
         reason = verdict.reason or None
         if verdict.kind == "reject":
             self._close(record, "rejected", person, verdict.identity.label, reason, now)
@@ -302,40 +297,13 @@ class ApprovalGate:
 
     def refuse(self, call_id: str, *, actor: str, reason: str, now: datetime) -> None:
         """Note an attempt to decide that was refused; it changes nothing else."""
-        if self._listed_refusals >= MAX_REFUSALS_LISTED:
-            if self._omitted is None:
-                self._omitted = AuditEntry(
-                    at=now,
-                    event="refusals_omitted",
-                    call_id="*",
-                    count=0,
-                    reason=f"refused attempts beyond the first {MAX_REFUSALS_LISTED}, counted, not listed",
-                )
-                self.audit.append(self._omitted)
-            self._omitted.count = (self._omitted.count or 0) + 1
-            self._omitted.at = now
-            return
-        self._listed_refusals += 1
-        record = self._records.get(call_id)
-        self.audit.append(
-            AuditEntry(
-                at=now,
-                event="refused",
-                call_id=cut(call_id),
-                actor=cut(actor),
-                reason=cut(reason, 300),
-                agent=record.agent if record else None,
-                server=record.server if record else None,
-                tool=record.tool if record else None,
-            )
-        )
+        self.audit.refused(call_id, self._records.get(call_id), actor=actor, reason=reason, now=now)
 
     # --- time ------------------------------------------------------------------------------------
 
     def escalation_at(self, record: ApprovalRecord) -> datetime | None:
         """When a call's escalation opens it to `escalate_to`, if its agent escalates."""
-        after = self._config_of(record.agent).escalate_after_seconds
-        return record.requested_at + timedelta(seconds=after) if after is not None else None
+        return escalation_at(record, self._config_of(record.agent))
 
     def next_wakeup(self, now: datetime) -> datetime | None:
         """The earliest deadline or escalation still ahead among pending calls."""
@@ -380,20 +348,20 @@ class ApprovalGate:
     # --- execution -------------------------------------------------------------------------------
 
     def release(self, call_id: str, *, server: str, tool: str, requested: dict[str, Any]) -> dict[str, Any]:
-        """The arguments an approved call runs with, once; `RefusedError` if this call may not run.
+        """The arguments an approved call runs with, once; `AuthorityRefusedError` if this call may not run.
 
         Checked where the call runs: the same call id, the same (server, tool), the arguments the
         model asked for when it was gated, an approval, and no earlier execution.
         """
         record = self._records.get(call_id)
         if record is None or record.decision != "approved":
-            raise RefusedError("it has not been approved")
+            raise AuthorityRefusedError("it has not been approved")
         if (record.server, record.tool) != (server, tool):
-            raise RefusedError(f"the approval is for {record.server}.{record.tool}")
+            raise AuthorityRefusedError(f"the approval is for {record.server}.{record.tool}")
         if arguments_sha256(requested) != (record.requested_sha256 or record.arguments_sha256):
-            raise RefusedError("the arguments differ from the ones that were approved")
+            raise AuthorityRefusedError("the arguments differ from the ones that were approved")
         if call_id in self._started:
-            raise RefusedError(f"call id {cut(call_id)!r} already ran")
+            raise AuthorityRefusedError(f"call id {cut(call_id)!r} already ran")
         self._started.add(call_id)
         return record.arguments
 
@@ -429,8 +397,9 @@ class ApprovalGate:
         identity: str | None = None,
         edited_from: str | None = None,
         requester: str | None = None,
+        rule: str | None = None,
     ) -> None:
-        self.audit.append(
+        self.audit.add(
             AuditEntry.of_call(
                 record,
                 event,
@@ -443,5 +412,6 @@ class ApprovalGate:
                 requester=requester,
                 # Only claimed: a client typed it when it started the run.
                 requester_proof="claimed" if requester is not None else None,
+                rule=rule,
             )
         )

@@ -41,11 +41,16 @@ GROUP_PREFIX = "group:"
 Kind = Literal["approve", "reject", "answer"]
 
 
-class RefusedError(Exception):
-    """A decision that changes nothing; the message says why, for the audit and the sender."""
+class AuthorityRefusedError(Exception):
+    """The rules of authority refuse a decision, an answer or a call; the message says why.
+
+    Never crosses the wire itself: the run turns it into a `DecisionRefusedError` (an update), a
+    `refused` audit entry (a signal), and the worker into `UnauthorizedCallError` or
+    `ForgedCheckpointError` (docs/errors.md).
+    """
 
 
-class UnknownKeyError(RefusedError):
+class UnknownKeyError(AuthorityRefusedError):
     """A signature by a key this run does not know (yet): the approvers file may have a new one."""
 
 
@@ -252,13 +257,15 @@ class Verifier:
         return {canonical_name(person) for person in people}
 
     def identify(self, signature: str | None, expected: Expected, now: datetime) -> Identity:
-        """The proven identity behind a decision, or `RefusedError` saying why it does not count."""
+        """The proven identity behind a decision, or `AuthorityRefusedError` saying why it does not count."""
         if self.directory is None:
             if not valid_name(expected.approver):
-                raise RefusedError(f"the approver is not a valid name ({NAME_RULE})")
+                raise AuthorityRefusedError(f"the approver is not a valid name ({NAME_RULE})")
             return Identity(person=canonical_name(expected.approver), label="asserted")
         if not signature:
-            raise RefusedError("unsigned decision: this run accepts only signed decisions (see `airlock sign`)")
+            raise AuthorityRefusedError(
+                "unsigned decision: this run accepts only signed decisions (see `airlock sign`)"
+            )
         header, claims, signer = self._verified(signature)
         _check_binding(claims, expected, signer, now)
         return Identity(
@@ -268,7 +275,7 @@ class Verifier:
         )
 
     def signed_claims(self, token: str) -> DecisionClaims:
-        """The claims of a token made by a key of this directory (`RefusedError` otherwise).
+        """The claims of a token made by a key of this directory (`AuthorityRefusedError` otherwise).
 
         Only the signature is checked: the caller then checks what the claims bind, with `identify`.
         """
@@ -276,34 +283,36 @@ class Verifier:
 
     def _verified(self, token: str) -> tuple[dict[str, Any], DecisionClaims, _Signer]:
         if len(token) > MAX_TOKEN_CHARS or token.count(".") != 2:
-            raise RefusedError("malformed signature: not a compact JWS")
+            raise AuthorityRefusedError("malformed signature: not a compact JWS")
         head, body, sig = token.split(".")
         try:
             header = json.loads(unb64url(head))
             payload = json.loads(unb64url(body))
             signature = unb64url(sig)
         except ValueError:  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise RefusedError("malformed signature: not base64url JSON") from None
+            raise AuthorityRefusedError("malformed signature: not base64url JSON") from None
         if (
             not isinstance(header, dict)
             or header.get("alg") != ALGORITHM
             or header.get("typ") != TOKEN_TYPE
             or not isinstance(header.get("kid"), str)
         ):
-            raise RefusedError(f"malformed signature: the header must say alg {ALGORITHM}, typ {TOKEN_TYPE} and a kid")
+            raise AuthorityRefusedError(
+                f"malformed signature: the header must say alg {ALGORITHM}, typ {TOKEN_TYPE} and a kid"
+            )
         signer = self._signers.get(header["kid"])
         if signer is None:
             raise UnknownKeyError(f"signed by unknown key {header['kid'][:32]!r}")
         try:
             signer.key.verify(signature, f"{head}.{body}".encode())
         except InvalidSignature:
-            raise RefusedError(f"bad signature: not made by key {header['kid']} of {signer.name!r}") from None
+            raise AuthorityRefusedError(f"bad signature: not made by key {header['kid']} of {signer.name!r}") from None
         try:
             claims = DecisionClaims.model_validate(payload)
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "(claims)"
-            raise RefusedError(f"malformed signature claims: {where}: {first['msg']}") from None
+            raise AuthorityRefusedError(f"malformed signature claims: {where}: {first['msg']}") from None
         return header, claims, signer
 
 
@@ -321,28 +330,28 @@ def _check_binding(claims: DecisionClaims, expected: Expected, signer: _Signer, 
     }
     for claim, value in bound.items():
         if getattr(claims, claim) != value:
-            raise RefusedError(f"the signature is for another decision: its {claim} differs")
+            raise AuthorityRefusedError(f"the signature is for another decision: its {claim} differs")
     at = now.timestamp()
     if claims.exp <= at:
-        raise RefusedError("the signature has expired")
+        raise AuthorityRefusedError("the signature has expired")
     # Bounded by `iat` too: a 30-day signature is not good in its last 7 days either.
     if (
         claims.exp - claims.iat > MAX_LIFETIME_SECONDS
         or claims.exp > at + MAX_LIFETIME_SECONDS
         or claims.iat > at + CLOCK_SKEW_SECONDS
     ):
-        raise RefusedError("the signature claims a lifetime beyond what is accepted")
+        raise AuthorityRefusedError("the signature claims a lifetime beyond what is accepted")
     for claim in ("iss", "sub"):
         if not valid_name(getattr(claims, claim)):
-            raise RefusedError(f"the signature's {claim} is not a valid name ({NAME_RULE})")
+            raise AuthorityRefusedError(f"the signature's {claim} is not a valid name ({NAME_RULE})")
     issuer, subject = canonical_name(claims.iss), canonical_name(claims.sub)
     if signer.kind == "person":
         if issuer != canonical_name(signer.name):
-            raise RefusedError(f"key of {signer.name!r} claims issuer {claims.iss!r}")
+            raise AuthorityRefusedError(f"key of {signer.name!r} claims issuer {claims.iss!r}")
         if subject != canonical_name(signer.name):
-            raise RefusedError(f"key of {signer.name!r} signed for {claims.sub!r}")
+            raise AuthorityRefusedError(f"key of {signer.name!r} signed for {claims.sub!r}")
         return
     if issuer != canonical_name(signer.name):
-        raise RefusedError(f"key of service {signer.name!r} claims issuer {claims.iss!r}")
+        raise AuthorityRefusedError(f"key of service {signer.name!r} claims issuer {claims.iss!r}")
     if not any(name_matches(claims.sub, pattern) for pattern in signer.may_assert):
-        raise RefusedError(f"service {signer.name!r} may not assert {claims.sub!r}")
+        raise AuthorityRefusedError(f"service {signer.name!r} may not assert {claims.sub!r}")

@@ -1,7 +1,8 @@
 """Input requests: a running call's MCP server asks people for input, and answers are judged like decisions.
 
-Pure and deterministic, like the approval gate whose audit, verifier, used signatures and rules
-on who may decide it shares: an answer counts only for the question it names (its hash), with
+Pure and deterministic, like the approval gate, with which it shares the run's authority (the
+verifier, the used signatures, who may decide a call: `workflows/authority.py`) and its audit log
+(`workflows/audit.py`): an answer counts only for the question it names (its hash), with
 content that fits the requested schema, from a person allowed to decide the call, proven by a
 signature when the run has an approvers file. Anything else changes nothing and is audited as
 refused. A question asked while a gated call runs is decided under that call's rules: an
@@ -13,17 +14,20 @@ rejection does.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from workflows.arguments import arguments_sha256, schema_errors
+from workflows.audit import AuditLog
+from workflows.authority import Authority
 from workflows.decoding import cut
-from workflows.gate import ApprovalGate
-from workflows.identity import Expected, Identity, RefusedError
+from workflows.identity import AuthorityRefusedError, Identity
 from workflows.payloads import (
     Answer,
     AnswerAction,
+    ApprovalConfig,
     ApprovalRecord,
     AuditEntry,
     AuditEvent,
@@ -106,10 +110,10 @@ class AnswerVerdict:
 class InputDesk:
     """The open input requests of one run, keyed by the call whose server asked."""
 
-    def __init__(self, gate: ApprovalGate, *, workflow_id: str, timeout_of: Any) -> None:
-        self._gate = gate
-        self._workflow_id = workflow_id
-        self._timeout_of = timeout_of
+    def __init__(self, authority: Authority, audit: AuditLog, *, config_of: Callable[[str], ApprovalConfig]) -> None:
+        self._authority = authority
+        self._audit_log = audit
+        self._config_of = config_of
         self._open: dict[str, InputRecord] = {}
         self._asked: dict[str, int] = {}
 
@@ -125,10 +129,15 @@ class InputDesk:
         now: datetime,
         needed: int = 1,
     ) -> InputRecord:
-        """Open a question; `needed` identical accepts answer it; `RefusedError` when the call asked too often."""
+        """Open a question; `needed` identical accepts answer it.
+
+        `AuthorityRefusedError` when the call asked too often.
+        """
         asked = self._asked.get(call_id, 0)
         if asked >= MAX_QUESTIONS_PER_CALL:
-            raise RefusedError(f"its server asked for input more than {MAX_QUESTIONS_PER_CALL} times in one call")
+            raise AuthorityRefusedError(
+                f"its server asked for input more than {MAX_QUESTIONS_PER_CALL} times in one call"
+            )
         self._asked[call_id] = asked + 1
         call = ApprovalRecord(
             call_id=call_id,
@@ -138,7 +147,7 @@ class InputDesk:
             arguments=arguments,
             arguments_sha256=arguments_sha256(arguments),
             requested_at=now,
-            deadline=now + timedelta(seconds=self._timeout_of(agent)),
+            deadline=now + timedelta(seconds=self._config_of(agent).timeout_seconds),
             approvals_needed=needed,
         )
         record = InputRecord(call=call, question=question)
@@ -173,53 +182,48 @@ class InputDesk:
             deadline=call.deadline,
             approvals_needed=max(call.approvals_needed - len(call.approved_by), 0),
             approved_by=list(call.approved_by),
-            requester=self._gate.requester,
-            run_id=self._gate.run_id or None,
+            requester=self._authority.requester,
+            run_id=self._authority.run_id or None,
             kind="input",
             question=record.question,
         )
 
     def judge(self, message: Answer, now: datetime) -> AnswerVerdict:
-        """Check an answer without changing anything; `RefusedError` says why it does not count."""
+        """Check an answer without changing anything; `AuthorityRefusedError` says why it does not count."""
         record = self._open.get(message.call_id)
         if record is None or record.action is not None:
-            raise RefusedError(f"no input request is pending for call id {cut(message.call_id)!r}")
+            raise AuthorityRefusedError(f"no input request is pending for call id {cut(message.call_id)!r}")
         question = record.question
         if message.question_sha256 != question.question_sha256:
-            raise RefusedError(
+            raise AuthorityRefusedError(
                 "wrong question_sha256: it is not the hash of the question pending for this call "
                 "(read it again with pending_approvals)"
             )
         content = message.content
         if message.action != "accept" and content is not None:
-            raise RefusedError(f"content belongs to an accepted answer, not to {message.action}")
+            raise AuthorityRefusedError(f"content belongs to an accepted answer, not to {message.action}")
         if message.action == "accept" and question.mode == "url" and content is not None:
-            raise RefusedError("a URL request is accepted without content (the person acts at the URL)")
+            raise AuthorityRefusedError("a URL request is accepted without content (the person acts at the URL)")
         if message.action == "accept" and question.mode == "form":
             problems = content_problems(question.requested_schema or {}, content)
             if problems:
-                raise RefusedError("the content does not match the requested schema: " + "; ".join(problems))
-        gate = self._gate
-        identity = gate.verifier.identify(
+                raise AuthorityRefusedError("the content does not match the requested schema: " + "; ".join(problems))
+        identity = self._authority.identify(
             message.signature,
-            Expected(
-                workflow_id=self._workflow_id,
-                call_id=message.call_id,
-                decision="answer",
-                approver=message.approver,
-                arguments_sha256=question.question_sha256,
-                answer_sha256=answer_sha256(message.action, content),
-                namespace=gate.namespace,
-                run_id=gate.run_id,
-            ),
-            now,
+            call_id=message.call_id,
+            decision="answer",
+            approver=message.approver,
+            arguments_sha256=question.question_sha256,
+            answer_sha256=answer_sha256(message.action, content),
+            now=now,
         )
-        if identity.token_id is not None and identity.token_id in gate.used_tokens:
-            raise RefusedError("this signature was already used; sign each answer anew")
-        gate.check_allowed(record.call, identity.person, now)
+        call = record.call
+        self._authority.check(call, self._config_of(call.agent), identity.person, now)
         same = record.candidate == answer_sha256(message.action, content)
         if message.action == "accept" and same and identity.person in record.call.approved_by:
-            raise RefusedError(f"{cut(identity.person)!r} already gave this answer; another person must give it too")
+            raise AuthorityRefusedError(
+                f"{cut(identity.person)!r} already gave this answer; another person must give it too"
+            )
         signature = message.signature if identity.token_id is not None else None
         return AnswerVerdict(
             record=record, identity=identity, action=message.action, content=content, signature=signature
@@ -228,8 +232,7 @@ class InputDesk:
     def apply(self, verdict: AnswerVerdict, now: datetime) -> AuditEntry:
         """Record an answer that `judge` allowed; returns its audit entry."""
         record = verdict.record
-        if verdict.identity.token_id is not None:
-            self._gate.used_tokens.append(verdict.identity.token_id)
+        self._authority.spend(verdict.identity)
         given = answer_sha256(verdict.action, verdict.content)
         call = record.call
         if verdict.action == "accept" and call.approvals_needed > 1:
@@ -300,5 +303,4 @@ class InputDesk:
             action=action,
             answer_sha256=answer,
         )
-        self._gate.audit.append(entry)
-        return entry
+        return self._audit_log.add(entry)

@@ -1,12 +1,18 @@
 """Everything that crosses the wire: workflow I/O, message payloads and activity I/O.
 
-All models forbid unknown fields so a typo is an error, not a silently ignored value; new
-fields always get defaults so older callers keep working.
+A two-sided contract. What comes in (workflow inputs, signals, updates, activity I/O) is a
+`Wire` model that forbids unknown fields, so a typo is an error, not a silently ignored value.
+What goes out to clients (query and update results, workflow results) is a `View` that ignores
+fields it does not know, so an older client still reads a newer worker's reply. A model used both
+ways is declared once as its view, and its strict twin subclasses it (a strict record *is* a view,
+so the workflow replies with what it keeps). New fields always get defaults so older callers keep
+working. The JSON of every model is the contract (docs/compatibility.md): names never change.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -45,9 +51,27 @@ StepState = Literal["pending", "running", "awaiting_approval", "completed", "fai
 
 
 class Wire(BaseModel):
-    """Base for every payload: strict about unknown fields, JSON-only values."""
+    """Base for what Airlock receives: strict about unknown fields, JSON-only values."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class View(BaseModel):
+    """Base for what a client reads: fields it does not know (from a newer worker) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class CallFields(BaseModel):
+    """The fields that name one gated tool call, declared once for every model that shows one."""
+
+    call_id: str
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    # SHA-256 of the canonical JSON `arguments`: what a decision is bound to.
+    arguments_sha256: str
 
 
 # The JSON of a run's `context`, at most (it goes to the model with every turn's input).
@@ -83,15 +107,19 @@ class AgentRequest(Wire):
         return f"{self.input}\n\nContext from the requester (JSON):\n{json.dumps(self.context, indent=2)}"
 
 
-class Usage(Wire):
-    """Model usage summed over a run."""
+class UsageView(View):
+    """Model usage summed over a run, as a client reads it."""
 
     requests: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
 
 
-class AuditEntry(Wire):
+class Usage(UsageView, Wire):
+    """Model usage as the worker keeps it (strict: the model step's reply, a checkpoint)."""
+
+
+class AuditEntryView(View):
     """One approval request, decision, refused attempt or outcome, in the order it happened."""
 
     at: datetime
@@ -117,6 +145,12 @@ class AuditEntry(Wire):
     # `requested`: who requested the run, and how that is known ("claimed").
     requester: str | None = None
     requester_proof: RequesterProof | None = None
+    # The Cedar policy that decided the call (`@id (file:line)` or `file:line`); None: `[tools]` did.
+    rule: str | None = None
+
+
+class AuditEntry(AuditEntryView, Wire):
+    """An audit entry as the run keeps it (strict: it comes back in with a checkpoint)."""
 
     @classmethod
     def of_call(cls, record: ApprovalRecord, event: AuditEvent, at: datetime, **details: Any) -> AuditEntry:
@@ -133,15 +167,9 @@ class AuditEntry(Wire):
         )
 
 
-class ApprovalRecord(Wire):
+class ApprovalRecordView(CallFields, View):
     """The decision on one gated call and what came of it; part of the run's result."""
 
-    call_id: str
-    agent: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-    arguments_sha256: str
     requested_at: datetime
     deadline: datetime | None = None
     decision: Literal["approved", "rejected", "timed_out"] | None = None
@@ -159,16 +187,24 @@ class ApprovalRecord(Wire):
     # The signed approvals that count (compact JWS), reset by an edit but for the editor's own:
     # the worker checks them again where the call runs (see activities/authority.py).
     proofs: list[str] = Field(default_factory=list)
+    # A Cedar policy decided the call: who may approve it (None: the agent's approvers), and the rule.
+    approvers: list[str] | None = None
+    rule: str | None = None
 
 
-class AgentResult(Wire):
+class ApprovalRecord(ApprovalRecordView, Wire):
+    """A gated call's record as the run keeps it (strict: it comes back in with a checkpoint)."""
+
+
+class AgentResult(View):
     """Result of `AgentWorkflow`."""
 
     status: Literal["completed"] = "completed"
     output: str
-    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    # A Sequence, not a list: the run passes the records it keeps (strict twins of the view).
+    approvals: Sequence[ApprovalRecordView] = Field(default_factory=list)
     tool_calls: int = 0
-    usage: Usage = Field(default_factory=Usage)
+    usage: UsageView = Field(default_factory=UsageView)
 
 
 class Checkpoint(Wire):
@@ -183,6 +219,8 @@ class Checkpoint(Wire):
     turn: int = 0
     # Ids of signatures already used in this run: each is good for one decision only.
     used_tokens: list[str] = Field(default_factory=list)
+    # The newest run events, so the stream's offsets go on in the next run (workflows/events.py).
+    events: RunEventLog | None = None
 
 
 # --- Approval messages -----------------------------------------------------------------------
@@ -224,7 +262,7 @@ class Review(Decision):
     arguments: dict[str, Any] | None = None
 
 
-class InputQuestion(Wire):
+class InputQuestionView(View):
     """A server's input request (elicitation) as people see it: a form, or a URL to visit."""
 
     mode: Literal["form", "url"] = "form"
@@ -235,6 +273,10 @@ class InputQuestion(Wire):
     elicitation_id: str | None = None
     # What an answer is bound to (SHA-256 of the canonical mode, message, schema and URL).
     question_sha256: str = Field(pattern=SHA256_HEX)
+
+
+class InputQuestion(InputQuestionView, Wire):
+    """An input request as the worker passes it on (strict: a tool step's reply, a notice)."""
 
 
 class Answer(Wire):
@@ -249,15 +291,9 @@ class Answer(Wire):
     signature: str | None = Field(default=None, max_length=MAX_SIGNATURE)
 
 
-class PendingApproval(Wire):
+class PendingApprovalView(CallFields, View):
     """One gated call waiting for a decision (or, `kind` "input", an answer), as `pending_approvals` lists it."""
 
-    call_id: str
-    agent: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-    arguments_sha256: str
     requested_at: datetime
     deadline: datetime | None
     approvals_needed: int = 1
@@ -270,11 +306,17 @@ class PendingApproval(Wire):
     # "input": the call is running and its server asks a person for input (`question`); answer it
     # with the `answer` signal or update (`airlock answer`), not approve/reject.
     kind: Literal["approval", "input"] = "approval"
-    question: InputQuestion | None = None
+    question: InputQuestionView | None = None
 
     @model_serializer(mode="wrap")
     def _approval_shape(self, handler: SerializerFunctionWrapHandler) -> Any:
         return _without_input_fields(self.kind, handler(self))
+
+
+class PendingApproval(PendingApprovalView, Wire):
+    """A pending call as the worker passes it on (strict: a child's `child_pending`, a notice)."""
+
+    question: InputQuestion | None = None
 
 
 def _without_input_fields(kind: str, data: Any) -> Any:
@@ -285,7 +327,7 @@ def _without_input_fields(kind: str, data: Any) -> Any:
     return data
 
 
-class ConversationItem(Wire):
+class ConversationItem(View):
     """One item of a run's conversation as `call_details` shows it: its kind, role and text (cut)."""
 
     kind: str
@@ -293,10 +335,10 @@ class ConversationItem(Wire):
     text: str
 
 
-class CallDetails(Wire):
+class CallDetails(View):
     """Answer of the `call_details` query: one pending call and what its approvers need to judge it."""
 
-    pending: PendingApproval
+    pending: PendingApprovalView
     description: str
     input_schema: dict[str, Any]
     # Who may decide it now (groups expanded, escalation included); None: anyone with a valid identity.
@@ -305,9 +347,11 @@ class CallDetails(Wire):
     # The last items of the conversation when the run paused, each cut; older ones are only counted.
     conversation: list[ConversationItem] = Field(default_factory=list)
     conversation_omitted: int = 0
+    # The tool is gated because its definition no longer matches its pin: what changed (a diff).
+    pin_change: str | None = None
 
 
-class InFlightCall(Wire):
+class InFlightCall(View):
     """A tool call whose activity is running; its progress is that activity's heartbeat (describe)."""
 
     call_id: str
@@ -316,7 +360,7 @@ class InFlightCall(Wire):
     since: datetime
 
 
-class RunStatus(Wire):
+class RunStatus(View):
     """Answer of the `status` query."""
 
     state: RunStateName
@@ -329,6 +373,89 @@ class RunStatus(Wire):
     requester_proof: RequesterProof = "claimed"
     # Kept in workflow memory only: progress itself never enters history (see activities/progress.py).
     in_flight: list[InFlightCall] = Field(default_factory=list)
+
+
+# --- Run events (the run's Workflow Stream, workflows/events.py) -------------------------------
+
+RunEventKind = Literal[
+    "state",
+    "model_turn",
+    "tool_requested",
+    "tool_policy",
+    "tool_started",
+    "tool_finished",
+    "approval_requested",
+    "approval_decided",
+    "approval_escalated",
+    "approval_timed_out",
+    "input_requested",
+    "input_answered",
+    "input_escalated",
+    "input_timed_out",
+    "completed",
+    "failed",
+]
+
+
+class RunEventView(View):
+    """One thing a run did, as a subscriber reads it: small, typed, and free of secrets.
+
+    `seq` is the event's offset in the run's stream (it goes on across continue-as-new): a reader
+    that reconnects asks for the events from its last `seq` + 1. Only the fields of its `kind` are
+    set; arguments are never shown (their hash is), a tool's result only as its start, scrubbed by
+    the worker before it reached the run. `kind` is a plain string here: a newer worker may add kinds.
+    """
+
+    seq: int
+    at: datetime
+    kind: str
+    agent: str | None = None
+    # "state": the run's new state; "completed"/"failed" carry the last one too.
+    state: RunStateName | None = None
+    # "model_turn": the turn's number and the text the model wrote (cut); "tool_finished": the
+    # start of the result; "completed": the final output (cut); "failed": what went wrong.
+    turn: int | None = None
+    text: str | None = None
+    call_id: str | None = None
+    server: str | None = None
+    tool: str | None = None
+    arguments_sha256: str | None = None
+    # "tool_policy": how the call is ruled, and the Cedar rule that ruled it, if one did.
+    policy: Policy | None = None
+    rule: str | None = None
+    outcome: Outcome | None = None
+    # "approval_decided": approved or rejected, by whom, how they were known, why.
+    decision: Literal["approved", "rejected"] | None = None
+    actor: str | None = None
+    identity: str | None = None
+    reason: str | None = None
+    # "input_answered": the answer's action (accept, decline, cancel).
+    action: AnswerAction | None = None
+    # "failed": the failure's type (an Airlock error name).
+    error: str | None = None
+
+
+class RunEvent(RunEventView, Wire):
+    """A run event as the run publishes it (strict: it comes back in with a checkpoint)."""
+
+    kind: RunEventKind
+
+
+class RunEventLog(Wire):
+    """The newest events a run carries into its next history, and the offset of the first."""
+
+    base: int = 0
+    events: list[RunEvent] = Field(default_factory=list)
+
+
+class RunEventsPage(View):
+    """Answer of the `events_after` query: the kept events from an offset on, and where to go on from."""
+
+    events: list[RunEventView] = Field(default_factory=list)
+    # The offset to ask for next; the first kept one, when older events were dropped (`truncated`).
+    next_seq: int = 0
+    first_kept: int = 0
+    truncated: bool = False
 
 
 # --- PipelineWorkflow ------------------------------------------------------------------------
@@ -391,7 +518,7 @@ class PipelineRequest(Wire):
         return self
 
 
-class StepResult(Wire):
+class StepResult(View):
     """Where one step is, and what it produced."""
 
     name: str
@@ -400,11 +527,12 @@ class StepResult(Wire):
     status: StepState = "pending"
     output: str = ""
     error: str | None = None
-    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    # A Sequence, not a list: the run passes the records it keeps (strict twins of the view).
+    approvals: Sequence[ApprovalRecordView] = Field(default_factory=list)
     tool_calls: int = 0
 
 
-class PipelineResult(Wire):
+class PipelineResult(View):
     """Result of `PipelineWorkflow`: the last completed step's output and every step."""
 
     status: Literal["completed"] = "completed"
@@ -413,22 +541,22 @@ class PipelineResult(Wire):
     steps: list[StepResult]
 
 
-class PipelinePending(Wire):
-    """An approval waiting in one of the pipeline's child runs, with the commands that decide it."""
+class _InChild(BaseModel):
+    """Where a pipeline's pending call waits: its step and that step's child run."""
 
     step: str
     workflow_id: str
-    call_id: str
-    agent: str
-    server: str
-    tool: str
-    arguments: dict[str, Any]
-    arguments_sha256: str
+
+
+# `_InChild` is listed after `CallFields` so that its fields come first, as they always have.
+class PipelinePending(CallFields, _InChild, View):
+    """An approval waiting in one of the pipeline's child runs, with the commands that decide it."""
+
     approve_command: str
     reject_command: str = ""
     # "input": the child's server asks for input; `answer_command` answers it (approve/reject are empty).
     kind: Literal["approval", "input"] = "approval"
-    question: InputQuestion | None = None
+    question: InputQuestionView | None = None
     answer_command: str = ""
 
     @model_serializer(mode="wrap")
@@ -436,7 +564,7 @@ class PipelinePending(Wire):
         return _without_input_fields(self.kind, handler(self))
 
 
-class PipelineStatus(Wire):
+class PipelineStatus(View):
     """Answer of the pipeline's `status` query."""
 
     state: PipelineState
@@ -501,6 +629,14 @@ class ToolPlan(Wire):
     long_running: bool = False
     # The worker's `AIRLOCK_MAX_RESULT_BYTES`: the most a reply's text may take (workflows/task_room.py).
     max_result_bytes: int = 64_000
+    # Cedar policies on the worker may decide this tool's calls by their arguments: each call asks
+    # the `airlock.policy_rule` step first (False: the call goes as `policy` says, as before).
+    rules: bool = False
+    # sha256 of the tool's definition as listed for this plan (activities/pins.py); every call
+    # carries it, and the worker sends none once the definition it sees differs.
+    definition_sha256: str | None = None
+    # "changed/new since pinned" and the diff, for a tool gated because it no longer matches its pin.
+    pin_change: str | None = None
 
 
 class AgentPlan(Wire):
@@ -621,6 +757,30 @@ class ToolCall(Wire):
     # against its own configuration before it sends anything (activities/authority.py).
     authority: list[str] = Field(default_factory=list)
     requester: str | None = None
+    # The definition digest of the plan the call (and its approval) was made with (ToolPlan).
+    definition_sha256: str | None = None
+
+
+class RuleRequest(Wire):
+    """Input of the `policy_rule` step: one call, as the worker's Cedar policies judge it."""
+
+    agent: str
+    server: str
+    tool: str
+    arguments: dict[str, Any]
+    requester: str | None = None
+
+
+class Ruling(Wire):
+    """What the policies decided for one call, and which rule decided (None: the `[tools]` rules)."""
+
+    policy: Policy
+    rule: str | None = None
+    # `approve`: distinct approvals needed and who may give them (None: the agent's `[approval]`).
+    approvals: int | None = None
+    approvers: list[str] | None = None
+    # The rule's `@reason`, or why the call could not be judged.
+    reason: str | None = None
 
 
 class ToolImage(Wire):

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 from workflows import steps
 from workflows.arguments import arguments_sha256
 from workflows.commands import YOU, Signer, answer_command, decision_command
 from workflows.decoding import parse, received
-from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError, local_failure
+from workflows.errors import DOMAIN_ERRORS, InvalidInputError, PipelineError
 from workflows.payloads import (
     AgentResult,
     ChildPending,
@@ -30,8 +28,6 @@ from workflows.payloads import (
     StepResult,
 )
 from workflows.templates import holds, render
-
-LOOKUP_RETRY = RetryPolicy(maximum_attempts=3, non_retryable_error_types=["InvalidInputError"])
 
 
 @workflow.defn(name="PipelineWorkflow", failure_exception_types=DOMAIN_ERRORS)
@@ -86,19 +82,12 @@ class PipelineWorkflow:
             name=request.pipeline,
             definition=PipelineDefinition(steps=request.steps) if request.steps is not None else None,
         )
-        try:
-            definition = await workflow.execute_local_activity(
-                steps.pipeline,
-                lookup,
-                start_to_close_timeout=timedelta(seconds=10),
-                retry_policy=LOOKUP_RETRY,
-                summary=f"pipeline / {request.pipeline or 'inline'}",
-            )
-            return definition
-        except (ActivityError, ApplicationError) as err:
-            cause = local_failure(err)
-            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-            raise InvalidInputError(message) from None
+        return await steps.run_local(
+            steps.PIPELINE,
+            lookup,
+            summary=f"pipeline / {request.pipeline or 'inline'}",
+            failed=lambda failure: InvalidInputError(failure.message),
+        )
 
     async def _run_step(self, spec: PipelineStep, step: StepResult, request: PipelineRequest) -> None:
         step.status = "running"

@@ -7,7 +7,7 @@ import difflib
 import io
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,18 +18,21 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from temporalio.service import RPCError
 
 from activities.approvers import NAME
-from console.decisions import DecisionRefusedError
-from console.inbox import forms
+from console.errors import DecisionNotRecordedError
+from console.events import events_after
+from console.inbox import forms, live
 from console.inbox.auth import ForbiddenError, Gatekeeper, NotAuthenticatedError, Person
-from console.inbox.runs import DecisionError, Runs, may_decide
+from console.inbox.markup import marked_html
+from console.inbox.runs import Runs, may_decide
 from console.waiting import AGENT_NAME, ListingError, age, until
 from workflows.arguments import schema_errors
+from workflows.visible import hides_text, visible
 
 log = structlog.get_logger("airlock.inbox")
 
@@ -46,8 +49,13 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+# Server-sent events: never buffered by a proxy on the way.
+SSE_HEADERS = {"X-Accel-Buffering": "no"}
 # Strings longer than this are folded in the argument view (opened with a click or Enter).
 FOLD_CHARS = 160
+# Calls listed per page: ten thousand waiting are listed in pages, and only the shown calls are
+# asked who may decide them.
+PER_PAGE = 100
 MAX_FORM_BYTES = 256_000
 EXPORT_FIELDS = [
     "workflow_id",
@@ -82,6 +90,10 @@ def breakable(text: object) -> Markup:
 
 _SEPARATOR = re.compile(r"([/\-_.:])")
 templates.filters["ids"] = breakable
+# Text chosen by models and servers shows its hidden characters, marked (workflows/visible.py).
+templates.filters["visible"] = marked_html
+templates.tests["hiding"] = hides_text
+templates.filters["escapes"] = visible  # where HTML cannot mark (an <option>), the plain escapes
 
 
 def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
@@ -128,7 +140,7 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
             person,
             gatekeeper,
             run=found,
-            audit=[_audit_row(e) for e in found["audit"]],
+            audit=[_audit_row(e.model_dump(mode="json")) for e in found.audit],
             decided=request.query_params.get("decided"),
         )
 
@@ -164,6 +176,31 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
             return await _answer(request, person, runs, gatekeeper)
         return await _input_page(request, person, runs, gatekeeper)
 
+    hub = live.Hub(runs.client)
+    watcher = live.Watcher(hub)
+
+    async def calls_events(request: Request, person: Person) -> Response:
+        # The inbox page's wake-up: each `calls` event means "fetch the listing again" (console/inbox/live.py).
+        async def stream() -> AsyncIterator[str]:
+            async for version in watcher.changes():
+                yield ": keepalive\n\n" if version is None else live.sse("calls", str(version))
+
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def run_events(request: Request, person: Person) -> Response:
+        # One run's events from an offset on: `after`, or the browser's `Last-Event-ID` when it reconnects.
+        workflow_id = request.query_params.get("wf", "")
+        after = _offset(request.headers.get("last-event-id"), plus=1) or _offset(request.query_params.get("after"))
+        return StreamingResponse(
+            live.run_stream(hub, workflow_id, after), media_type="text/event-stream", headers=SSE_HEADERS
+        )
+
+    async def run_events_json(request: Request, person: Person) -> Response:
+        # For clients in any language: the kept events from `after` on, and the offset to ask for next.
+        workflow_id, after = request.query_params.get("wf", ""), _offset(request.query_params.get("after"))
+        page = await events_after(runs.client, workflow_id, after)
+        return Response(page.model_dump_json(), media_type="application/json")
+
     async def healthz(request: Request) -> Response:
         return Response("ok\n", media_type="text/plain", headers=SECURITY_HEADERS)
 
@@ -176,6 +213,9 @@ def build_app(runs: Runs, gatekeeper: Gatekeeper) -> Starlette:
             Route("/run", page(run)),
             Route("/audit", page(audit)),
             Route("/input", page(input_request), methods=["GET", "POST"]),
+            Route("/events", page(run_events)),
+            Route("/events.json", page(run_events_json)),
+            Route("/calls/events", page(calls_events)),
             Route("/healthz", healthz),
             Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         ]
@@ -187,7 +227,15 @@ async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, An
     mine = request.query_params.get("mine") == "1"
     if agent and not AGENT_NAME.match(agent):
         agent = ""
-    calls = await runs.waiting(person.name, agent=agent or None, mine=mine)
+    number = request.query_params.get("page", "1")
+    page = int(number) if number.isascii() and number.isdigit() and 0 < len(number) <= 6 and int(number) > 0 else 1
+    calls, total = await runs.waiting_page(person.name, agent=agent or None, mine=mine, page=page, per_page=PER_PAGE)
+    pages = max(-(-total // PER_PAGE), 1)
+    if page > pages:  # the list shrank under the person's page: show its last page
+        page = pages
+        calls, total = await runs.waiting_page(
+            person.name, agent=agent or None, mine=mine, page=page, per_page=PER_PAGE
+        )
     now = datetime.now(UTC)
     rows = [
         {
@@ -207,8 +255,24 @@ async def _listing(request: Request, person: Person, runs: Runs) -> dict[str, An
         for call in calls
     ]
     agents = sorted({c["agent"] for c in calls} | ({agent} if agent else set()))
-    query = urlencode({k: v for k, v in (("agent", agent), ("mine", "1" if mine else "")) if v})
-    return {"calls": rows, "agent": agent, "mine": mine, "agents": agents, "query": query}
+    filters = [("agent", agent), ("mine", "1" if mine else "")]
+    query = urlencode({k: v for k, v in [*filters, ("page", str(page) if page > 1 else "")] if v})
+
+    def page_link(number: int) -> str:
+        return "/?" + urlencode({k: v for k, v in [*filters, ("page", str(number))] if v})
+
+    return {
+        "calls": rows,
+        "agent": agent,
+        "mine": mine,
+        "agents": agents,
+        "query": query,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "previous_page": page_link(page - 1) if page > 1 else None,
+        "next_page": page_link(page + 1) if page < pages else None,
+    }
 
 
 async def _call_page(
@@ -228,7 +292,8 @@ async def _call_page(
     run = await runs.run(workflow_id) if details is not None else None
     if details is None:
         return _gone(person, gatekeeper, workflow_id, call_id, status=status, message=message)
-    pending = details["pending"]
+    # The pages show the reply as JSON (times as the run wrote them), as they always have.
+    pending = details.pending.model_dump(mode="json")
     pretty = json.dumps(pending["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
     return _html(
         "call.html",
@@ -240,12 +305,12 @@ async def _call_page(
         pending=pending,
         arguments_html=json_html(pending["arguments"]),
         pretty=pretty,
-        schema=json.dumps(details.get("input_schema") or {}, indent=2, sort_keys=True),
+        schema=json.dumps(details.input_schema, indent=2, sort_keys=True),
         decidable=may_decide(person.name, details),
         message=message,
         edit_text=edit_text or pretty,
         diff=diff,
-        audit=[_audit_row(e) for e in (run["audit"] if run else [])],
+        audit=[_audit_row(e.model_dump(mode="json")) for e in (run.audit if run else [])],
         run_link="/run?" + urlencode({"wf": workflow_id}),
     )
 
@@ -288,7 +353,7 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
     if action == "preview":
         details = await runs.details(workflow_id, call_id)
         if details is not None:
-            problems = schema_errors(details.get("input_schema") or {}, edit)
+            problems = schema_errors(details.input_schema, edit)
             if problems:
                 return await _call_page(
                     request,
@@ -299,7 +364,7 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
                     edit_text=edit_text,
                     message="The edit does not match the tool's schema: " + "; ".join(problems),
                 )
-            before = json.dumps(details["pending"]["arguments"], indent=2, sort_keys=True, ensure_ascii=False)
+            before = json.dumps(details.pending.arguments, indent=2, sort_keys=True, ensure_ascii=False)
             after = json.dumps(edit, indent=2, sort_keys=True, ensure_ascii=False)
             return await _call_page(
                 request,
@@ -326,7 +391,7 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
             reason=reason,
             edit=edit,
         )
-    except (DecisionError, DecisionRefusedError) as err:
+    except DecisionNotRecordedError as err:
         log.warning(
             "inbox decision refused", workflow_id=workflow_id, call_id=call_id, approver=person.name, reason=str(err)
         )
@@ -338,8 +403,8 @@ async def _decide(request: Request, person: Person, runs: Runs, gatekeeper: Gate
         workflow_id=workflow_id,
         call_id=call_id,
         approver=person.name,
-        decision=record.get("decision"),
-        identity=record.get("identity"),
+        decision=record.decision,
+        identity=record.identity,
     )
     target = "/run?" + urlencode({"wf": workflow_id, "decided": call_id})
     return RedirectResponse(target, status_code=303)
@@ -357,9 +422,9 @@ async def _input_page(
     workflow_id = request.query_params.get("wf", "")
     call_id = request.query_params.get("call", "")
     details = await runs.details(workflow_id, call_id)
-    pending = (details or {}).get("pending") or {}
-    if details is None or pending.get("kind") != "input" or not pending.get("question"):
+    if details is None or details.pending.kind != "input" or details.pending.question is None:
         return _gone(person, gatekeeper, workflow_id, call_id, status=status, message=message)
+    pending = details.pending.model_dump(mode="json")
     question = pending["question"]
     return _html(
         "input.html",
@@ -396,9 +461,10 @@ async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gate
     content: dict[str, Any] | None = None
     if action == "accept" and first.get("mode") != "url":
         details = await runs.details(workflow_id, call_id)
-        question = ((details or {}).get("pending") or {}).get("question") or {}
+        question = details.pending.question if details is not None else None
+        schema = question.requested_schema if question is not None else None
         try:
-            content = forms.content_of(forms.fields_of(question.get("requested_schema") or {}), values)
+            content = forms.content_of(forms.fields_of(schema or {}), values)
         except forms.FormError as err:
             return await _input_page(request, person, runs, gatekeeper, status=400, message=f"Not sent: {err}")
     try:
@@ -410,7 +476,7 @@ async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gate
             action=action,  # type: ignore[arg-type]
             content=content,
         )
-    except (DecisionError, DecisionRefusedError) as err:
+    except DecisionNotRecordedError as err:
         log.warning(
             "inbox answer refused", workflow_id=workflow_id, call_id=call_id, approver=person.name, reason=str(err)
         )
@@ -420,8 +486,8 @@ async def _answer(request: Request, person: Person, runs: Runs, gatekeeper: Gate
         workflow_id=workflow_id,
         call_id=call_id,
         approver=person.name,
-        action=record.get("action"),
-        identity=record.get("identity"),
+        action=record.action,
+        identity=record.identity,
     )
     return RedirectResponse("/run?" + urlencode({"wf": workflow_id, "decided": call_id}), status_code=303)
 
@@ -442,6 +508,13 @@ def _gone(
     )
 
 
+def _offset(text: str | None, *, plus: int = 0) -> int:
+    """A stream offset from a query parameter or header; 0 when absent or not one."""
+    if text is None or not text.strip().isdigit():
+        return 0
+    return int(text) + plus
+
+
 def _html(name: str, person: Person, gatekeeper: Gatekeeper, *, status: int = 200, **context: Any) -> HTMLResponse:
     body = templates.get_template(name).render(person=person, csrf=gatekeeper.csrf_token(person), **context)
     return HTMLResponse(body, status_code=status)
@@ -459,7 +532,8 @@ def json_html(value: Any, indent: int = 0) -> Markup:
         if not value:
             return Markup("{}")
         inner = ",\n".join(
-            f'{pad}  <span class="k">{escape(json.dumps(k, ensure_ascii=False))}</span>: {json_html(v, indent + 1)}'
+            f'{pad}  <span class="k">{marked_html(json.dumps(k, ensure_ascii=False))}</span>: '
+            f"{json_html(v, indent + 1)}"
             for k, v in sorted(value.items())
         )
         return Markup("{\n" + inner + f"\n{pad}}}")
@@ -471,11 +545,11 @@ def json_html(value: Any, indent: int = 0) -> Markup:
     text = json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and len(text) > FOLD_CHARS:
         return Markup(
-            f'<details class="fold"><summary><span class="s">{escape(text[:FOLD_CHARS])}</span>… '
-            f'<em>({len(value)} characters)</em></summary><span class="s">{escape(text)}</span></details>'
+            f'<details class="fold"><summary><span class="s">{marked_html(text[:FOLD_CHARS])}</span>… '
+            f'<em>({len(value)} characters)</em></summary><span class="s">{marked_html(text)}</span></details>'
         )
     css = "s" if isinstance(value, str) else "n"
-    return Markup(f'<span class="{css}">{escape(text)}</span>')
+    return Markup(f'<span class="{css}">{marked_html(text)}</span>')
 
 
 def _diff(before: str, after: str) -> list[tuple[str, str]]:

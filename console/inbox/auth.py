@@ -17,13 +17,14 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 
 from activities.approvers import NAME
+from console.errors import ConsoleError
 
 
-class NotAuthenticatedError(Exception):
+class NotAuthenticatedError(ConsoleError):
     """The request carries no identity the inbox believes; the message says why."""
 
 
-class ForbiddenError(Exception):
+class ForbiddenError(ConsoleError):
     """The request is refused before it reaches a run (bad Host, Origin or CSRF token)."""
 
 

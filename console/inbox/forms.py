@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from console.errors import ConsoleError
 
-class FormError(Exception):
+
+class FormError(ConsoleError):
     """A submitted value that does not fit its field; the message names the field."""
 
 

@@ -17,12 +17,23 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from console import signing
-from console.decisions import send_review, send_update
+from console.decisions import send_answer, send_review
+from console.errors import DecisionNotRecordedError
 from console.waiting import QUERY_CONCURRENCY, waiting_calls
 from workflows.arguments import schema_errors
-from workflows.identity import Kind, canonical_name
+from workflows.authority import deciders
+from workflows.identity import Kind
 from workflows.input_requests import answer_sha256
-from workflows.payloads import Answer, Review
+from workflows.payloads import (
+    Answer,
+    ApprovalRecordView,
+    AuditEntryView,
+    CallDetails,
+    PendingApprovalView,
+    PipelineStatus,
+    Review,
+    RunStatus,
+)
 
 # How long a call's deciders are reused while listing: the list refreshes every few seconds, and
 # who may decide changes only with escalation (the decision itself is always checked by the run).
@@ -34,8 +45,15 @@ SEARCH_LIMIT = 50
 SEARCH_QUERY_TIMEOUT = timedelta(seconds=3)
 
 
-class DecisionError(Exception):
-    """The inbox will not send this decision (not allowed, stale hash, bad edit); the message says why."""
+@dataclass
+class RunView:
+    """One run as the inbox shows it: its type, Temporal's status, and the run's own `status` and `audit`."""
+
+    workflow_id: str
+    type: str
+    execution: str
+    status: RunStatus | PipelineStatus
+    audit: list[AuditEntryView]
 
 
 @dataclass
@@ -46,24 +64,44 @@ class Runs:
     key: Ed25519PrivateKey | None
     service: str = "inbox"
     wait: timedelta = timedelta(seconds=10)
-    _details: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = field(default_factory=dict)
+    _details: dict[tuple[str, str, str], tuple[float, CallDetails | None]] = field(default_factory=dict)
 
     async def waiting(self, person: str, *, agent: str | None = None, mine: bool = False) -> list[dict[str, Any]]:
         """Every waiting call, newest first, each marked `decidable` for `person`."""
+        calls, _ = await self.waiting_page(person, agent=agent, mine=mine)
+        return calls
+
+    async def waiting_page(
+        self, person: str, *, agent: str | None = None, mine: bool = False, page: int = 1, per_page: int | None = None
+    ) -> tuple[list[dict[str, Any]], int]:
+        """One page (1-based) of the waiting calls, newest first, each marked `decidable` for `person`;
+        and how many there are in all. Without `per_page`, every call.
+
+        Only the calls on the page are asked who may decide them (a `call_details` query each),
+        unless `mine` picks the calls `person` may decide: that needs every call's deciders.
+        """
         calls = await waiting_calls(self.client, agent=agent, wait=self.wait)
+        calls.reverse()
+        shown = slice((page - 1) * per_page, page * per_page) if per_page is not None else slice(None)
+        if not mine:
+            await self._mark(calls[shown], person)
+            return calls[shown], len(calls)
+        await self._mark(calls, person)
+        mine_only = [c for c in calls if c["decidable"]]
+        return mine_only[shown], len(mine_only)
+
+    async def _mark(self, calls: list[dict[str, Any]], person: str) -> None:
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
 
         async def mark(call: dict[str, Any]) -> None:
             async with gate:
                 details = await self._cached_details(call)
-            call["deciders"] = details.get("deciders") if details else None
+            call["deciders"] = details.deciders if details else None
             call["decidable"] = details is not None and may_decide(person, details)
 
         await asyncio.gather(*(mark(call) for call in calls))
-        calls.reverse()
-        return [c for c in calls if c["decidable"]] if mine else calls
 
-    async def _cached_details(self, call: dict[str, Any]) -> dict[str, Any] | None:
+    async def _cached_details(self, call: dict[str, Any]) -> CallDetails | None:
         key = (call["workflow_id"], call["call_id"], call["arguments_sha256"])
         hit = self._details.get(key)
         if hit is not None and time.monotonic() - hit[0] < DETAILS_TTL_SECONDS:
@@ -74,36 +112,39 @@ class Runs:
         self._details[key] = (time.monotonic(), details)
         return details
 
-    async def details(self, workflow_id: str, call_id: str) -> dict[str, Any] | None:
+    async def details(self, workflow_id: str, call_id: str) -> CallDetails | None:
         """The run's `call_details` for one call; None when it is not pending (or the run is gone)."""
         handle = self.client.get_workflow_handle(workflow_id)
         try:
-            found: dict[str, Any] | None = await handle.query(
+            found: CallDetails | None = await handle.query(
                 "call_details",
                 call_id,
-                result_type=dict | None,  # type: ignore[arg-type]
+                result_type=CallDetails | None,  # type: ignore[arg-type]
                 rpc_timeout=self.wait,
             )
         except (WorkflowQueryFailedError, RPCError):
             return None
+        except ValueError:  # pydantic's ValidationError: not a `call_details` answer, so not pending
+            return None
         return found
 
-    async def run(self, workflow_id: str) -> dict[str, Any]:
+    async def run(self, workflow_id: str) -> RunView:
         """A run's type, state and audit (a pipeline: its steps and children's pending calls)."""
         handle = self.client.get_workflow_handle(workflow_id)
         description = await handle.describe()
         kind = description.workflow_type
-        status = await handle.query("status", result_type=dict, rpc_timeout=self.wait)
-        audit: list[dict[str, Any]] = []
+        status_type: type[RunStatus | PipelineStatus] = PipelineStatus if kind == "PipelineWorkflow" else RunStatus
+        status = await handle.query("status", result_type=status_type, rpc_timeout=self.wait)
+        audit: list[AuditEntryView] = []
         if kind == "AgentWorkflow":
-            audit = await handle.query("audit", result_type=list, rpc_timeout=self.wait)
-        return {
-            "workflow_id": workflow_id,
-            "type": kind,
-            "execution": description.status.name if description.status else "UNKNOWN",
-            "status": status,
-            "audit": audit,
-        }
+            audit = await handle.query("audit", result_type=list[AuditEntryView], rpc_timeout=self.wait)
+        return RunView(
+            workflow_id=workflow_id,
+            type=kind,
+            execution=description.status.name if description.status else "UNKNOWN",
+            status=status,
+            audit=audit,
+        )
 
     async def search(self, *, agent: str | None, decided_by: str | None, tool: str | None) -> list[dict[str, Any]]:
         """Audit entries of finished runs (newest first), filtered by agent, decider and tool."""
@@ -118,12 +159,12 @@ class Runs:
         async def entries(workflow_id: str) -> list[dict[str, Any]]:
             async with gate:
                 try:
-                    audit: list[dict[str, Any]] = await self.client.get_workflow_handle(workflow_id).query(
-                        "audit", result_type=list, rpc_timeout=min(self.wait, SEARCH_QUERY_TIMEOUT)
+                    audit: list[AuditEntryView] = await self.client.get_workflow_handle(workflow_id).query(
+                        "audit", result_type=list[AuditEntryView], rpc_timeout=min(self.wait, SEARCH_QUERY_TIMEOUT)
                     )
-                except (WorkflowQueryFailedError, RPCError):
+                except (WorkflowQueryFailedError, RPCError, ValueError):  # ValueError: a reply not an audit
                     return []
-            return [{"workflow_id": workflow_id, **entry} for entry in audit]
+            return [{"workflow_id": workflow_id, **entry.model_dump(mode="json")} for entry in audit]
 
         rows = [row for group in await asyncio.gather(*(entries(i) for i in ids)) for row in group]
         if tool:
@@ -148,22 +189,24 @@ class Runs:
         decision: Literal["approve", "reject"],
         reason: str = "",
         edit: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> ApprovalRecordView:
         """Check, sign (as the inbox, for `person`) and send one decision; return the recorded one."""
         details = await self.details(workflow_id, call_id)
         if details is None:
-            raise DecisionError(f"call {call_id} is not pending in {workflow_id} (decided already?)")
-        pending = details["pending"]
-        if pending["arguments_sha256"] != seen_sha256:
-            raise DecisionError("the call's arguments changed since you opened it: review them again")
+            raise DecisionNotRecordedError(f"call {call_id} is not pending in {workflow_id} (decided already?)")
+        pending = details.pending
+        if pending.arguments_sha256 != seen_sha256:
+            raise DecisionNotRecordedError("the call's arguments changed since you opened it: review them again")
         if not may_decide(person, details):
-            raise DecisionError(f"{person} may not decide this call")
+            raise DecisionNotRecordedError(f"{person} may not decide this call")
         if edit is not None and signing.arguments_sha256(edit) == seen_sha256:
             edit = None  # unchanged: a plain approval, as the gate sees it
         if edit is not None:
-            problems = schema_errors(details.get("input_schema") or {}, edit)
+            problems = schema_errors(details.input_schema, edit)
             if problems:
-                raise DecisionError("the edited arguments do not match the tool's schema: " + "; ".join(problems))
+                raise DecisionNotRecordedError(
+                    "the edited arguments do not match the tool's schema: " + "; ".join(problems)
+                )
         edited = signing.arguments_sha256(edit) if edit is not None else None
         run_id = await self._run_of(workflow_id, pending)
         signature = self._signature(
@@ -190,18 +233,19 @@ class Runs:
         seen_sha256: str,
         action: Literal["accept", "decline", "cancel"],
         content: dict[str, Any] | None,
-    ) -> dict[str, Any]:
+    ) -> AuditEntryView:
         """Check, sign (as the inbox, for `person`) and send one answer to an input request; the recorded one."""
         details = await self.details(workflow_id, call_id)
-        pending = (details or {}).get("pending") or {}
-        question = pending.get("question") or {}
-        if details is None or pending.get("kind") != "input":
-            raise DecisionError(f"call {call_id} has no input request pending in {workflow_id} (answered already?)")
-        sha = str(question.get("question_sha256"))
+        pending = details.pending if details is not None else None
+        if details is None or pending is None or pending.kind != "input" or pending.question is None:
+            raise DecisionNotRecordedError(
+                f"call {call_id} has no input request pending in {workflow_id} (answered already?)"
+            )
+        sha = pending.question.question_sha256
         if sha != seen_sha256:
-            raise DecisionError("the server asked something else since you opened it: read it again")
+            raise DecisionNotRecordedError("the server asked something else since you opened it: read it again")
         if not may_decide(person, details):
-            raise DecisionError(f"{person} may not answer for this call")
+            raise DecisionNotRecordedError(f"{person} may not answer for this call")
         signature = self._signature(
             person,
             workflow_id,
@@ -215,13 +259,12 @@ class Runs:
             call_id=call_id, approver=person, question_sha256=sha, action=action, content=content, signature=signature
         )
         handle = self.client.get_workflow_handle(workflow_id)
-        return await send_update(handle, "answer", payload.model_dump(mode="json", exclude_none=True), self.wait)
+        return await send_answer(handle, payload.model_dump(mode="json", exclude_none=True), self.wait)
 
-    async def _run_of(self, workflow_id: str, pending: dict[str, Any]) -> str:
+    async def _run_of(self, workflow_id: str, pending: PendingApprovalView) -> str:
         """The run that shows the call: as its pending entry says, else the workflow's current run."""
-        named = pending.get("run_id")
-        if isinstance(named, str) and named:
-            return named
+        if pending.run_id:
+            return pending.run_id
         return (await self.client.get_workflow_handle(workflow_id).describe()).run_id
 
     def _signature(
@@ -244,12 +287,12 @@ class Runs:
         )
 
 
-def may_decide(person: str, details: dict[str, Any]) -> bool:
-    """Whether the run would let `person` decide this call (the run checks again when it arrives)."""
-    # Deciders come in canonical form; the proxy may spell the person otherwise.
-    person = canonical_name(person)
-    deciders = details.get("deciders")
-    if deciders is not None:
-        return person in {canonical_name(name) for name in deciders}
-    requester = details.get("pending", {}).get("requester")
-    return bool(details.get("allow_self_approval")) or requester is None or person != canonical_name(requester)
+def may_decide(person: str, details: CallDetails) -> bool:
+    """Whether the run would let `person` decide this call (the run checks again when it arrives).
+
+    The run's own rule (`workflows.authority.Deciders`), asked of what its `call_details` showed.
+    """
+    shown = deciders(
+        details.deciders, requester=details.pending.requester, allow_self_approval=details.allow_self_approval
+    )
+    return shown.allows(person)

@@ -37,7 +37,17 @@ def make_app(client: Client, settings: Settings, *, dev_identity: str | None = N
     except ValueError as err:
         raise ConfigError(f"AIRLOCK_INBOX_TRUSTED_PROXIES: {err}") from None
     key = signing.load_private_key(settings.inbox_key_file) if settings.inbox_key_file is not None else None
-    return build_app(Runs(client, key, service=settings.inbox_service_name), gatekeeper)
+    app = build_app(Runs(client, key, service=settings.inbox_service_name), gatekeeper)
+    # `--dev`'s loopback inbox is out of Slack's reach: Slack is for `airlock inbox` only.
+    if settings.slack_file is not None and dev_identity is None:
+        from console import slack  # Slack's SDK loads only when Slack is configured
+
+        found = slack.from_settings(client, settings)
+        if found is not None:
+            # Not behind the pages' Host check: Slack's signature is what this route believes.
+            app.router.routes.append(found.route)
+            app.state.slack = found
+    return app
 
 
 def inbox_url(settings: Settings) -> str:

@@ -34,16 +34,13 @@ from mcp.shared.auth import (
 from pydantic import ValidationError
 
 from mcp_servers.client.config import OAuthConfig, ServerConfig, expand
+from mcp_servers.client.errors import LoginRequiredError
 
 TOKEN_DIR_VARIABLE = "AIRLOCK_OAUTH_DIR"
 CLIENT_NAME = "airlock"
 MAX_REASON = 300
 
 log = structlog.get_logger(__name__)
-
-
-class LoginRequired(OAuthFlowError):
-    """The server needs a person to log in once (`airlock mcp login SERVER`); the worker cannot."""
 
 
 def default_token_dir(environ: Mapping[str, str]) -> Path:
@@ -252,11 +249,11 @@ Callback = Callable[[], Awaitable[AuthorizationCodeResult]]
 
 
 async def _login_required_redirect(url: str) -> None:
-    raise LoginRequired("a person must log in once: run `airlock mcp login SERVER` on the worker host")
+    raise LoginRequiredError("a person must log in once: run `airlock mcp login SERVER` on the worker host")
 
 
 async def _no_callback() -> AuthorizationCodeResult:
-    raise LoginRequired("a person must log in once: run `airlock mcp login SERVER` on the worker host")
+    raise LoginRequiredError("a person must log in once: run `airlock mcp login SERVER` on the worker host")
 
 
 def client_metadata(oauth: OAuthConfig, redirect_uri: str) -> OAuthClientMetadata:
@@ -289,7 +286,7 @@ def provider_for(
     """The SDK auth provider for server `name` (None without an `oauth` table).
 
     The worker passes no `redirect`/`callback`: a server that needs a person then fails with
-    `LoginRequired` instead of waiting for a browser nobody will open.
+    `LoginRequiredError` instead of waiting for a browser nobody will open.
     """
     oauth = config.oauth
     if oauth is None:

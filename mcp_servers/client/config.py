@@ -117,6 +117,9 @@ class ServerConfig(BaseModel):
     # Calls may take long: read-only tools too run as heartbeating activities, so their progress
     # shows and a cancelled run cancels them within seconds (they are local activities otherwise).
     long_running: bool = False
+    # Pinned tool definitions (activities/pins.py): a changed or new tool is hidden or gated;
+    # unset: "hide" once the lock file pins any of this server's tools, else off.
+    pins: Literal["hide", "gate", "off"] | None = None
 
     _timeout = field_validator("timeout")(_positive_duration)
 

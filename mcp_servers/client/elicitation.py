@@ -31,6 +31,8 @@ from mcp.client.session import ClientRequestContext
 from mcp_types import ElicitRequestFormParams, ElicitRequestParams, ElicitRequestURLParams, ElicitResult, ErrorData
 from pydantic import ValidationError
 
+from mcp_servers.client.errors import QuestionRefusedError
+
 log = structlog.get_logger(__name__)
 
 Action = Literal["accept", "decline", "cancel"]
@@ -61,10 +63,6 @@ _SECRET_WORDS = re.compile(
     r"\b(api ?keys?|access ?keys?|private ?keys?|secret ?keys?|passwords?|passwd|passphrases?|pass ?codes?"
     r"|secrets?|token|credentials?|auth|authorization|otp|pin)\b"
 )
-
-
-class QuestionRefusedError(Exception):
-    """A server's input request outside what the spec allows (or Airlock's bounds); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from mcp_servers.client.errors import BreakerRefusedError
+
 # One message from a server (a stdio line, an HTTP body), counted while it is read
 # (mcp_servers/client/reading.py): past either bound the rest is dropped and its request refused.
 # Bytes: room for a result many times AIRLOCK_MAX_RESULT_BYTES (it is cut to that afterwards,
@@ -14,10 +16,6 @@ from collections.abc import Callable
 # once parsed (~2 KB each as MCP content blocks), so at most ~100 MB.
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_PARTS = 50_000
-
-
-class CircuitOpen(Exception):
-    """Calls to this server are refused for now because it kept failing."""
 
 
 class CircuitBreaker:
@@ -52,16 +50,18 @@ class CircuitBreaker:
         return "open"
 
     def check(self) -> bool:
-        """Raise `CircuitOpen` unless a call may go through now; True when that call is the probe."""
+        """Raise `BreakerRefusedError` unless a call may go through now; True when that call is the probe."""
         if self._opened_at is None:
             return False
         waited = self._clock() - self._opened_at
         if waited < self.cooldown:
             self.rejected += 1
-            raise CircuitOpen(f"circuit open after repeated failures; next try in {self.cooldown - waited:.1f}s")
+            raise BreakerRefusedError(
+                f"circuit open after repeated failures; next try in {self.cooldown - waited:.1f}s"
+            )
         if self._probing:
             self.rejected += 1
-            raise CircuitOpen("circuit half-open; a probe call is in flight")
+            raise BreakerRefusedError("circuit half-open; a probe call is in flight")
         self._probing = True
         return True
 

@@ -28,6 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp.shared.message import SessionMessage
 from mcp_types.jsonrpc import ErrorData, JSONRPCError
 
+from mcp_servers.client.errors import MessageTooLargeError
 from mcp_servers.client.limits import MAX_MESSAGE_BYTES, MAX_MESSAGE_PARTS
 
 log = structlog.get_logger(__name__)
@@ -58,10 +59,6 @@ def unread_answer(why: Exception | str) -> str:
 def is_too_large(code: int, message: str) -> bool:
     """Whether an error answer is a refusal of a message over the reading limits (stdio or HTTP)."""
     return code == MESSAGE_TOO_LARGE or TOO_LARGE in message
-
-
-class MessageTooLarge(httpx2.StreamError):
-    """An HTTP body past the reading limits; the SDK reports it as its request's error."""
 
 
 class MessageLimit:
@@ -134,7 +131,7 @@ def _json_string(value: bytes) -> Any:
 
 
 class _CountedBody(httpx2.AsyncByteStream):
-    """A response body that fails with `MessageTooLarge` once past the limits, before holding more."""
+    """A response body that fails with `MessageTooLargeError` once past the limits, before holding more."""
 
     def __init__(self, inner: httpx2.AsyncByteStream, server: str) -> None:
         self._inner = inner
@@ -152,7 +149,7 @@ class _CountedBody(httpx2.AsyncByteStream):
                     else f"a message of more than {MAX_MESSAGE_PARTS} parts (JSON objects)"
                 )
                 log.warning("mcp_message_too_large", server=self._server, bytes=size, reason=why, answered=True)
-                raise MessageTooLarge(too_large(why))
+                raise MessageTooLargeError(too_large(why))
             yield chunk
 
     async def aclose(self) -> None:

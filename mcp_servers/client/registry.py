@@ -36,6 +36,7 @@ from mcp_servers.client.config import (
     load_servers,
     referenced_variables,
 )
+from mcp_servers.client.errors import RequestNotSentError, ServerFailedError
 from mcp_servers.client.limits import RateLimiter
 from mcp_servers.client.login import LoopbackLogin
 from mcp_servers.client.reading import BoundedTransport, bounded_stdio_client, is_too_large, unread_answer
@@ -46,10 +47,8 @@ __all__ = [
     "BreakerConfig",
     "Connection",
     "McpPool",
-    "NotSent",
     "OAuthConfig",
     "ServerConfig",
-    "ServerUnavailable",
     "expand",
     "load_servers",
     "referenced_variables",
@@ -61,14 +60,6 @@ MAX_TOOL_PAGES = 100
 MAX_LISTED_TOOLS = 1_000
 # Told each OAuth token and client secret the worker comes to hold (the worker's redactor learns them).
 SecretSink = Callable[[str | None], None]
-
-
-class ServerUnavailable(Exception):
-    """The server could not be reached, or the connection broke during a call."""
-
-
-class NotSent(ServerUnavailable):
-    """The server could not be reached, so the request was never sent."""
 
 
 class _Session:
@@ -264,8 +255,8 @@ class Connection:
             closing.set()
             owner.cancel()
             await asyncio.gather(owner, return_exceptions=True)
-            raise ServerUnavailable(f"MCP server {self.name!r} did not answer in time") from None
-        except ServerUnavailable:
+            raise ServerFailedError(f"MCP server {self.name!r} did not answer in time") from None
+        except ServerFailedError:
             await asyncio.gather(owner, return_exceptions=True)
             raise
         return _Session(owner, closing, client)
@@ -295,7 +286,7 @@ class Connection:
         except BaseException as err:  # the owner task is a task boundary: report, never lose it
             if not ready.done():
                 why = self._describe(err)
-                ready.set_exception(ServerUnavailable(f"MCP server {self.name!r} is unreachable: {why}"))
+                ready.set_exception(ServerFailedError(f"MCP server {self.name!r} is unreachable: {why}"))
             elif not isinstance(err, asyncio.CancelledError):
                 log.warning("mcp_connection_lost", server=self.name, error=self._describe(err))
             if isinstance(err, asyncio.CancelledError):
@@ -354,7 +345,7 @@ class Connection:
             except Exception as err:
                 if not _is_protocol_error(err) and not _is_timeout(err):
                     self._retire(session)
-                raise ServerUnavailable(
+                raise ServerFailedError(
                     f"MCP server {self.name!r}: listing tools failed: {self._describe(err)}"
                 ) from err
         self._tools = tools
@@ -378,8 +369,8 @@ class Connection:
     ) -> CallToolResult:
         """Call one tool within the server's concurrency and rate limits.
 
-        Raises `CircuitOpen` or `NotSent` when the request never left (safe to resend), and
-        `ServerUnavailable` when it timed out or the connection broke after sending. Only a
+        Raises `BreakerRefusedError` or `RequestNotSentError` when the request never left (safe to resend), and
+        `ServerFailedError` when it timed out or the connection broke after sending. Only a
         broken connection replaces the session; a timeout cancels that one request
         (`notifications/cancelled`) and leaves every other call on the session alone. `request_timeout`
         overrides the server's request timeout for this one call. `asking` answers the call's input
@@ -407,9 +398,9 @@ class Connection:
     ) -> CallToolResult:
         try:
             session = await self._session()
-        except ServerUnavailable as err:
+        except ServerFailedError as err:
             self._failed()
-            raise NotSent(str(err)) from err
+            raise RequestNotSentError(str(err)) from err
         refused_before = self.refused_messages
         async with self._borrow(session) as client:
             try:
@@ -451,9 +442,9 @@ class Connection:
                     return CallToolResult(content=[TextContent(type="text", text=unread_answer(self._refused_why))])
                 self._failed()
                 if _is_timeout(err):
-                    raise ServerUnavailable(f"MCP server {self.name!r}: {tool} timed out") from err
+                    raise ServerFailedError(f"MCP server {self.name!r}: {tool} timed out") from err
                 self._retire(session)
-                raise ServerUnavailable(f"MCP server {self.name!r}: {tool} failed: {self._describe(err)}") from err
+                raise ServerFailedError(f"MCP server {self.name!r}: {tool} failed: {self._describe(err)}") from err
         self.breaker.success()
         return result
 

@@ -23,11 +23,14 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.approvers import load_directory
 from console.signing import arguments_sha256, key_id_of, load_private_key
 from runtime.devserver import free_port
-from tests.conftest import wait_for, workflow_id
 from tests.support.airlock_cli import address_of, airlock
+from tests.support.conditions import wait_for
+from tests.support.runs import workflow_id
 from workflows.commands import decision_command
 from workflows.identity import Expected, Verifier, unb64url
 from workflows.payloads import Approve, Reject
+
+pytestmark = pytest.mark.integration  # runs the `airlock` CLI as a process
 
 SHA = arguments_sha256({"ticket_id": "T-1"})
 # Spelled out, not imported: the search attributes' names are API.

@@ -14,10 +14,13 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import airlock_worker, assert_replays, make_project, pending_of, wait_for, workflow_id
 from tests.support.airlock_cli import address_of, airlock
+from tests.support.asking import host_agent, server_log, wait_input
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import pending_of, workflow_id
 from tests.support.tickets_http import http_server_process
-from tests.workflows.test_input_requests import host_agent, server_log, wait_input
 from workflows.commands import answer_command
 from workflows.payloads import AgentRequest, AgentResult
 

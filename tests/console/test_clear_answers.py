@@ -23,11 +23,15 @@ from mcp_servers.tickets import store
 from mcp_servers.tickets.store import count_writes, db_path_from_env
 from mcp_servers.tomlfiles import ConfigError
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import airlock_worker, decision, make_project, wait_for, wait_pending, workflow_id
-from tests.console.inbox.test_inbox_browser import CHROMIUM_ARGS
-from tests.deploy.test_telemetry import metrics_worker, scrape
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
+from tests.support.browser import CHROMIUM_ARGS
+from tests.support.conditions import wait_for
+from tests.support.metrics import metrics_worker, scrape
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # runs the CLI, MCP servers and a browser
 
 SCRIPT = {"support": [{"message": "Done."}]}
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from console.follow import Progress
 from workflows.payloads import InFlightCall
+
+pytestmark = pytest.mark.integration  # starts the npm `everything` MCP server
 
 CALL = InFlightCall(call_id="call-1", server="everything", tool="slow", since=datetime(2026, 12, 2, tzinfo=UTC))
 

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool, load_servers
 from tests.support.airlock_cli import airlock
 from tests.support.everything import everything_http, everything_servers
+
+pytestmark = pytest.mark.integration  # runs the CLI against MCP servers
 
 TICKETS = """
 [servers.tickets]
@@ -97,7 +100,7 @@ async def test_a_401_is_reported_naming_the_server_and_the_reason(tmp_path: Path
     environ = {"LOCKED_TOKEN": "s3cret-token-value"}
     pool = McpPool(load_servers(path, environ), environ, token_dir=tmp_path / "oauth")
     try:
-        with pytest.raises(ServerUnavailable) as raised:
+        with pytest.raises(ServerFailedError) as raised:
             await pool.connection("locked").list_tools()
     finally:
         await pool.close()

@@ -18,8 +18,9 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import wait_for, workflow_id
+from tests.support.conditions import wait_for
 from tests.support.dev_stack import DevStack, dev_stack
+from tests.support.runs import workflow_id
 from tests.support.worker_process import REPO_ROOT
 
 README = REPO_ROOT / "README.md"

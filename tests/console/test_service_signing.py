@@ -20,8 +20,8 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 from console.signing import arguments_sha256, load_private_key, sign_review
-from tests.conftest import wait_pending, workflow_id
 from tests.support.dev_stack import DevStack, dev_stack
+from tests.support.runs import wait_pending, workflow_id
 from tests.support.worker_process import REPO_ROOT
 
 README = REPO_ROOT / "README.md"

@@ -20,9 +20,10 @@ from console.signing import (
     save_private_key,
     sign_decision,
 )
+from tests.support.properties import examples
 from workflows.identity import (
+    AuthorityRefusedError,
     Expected,
-    RefusedError,
     UnknownKeyError,
     Verifier,
     b64url,
@@ -107,7 +108,7 @@ def resign(key: Ed25519PrivateKey, header: dict[str, Any], claims: dict[str, Any
 
 def refusal(token: str, expected: Expected = EXPECTED, now: datetime = NOW) -> str:
     """Why the verifier refuses `token`; the test fails if it is accepted."""
-    with pytest.raises(RefusedError) as refused:
+    with pytest.raises(AuthorityRefusedError) as refused:
         VERIFIER.identify(token, expected, now)
     return str(refused.value)
 
@@ -265,7 +266,7 @@ def expected_for(claims: dict[str, Any]) -> Expected:
     )
 
 
-@settings(database=None, max_examples=150, deadline=None)
+@settings(database=None, max_examples=examples(150), deadline=None)
 @given(tampered_claims())
 def test_claims_edited_after_signing_are_refused(pair: tuple[dict[str, Any], dict[str, Any]]) -> None:
     _, changed = pair
@@ -276,7 +277,7 @@ def test_claims_edited_after_signing_are_refused(pair: tuple[dict[str, Any], dic
     assert reason == f"bad signature: not made by key {key_id_of(ALICE)} of 'alice'"
 
 
-@settings(database=None, max_examples=100, deadline=None)
+@settings(database=None, max_examples=examples(100), deadline=None)
 @given(tampered_claims(), st.sampled_from(["stranger", "bob claiming alice's kid", "bob as himself"]))
 def test_claims_resigned_by_another_key_are_refused(pair: tuple[dict[str, Any], dict[str, Any]], who: str) -> None:
     original, changed = pair
@@ -296,7 +297,7 @@ def test_claims_resigned_by_another_key_are_refused(pair: tuple[dict[str, Any], 
     try:
         token = resign(BOB, {**header, "kid": key_id_of(BOB)}, changed)
         identity = VERIFIER.identify(token, expected_for(changed), NOW)
-    except RefusedError:
+    except AuthorityRefusedError:
         return
     assert (identity.person, identity.label) == ("bob", f"signed:bob/{key_id_of(BOB)}")
 
@@ -308,7 +309,7 @@ HEADER_VALUES = st.dictionaries(
 )
 
 
-@settings(database=None, max_examples=150, deadline=None)
+@settings(database=None, max_examples=examples(150), deadline=None)
 @given(HEADER_VALUES)
 def test_a_changed_header_is_refused(change: dict[str, Any]) -> None:
     header, claims, sig = parts(alice_signs())

@@ -1,4 +1,4 @@
-"""console/visible.py: every control, C1, bidi and invisible character is shown escaped, nothing else changes."""
+"""workflows/visible.py: every control, C1, bidi and invisible character is shown escaped, nothing else changes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.visible import visible, visible_json, visible_lines
+from workflows.visible import visible, visible_json, visible_lines
 
 HIDDEN = [
     *(chr(c) for c in range(0x00, 0x20)),  # C0, newline and tab included

@@ -10,14 +10,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import TICKETS_STDIO, make_project
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.plain_devserver import plain_dev_server
+from tests.support.project import TICKETS_STDIO, make_project
 from tests.support.tickets_http import AUTH_HEADER, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env
+
+pytestmark = pytest.mark.integration  # runs worker processes
 
 EXIT_DEADLINE_S = 90.0
 

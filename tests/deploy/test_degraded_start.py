@@ -12,18 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.devserver import free_port
-from tests.conftest import SUPPORT_AGENT, TICKETS_STDIO, make_project, wait_for, workflow_id
 from tests.support.airlock_cli import address_of
-from tests.support.conditions import condition
+from tests.support.conditions import condition, wait_for
+from tests.support.project import SUPPORT_AGENT, TICKETS_STDIO, make_project
+from tests.support.runs import workflow_id
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # runs worker processes
 
 EXIT_DEADLINE_S = 60.0
 

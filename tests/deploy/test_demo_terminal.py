@@ -18,8 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.deploy.test_dev_ports import EXIT_DEADLINE_S, clean_env, port_holder, run_worker
+import pytest
+
+from tests.support.dev_worker import EXIT_DEADLINE_S, clean_env, port_holder, run_worker
 from tests.support.worker_process import REPO_ROOT
+
+pytestmark = pytest.mark.integration  # runs the demo as a process
 
 # What the walkthrough prints, in order (console/demo.py); anything else on the screen is a log line.
 WALKTHROUGH = (
@@ -134,7 +138,7 @@ async def test_demo_off_a_terminal_keeps_json_on_stderr(tmp_path: Path) -> None:
 async def test_pretty_log_lines_show_a_run_id_not_temporal_dicts_nor_color_message(tmp_path: Path) -> None:
     program = (
         "import logging\n"
-        "from workflows import logs\n"
+        "from runtime import logs\n"
         "logs.configure('INFO', 'auto')\n"
         "info = {'attempt': 1, 'namespace': 'default', 'run_id': 'r-1', 'task_queue': 'airlock',"
         " 'workflow_id': 'wf-42', 'workflow_type': 'AgentWorkflow'}\n"

@@ -36,22 +36,17 @@ from runtime.codec import ENCODING, KEY_ID, EncryptionCodec, Keyring, new_key
 from runtime.connection import connect
 from runtime.converter import data_converter
 from runtime.settings import Settings
-from tests.conftest import (
-    assert_no_task_failures,
-    decision,
-    failure_of,
-    history_payloads,
-    make_project,
-    pending_of,
-    temporal_cli,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
+from tests.support.codec_keys import TOKEN, Keys, write_keys
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, history_payloads
+from tests.support.project import make_project
+from tests.support.runs import decision, failure_of, pending_of, temporal_cli, wait_pending, workflow_id
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from worker import build_activities, running_worker
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # starts the codec server and CLI processes
 
 PROMPT = "Close T-1 please; the customer's passphrase is heron-4417-violet."
 # Only the tickets server knows this line of T-1's body: it reaches the history as a tool result.
@@ -64,35 +59,8 @@ SCRIPT = {
     ]
 }
 WEB_UI = "http://localhost:8233"
-TOKEN = "codec-test-token-" + "x" * 24
 MAX_BODY = 65_536
 READY_S = 30.0
-
-
-@dataclass
-class Keys:
-    """A keys file and a token file (both 0600), and the key ids and keys in them."""
-
-    keys_file: Path
-    token_file: Path
-    keys: dict[str, str]
-
-    def settings(self, **options: Any) -> dict[str, Any]:
-        """Project settings that turn the codec on."""
-        return {"codec_keys_file": self.keys_file, **options}
-
-
-def write_keys(directory: Path) -> Keys:
-    """Two keys (k2 seals, k1 still opens) and a bearer token, written as an operator would."""
-    directory.mkdir(parents=True, exist_ok=True)
-    keys = {"k2": new_key(), "k1": new_key()}
-    keys_file = directory / "codec-keys.toml"
-    keys_file.write_text("".join(f'{key_id} = "{key}"\n' for key_id, key in keys.items()))
-    keys_file.chmod(0o600)
-    token_file = directory / "codec-token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    return Keys(keys_file, token_file, keys)
 
 
 @dataclass

@@ -11,15 +11,19 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from runtime.devserver import free_port
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import airlock_worker, make_project, wait_pending, workflow_id
 from tests.support.airlock_cli import airlock
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import wait_pending, workflow_id
 from tests.support.tickets_http import tickets_http_server
 from tests.support.worker_process import REPO_ROOT, worker_process
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # runs worker and MCP server processes
 
 DEMO_DEADLINE_S = 120.0
 

@@ -11,8 +11,10 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, decision, make_project, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of
+from tests.support.histories import assert_replays
+from tests.support.project import make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
 

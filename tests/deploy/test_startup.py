@@ -19,11 +19,13 @@ from temporalio.testing import WorkflowEnvironment
 from mcp_servers.tickets.store import count_writes
 from mcp_servers.tomlfiles import ConfigError
 from runtime.devserver import free_port
-from tests.conftest import make_project
 from tests.support.airlock_cli import AIRLOCK, address_of, airlock
 from tests.support.plain_devserver import plain_dev_server
+from tests.support.project import make_project
 from tests.support.worker_process import project_env, worker_process
 from worker import build_activities, preflight
+
+pytestmark = pytest.mark.integration  # runs worker processes
 
 SCRIPT = {
     "support": [

@@ -6,7 +6,6 @@ worker's Prometheus endpoint is scraped over HTTP and parsed with prometheus_cli
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import json
 import os
@@ -17,10 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from opentelemetry.trace import StatusCode
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from temporalio.api.common.v1 import Payload
 from temporalio.client import (
@@ -44,23 +41,19 @@ from runtime.devserver import free_port
 from runtime.metrics import OTHER_TOOL, AirlockMetrics, ToolLabels, WaitingRuns
 from runtime.redaction import REDACTED, Redactor
 from runtime.settings import Settings
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
 from tests.support.airlock_cli import address_of, airlock
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.metrics import metrics_worker, scrape
 from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
 from tests.support.otlp_receiver import OtlpReceiver, Span
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # starts workers, MCP servers and receivers
 
 META_SERVERS = f"""
 [servers.meta]
@@ -114,14 +107,6 @@ approvers = ["alice"]
 """
 READS_BETWEEN = 12
 PER_RUN_LABELS = {"workflow_id", "run_id", "call_id", "temporalWorkflowID", "activity_id"}
-
-
-async def scrape(url: str) -> dict[str, list[Sample]]:
-    """GET the Prometheus endpoint and parse it: family name → samples."""
-    async with httpx.AsyncClient(timeout=5) as http:
-        response = await http.get(url)
-    response.raise_for_status()
-    return {family.name: family.samples for family in text_string_to_metric_families(response.text)}
 
 
 def value(families: dict[str, list[Sample]], sample: str, **labels: str) -> float | None:
@@ -342,17 +327,6 @@ async def test_odd_label_values_are_escaped_and_a_servers_tool_names_are_capped(
     assert odd_series == {(f"srv {name}", name) for name in odd}
     busy = {s.labels["tool"]: s.value for s in samples if s.labels["server"] == "busy"}
     assert busy == {**{f"tool_{n}": 1.0 for n in range(5)}, OTHER_TOOL: 7.0}, "at most 5 names, then (other)"
-
-
-@contextlib.asynccontextmanager
-async def metrics_worker(project: Project, env: WorkflowEnvironment, **extra: str) -> AsyncIterator[str]:
-    """`python worker.py` for `project` serving its metrics on a free port; yields the scrape URL.
-
-    A worker process of its own: the listener is stopped with the process, by its pid.
-    """
-    bind = f"127.0.0.1:{free_port()}"
-    async with worker_process(project_env(project, address_of(env), AIRLOCK_METRICS_BIND=bind, **extra)):
-        yield f"http://{bind}/metrics"
 
 
 async def test_a_run_that_continues_as_new_reports_each_decision_once(

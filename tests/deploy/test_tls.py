@@ -28,13 +28,17 @@ from runtime import connection
 from runtime.connection import connect
 from runtime.settings import Settings
 from runtime.tls import client_tls, refusal_hint
-from tests.conftest import assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of, airlock
 from tests.support.certs import Authority, Issued
-from tests.support.conditions import condition
+from tests.support.conditions import condition, wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import make_project
+from tests.support.runs import wait_pending, workflow_id
 from tests.support.tls_proxy import tls_proxy
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
 from workflows.payloads import AgentResult
+
+pytestmark = pytest.mark.integration  # starts TLS proxies and worker processes
 
 EXIT_DEADLINE_S = 60.0
 

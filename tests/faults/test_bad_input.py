@@ -21,19 +21,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    pending_of,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
-from tests.workflows.test_approvals import CLOSE_SCRIPT, audit_of, start, temporal_cli
+from tests.support.approvals import CLOSE_SCRIPT, audit_of, start
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, failure_of, pending_of, temporal_cli, wait_pending, workflow_id
 from workflows.payloads import AgentRequest
 
 RUN_DEADLINE_S = 30.0

@@ -19,8 +19,10 @@ from typing import Any
 from temporalio.client import Client, WorkflowHistory
 
 from runtime.build import replayer
-from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
+from tests.support.histories import assert_no_task_failures
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import workflow_id
 from workflows.carry import MARKER
 from workflows.limits import (
     MAX_CHECKPOINT_BYTES,

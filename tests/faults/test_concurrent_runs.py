@@ -11,9 +11,11 @@ from pathlib import Path
 from temporalio.client import Client, WorkflowHistory
 
 from runtime.build import replayer
-from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
+from tests.support.histories import assert_no_task_failures
 from tests.support.mcp_faults import hold_answer, stats_of, stdio_tickets
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 RUNS = 200

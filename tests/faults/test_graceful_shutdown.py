@@ -13,9 +13,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
-from tests.support.conditions import alive, child_pids, cmdline, kill_if_alive
+from tests.support.conditions import alive, child_pids, cmdline, kill_if_alive, wait_for
+from tests.support.histories import assert_replays
 from tests.support.mcp_faults import hold_answer, stdio_tickets
+from tests.support.project import make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.worker_process import project_env, worker_process
 from worker import GRACEFUL_SHUTDOWN
 from workflows.payloads import AgentRequest, AgentResult

@@ -9,17 +9,11 @@ from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from runtime.devserver import free_port
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
 from workflows.payloads import AgentRequest, AgentResult
 

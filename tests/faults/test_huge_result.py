@@ -7,9 +7,11 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import airlock_worker, assert_no_task_failures, assert_replays, make_project, workflow_id
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.mcp_faults import history_bytes, stdio_tickets
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 PAD_BYTES = 5_000_000

@@ -17,10 +17,13 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import assert_replays, make_project, wait_for, workflow_id
+from tests.support.asking import answer, host_agent, wait_input
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import make_project
+from tests.support.runs import workflow_id
 from tests.support.tickets_http import http_server_process
 from tests.support.worker_process import project_env, worker_process
-from tests.workflows.test_input_requests import answer, host_agent, wait_input
 from workflows.payloads import AgentRequest, AgentResult
 
 READY = re.compile(r"asking MCP server listening on (http://[^\s\"]+)")

@@ -7,7 +7,9 @@ from pathlib import Path
 from temporalio.client import Client
 
 from runtime.build import replayer
-from tests.conftest import airlock_worker, assert_no_task_failures, make_project, workflow_id
+from tests.support.histories import assert_no_task_failures
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 READS = 150  # 150 reads and 151 model turns: a run of just over 300 steps

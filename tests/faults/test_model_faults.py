@@ -14,21 +14,14 @@ from typing import Any
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    SUPPORT_AGENT,
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    make_project,
-    workflow_id,
-)
 from tests.support.fault_stubs import TimedStub
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
+from tests.support.project import SUPPORT_AGENT, Project, airlock_worker, make_project
 from tests.support.recording_model import record_model
-from workflows.durable_model import MODEL_RETRY
+from tests.support.runs import failure_of, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
+from workflows.steps import MODEL
 
 API_KEY = "sk-test-faults-0b7e"
 # Comments run without approval here, so a repeated tool call would show as a second write.
@@ -85,10 +78,10 @@ async def test_429_then_500s_then_success_retries_the_model_call_only(
     retried = [conversation(body) for body in stub.requests[1:]]
     assert all(turn == retried[0] for turn in retried), "every retry resends the same turn"
     gaps = [later - earlier for earlier, later in zip(stub.arrivals[1:], stub.arrivals[2:], strict=False)]
-    first_interval = MODEL_RETRY.initial_interval.total_seconds()
+    first_interval = MODEL.retry.initial_interval.total_seconds()
     assert retry_after > first_interval, "the test tells Retry-After from the policy's own backoff"
     assert gaps[0] >= retry_after * 0.95, f"Retry-After was not honoured: {gaps}"
-    assert gaps[1] >= first_interval * MODEL_RETRY.backoff_coefficient * 0.95, f"no backoff: {gaps}"
+    assert gaps[1] >= first_interval * MODEL.retry.backoff_coefficient * 0.95, f"no backoff: {gaps}"
     assert gaps[2] >= gaps[1], f"backoff does not grow: {gaps}"
     await assert_replays(handle)
 
@@ -96,7 +89,7 @@ async def test_429_then_500s_then_success_retries_the_model_call_only(
 async def test_a_model_that_keeps_failing_is_given_up_after_bounded_attempts(
     client: Client, tmp_path: Path, stubs: list[OpenAIStub]
 ) -> None:
-    attempts = MODEL_RETRY.maximum_attempts
+    attempts = MODEL.retry.maximum_attempts
     # Short Retry-After values keep the test fast; the bound is on attempts, not on time.
     replies: list[Reply] = [COMMENT, *[Fault(503, retry_after=0.05)] * attempts, Text("never sent")]
     stub = OpenAIStub(replies)

@@ -20,11 +20,15 @@ from temporalio.client import Client
 
 from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import TICKETS_STDIO, airlock_worker, assert_replays, history_text, make_project, workflow_id
+from tests.support.histories import assert_replays, history_text
+from tests.support.project import TICKETS_STDIO, airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import workflow_id
 from tests.support.schema_strategies import valid_object, wrong_type_value
 from workflows.arguments import parse_arguments
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # lists schemas from real MCP servers
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"
 FILESYSTEM_SERVER = PEERS / "node_modules" / "@modelcontextprotocol" / "server-filesystem" / "dist" / "index.js"

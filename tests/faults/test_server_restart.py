@@ -15,29 +15,23 @@ import signal
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
 from runtime import devserver
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    events_with,
-    failure_of,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
-from tests.support.conditions import alive, condition
+from tests.support.approvals import CLOSE_SCRIPT
+from tests.support.conditions import alive, condition, wait_for
 from tests.support.fault_stubs import RoutedStub
+from tests.support.histories import assert_no_task_failures, assert_replays, events_with
 from tests.support.mcp_faults import hold_answer, stdio_tickets
 from tests.support.openai_stub import Text, ToolCalls
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, failure_of, wait_pending, workflow_id
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
-from tests.workflows.test_approvals import CLOSE_SCRIPT
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # starts and restarts its own dev server
 
 RUN_DEADLINE_S = 60.0
 # Long enough that the server is stopped and started again while the write's answer is held.

@@ -17,12 +17,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
-from tests.support.conditions import alive, condition
+from tests.support.conditions import alive, condition, wait_for
 from tests.support.fault_stubs import RoutedStub
+from tests.support.histories import assert_replays
 from tests.support.openai_stub import Text, ToolCalls
+from tests.support.project import AUTO_COMMENT_AGENT, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.worker_process import REPO_ROOT, project_env, worker_process
-from tests.workflows.test_worker_restart import AUTO_COMMENT_AGENT
 from workflows.payloads import AgentRequest, AgentResult
 
 API_KEY = "sk-test-kill-41d2"

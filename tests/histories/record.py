@@ -21,7 +21,8 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.service import RPCError
 
 from runtime import devserver
-from tests.conftest import SUPPORT_AGENT, Project, airlock_worker, decision, make_project
+from tests.support.project import SUPPORT_AGENT, Project, airlock_worker, make_project
+from tests.support.runs import decision
 from workflows.payloads import AgentRequest
 
 HERE = Path(__file__).resolve().parent

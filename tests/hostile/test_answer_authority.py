@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,24 +31,17 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from console.signing import generate_key, public_bytes, sign_decision
 from runtime.build import activity_list
 from runtime.interceptors import ScrubFailures
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    make_project,
-    pending_of,
-    wait_for,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.logs import worker_logs
-from tests.workflows.test_signed_decisions import People, people, refusals
+from tests.support.people import People, refusals
+from tests.support.project import Project, airlock_worker, make_project
+from tests.support.runs import pending_of, workflow_id
+from tests.support.time_skipping import fast_forward
 from worker import build_activities
 from workflows.identity import public_key_entry
 from workflows.input_requests import answer_sha256
 from workflows.payloads import AgentRequest, AgentResult
-
-__all__ = ["people"]  # the fixture, imported for the tests below
 
 ASKING_STDIO = """
 [servers.asking]
@@ -264,13 +256,9 @@ async def test_an_answer_signal_is_judged_against_the_approvers_file_as_it_is_no
         )
         pending = await input_request(handle)
         # The run read the approvers file before it asked; the bound it states is 60 s.
-        began = time.monotonic()
         without(people, "alice")
-
-        async def bound_passed() -> bool:
-            return time.monotonic() - began > 61
-
-        await wait_for(bound_passed, timeout=70, what="the directory bound (60 s) to pass")
+        # Past the 60 s bound in the run's own (virtual) time, without a minute of wall time.
+        await fast_forward(client, handle, timedelta(seconds=61))
         await handle.signal("answer", signed_answer(pending, handle.id, "alice", people, "alice-account"))
         [reason] = await refusals(handle, 1)
         assert "unknown key" in reason, reason

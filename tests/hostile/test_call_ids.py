@@ -16,17 +16,10 @@ import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.hostile_model import call, install, say
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, failure_of, wait_pending, workflow_id
 from workflows.payloads import AgentRequest
 
 RUN_DEADLINE_S = 30.0

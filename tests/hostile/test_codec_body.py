@@ -17,9 +17,12 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
-from tests.deploy.test_encrypted_payloads import TOKEN, write_keys
 from tests.support.airlock_cli import AIRLOCK
+from tests.support.codec_keys import TOKEN, write_keys
+
+pytestmark = pytest.mark.integration  # starts the codec server
 
 READY = re.compile(r"codec server on (http://[^\s]+) ")
 DEADLINE_S = 30.0

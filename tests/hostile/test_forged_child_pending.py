@@ -14,21 +14,15 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    pending_of,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
-from tests.workflows.test_approvals import audit_of, wait_refused
+from tests.support.approvals import audit_of, wait_refused
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.pipelines import status_pending
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, pending_of, wait_pending, workflow_id
 from workflows.arguments import arguments_sha256
 from workflows.payloads import PipelineResult
 
@@ -38,12 +32,6 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
     "support": [{"tool_call": {"name": "close_ticket", "arguments": REAL}}, {"message": "Done."}],
 }
 STEPS = [{"name": "fix", "agent": "support", "input": "Close T-1."}]
-
-
-async def status_pending(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
-    """The pending entries of the pipeline's `status` query."""
-    status: dict[str, Any] = await handle.query("status", result_type=dict)
-    return list(status["pending"])
 
 
 def sha256_option(command: str) -> str:

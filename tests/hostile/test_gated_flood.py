@@ -16,19 +16,10 @@ from typing import Any
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    SUPPORT_AGENT,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    pending_of,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import SUPPORT_AGENT, airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import decision, failure_of, pending_of, wait_pending, workflow_id
 from workflows.limits import MAX_TOOL_CALLS_PER_REPLY
 from workflows.payloads import AgentRequest, AgentResult
 

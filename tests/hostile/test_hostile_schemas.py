@@ -25,7 +25,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import airlock_worker, assert_no_task_failures, assert_replays, workflow_id
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker
+from tests.support.runs import workflow_id
 from tests.support.schema_project import calls_received, said_after_refusal, schema_project
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult

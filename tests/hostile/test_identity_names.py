@@ -27,17 +27,11 @@ from console.inbox.auth import Gatekeeper
 from console.inbox.runs import Runs
 from console.inbox.server import bind, serve
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
 from tests.support.airlock_cli import address_of, airlock
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.tokens import signed_token
 from workflows.identity import public_key_entry
 from workflows.payloads import AgentRequest, AgentResult

@@ -28,8 +28,11 @@ from temporalio.testing import WorkflowEnvironment
 from console import signing
 from mcp_servers.tickets.store import count_writes
 from runtime.devserver import free_port
-from tests.conftest import airlock_worker, assert_replays, make_project, pending_of, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import AIRLOCK, address_of
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import pending_of, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}

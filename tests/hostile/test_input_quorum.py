@@ -20,20 +20,11 @@ import pytest
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    history_text,
-    make_project,
-    pending_of,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays, history_text
+from tests.support.project import Project, airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import decision, pending_of, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 ASKING_STDIO = """

@@ -29,18 +29,10 @@ from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
 
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    pending_of,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, failure_of, pending_of, wait_pending, workflow_id
 from tests.support.schema_project import calls_received, said_after_refusal, schema_project
 from workflows.payloads import AgentRequest, AgentResult
 

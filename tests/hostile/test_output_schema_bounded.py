@@ -16,16 +16,10 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    history_text,
-    wait_for,
-    workflow_id,
-)
-from tests.support.conditions import condition
+from tests.support.conditions import condition, wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays, history_text
+from tests.support.project import Project, airlock_worker
+from tests.support.runs import workflow_id
 from tests.support.schema_project import calls_received, said_after_refusal, schema_project
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult

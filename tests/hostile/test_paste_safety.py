@@ -21,19 +21,13 @@ import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    wait_for,
-    wait_pending,
-)
-from tests.hostile.test_forged_child_pending import status_pending
-from tests.support.conditions import condition
+from tests.support.conditions import condition, wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.hostile_model import call, install, say
-from tests.workflows.test_notify import Webhook
+from tests.support.pipelines import status_pending
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending
+from tests.support.webhook import Webhook
 from workflows.payloads import PipelineResult
 
 CLOSE = {"ticket_id": "T-4"}

@@ -21,16 +21,10 @@ import pytest
 from temporalio.client import Client, WorkflowHandle
 
 from runtime.devserver import free_port
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    history_payloads,
-    make_project,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays, history_payloads
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import failure_of, workflow_id
 from tests.support.tickets_http import http_server_process
 from tests.support.worker_process import project_env, worker_process
 from workflows.limits import (

@@ -16,16 +16,9 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import (
-    SUPPORT_AGENT,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    history_payloads,
-    make_project,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays, history_payloads
+from tests.support.project import SUPPORT_AGENT, airlock_worker, make_project
+from tests.support.runs import failure_of, workflow_id
 from workflows.limits import MAX_TOOL_CALLS_PER_REPLY
 from workflows.payloads import AgentRequest, AgentResult
 

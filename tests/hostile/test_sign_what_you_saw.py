@@ -24,9 +24,11 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import SUPPORT_AGENT, airlock_worker, assert_replays, pending_of, wait_pending
-from tests.console.test_cli_e2e import ended, make_desk, start
 from tests.support.airlock_cli import AIRLOCK
+from tests.support.desk import ended, make_desk, start
+from tests.support.histories import assert_replays
+from tests.support.project import SUPPORT_AGENT, airlock_worker
+from tests.support.runs import pending_of, wait_pending
 from workflows.arguments import arguments_sha256
 
 QUORUM = SUPPORT_AGENT + "required = 2\n"

@@ -20,19 +20,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import RawValue
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    events_with,
-    make_project,
-    pending_of,
-    wait_for,
-    wait_pending,
-)
-from tests.workflows.test_approvals import CLOSE_SCRIPT, audit_of, start
-from workflows.gate import MAX_REFUSALS_LISTED
+from tests.support.approvals import CLOSE_SCRIPT, audit_of, start
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays, events_with
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, pending_of, wait_pending
+from workflows.audit import MAX_REFUSALS_LISTED
 
 HUGE = 500_000
 LARGE = 10_000

@@ -22,9 +22,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from console.progress import progress_by_call
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import Project, airlock_worker, assert_replays, make_project, wait_for, wait_pending, workflow_id
 from tests.support.airlock_cli import AIRLOCK, address_of
-from tests.workflows.test_input_requests import ASKING_STDIO, host_agent, wait_input
+from tests.support.asking import ASKING_STDIO, host_agent, wait_input
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import Project, airlock_worker, make_project
+from tests.support.runs import wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
 
 HOSTILE = "done\x1b[2K\u009b2J\u202eevil"

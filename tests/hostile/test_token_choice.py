@@ -20,11 +20,15 @@ import pytest
 from temporalio.client import Client
 
 from runtime.redaction import REDACTED, Redactor, plausible_secret
-from tests.conftest import airlock_worker, assert_replays, history_text, make_project, workflow_id
+from tests.support.histories import assert_replays, history_text
 from tests.support.leaky_mcp import SCAN_RESULT
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import workflow_id
 from tests.support.tickets_http import http_server_process
 from workflows.payloads import AgentRequest, AgentResult
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 READY = re.compile(r"issuer MCP server listening on (http://\S+)")
 AGENT = """

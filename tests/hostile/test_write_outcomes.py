@@ -19,19 +19,12 @@ from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
 
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    make_project,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import Project, airlock_worker, make_project
 from tests.support.recording_model import record_model
-from workflows.durable_tools import IDEMPOTENT_WRITE_RETRY
+from tests.support.runs import decision, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
+from workflows.steps import IDEMPOTENT_WRITE
 
 OUTCOME_STDIO = """
 [servers.outcome]
@@ -135,7 +128,7 @@ async def test_an_idempotent_write_retried_by_policy_does_not_claim_it_was_not_r
         await assert_replays(handle)
     assert result.status == "completed"
     sends = applied(project)
-    attempts = IDEMPOTENT_WRITE_RETRY.maximum_attempts
+    attempts = IDEMPOTENT_WRITE.retry.maximum_attempts
     assert len(sends) == attempts, "the policy sent it again after every unknown outcome"
     keys = {line["key"] for line in sends}
     assert keys == {f"{handle.id}/call-clerk-0"}, "every attempt carried the one idempotency key"

@@ -20,10 +20,12 @@ from urllib.parse import urlsplit
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from tests.conftest import Project, failure_of, history_text, make_project, workflow_id
+from tests.support.histories import history_text
 from tests.support.logs import worker_logs
 from tests.support.oauth_mcp import READY
+from tests.support.project import Project, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import failure_of, workflow_id
 from tests.support.tickets_http import http_server_process
 from worker import build_activities, running_worker
 from workflows.payloads import AgentRequest, AgentResult

@@ -16,11 +16,14 @@ import pytest
 from mcp_types import ElicitRequestFormParams, ElicitRequestURLParams
 
 from mcp_servers.client import elicitation
-from mcp_servers.client.elicitation import Given, QuestionRefusedError, Round, checked_schema, question_of
+from mcp_servers.client.elicitation import Given, Round, checked_schema, question_of
+from mcp_servers.client.errors import QuestionRefusedError
 from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.client.results import result_text
+from tests.support.asking import ASKING_STDIO
 from tests.support.everything import EVERYTHING, NODE, everything_http, everything_servers
-from tests.workflows.test_input_requests import ASKING_STDIO
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 TRIGGER = "trigger-elicitation-request"
 EVERYTHING_STDIO = f"""

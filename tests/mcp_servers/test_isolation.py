@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 
 from activities.airlock_activities import result_text
-from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
-from tests.conftest import wait_for
-from tests.support.conditions import condition
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool, load_servers
+from tests.support.conditions import condition, wait_for
 from tests.support.everything import everything_http, everything_servers
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 LONG = "trigger-long-running-operation"
 
@@ -29,7 +31,7 @@ async def test_a_timed_out_call_leaves_the_other_calls_on_the_session_alone(tmp_
         try:
             healthy = asyncio.create_task(connection.call_tool(LONG, {"duration": 3, "steps": 3}, None))
             await wait_for(condition(lambda: connection.in_flight == 1), timeout=20, what="the healthy call to start")
-            with pytest.raises(ServerUnavailable, match="timed out"):
+            with pytest.raises(ServerFailedError, match="timed out"):
                 await connection.call_tool(LONG, {"duration": 60, "steps": 1}, None, request_timeout=0.5)
             assert not healthy.done(), "the healthy call must still be in flight when the other times out"
             result = await asyncio.wait_for(healthy, 20)

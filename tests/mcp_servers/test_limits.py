@@ -7,7 +7,10 @@ import time
 
 import pytest
 
-from mcp_servers.client.limits import CircuitBreaker, CircuitOpen, RateLimiter
+from mcp_servers.client.errors import BreakerRefusedError
+from mcp_servers.client.limits import CircuitBreaker, RateLimiter
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 
 class Clock:
@@ -31,7 +34,7 @@ def test_breaker_opens_after_threshold_failures_in_window() -> None:
     assert breaker.state == "closed"
     breaker.failure()
     assert breaker.state == "open"
-    with pytest.raises(CircuitOpen, match=r"next try in 5\.0s"):
+    with pytest.raises(BreakerRefusedError, match=r"next try in 5\.0s"):
         breaker.check()
 
 
@@ -42,7 +45,7 @@ def test_breaker_half_open_probe_closes_on_success_and_reopens_on_failure() -> N
     clock.now += 5
     breaker.check()  # the probe goes through
     assert breaker.state == "half_open"
-    with pytest.raises(CircuitOpen, match="probe"):
+    with pytest.raises(BreakerRefusedError, match="probe"):
         breaker.check()  # only one probe at a time
     breaker.failure()
     assert breaker.state == "open", "a failed probe opens the circuit for another cooldown"
@@ -68,7 +71,7 @@ def test_breaker_counts_openings_and_refusals_and_a_cancelled_probe_frees_the_sl
     breaker.failure()
     breaker.failure()  # already open: not a second opening
     for _ in range(3):
-        with pytest.raises(CircuitOpen):
+        with pytest.raises(BreakerRefusedError):
             breaker.check()
     assert (breaker.opened, breaker.rejected) == (1, 3)
     clock.now += 5

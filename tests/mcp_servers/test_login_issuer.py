@@ -21,8 +21,11 @@ import httpx
 import pytest
 
 from console.mcp import login
-from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool, ServerConfig
 from tests.support.tickets_http import http_server_process
+
+pytestmark = pytest.mark.integration  # starts MCP servers and an issuer
 
 READY = re.compile(r"issuer MCP server listening on (http://\S+)")
 
@@ -82,7 +85,7 @@ async def test_the_first_login_records_the_issuer_and_a_later_switch_sends_nothi
         await post(a, "/admin/revoke")
         pool = McpPool(servers, env)
         try:
-            with pytest.raises(ServerUnavailable) as refused:
+            with pytest.raises(ServerFailedError) as refused:
                 await pool.connection("docs").list_tools()
         finally:
             await pool.close()

@@ -16,11 +16,15 @@ from typing import TypeVar
 import pytest
 
 from activities.airlock_activities import result_text
-from mcp_servers.client.registry import McpPool, ServerConfig, ServerUnavailable, expand, load_servers
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool, ServerConfig, expand, load_servers
 from mcp_servers.tomlfiles import ConfigError
 from runtime.devserver import free_port
-from tests.conftest import TICKETS_STDIO, wait_for
+from tests.support.conditions import wait_for
+from tests.support.project import TICKETS_STDIO
 from tests.support.tickets_http import AUTH_HEADER, TICKETS_TOKEN, tickets_http_server
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 EXIT_DEADLINE_S = 10.0
 
@@ -208,7 +212,7 @@ async def call_after_restart(pool: McpPool, call: Callable[[McpPool], Awaitable[
     async def attempt() -> T | None:
         try:
             return await call(pool)
-        except ServerUnavailable:
+        except ServerFailedError:
             return None
 
     return await wait_for(attempt, timeout=30, what="a successful call after the restart")
@@ -241,7 +245,7 @@ async def test_reconnects_after_http_server_outage(tmp_path: Path) -> None:
         async with tickets_http_server(db, port=port):
             await get_title(pool)
         # A call while the server is down fails at once with the registry's own error ...
-        with pytest.raises(ServerUnavailable):
+        with pytest.raises(ServerFailedError):
             await asyncio.wait_for(get_title(pool), timeout=10)
         # ... and the next session is opened once the server is back.
         async with tickets_http_server(db, port=port):

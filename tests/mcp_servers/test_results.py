@@ -12,6 +12,8 @@ from mcp_servers.client.registry import Connection, McpPool, load_servers
 from mcp_servers.client.results import render
 from tests.support.everything import everything_http, everything_servers
 
+pytestmark = pytest.mark.integration  # starts MCP servers
+
 
 @pytest.fixture(scope="module")
 async def everything(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Connection]:

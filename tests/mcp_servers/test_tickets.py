@@ -19,6 +19,8 @@ from mcp_types import CallToolResult, RequestParamsMeta, TextContent
 from mcp_servers.tickets.store import TicketStore, count_writes
 from tests.support.tickets_http import HttpServer, tickets_http_server
 
+pytestmark = pytest.mark.integration  # starts the tickets server
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IDEMPOTENCY_META_KEY = "airlock/idempotency_key"
 STARTUP_DEADLINE_S = 15.0

@@ -20,14 +20,19 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.airlock_activities import result_text
-from mcp_servers.client.registry import McpPool, ServerUnavailable, load_servers
+from mcp_servers.client.errors import ServerFailedError
+from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.tickets.guard import GuardError, allowed_hosts, token_from
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import assert_replays, decision, history_text, make_project, wait_pending, workflow_id
 from tests.support.airlock_cli import address_of
+from tests.support.histories import assert_replays, history_text
+from tests.support.project import make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from tests.support.tickets_http import AUTH_HEADER, REPO_ROOT, TICKETS_TOKEN, HttpServer, tickets_http_server
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentResult
+
+pytestmark = pytest.mark.integration  # starts the tickets server over HTTP
 
 MCP_HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
@@ -119,7 +124,7 @@ async def test_a_worker_with_the_wrong_token_is_told_401_naming_the_server(serve
     environ = {"TICKETS_TOKEN": "not-the-token-but-long-enough"}
     pool = McpPool(load_servers(registry_file(tmp_path, server.url), environ), environ)
     try:
-        with pytest.raises(ServerUnavailable) as refused:
+        with pytest.raises(ServerFailedError) as refused:
             await pool.connection("tickets").list_tools()
     finally:
         await pool.close()

@@ -1,10 +1,27 @@
-"""Small conditions for `wait_for`, and the processes a test started: alive, children, killed."""
+"""Waiting on a condition with a deadline (`wait_for`), small conditions, and a test's processes: alive, killed."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+async def wait_for(check: Callable[[], Awaitable[T]], *, timeout: float = 20.0, what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 def condition(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:

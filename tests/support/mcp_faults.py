@@ -8,7 +8,7 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from tests.conftest import history_payloads
+from tests.support.histories import history_payloads
 
 FAULT_VARS = ["TICKETS_FAULT", "TICKETS_FAULT_TOOL", "TICKETS_FAULT_MARKER", "TICKETS_STATS_FILE"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import Project, make_project
+from tests.support.project import Project, make_project
 
 SCHEMA_SERVER = f"""
 [servers.schemas]

@@ -14,6 +14,8 @@ from openai.types.responses import Response, ResponseFunctionToolCall, ResponseO
 
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
 
+pytestmark = pytest.mark.integration  # starts the OpenAI stub server
+
 Serve = Callable[[list[Reply]], OpenAIStub]
 
 TOOL_THEN_TEXT: list[Reply] = [

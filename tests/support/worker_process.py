@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.conftest import Project
+from tests.support.project import Project
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_DEADLINE_S = 30.0

@@ -8,17 +8,9 @@ import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    history_text,
-    make_project,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays, history_text
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, failure_of, wait_pending, workflow_id
 from tests.support.tickets_http import TICKETS_TOKEN, tickets_http_server
 from workflows.payloads import AgentRequest, AgentResult
 

@@ -16,29 +16,15 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    TICKETS_STDIO,
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    events_with,
-    history_text,
-    make_project,
-    pending_of,
-    temporal_cli,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.approvals import CLOSE_SCRIPT, CLOSE_T1, audit_of, start, wait_refused
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays, events_with, history_text
+from tests.support.project import TICKETS_STDIO, airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import decision, pending_of, temporal_cli, wait_pending
 from workflows.arguments import arguments_sha256
-from workflows.payloads import AgentRequest, AgentResult
 
-CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
 CLOSE_T2 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-2"}}}
-CLOSE_SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
 # Two gated writes in a row keep the run open after the first decision, so late messages about
 # the first call still reach a running workflow.
 TWO_WRITES_SCRIPT = {"support": [CLOSE_T1, CLOSE_T2, {"message": "Done."}]}
@@ -54,39 +40,6 @@ def support_agent(approval: str, tools: str = '"get_*" = "auto"\n"search_*" = "a
         'name = "support"\ninstructions = "You resolve support tickets."\nmcp_servers = ["tickets"]\n'
         f"{rules}\n[approval]\n{approval}\n"
     )
-
-
-async def start(
-    client: Client,
-    project: Project,
-    prefix: str,
-    *,
-    requester: str | None = "carol",
-    text: str = "Close T-1, it is fixed.",
-) -> WorkflowHandle[Any, AgentResult]:
-    """Start a support run on the project's task queue."""
-    return await client.start_workflow(
-        "AgentWorkflow",
-        AgentRequest(agent="support", input=text, requester=requester),
-        id=workflow_id(prefix),
-        task_queue=project.settings.task_queue,
-        result_type=AgentResult,
-    )
-
-
-async def audit_of(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
-    """The run's audit trail, as plain JSON."""
-    return await handle.query("audit", result_type=list)
-
-
-async def wait_refused(handle: WorkflowHandle[Any, Any], count: int) -> list[dict[str, Any]]:
-    """Wait until the audit holds `count` refused attempts; return them in order."""
-
-    async def check() -> list[dict[str, Any]] | None:
-        refused = [e for e in await audit_of(handle) if e["event"] == "refused"]
-        return refused if len(refused) >= count else None
-
-    return await wait_for(check, what=f"{count} refused audit entries")
 
 
 def at(value: str) -> datetime:
@@ -351,11 +304,14 @@ async def _refused_for(handle: WorkflowHandle[Any, Any], marker: str) -> list[di
 # --- 6. timeouts -------------------------------------------------------------------------------
 
 
-async def test_timeout_rejects_when_on_timeout_is_reject(client: Client, tmp_path: Path) -> None:
-    agent = support_agent('approvers = ["alice"]\ntimeout = "1s"\non_timeout = "reject"')
+async def test_timeout_rejects_when_on_timeout_is_reject(
+    client: Client, time_skipping_client: Client, tmp_path: Path
+) -> None:
+    # An hour of waiting in virtual time: the run skips it once nothing else is in flight.
+    agent = support_agent('approvers = ["alice"]\ntimeout = "1h"\non_timeout = "reject"')
     project = make_project(tmp_path, script=CLOSE_SCRIPT, agents={"support": agent})
     async with airlock_worker(client, project):
-        handle = await start(client, project, "timeout-reject")
+        handle = await start(time_skipping_client, project, "timeout-reject")
         result = await asyncio.wait_for(handle.result(), 20)
         audit = await audit_of(handle)
     assert count_writes(project.tickets_db) == 0
@@ -368,11 +324,13 @@ async def test_timeout_rejects_when_on_timeout_is_reject(client: Client, tmp_pat
     await assert_replays(handle)
 
 
-async def test_timeout_fails_the_run_when_on_timeout_is_fail(client: Client, tmp_path: Path) -> None:
-    agent = support_agent('approvers = ["alice"]\ntimeout = "1s"\non_timeout = "fail"')
+async def test_timeout_fails_the_run_when_on_timeout_is_fail(
+    client: Client, time_skipping_client: Client, tmp_path: Path
+) -> None:
+    agent = support_agent('approvers = ["alice"]\ntimeout = "1h"\non_timeout = "fail"')
     project = make_project(tmp_path, script=CLOSE_SCRIPT, agents={"support": agent})
     async with airlock_worker(client, project):
-        handle = await start(client, project, "timeout-fail")
+        handle = await start(time_skipping_client, project, "timeout-fail")
         with pytest.raises(WorkflowFailureError) as failure:
             await asyncio.wait_for(handle.result(), 20)
         status = await handle.query("status", result_type=dict)

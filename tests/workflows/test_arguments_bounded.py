@@ -219,6 +219,7 @@ def listener() -> Iterator[tuple[str, list[str]]]:
         thread.join()
 
 
+@pytest.mark.integration  # a listener records any fetch
 def test_remote_refs_are_never_fetched_local_ones_resolve(listener: tuple[str, list[str]]) -> None:
     base, asked = listener
     remote = {"type": "object", "properties": {"x": {"$ref": f"{base}/x"}}}

@@ -7,15 +7,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import (
-    SUPPORT_AGENT,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    make_project,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import SUPPORT_AGENT, airlock_worker, make_project
+from tests.support.runs import failure_of, workflow_id
 
 READS = {
     "support": [{"tool_call": {"name": "get_ticket", "arguments": {"ticket_id": f"T-{n}"}}} for n in range(1, 5)]

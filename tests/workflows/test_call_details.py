@@ -6,7 +6,9 @@ from pathlib import Path
 
 from temporalio.client import Client
 
-from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_pending, workflow_id
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 SCRIPT = {

@@ -15,8 +15,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import CancelledError
 
-from tests.conftest import airlock_worker, assert_replays, make_project, wait_for, workflow_id
-from tests.workflows.test_progress import AGENT, events_of, long_servers
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.long_running import AGENT, events_of, long_servers
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 PATHS = {

@@ -7,26 +7,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from mcp_servers.tomlfiles import ConfigError
 from runtime.devserver import free_port
 from runtime.settings import Settings
-from tests.conftest import TICKETS_STDIO, make_project
+from tests.support.catalog import load_error
+from tests.support.project import TICKETS_STDIO, make_project
 from worker import build_activities, model_backend
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKER_DEADLINE_S = 20.0
-
-
-def load_error(root: Path, **project: Any) -> str:
-    """Write a project under `root`, load it the way the worker does, return the ConfigError text."""
-    config = make_project(root, **project)
-    with pytest.raises(ConfigError) as failure:
-        build_activities(config.settings, environ=config.environ)
-    return str(failure.value)
 
 
 def agent(extra: str = "", *, head: str = "") -> str:
@@ -194,6 +186,7 @@ def run_worker(env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], f
     return finished, time.monotonic() - started
 
 
+@pytest.mark.integration  # runs the worker as a process
 def test_worker_exits_2_on_config_error_before_connecting(tmp_path: Path) -> None:
     config = make_project(tmp_path, agents={"support": agent(head='colour = "blue"')})
     env = worker_environ(
@@ -213,6 +206,7 @@ def test_worker_exits_2_on_config_error_before_connecting(tmp_path: Path) -> Non
     assert "cannot reach Temporal at 127.0.0.1:1" in finished.stderr
 
 
+@pytest.mark.integration  # runs the worker as a process
 def test_worker_exits_fast_when_temporal_is_unreachable(tmp_path: Path) -> None:
     config = make_project(tmp_path)
     address = f"127.0.0.1:{free_port()}"

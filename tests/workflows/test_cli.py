@@ -8,7 +8,9 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from tests.conftest import airlock_worker, assert_replays, make_project, temporal_cli, workflow_id
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import temporal_cli, workflow_id
 
 SCRIPT = {
     "support": [

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 
-from tests.conftest import airlock_worker, assert_replays, failure_of, make_project, workflow_id
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import failure_of, workflow_id
 from workflows.payloads import MAX_CONTEXT_CHARS, AgentRequest, AgentResult
 
 SCRIPT = {"support": [{"message": "T-3 is open."}]}

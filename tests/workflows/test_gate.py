@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from workflows.arguments import arguments_sha256
-from workflows.gate import MAX_REFUSALS_LISTED, ApprovalGate
-from workflows.identity import RefusedError, Verifier
+from workflows.audit import MAX_REFUSALS_LISTED
+from workflows.authority import Authority
+from workflows.gate import ApprovalGate
+from workflows.identity import AuthorityRefusedError, Verifier
 from workflows.payloads import ApprovalConfig, ApprovalRecord, Approve, Directory, Principal, Reject, Review
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -27,9 +29,7 @@ def gate(directory: Directory | None = None, requester: str | None = "carol", **
     return ApprovalGate(
         lambda _agent: approval,
         lambda _record: SCHEMA,
-        Verifier(directory),
-        workflow_id="wf-1",
-        requester=requester,
+        Authority(Verifier(directory), workflow_id="wf-1", requester=requester),
     )
 
 
@@ -61,7 +61,7 @@ def test_an_approval_opens_the_call_once_with_the_asked_arguments() -> None:
         "ok",
     )
     assert g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS) == ARGS
-    with pytest.raises(RefusedError, match="already ran"):
+    with pytest.raises(AuthorityRefusedError, match="already ran"):
         g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS)
 
 
@@ -77,25 +77,25 @@ def test_release_checks_server_tool_and_arguments(server: str, tool: str, reques
     g = gate()
     record = ask(g)
     g.decide(approve(record, "alice"), NOW)
-    with pytest.raises(RefusedError, match=why):
+    with pytest.raises(AuthorityRefusedError, match=why):
         g.release("c-1", server=server, tool=tool, requested=requested)
 
 
 def test_nothing_runs_without_an_approval() -> None:
     g = gate()
     ask(g)
-    with pytest.raises(RefusedError, match="not been approved"):
+    with pytest.raises(AuthorityRefusedError, match="not been approved"):
         g.release("c-1", server="tickets", tool="close_ticket", requested=ARGS)
-    with pytest.raises(RefusedError, match="not been approved"):
+    with pytest.raises(AuthorityRefusedError, match="not been approved"):
         g.release("never-gated", server="tickets", tool="close_ticket", requested=ARGS)
 
 
 def test_a_reused_call_id_is_refused() -> None:
     g = gate()
     ask(g)
-    with pytest.raises(RefusedError, match="already used"):
+    with pytest.raises(AuthorityRefusedError, match="already used"):
         ask(g, arguments={"ticket_id": "T-9"})
-    with pytest.raises(RefusedError, match="1 to 200"):
+    with pytest.raises(AuthorityRefusedError, match="1 to 200"):
         ask(g, call_id="")
 
 
@@ -112,7 +112,7 @@ def test_a_decision_that_does_not_match_changes_nothing(change: dict[str, Any], 
     g = gate(approvers=["alice", "bob", "carol"])
     record = ask(g)
     message = approve(record, "alice").model_copy(update=change)
-    with pytest.raises(RefusedError, match=why):
+    with pytest.raises(AuthorityRefusedError, match=why):
         g.decide(message, NOW)
     assert record.decision is None and record.approved_by == []
     assert [e.event for e in g.audit] == ["requested"]
@@ -131,7 +131,7 @@ def test_quorum_needs_distinct_people_and_a_rejection_ends_it() -> None:
     g.decide(approve(record, "alice"), NOW)
     assert (record.decision, record.approved_by) == (None, ["alice"])
     assert g.pending()[0].approvals_needed == 1
-    with pytest.raises(RefusedError, match="already approved"):
+    with pytest.raises(AuthorityRefusedError, match="already approved"):
         g.decide(approve(record, "alice"), NOW)
     g.decide(approve(record, "bob"), NOW)
     assert (record.decision, record.approved_by) == ("approved", ["alice", "bob"])
@@ -152,7 +152,7 @@ def test_an_edit_resets_the_quorum_and_binds_the_new_hash() -> None:
     assert (record.arguments, record.approved_by, record.decision) == (edited, ["alice"], None)
     assert (record.arguments_sha256, record.requested_sha256) == (arguments_sha256(edited), asked)
     stale = Approve(call_id="c-1", approver="bob", arguments_sha256=asked)
-    with pytest.raises(RefusedError, match="wrong arguments_sha256"):
+    with pytest.raises(AuthorityRefusedError, match="wrong arguments_sha256"):
         g.decide(stale, NOW)
     g.decide(approve(record, "bob"), NOW)
     assert record.decision == "approved"
@@ -165,9 +165,9 @@ def test_an_edit_resets_the_quorum_and_binds_the_new_hash() -> None:
 def test_an_edit_must_fit_the_tool_schema() -> None:
     g = gate()
     record = ask(g)
-    with pytest.raises(RefusedError, match="input schema"):
+    with pytest.raises(AuthorityRefusedError, match="input schema"):
         g.decide(approve(record, "alice", arguments={"ticket_id": "T-1", "resolution": "burnt"}), NOW)
-    with pytest.raises(RefusedError, match="input schema"):
+    with pytest.raises(AuthorityRefusedError, match="input schema"):
         g.decide(approve(record, "alice", arguments={"ticket_id": "T-1", "extra": 1}), NOW)
     assert record.arguments == ARGS
 
@@ -175,7 +175,7 @@ def test_an_edit_must_fit_the_tool_schema() -> None:
 def test_escalation_lets_more_people_decide_after_a_while() -> None:
     g = gate(escalate_after_seconds=600, escalate_to=["dave"])
     record = ask(g)
-    with pytest.raises(RefusedError, match="is not an approver"):
+    with pytest.raises(AuthorityRefusedError, match="is not an approver"):
         g.decide(approve(record, "dave"), NOW + timedelta(minutes=9))
     assert g.next_wakeup(NOW) == NOW + timedelta(minutes=10)
     later = NOW + timedelta(minutes=10)
@@ -219,5 +219,5 @@ def test_review_kinds() -> None:
         NOW,
     )
     assert (record.decision, record.reason) == ("rejected", "not yet")
-    with pytest.raises(RefusedError, match="already decided"):
+    with pytest.raises(AuthorityRefusedError, match="already decided"):
         g.decide(approve(record, "alice"), NOW)

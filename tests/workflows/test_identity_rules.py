@@ -19,11 +19,12 @@ from activities.approvers import check_approvers, load_directory
 from mcp_servers.tomlfiles import ConfigError
 from tests.support.tokens import signed_token
 from workflows.arguments import arguments_sha256
+from workflows.authority import Authority
 from workflows.gate import ApprovalGate
 from workflows.identity import (
     MAX_LIFETIME_SECONDS,
+    AuthorityRefusedError,
     Expected,
-    RefusedError,
     Verifier,
     canonical_name,
     name_matches,
@@ -93,11 +94,7 @@ def gate(requester: str | None = "carol", **config: Any) -> ApprovalGate:
     return ApprovalGate(
         lambda _agent: approval,
         lambda _record: SCHEMA,
-        Verifier(DIRECTORY),
-        workflow_id=WORKFLOW,
-        namespace=NAMESPACE,
-        run_id=RUN,
-        requester=requester,
+        Authority(Verifier(DIRECTORY), workflow_id=WORKFLOW, namespace=NAMESPACE, run_id=RUN, requester=requester),
     )
 
 
@@ -132,7 +129,7 @@ def test_two_spellings_behind_a_glob_do_not_meet_a_quorum_of_two() -> None:
     record = ask(g)
     g.decide(approval(record, "alice@example.com"), NOW)
     for spelling in ("Alice@example.com", "ALICE@EXAMPLE.COM"):
-        with pytest.raises(RefusedError, match="already approved"):
+        with pytest.raises(AuthorityRefusedError, match="already approved"):
             g.decide(approval(record, spelling), NOW)
     assert record.decision is None and record.approved_by == ["alice@example.com"]
     g.decide(approval(record, "Bob@example.com"), NOW)
@@ -149,21 +146,21 @@ def test_two_spellings_behind_a_glob_do_not_meet_a_quorum_of_two() -> None:
 def test_the_requester_in_another_spelling_may_not_approve(spelling: str) -> None:
     g = gate(requester="alice@example.com", approvers=[])
     record = ask(g)
-    with pytest.raises(RefusedError, match="forbids self-approval"):
+    with pytest.raises(AuthorityRefusedError, match="forbids self-approval"):
         g.decide(approval(record, spelling), NOW)
     assert record.decision is None
 
 
 def test_a_requester_typed_in_full_width_letters_is_still_its_person() -> None:
     g = gate(requester="\uff21\uff2c\uff29\uff23\uff25@example.com", approvers=[])
-    with pytest.raises(RefusedError, match="forbids self-approval"):
+    with pytest.raises(AuthorityRefusedError, match="forbids self-approval"):
         g.decide(approval(ask(g), "alice@example.com"), NOW)
 
 
 def test_approvers_and_group_members_compare_in_canonical_form() -> None:
     g = gate(approvers=["Alice@Example.com", "group:team"], required=2)
     record = ask(g)
-    assert g.verifier.members(["Alice@Example.com", "group:team"]) == {
+    assert g.authority.verifier.members(["Alice@Example.com", "group:team"]) == {
         "alice@example.com",
         "bob@example.com",
         "carol@example.com",
@@ -177,15 +174,13 @@ def test_an_asserted_decision_counts_one_person_once_too() -> None:
     g = ApprovalGate(
         lambda _agent: ApprovalConfig(approvers=["alice", "bob"], required=2),
         lambda _record: SCHEMA,
-        Verifier(None),
-        workflow_id=WORKFLOW,
-        requester="carol",
+        Authority(Verifier(None), workflow_id=WORKFLOW, requester="carol"),
     )
     record = ask(g)
     g.decide(Approve(call_id="c-1", approver="Alice", arguments_sha256=record.arguments_sha256), NOW)
-    with pytest.raises(RefusedError, match="already approved"):
+    with pytest.raises(AuthorityRefusedError, match="already approved"):
         g.decide(Approve(call_id="c-1", approver="ALICE", arguments_sha256=record.arguments_sha256), NOW)
-    with pytest.raises(RefusedError, match="forbids self-approval"):
+    with pytest.raises(AuthorityRefusedError, match="forbids self-approval"):
         g.decide(Approve(call_id="c-1", approver="Carol", arguments_sha256=record.arguments_sha256), NOW)
     assert record.approved_by == ["alice"]
 
@@ -247,11 +242,11 @@ def test_a_pattern_is_a_name_with_stars_only(pattern: str) -> None:
 def test_a_service_glob_does_not_vouch_for_a_name_with_two_ats() -> None:
     verifier = Verifier(DIRECTORY)
     who = "evil@x.com@example.com"
-    with pytest.raises(RefusedError, match="not a valid name"):
+    with pytest.raises(AuthorityRefusedError, match="not a valid name"):
         verifier.identify(vouched(who), expected(who), NOW)
     # Even when the approver field says something valid, the signed `sub` is checked on its own.
     forged = token(INBOX, expected(who), iss="inbox", iat=NOW, exp=NOW + timedelta(minutes=5))
-    with pytest.raises(RefusedError):
+    with pytest.raises(AuthorityRefusedError):
         verifier.identify(forged, expected("alice@example.com"), NOW)
     assert verifier.identify(vouched("alice@example.com"), expected("alice@example.com"), NOW).person == (
         "alice@example.com"
@@ -264,7 +259,7 @@ def test_a_person_may_sign_under_another_spelling_of_their_own_name_only() -> No
     signed = token(ALICE, mine, iss="ALICE", iat=NOW, exp=NOW + timedelta(minutes=5))
     assert verifier.identify(signed, mine, NOW).person == "alice"
     other = expected("bob")
-    with pytest.raises(RefusedError, match="signed for 'bob'"):
+    with pytest.raises(AuthorityRefusedError, match="signed for 'bob'"):
         verifier.identify(token(ALICE, other, iss="alice", iat=NOW, exp=NOW + timedelta(minutes=5)), other, NOW)
 
 
@@ -317,7 +312,7 @@ def test_a_thirty_day_signature_is_refused_even_in_its_last_week() -> None:
     verifier = Verifier(DIRECTORY)
     who = expected("alice@example.com")
     month = vouched("alice@example.com", iat=NOW - timedelta(days=25), lifetime=timedelta(days=30))
-    with pytest.raises(RefusedError, match="lifetime beyond"):
+    with pytest.raises(AuthorityRefusedError, match="lifetime beyond"):
         verifier.identify(month, who, NOW)
     week = vouched("alice@example.com", iat=NOW - timedelta(days=6), lifetime=timedelta(seconds=MAX_LIFETIME_SECONDS))
     assert verifier.identify(week, who, NOW).person == "alice@example.com"
@@ -326,7 +321,7 @@ def test_a_thirty_day_signature_is_refused_even_in_its_last_week() -> None:
 def test_a_signature_issued_in_the_future_is_refused() -> None:
     who = expected("alice@example.com")
     ahead = vouched("alice@example.com", iat=NOW + timedelta(hours=1))
-    with pytest.raises(RefusedError, match="lifetime beyond"):
+    with pytest.raises(AuthorityRefusedError, match="lifetime beyond"):
         Verifier(DIRECTORY).identify(ahead, who, NOW)
 
 

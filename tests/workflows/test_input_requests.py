@@ -7,7 +7,6 @@ sees what reached the server: the first send is told `cancel`, the send with the
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,108 +15,14 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from console.signing import generate_key, key_id_of, public_bytes, sign_decision
-from tests.conftest import (
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    make_project,
-    pending_of,
-    wait_for,
-    workflow_id,
-)
+from tests.support.asking import answer, book, host_agent, project_for, server_log, start, wait_input
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import airlock_worker
 from tests.support.recording_model import record_model
+from tests.support.runs import failure_of, pending_of
 from workflows.identity import public_key_entry
 from workflows.input_requests import answer_sha256
-from workflows.payloads import AgentRequest, AgentResult
-
-ASKING_STDIO = """
-[servers.asking]
-transport = "stdio"
-command = "python"
-args = ["-m", "tests.support.asking_mcp"]
-env = ["ASKING_LOG", "ASKING_AUTHORIZED"]
-trust = "trusted"
-"""
-
-
-def host_agent(name: str = "host", approval: str = 'approvers = ["alice", "bob"]') -> str:
-    """An agent whose asking tools run without approval, so only the input requests wait."""
-    return (
-        f'name = "{name}"\ninstructions = "You book rooms."\nmcp_servers = ["asking"]\n'
-        f'[tools]\n"*" = "auto"\n\n[approval]\n{approval}\n'
-    )
-
-
-def book(room: str = "A", tool: str = "book_room") -> list[dict[str, Any]]:
-    """A script: call `tool` once, then finish."""
-    return [
-        {"tool_call": {"name": tool, "arguments": {"room": room} if tool.startswith("book") else {}}},
-        {"message": "Done."},
-    ]
-
-
-def project_for(
-    tmp_path: Path,
-    script: dict[str, list[dict[str, Any]]],
-    agents: dict[str, str] | None = None,
-    servers: str = ASKING_STDIO,
-    **settings: Any,
-) -> Project:
-    """A project with the asking server and `$ASKING_LOG` under `tmp_path`."""
-    project = make_project(
-        tmp_path, agents=agents or {"host": host_agent()}, script=script, servers=servers, **settings
-    )
-    project.environ["ASKING_LOG"] = str(tmp_path / "asking.jsonl")
-    return project
-
-
-def server_log(project: Project) -> list[dict[str, Any]]:
-    """What the asking server received, one entry per call."""
-    path = Path(project.environ["ASKING_LOG"])
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-async def start(client: Client, project: Project, agent: str = "host") -> WorkflowHandle[Any, AgentResult]:
-    """Start a run of `agent`, requested by carol."""
-    return await client.start_workflow(
-        "AgentWorkflow",
-        AgentRequest(agent=agent, input="Book room A.", requester="carol"),
-        id=workflow_id("ask"),
-        task_queue=project.settings.task_queue,
-        result_type=AgentResult,
-    )
-
-
-async def wait_input(handle: WorkflowHandle[Any, Any], message: str | None = None) -> dict[str, Any]:
-    """Wait until the run lists an input request (with `message`, if given); return it."""
-
-    async def check() -> dict[str, Any] | None:
-        found = [
-            p
-            for p in await pending_of(handle)
-            if p.get("kind") == "input" and (message is None or p["question"]["message"] == message)
-        ]
-        return found[0] if found else None
-
-    return await wait_for(check, what="an input request")
-
-
-def answer(
-    pending: dict[str, Any], approver: str, action: str = "accept", content: Any = None, **fields: Any
-) -> dict[str, Any]:
-    """An answer payload for `pending` as its person saw it."""
-    payload = {
-        "call_id": pending["call_id"],
-        "approver": approver,
-        "question_sha256": pending["question"]["question_sha256"],
-        "action": action,
-        **fields,
-    }
-    if content is not None:
-        payload["content"] = content
-    return payload
 
 
 async def refused_update(handle: WorkflowHandle[Any, Any], payload: dict[str, Any]) -> str:
@@ -395,22 +300,23 @@ async def _second_request(handle: WorkflowHandle[Any, Any]) -> dict[str, Any] | 
     return found[0] if found else None
 
 
-async def test_no_answer_before_the_deadline_is_cancel_or_a_failed_run(client: Client, tmp_path: Path) -> None:
+async def test_no_answer_before_the_deadline_is_cancel_or_a_failed_run(
+    client: Client, time_skipping_client: Client, tmp_path: Path
+) -> None:
+    # Two hours of waiting in virtual time: nothing is in flight while a request waits.
     agents = {
-        "host": host_agent(approval='timeout = "2s"'),
-        "strict": host_agent("strict", approval='timeout = "2s"\non_timeout = "fail"'),
+        "host": host_agent(approval='timeout = "2h"'),
+        "strict": host_agent("strict", approval='timeout = "2h"\non_timeout = "fail"'),
     }
     project = project_for(tmp_path, {"host": book(), "strict": book("B")}, agents=agents)
     async with airlock_worker(client, project):
-        handle = await start(client, project)
-        await wait_input(handle)
+        handle = await start(time_skipping_client, project)
         await handle.result()
         audit = await handle.query("audit", result_type=list)
         assert [e["event"] for e in audit] == ["input_requested", "timed_out"]
         assert [line["action"] for line in server_log(project)] == ["cancel", "cancel"]
 
-        strict = await start(client, project, agent="strict")
-        await wait_input(strict)
+        strict = await start(time_skipping_client, project, agent="strict")
         failure = await failure_of(strict)
         assert failure.type == "ApprovalTimedOutError" and "book_room" in failure.message
         await assert_replays(handle)

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client, WorkflowUpdateFailedError
 
-from tests.conftest import airlock_worker, assert_replays, make_project, pending_of, workflow_id
+from tests.support.asking import answer, wait_input
 from tests.support.everything import everything_http, everything_servers
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
 from tests.support.recording_model import record_model
-from tests.workflows.test_input_requests import answer, wait_input
+from tests.support.runs import pending_of, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 AGENT = """

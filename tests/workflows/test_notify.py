@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from temporalio.client import Client
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import airlock_worker, assert_replays, decision, make_project, wait_for, wait_pending, workflow_id
-from tests.workflows.test_input_requests import answer, book, host_agent, project_for, start, wait_input
-from workflows.agent_workflow import AgentWorkflow
+from tests.support.asking import answer, book, host_agent, project_for, start, wait_input
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
+from tests.support.webhook import Webhook
+from workflows import notices
 from workflows.payloads import AgentRequest, AgentResult
 
 SCRIPT = {
@@ -24,33 +25,6 @@ SCRIPT = {
         {"message": "Closed T-4."},
     ]
 }
-
-
-class Webhook:
-    """A loopback HTTP endpoint that fails its first `failures` POSTs, then records them."""
-
-    def __init__(self, failures: int) -> None:
-        self.failures = failures
-        self.attempts = 0
-        self.received: list[dict[str, Any]] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.attempts += 1
-                if hook.attempts <= hook.failures:
-                    self.send_response(503)
-                else:
-                    hook.received.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/approvals"
 
 
 @pytest.fixture
@@ -149,7 +123,7 @@ async def test_a_run_that_asked_before_input_requests_were_announced_still_repla
     project = project_for(tmp_path, {"host": book()}, approval_webhook_url=webhook.url)
     with monkeypatch.context() as earlier:
         # The release before: an input request sent no notice, so its history has none.
-        earlier.setattr(AgentWorkflow, "_notify_input", lambda self, record: None)
+        earlier.setattr(notices, "announce_input", lambda *_args, **_kwargs: None)
         async with airlock_worker(client, project):
             handle = await start(client, project)
             pending = await wait_input(handle)

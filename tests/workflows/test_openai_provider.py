@@ -9,8 +9,10 @@ from typing import Any, Literal
 import pytest
 from temporalio.client import Client, WorkflowHandle
 
-from tests.conftest import Project, airlock_worker, assert_replays, failure_of, history_text, make_project, workflow_id
+from tests.support.histories import assert_replays, history_text
 from tests.support.openai_stub import Fault, OpenAIStub, Reply, Text, ToolCalls
+from tests.support.project import Project, airlock_worker, make_project
+from tests.support.runs import failure_of, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 Api = Literal["chat_completions", "responses"]

@@ -14,19 +14,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import (
-    SUPPORT_AGENT,
-    TICKETS_STDIO,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    temporal_cli,
-    wait_for,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_no_task_failures, assert_replays
+from tests.support.project import SUPPORT_AGENT, TICKETS_STDIO, airlock_worker, make_project
+from tests.support.runs import decision, failure_of, temporal_cli, workflow_id
 from workflows.payloads import PipelineResult
 
 GATED_SUPPORT = SUPPORT_AGENT.replace('"search_*" = "auto"', '"search_*" = "auto"\n"*_ticket" = "approve"')

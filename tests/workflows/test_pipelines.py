@@ -8,7 +8,7 @@ import pytest
 
 from activities.pipelines import load_pipelines
 from runtime.settings import PROJECT_ROOT
-from tests.workflows.test_catalog import load_error
+from tests.support.catalog import load_error
 from workflows.payloads import PipelineDefinition, StepCondition, StepResult
 from workflows.templates import holds, render
 

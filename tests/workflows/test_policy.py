@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 from mcp.shared.tool_name_validation import TOOL_NAME_REGEX
 
 from activities.policy import STRICTNESS, Rule, resolve, rule_problem
+from tests.support.properties import examples
 from workflows.payloads import Policy
 
-PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, database=None)
+PROPERTY_SETTINGS = settings(max_examples=examples(300), deadline=None, database=None)
 POLICIES: list[Policy] = ["auto", "approve", "deny"]
 
 

@@ -6,7 +6,6 @@ server-everything's `trigger-long-running-operation`; and a server that floods b
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,46 +15,14 @@ from temporalio.testing import WorkflowEnvironment
 from activities.progress import MAX_MESSAGE_CHARS, CallProgress
 from console.progress import progress_by_call
 from mcp_servers.client.registry import McpPool, load_servers
-from runtime.settings import PROJECT_ROOT
-from tests.conftest import (
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    history_text,
-    make_project,
-    wait_for,
-    workflow_id,
-)
 from tests.support.airlock_cli import address_of, airlock
+from tests.support.conditions import wait_for
 from tests.support.everything import everything_http, everything_servers
+from tests.support.histories import assert_no_task_failures, assert_replays, history_text
+from tests.support.long_running import AGENT, events_of, long_servers
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult, RunStatus
-
-AGENT = """
-name = "{name}"
-instructions = "You do long work."
-mcp_servers = ["{server}"]
-"""
-
-
-def long_servers(events: Path, *, long_running: bool = True, trust: str = "trusted") -> str:
-    """`servers.toml` with the long test server over stdio."""
-    return f"""
-[servers.long]
-transport = "stdio"
-command = "python"
-args = ["-m", "tests.support.long_mcp"]
-cwd = "{PROJECT_ROOT}"
-env = ["LONG_EVENTS"]
-trust = "{trust}"
-long_running = {str(long_running).lower()}
-"""
-
-
-def events_of(path: Path) -> list[dict[str, Any]]:
-    """The long server's event lines so far."""
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 async def test_status_names_the_call_and_show_prints_its_progress_over_stdio(

@@ -20,20 +20,13 @@ from temporalio.exceptions import ApplicationError, ApplicationErrorCategory, Ca
 
 from runtime.interceptors import ScrubFailures, scrubbed
 from runtime.redaction import MIN_SECRET_LENGTH, REDACTED, Redactor
-from tests.conftest import (
-    SUPPORT_AGENT,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    failure_of,
-    history_text,
-    make_project,
-    workflow_id,
-)
 from tests.support.echo_http import echo_http_server
+from tests.support.histories import assert_no_task_failures, assert_replays, history_text
 from tests.support.logs import worker_logs
 from tests.support.openai_stub import Fault, OpenAIStub, RawOutput, Reply
+from tests.support.project import SUPPORT_AGENT, airlock_worker, make_project
 from tests.support.recording_model import record_model
+from tests.support.runs import failure_of, workflow_id
 from worker import build_activities
 from workflows.payloads import AgentRequest, AgentResult
 

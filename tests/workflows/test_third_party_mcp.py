@@ -11,15 +11,9 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from tests.conftest import (
-    airlock_worker,
-    assert_replays,
-    decision,
-    history_text,
-    make_project,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_replays, history_text
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import decision, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 PEERS = Path(__file__).resolve().parents[1] / "peers"

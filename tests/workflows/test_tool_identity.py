@@ -17,21 +17,14 @@ from mcp_servers.client.registry import McpPool, load_servers
 from mcp_servers.tickets.store import count_writes
 from runtime.redaction import Redactor
 from runtime.settings import PROJECT_ROOT
-from tests.conftest import (
-    TICKETS_STDIO,
-    Project,
-    airlock_worker,
-    assert_no_task_failures,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.histories import assert_no_task_failures, assert_replays
 from tests.support.hostile_mcp import LONG_NAME
 from tests.support.logs import worker_logs
+from tests.support.project import TICKETS_STDIO, Project, airlock_worker, make_project
+from tests.support.runs import decision, failure_of, wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest, ToolPlan
+
+pytestmark = pytest.mark.integration  # starts MCP servers
 
 HOSTILE_SERVER = f"""
 [servers.hostile]

@@ -8,10 +8,12 @@ from typing import Any
 
 from temporalio.client import Client
 
-from tests.conftest import airlock_worker, assert_replays, history_text, make_project, workflow_id
 from tests.support.everything import everything_http, everything_servers
+from tests.support.histories import assert_replays, history_text
+from tests.support.long_running import long_servers
 from tests.support.openai_stub import OpenAIStub, Text, ToolCalls
-from tests.workflows.test_progress import long_servers
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 API_KEY = "sk-test-airlock-images-71c2"

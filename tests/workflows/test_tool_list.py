@@ -11,19 +11,14 @@ import pytest
 from temporalio.client import Client
 
 from runtime.redaction import Redactor
-from tests.conftest import (
-    airlock_worker,
-    assert_replays,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
 from tests.support.airlock_cli import airlock
-from tests.support.conditions import condition
+from tests.support.conditions import condition, wait_for
 from tests.support.everything import everything_http, everything_servers
+from tests.support.histories import assert_replays
 from tests.support.logs import worker_logs
-from tests.workflows.test_progress import AGENT, events_of, long_servers
+from tests.support.long_running import AGENT, events_of, long_servers
+from tests.support.project import airlock_worker, make_project
+from tests.support.runs import wait_pending, workflow_id
 from workflows.payloads import AgentRequest, AgentResult, PrepareRequest
 
 TASK_TOOL = "simulate-research-query"

@@ -9,33 +9,13 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from mcp_servers.tickets.store import count_writes
-from tests.conftest import (
-    airlock_worker,
-    assert_replays,
-    decision,
-    failure_of,
-    make_project,
-    wait_for,
-    wait_pending,
-    workflow_id,
-)
+from tests.support.conditions import wait_for
+from tests.support.histories import assert_replays
 from tests.support.mcp_faults import hold_answer, stdio_tickets
+from tests.support.project import AUTO_COMMENT_AGENT, airlock_worker, make_project
+from tests.support.runs import decision, failure_of, wait_pending, workflow_id
 from tests.support.worker_process import project_env, worker_process
 from workflows.payloads import AgentRequest, AgentResult
-
-AUTO_COMMENT_AGENT = """
-name = "support"
-instructions = "You resolve support tickets."
-mcp_servers = ["tickets"]
-
-[tools]
-"get_*" = "auto"
-comment_on_ticket = "auto"
-close_ticket = "approve"
-
-[approval]
-approvers = ["alice"]
-"""
 
 SCRIPT = {
     "support": [

@@ -1,12 +1,16 @@
 // Airlock inbox: small progressive enhancements; every page works without this file.
 "use strict";
 
-// The waiting list refreshes itself by short polling of the same listing, as an HTML fragment.
+// The waiting list refreshes itself when the inbox says what waits may have changed (server-sent
+// events from the runs' event streams); while that stream is not open, it polls every 2 s instead.
 function startRefresh() {
   const section = document.getElementById("calls");
   if (!section) return;
   const url = section.dataset.refresh;
-  const tick = async () => {
+  let busy = false, again = false, live = false;
+  const refresh = async (by) => {
+    if (busy) { again = true; return; }
+    busy = true;
     try {
       const response = await fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" } });
       if (response.ok) {
@@ -15,13 +19,62 @@ function startRefresh() {
         section.innerHTML = await response.text();
         if (key) select(rows().findIndex((r) => r.dataset.workflow + "\u0000" + r.dataset.call === key));
         section.dataset.refreshed = String(Date.now());
+        section.dataset.refreshedBy = by;
       }
     } catch (err) {
-      // A restart of the inbox or a network blip: the next tick tries again.
+      // A restart of the inbox or a network blip: the next event or tick tries again.
     }
+    busy = false;
+    if (again) { again = false; refresh(by); }
+  };
+  if (window.EventSource && section.dataset.events) {
+    // EventSource reconnects by itself; the first `calls` after each (re)connect refreshes once.
+    const source = new EventSource(section.dataset.events);
+    source.addEventListener("open", () => { live = true; section.dataset.live = "sse"; });
+    source.addEventListener("calls", () => refresh("sse"));
+    source.addEventListener("error", () => { live = false; section.dataset.live = "poll"; });
+  }
+  const tick = async () => {
+    if (!live) await refresh("poll");
     setTimeout(tick, 2000);
   };
   setTimeout(tick, 2000);
+}
+
+// Hidden and control characters (but newlines and tabs) in text models and servers chose are shown as escapes.
+function shown(text) {
+  return String(text).replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]/g,
+    (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
+}
+
+function describeEvent(e) {
+  const parts = [e.kind + (e.tool ? " " + e.server + "." + e.tool : "")];
+  if (e.kind === "state" && e.state) parts.push(e.state);
+  if (e.policy) parts.push(e.policy);
+  if (e.decision) parts.push(e.decision + (e.actor ? " by " + e.actor : ""));
+  if (e.outcome) parts.push(e.outcome);
+  if (e.text) parts.push(e.text.length > 300 ? e.text.slice(0, 300) + "…" : e.text);
+  return shown(parts.join(" · "));
+}
+
+// A run's page follows the run's events as they happen: its state, and a line per event.
+function runEvents() {
+  const list = document.getElementById("events");
+  if (!list || !window.EventSource) return;
+  const source = new EventSource(list.dataset.source);
+  source.addEventListener("run", (message) => {
+    const event = JSON.parse(message.data);
+    if (list.querySelector(`li[data-seq="${event.seq}"]`)) return;
+    const state = document.getElementById("state");
+    if (event.state && state) state.textContent = event.state;
+    const item = document.createElement("li");
+    item.className = "event " + event.kind;
+    item.dataset.seq = String(event.seq);
+    item.textContent = describeEvent(event);
+    list.appendChild(item);
+    list.dataset.last = String(event.seq);
+  });
+  source.addEventListener("end", () => { source.close(); list.dataset.ended = "true"; });
 }
 
 function rows() { return Array.from(document.querySelectorAll("tr.call")); }
@@ -136,4 +189,4 @@ function sortKeys(value) {
   return value;
 }
 
-document.addEventListener("DOMContentLoaded", () => { startRefresh(); keys(); editor(); });
+document.addEventListener("DOMContentLoaded", () => { startRefresh(); runEvents(); keys(); editor(); });

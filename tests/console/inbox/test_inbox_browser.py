@@ -6,44 +6,23 @@ Screenshots go to tests/artifacts/inbox/ (git-ignored) for a person to look at.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import expect
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from console import signing
-from console.inbox.app import build_app
-from console.inbox.auth import Gatekeeper, Person
-from console.inbox.runs import Runs
-from console.inbox.server import bind, serve
+from console.inbox.auth import Person
 from mcp_servers.tickets.store import TicketStore, count_writes
-from runtime.settings import PROJECT_ROOT
-from tests.conftest import Project, airlock_worker, make_project, pending_of, wait_pending, workflow_id
+from tests.support import browser
+from tests.support.browser import CHROMIUM, HEADER, Stack, chromium, page_as, row, shot
+from tests.support.runs import pending_of, wait_pending, workflow_id
 
-CHROMIUM = Path("/usr/bin/chromium")
-# The probe's flags: headless, root-safe, and no background traffic the closed network refuses.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts" / "inbox"
-HEADER = "X-Forwarded-User"
-SECRET = b"inbox-test-csrf-secret"
 CLOSE_T1 = {"tool_call": {"name": "close_ticket", "arguments": {"ticket_id": "T-1"}}}
 SCRIPT = {"support": [CLOSE_T1, {"message": "Done."}]}
 PIPELINE = """
@@ -52,93 +31,12 @@ name = "fix"
 name = "fix"
 agent = "support"
 """
-# Every expectation in the browser waits on a condition, never a fixed time.
-UI_TIMEOUT_MS = 20_000
-
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install -y chromium)")
 
 
-@dataclass
-class Stack:
-    """A worker, the inbox it is decided from, and the runs waiting in it."""
-
-    project: Project
-    url: str
-    host: str
-    gatekeeper: Gatekeeper
-
-
-def write_approvers(tmp_path: Path) -> tuple[Path, Path]:
-    """alice, bob and mallory as people, and the inbox service that may assert all three."""
-    entries = [signing.toml_entry(name, signing.generate_key()) for name in ("alice", "bob", "mallory")]
-    inbox_key = tmp_path / "inbox.key"
-    key = signing.generate_key()
-    signing.save_private_key(key, inbox_key)
-    approvers = tmp_path / "approvers.toml"
-    approvers.write_text(
-        "\n\n".join(entries)
-        + '\n\n[services.inbox]\nkeys = ["'
-        + signing.public_key_entry(signing.public_bytes(key))
-        + '"]\nmay_assert = ["alice", "bob", "mallory"]\n'
-    )
-    return approvers, inbox_key
-
-
-@contextlib.asynccontextmanager
-async def inbox_stack(client: Client, tmp_path: Path) -> AsyncIterator[Stack]:
-    """The real worker, and the inbox served on a free loopback port behind a (trusted) proxy header."""
-    approvers, inbox_key = write_approvers(tmp_path)
-    project = make_project(
-        tmp_path,
-        script=SCRIPT,
-        approvers_file=approvers,
-        pipelines={"fix": PIPELINE},
-        inbox_port=0,
-        inbox_trusted_proxies=["127.0.0.1"],
-        inbox_key_file=inbox_key,
-    )
-    sock = bind(project.settings)
-    port = sock.getsockname()[1]
-    host = f"127.0.0.1:{port}"
-    gatekeeper = Gatekeeper(identity_header=HEADER, trusted_proxies=["127.0.0.1"], allowed_hosts=[host], secret=SECRET)
-    app = build_app(Runs(client, signing.load_private_key(inbox_key)), gatekeeper)
-    stop = asyncio.Event()
-    async with airlock_worker(client, project):
-        serving = asyncio.create_task(serve(app, project.settings, stop, sock))
-        try:
-            yield Stack(project, f"http://{host}", host, gatekeeper)
-        finally:
-            stop.set()
-            await serving
-
-
-@contextlib.asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
-    """Debian's chromium, driven by playwright (no browser download)."""
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
-async def page_as(browser: Browser, person: str, *, dark: bool = False) -> Page:
-    """A browser page whose requests carry the proxy's identity header for `person`."""
-    context = await browser.new_context(
-        extra_http_headers={HEADER: person},
-        viewport={"width": 1280, "height": 900},
-        color_scheme="dark" if dark else "light",
-    )
-    page = await context.new_page()
-    page.set_default_timeout(UI_TIMEOUT_MS)
-    return page
-
-
-async def shot(page: Page, name: str) -> None:
-    """A full-page screenshot under tests/artifacts/inbox/."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+def inbox_stack(client: Client, tmp_path: Path) -> contextlib.AbstractAsyncContextManager[Stack]:
+    """The worker running SCRIPT (and the `fix` pipeline), with the inbox signing for alice, bob and mallory."""
+    return browser.inbox_stack(client, tmp_path, SCRIPT, pipelines={"fix": PIPELINE})
 
 
 async def start_support(client: Client, stack: Stack, prefix: str) -> Any:
@@ -149,11 +47,6 @@ async def start_support(client: Client, stack: Stack, prefix: str) -> Any:
         id=workflow_id(prefix),
         task_queue=stack.project.settings.task_queue,
     )
-
-
-def row(page: Page, workflow: str) -> Any:
-    """The inbox row of one run's waiting call."""
-    return page.locator(f'tr.call[data-workflow="{workflow}"]')
 
 
 async def test_approve_with_an_edit_and_reject_in_the_browser(

@@ -11,8 +11,8 @@ import httpx
 from temporalio.testing import WorkflowEnvironment
 
 from runtime.devserver import free_port
-from tests.conftest import wait_for
 from tests.support.airlock_cli import AIRLOCK, address_of
+from tests.support.conditions import wait_for
 
 STARTUP_DEADLINE_S = 30.0
 

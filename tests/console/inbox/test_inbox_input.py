@@ -21,18 +21,11 @@ from console.inbox.app import build_app
 from console.inbox.auth import Gatekeeper
 from console.inbox.runs import Runs
 from console.inbox.server import bind, serve
-from tests.conftest import airlock_worker, assert_replays, pending_of, workflow_id
-from tests.console.inbox.test_inbox_browser import (
-    CHROMIUM,
-    HEADER,
-    SECRET,
-    chromium,
-    page_as,
-    row,
-    shot,
-    write_approvers,
-)
-from tests.workflows.test_input_requests import host_agent, project_for, server_log, wait_input
+from tests.support.asking import host_agent, project_for, server_log, wait_input
+from tests.support.browser import CHROMIUM, HEADER, SECRET, chromium, page_as, row, shot, write_approvers
+from tests.support.histories import assert_replays
+from tests.support.project import airlock_worker
+from tests.support.runs import pending_of, workflow_id
 from workflows.payloads import AgentRequest, AgentResult
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install -y chromium)")

@@ -1,4 +1,4 @@
-"""What a terminal shows of run data: control, C1, bidi and invisible characters escaped, visibly.
+"""What a person sees of run data: control, C1, bidi and invisible characters shown, visibly.
 
 Tool arguments, a server's messages, call ids and refusal reasons are chosen by models and
 servers. Written raw, `ESC[2K` erases a line, U+009B starts a C1 control sequence, U+202E
@@ -8,11 +8,15 @@ line, a table cell) or `visible_lines` (a block whose own newlines are kept); `-
 goes through `visible_json`, which uses JSON's own escapes so the output stays exact JSON.
 
 Backslashes are not escaped, so each function is idempotent: a sink may apply it again.
+`hides_text` says whether a call's arguments, a tool's description or a question hold any, so
+what shows them can say so. Pure: the workflow side, the activities and the console all use it.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 # Characters Python calls printable that draw nothing or change the character before them:
 # combining grapheme joiner, Hangul and Khmer fillers, Mongolian free variation selectors,
@@ -24,11 +28,13 @@ _EXTRA = re.compile(f"[{_INVISIBLE_PRINTABLE}]")
 _SHORT = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
-def _hidden(ch: str) -> bool:
+def is_hidden(ch: str) -> bool:
+    """Whether a reader would not see `ch` as itself (control, bidi, invisible, or a non-ASCII space)."""
     return not ch.isprintable() or _EXTRA.match(ch) is not None
 
 
-def _escape(ch: str) -> str:
+def escape_char(ch: str) -> str:
+    """`ch` as the escape that shows it (`\\x1b`, `\\u202e`, `\\U000e0041`)."""
     if ch in _SHORT:
         return _SHORT[ch]
     code = ord(ch)
@@ -47,7 +53,7 @@ def visible(text: str) -> str:
     """`text` on one line: every control, C1, bidi, invisible character and newline escaped (`\\x1b`, `\\u202e`)."""
     if _clean(text):
         return text
-    return "".join(_escape(ch) if _hidden(ch) else ch for ch in text)
+    return "".join(escape_char(ch) if is_hidden(ch) else ch for ch in text)
 
 
 def visible_lines(text: str) -> str:
@@ -61,7 +67,7 @@ def visible_json(text: str) -> str:
         return text
     out = []
     for ch in text:
-        if ch != "\n" and _hidden(ch):
+        if ch != "\n" and is_hidden(ch):
             code = ord(ch)
             if code > 0xFFFF:  # outside the BMP: JSON spells it as a surrogate pair
                 code -= 0x10000
@@ -71,3 +77,12 @@ def visible_json(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def hides_text(value: Any) -> bool:
+    """Whether `value` (text, or JSON data such as a call's arguments) holds a character a reader would not see."""
+    if isinstance(value, str):
+        text = value.replace("\n", "")
+    else:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    return not _clean(text)
