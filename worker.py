@@ -139,8 +139,10 @@ def configure(settings: Settings, checks: Checks, environ: Mapping[str, str] | N
         catalog = checks.run(
             "agents",
             lambda: Catalog.load(settings.agents_dir, known, settings.resolved_policy_dir()),
-            lambda found: f"{settings.agents_dir} ({', '.join(sorted(found.agents))})"
-            + (f"; Cedar policies: {found.rules.directory}" if found.rules.directory else ""),
+            lambda found: (
+                f"{settings.agents_dir} ({', '.join(sorted(found.agents))})"
+                + (f"; Cedar policies: {found.rules.directory}" if found.rules.directory else "")
+            ),
         )
     if catalog is not None:
         agents = catalog

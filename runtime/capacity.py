@@ -22,8 +22,9 @@ from pathlib import Path
 
 # Resident memory one cached run waiting at the gate adds to a worker (the `writer` agent of the
 # bench: a read, a gated write, their conversation), measured with `python bench/run.py` as
-# "worker RSS per waiting run" and rounded up; docs/scale.md has the figures.
-RUN_FOOTPRINT_BYTES = 160 * 1024
+# "worker RSS per waiting run" (136-159 KiB at 500, 2,000 and 10,000 runs) with a fifth of
+# headroom; docs/scale.md has the figures.
+RUN_FOOTPRINT_BYTES = 192 * 1024
 # The share of the process's memory the cache may take; the rest is the interpreter, the MCP
 # sessions, in-flight activities and the headroom a burst of replays needs.
 CACHE_SHARE = 0.5

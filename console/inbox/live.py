@@ -24,6 +24,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.service import RPCError
 
+from console.errors import ConsoleError
 from console.events import DROPPED, REFUSED, subscribe
 from workflows.payloads import RunEventView
 
@@ -58,7 +59,7 @@ FOLLOW_ERRORS = (*DROPPED, *REFUSED, ValueError)
 RUNNING_AGENTS = 'WorkflowType="AgentWorkflow" AND ExecutionStatus="Running"'
 
 
-class RunNotFollowedError(Exception):
+class RunNotFollowedError(ConsoleError):
     """The run's events could not be read (no such run, no worker to answer); the message says why."""
 
 
