@@ -64,8 +64,8 @@ class AirlockPlugin(SimplePlugin):
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Add Airlock to the worker; a client connected without the plugin gets Airlock's converter."""
         config = super().configure_worker(config)
-        client = config["client"]
-        if client.data_converter != self._converter:
+        client = config.get("client")
+        if client is not None and client.data_converter != self._converter:
             # Same connection and namespace; only how payloads are read and written changes. The
             # client's plugins already shaped its active config, so they are not applied again.
             active = client.config(active_config=True)
