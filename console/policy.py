@@ -33,6 +33,9 @@ class PolicyCheckError(CliError):
 
 async def cmd_check(args: argparse.Namespace) -> int:
     """`airlock policy check AGENT TOOL JSON`: print the decision and the rule; 1 when it cannot judge."""
+    # The command's own process: stdout is the answer; the registry's and servers' lines go to stderr.
+    logs.configure("WARNING")
+    os.environ.setdefault("TICKETS_LOG_LEVEL", "WARNING")
     try:
         found = await judge(Settings(), args.agent, args.tool, args.arguments, requester=args.requester)
     except PolicyCheckError as err:
@@ -64,8 +67,6 @@ async def judge(
     settings: Settings, agent: str, tool_name: str, arguments_json: str, *, requester: str | None = None
 ) -> dict[str, Any]:
     """The decision the worker would make for this call now: decision, approvals, approvers, rule, reason."""
-    logs.configure("WARNING")  # stdout is the answer; the registry's and servers' lines go to stderr
-    os.environ.setdefault("TICKETS_LOG_LEVEL", "WARNING")
     server, dot, tool = tool_name.partition(".")
     if not dot or not server or not tool:
         raise PolicyCheckError(f"TOOL must be server.tool, not {tool_name!r}")
